@@ -1,0 +1,167 @@
+"""The ``factory`` command: the user's contract (DESIGN.md, "Command line").
+
+Every command takes ``--run-dir``, shows progress for long work on stderr, and on failure exits
+non-zero with a one-line reason (the reason is also written into the run directory).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from factory.config import DEFAULT_CONFIG, SandboxConfig, load_config
+from factory.errors import FactoryError
+from factory.pipeline import StageOutcome, run_pipeline, stage_baseline, stage_env
+from factory.schema import RepoSpec
+from factory.store import RunStore
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manufacture verifiable coding tasks.")
+env_app = typer.Typer(no_args_is_help=True, help="Environment images and baselines.")
+app.add_typer(env_app, name="env")
+err = Console(stderr=True)
+out = Console()
+
+RunDir = typer.Option(Path("runs/default"), "--run-dir", help="The run directory.")
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _log(msg: str) -> None:
+    err.print(f"[dim]·[/] {msg}", highlight=False, soft_wrap=True)
+
+
+def _spec(spec: str, python: Optional[str], commit: Optional[str], test_cmd: Optional[str]) -> RepoSpec:
+    kw = {"source": spec}
+    if python:
+        kw["python"] = python
+    if commit:
+        kw["commit"] = commit
+    if test_cmd:
+        kw["test_cmd"] = test_cmd
+    try:
+        rs = RepoSpec.parse(kw)
+        if rs.kind == "pypi":
+            rs.pypi  # noqa: B018 (validates the NAME==VERSION form)
+        return rs
+    except ValueError as e:
+        _fail(str(e), 2)
+        raise
+
+
+def _report(outcome: StageOutcome) -> None:
+    if not outcome.ok:
+        _fail(f"{outcome.stage} {outcome.repo}: {outcome.reason}")
+    verb = "reused" if outcome.skipped else "done"
+    err.print(f"[green]✓[/] {outcome.stage} {outcome.repo}: {verb} in {outcome.seconds:.1f}s", highlight=False)
+
+
+PythonOpt = typer.Option(None, "--python", help="Python version in the image (default 3.11).")
+CommitOpt = typer.Option(None, "--commit", help="Commit to use (default HEAD).")
+TestCmdOpt = typer.Option(None, "--test-cmd", help="Replace the detected test command (a pytest invocation).")
+
+
+@env_app.command("build")
+def env_build(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+              run_dir: Path = RunDir, python: Optional[str] = PythonOpt, commit: Optional[str] = CommitOpt,
+              test_cmd: Optional[str] = TestCmdOpt,
+              force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists.")) -> None:
+    """Build (or reuse) the environment image for SPEC."""
+    rs = _spec(spec, python, commit, test_cmd)
+    store = RunStore(run_dir)
+    with err.status(f"environment image for {rs.source} ..."):
+        outcome = stage_env(rs, store, force=force, log=_log)
+    _report(outcome)
+    out.print(f"{outcome.detail['tag']}  ({'cache hit' if outcome.detail['cached'] else 'built'}, "
+              f"{outcome.seconds:.1f}s)", highlight=False)
+
+
+@env_app.command("baseline")
+def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+                 run_dir: Path = RunDir, reruns: int = typer.Option(3, "--reruns", min=1, max=20),
+                 coverage: bool = typer.Option(True, "--coverage/--no-coverage"),
+                 timeout: float = typer.Option(900.0, "--timeout", help="Wall-clock limit of one run, seconds."),
+                 python: Optional[str] = PythonOpt, commit: Optional[str] = CommitOpt,
+                 test_cmd: Optional[str] = TestCmdOpt,
+                 force: bool = typer.Option(False, "--force", help="Redo even if a baseline exists.")) -> None:
+    """Run SPEC's suite N times in the sandbox: outcomes, the flaky set, the coverage map."""
+    rs = _spec(spec, python, commit, test_cmd)
+    store = RunStore(run_dir)
+    with err.status(f"baseline of {rs.source} ..."):
+        outcome = stage_baseline(rs, store, reruns=reruns, coverage=coverage,
+                                 sandbox=SandboxConfig(timeout_s=timeout), force=force, log=_log)
+    _report(outcome)
+    _print_baseline(store, rs.key)
+
+
+def _print_baseline(store: RunStore, key: str) -> None:
+    path = store.repo(key).root / "baseline.json"
+    if not path.exists():
+        return
+    s = json.loads(path.read_text())
+    t = Table(title=f"baseline {key}", show_header=True)
+    t.add_column("tests", justify="right")
+    for k in sorted(s["outcomes"]):
+        t.add_column(k, justify="right")
+    t.add_column("flaky", justify="right")
+    t.add_column("run wall s", justify="right")
+    t.add_column("coverage lines", justify="right")
+    t.add_row(str(s["num_tests"]), *[str(s["outcomes"][k]) for k in sorted(s["outcomes"])],
+              str(s["num_flaky"]), ", ".join(f"{x:.1f}" for x in s["run_wall_s"]), str(s["coverage_lines"]))
+    out.print(t)
+
+
+@app.command("run")
+def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML)."),
+        run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Default: runs/<config name>.")) -> None:
+    """The whole pipeline from one config file."""
+    try:
+        cfg = load_config(config)
+    except FactoryError as e:
+        _fail(str(e), 2)
+        return
+    store = RunStore(run_dir or Path("runs") / cfg.name)
+    err.print(f"run [bold]{cfg.name}[/]: {len(cfg.repos)} repo(s), stages {', '.join(cfg.stages)} → {store.root}",
+              highlight=False)
+    try:
+        outcomes = run_pipeline(cfg, store, log=_log)
+    except FactoryError as e:
+        _fail(str(e), 2)
+        return
+    failed = [o for o in outcomes if not o.ok]
+    for o in outcomes:
+        mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
+        err.print(f"{mark} {o.stage} {o.repo} {o.reason if not o.ok else ''}", highlight=False)
+        if o.ok and o.stage == "baseline":
+            _print_baseline(store, o.repo)
+    if failed:
+        _fail(f"{len(failed)} stage(s) failed; reasons in {store.root}/repos/*/failure.json")
+
+
+@app.command("engine")
+def engine() -> None:
+    """Make sure a Docker engine runs (installs docker.io and starts dockerd where root on Debian)."""
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+
+    try:
+        client = ensure_engine()
+    except FactoryError as e:
+        _fail(str(e))
+        return
+    out.print(f"docker engine {client.version().get('Version', '?')} is running", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

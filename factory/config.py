@@ -1,0 +1,79 @@
+"""The run config: one YAML file that names the repositories and each stage's settings.
+
+Validated with pydantic at the boundary, so a malformed file fails before any work starts, with
+a message that names the field. Every stage's settings are a small model with defaults; the CLI
+only overrides fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from factory.errors import ConfigError
+from factory.schema import RepoSpec
+
+__all__ = ["BaselineConfig", "RunConfig", "SandboxConfig", "load_config", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SandboxConfig(_Strict):
+    timeout_s: float = Field(900.0, gt=0)
+    mem: str = "4g"
+    pids: int = Field(1024, gt=0)
+    cpus: float = Field(2.0, gt=0)
+
+
+class BaselineConfig(_Strict):
+    reruns: int = Field(3, ge=1, le=20)
+    coverage: bool = True
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    repos: list[dict[str, Any]] = Field(min_length=1)
+    sandbox: SandboxConfig = SandboxConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    stages: list[str] = ["env", "baseline"]
+
+    @field_validator("repos")
+    @classmethod
+    def _repos_parse(cls, v: list[Any]) -> list[dict[str, Any]]:
+        out = []
+        for i, item in enumerate(v):
+            item = {"source": item} if isinstance(item, str) else item
+            try:
+                RepoSpec.parse(item)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"repos[{i}]: {e}") from e
+            out.append(item)
+        return out
+
+    def repo_specs(self) -> list[RepoSpec]:
+        return [RepoSpec.parse(r) for r in self.repos]
+
+
+def load_config(path: str | Path) -> RunConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        raise ConfigError(f"{p}: {where}: {err['msg']}") from e

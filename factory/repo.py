@@ -1,0 +1,224 @@
+"""Turn a RepoSpec into a git checkout on disk at a known commit.
+
+Three kinds of source (``RepoSpec.kind``): a local path (used in place, never modified), a git
+URL (cloned once into the cache), and ``pypi:NAME==VERSION`` (the sdist downloaded from the
+package index and committed into a fresh repository with a fixed author and date, so the same
+sdist gives the same commit id on every machine, and so the same image tag).
+
+Not for: installing anything (``verifiers.images``) or reading history (``miners``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from factory.errors import NotARepository, RepoError, SdistError
+from factory.schema import RepoSpec
+
+__all__ = ["Checkout", "checkout", "git", "is_test_file", "TEST_FILE_PATTERNS"]
+
+# Paths that hold tests rather than code under test, shared by every stage that must tell them
+# apart (mutators never mutate them, miners split them into the test patch, graders restore them).
+TEST_FILE_PATTERNS: tuple[str, ...] = (
+    "tests/*", "test/*", "testing/*", "*/tests/*", "*/test/*",
+    "test_*.py", "*/test_*.py", "*_test.py", "*/*_test.py", "conftest.py", "*/conftest.py",
+)
+
+_FIXED_ENV = {
+    "GIT_AUTHOR_NAME": "taskfactory", "GIT_AUTHOR_EMAIL": "taskfactory@localhost",
+    "GIT_COMMITTER_NAME": "taskfactory", "GIT_COMMITTER_EMAIL": "taskfactory@localhost",
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
+}
+
+
+def is_test_file(path: str, extra_patterns: tuple[str, ...] = ()) -> bool:
+    p = PurePosixPath(path).as_posix()
+    return any(fnmatch.fnmatchcase(p, pat) for pat in TEST_FILE_PATTERNS + tuple(extra_patterns))
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A repository on disk and the commit the factory works on."""
+
+    spec: RepoSpec
+    path: Path
+    commit: str
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    def tracked_files(self) -> list[str]:
+        out = git(self.path, "ls-tree", "-r", "--name-only", "-z", self.commit)
+        return [p for p in out.split("\0") if p]
+
+    def archive(self) -> bytes:
+        """The tree at ``commit`` as an uncompressed tar (what goes into the image)."""
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), "archive", "--format=tar", self.commit],
+            capture_output=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise RepoError(f"git archive {self.commit} failed: {proc.stderr.decode(errors='replace').strip()}")
+        return proc.stdout
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if proc.returncode != 0:
+        raise RepoError(f"git {' '.join(args[:3])} failed in {repo}: {proc.stderr.strip()[:400]}")
+    return proc.stdout
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("TASKFACTORY_CACHE", Path.home() / ".cache" / "taskfactory"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def checkout(spec: RepoSpec) -> Checkout:
+    """A checkout for ``spec``; RepoError (with a one-line reason) when there cannot be one."""
+    if spec.kind == "pypi":
+        path = _pypi_checkout(spec)
+    elif spec.kind == "git":
+        path = _clone(spec)
+    else:
+        path = Path(spec.source).expanduser().resolve()
+        if not path.exists():
+            raise NotARepository(f"{spec.source}: no such directory")
+        if not (path / ".git").exists():
+            raise NotARepository(f"{spec.source}: not a git repository (no .git); run `git init` and commit")
+    try:
+        commit = git(path, "rev-parse", "--verify", f"{spec.commit or 'HEAD'}^{{commit}}").strip()
+    except RepoError as e:
+        what = spec.commit or "HEAD"
+        raise NotARepository(f"{spec.source}: cannot resolve commit {what!r} (empty repository?)") from e
+    return Checkout(spec=spec, path=path, commit=commit)
+
+
+def _clone(spec: RepoSpec) -> Path:
+    dest = cache_dir() / "clones" / spec.key
+    if (dest / ".git").exists():
+        if spec.commit:
+            try:
+                git(dest, "cat-file", "-e", f"{spec.commit}^{{commit}}")
+                return dest
+            except RepoError:
+                pass
+        git(dest, "fetch", "--quiet", "origin")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=dest.parent))
+    proc = subprocess.run(["git", "clone", "--quiet", spec.source, str(tmp)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RepoError(f"git clone {spec.source} failed: {proc.stderr.strip()[:300]}")
+    os.replace(tmp, dest)
+    return dest
+
+
+def _pypi_checkout(spec: RepoSpec) -> Path:
+    name, version = spec.pypi
+    dest = cache_dir() / "sdists" / spec.key
+    if (dest / ".git").exists():
+        return dest
+    data, filename = _download_sdist(name, version)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".sdist-", dir=dest.parent))
+    try:
+        _unpack_sdist(data, filename, tmp)
+        files = [str(p.relative_to(tmp).as_posix()) for p in tmp.rglob("*.py")]
+        if not any(is_test_file(f, spec.test_file_patterns) for f in files):
+            raise SdistError(f"{name}=={version}: the sdist ships no tests (no test_*.py, *_test.py or tests/)")
+        git(tmp, "init", "--quiet", "-b", "main")
+        git(tmp, "add", "--all", "--force")
+        git(tmp, "commit", "--quiet", "--no-verify", "-m", f"{name} {version} (sdist {filename})", env=_FIXED_ENV)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _download_sdist(name: str, version: str) -> tuple[bytes, str]:
+    import requests  # noqa: PLC0415
+
+    index = os.environ.get("TASKFACTORY_PYPI_JSON", "https://pypi.org/pypi").rstrip("/")
+    # The project-level document lists every release's files; some mirrors serve only this one.
+    url = f"{index}/{name}/json"
+    try:
+        resp = requests.get(url, timeout=60)
+    except requests.RequestException as e:
+        raise SdistError(f"{name}=={version}: cannot reach the package index ({e.__class__.__name__}: {e})") from e
+    if resp.status_code == 404:
+        raise SdistError(f"{name}: no such project on the package index")
+    resp.raise_for_status()
+    releases = resp.json().get("releases", {})
+    if version not in releases:
+        raise SdistError(f"{name}=={version}: no such release on the package index")
+    sdists = [u for u in releases[version] if u.get("packagetype") == "sdist"]
+    if not sdists:
+        raise SdistError(f"{name}=={version}: the release has no sdist (wheels only)")
+    info = sdists[0]
+    from urllib.parse import urljoin  # noqa: PLC0415
+
+    file_url = urljoin(resp.url, info["url"])  # mirrors may answer with relative links
+    try:
+        blob = requests.get(file_url, timeout=300)
+        blob.raise_for_status()
+    except requests.RequestException as e:
+        raise SdistError(f"{name}=={version}: sdist download failed ({e})") from e
+    import hashlib  # noqa: PLC0415
+
+    want = info.get("digests", {}).get("sha256")
+    if want and hashlib.sha256(blob.content).hexdigest() != want:
+        raise SdistError(f"{name}=={version}: sdist checksum mismatch")
+    return blob.content, info["filename"]
+
+
+def _unpack_sdist(data: bytes, filename: str, dest: Path) -> None:
+    """Unpack into ``dest``, dropping the archive's single top folder; refuse unsafe members."""
+    if filename.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [(m.filename, m) for m in zf.infolist() if not m.is_dir()]
+            for name, m in members:
+                rel = _strip_top(name)
+                if rel is None:
+                    continue
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(m))
+        return
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+        for m in tf.getmembers():
+            if not m.isfile():
+                continue
+            rel = _strip_top(m.name)
+            if rel is None:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tf.extractfile(m)
+            if src is not None:
+                target.write_bytes(src.read())
+                if m.mode & 0o111:
+                    target.chmod(0o755)
+
+
+def _strip_top(name: str) -> str | None:
+    parts = PurePosixPath(name).parts
+    if len(parts) < 2 or any(p == ".." for p in parts) or name.startswith("/"):
+        return None
+    return str(PurePosixPath(*parts[1:]))

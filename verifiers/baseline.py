@@ -1,0 +1,136 @@
+"""The baseline: what the clean repository's suite does, measured well enough to trust.
+
+A collection pass fixes the set of node ids; ``reruns`` full runs give each test a stable outcome
+or mark it ``flaky``; one more run under coverage.py with a context per test gives the coverage
+map (which tests execute which lines), for the mutators and for test selection.
+
+Rules: a collected test missing from a run's results counts as failed in that run; every node
+id in the baseline is one that collection listed (and ``pytest --collect-only -q`` printed); a
+run that did not finish (timeout, OOM, infrastructure) aborts the baseline with its reason
+rather than being read as test outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from factory.errors import BaselineError
+from factory.schema import BaselineEntry, CoverageEntry, TestRun
+from verifiers.sandbox import SandboxLimits, SessionReport, pytest_command, run_tests
+
+__all__ = ["Baseline", "run_baseline", "stable_passing"]
+
+
+@dataclass
+class Baseline:
+    entries: list[BaselineEntry]
+    coverage: list[CoverageEntry]
+    runs: list[TestRun] = field(default_factory=list)
+    collect_wall_s: float = 0.0
+    coverage_wall_s: float = 0.0
+    collect_only_q: list[str] = field(default_factory=list)
+    collect_errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        counts: dict[str, int] = {}
+        for e in self.entries:
+            counts[e.outcome] = counts.get(e.outcome, 0) + 1
+        return {
+            "num_tests": len(self.entries),
+            "outcomes": counts,
+            "num_flaky": sum(e.flaky for e in self.entries),
+            "run_wall_s": [round(r.wall_s, 3) for r in self.runs],
+            "suite_test_s": [round(sum(t.duration_s for t in r.results), 3) for r in self.runs],
+            "collect_wall_s": round(self.collect_wall_s, 3),
+            "coverage_wall_s": round(self.coverage_wall_s, 3),
+            "coverage_lines": len(self.coverage),
+            "collect_errors": [n for n, _ in self.collect_errors],
+            "run_notes": [r.reason for r in self.runs if r.reason],
+        }
+
+
+def stable_passing(entries: list[BaselineEntry]) -> set[str]:
+    return {e.nodeid for e in entries if e.outcome == "passed" and not e.flaky}
+
+
+def _collect_only_q(stdout: str) -> list[str]:
+    """Node ids as ``pytest --collect-only -q`` prints them: one per line, before the summary."""
+    out = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            break
+        if "::" in line or line.endswith(".py"):
+            out.append(line)
+    return out
+
+
+def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage: bool = True,
+                 paths: tuple[str, ...] = (), limits: SandboxLimits = SandboxLimits(),
+                 progress: Callable[[str], None] = lambda _msg: None) -> Baseline:
+    """Collect, run the suite ``reruns`` times, and map coverage. BaselineError when untrustworthy."""
+    if reruns < 1:
+        raise BaselineError("--reruns must be at least 1", reason="bad_config")
+    progress("collecting")
+    collect, crep = run_tests(client, image, pytest_command(test_cmd, paths=paths, collect_only=True),
+                              limits=limits, keep_stdout=True)
+    _check_status(collect, "collection")
+    collected = list(collect.collected)
+    printed = _collect_only_q(crep.stdout)
+    if printed != collected:
+        missing = sorted(set(collected) ^ set(printed))[:3]
+        raise BaselineError(f"node ids from the report differ from `pytest --collect-only -q`: {missing}",
+                            reason="nodeid_mismatch")
+
+    runs: list[TestRun] = []
+    for i in range(reruns):
+        progress(f"full run {i + 1}/{reruns}")
+        run, _ = run_tests(client, image, pytest_command(test_cmd, paths=paths), limits=limits)
+        _check_status(run, f"run {i + 1}")
+        runs.append(run)
+
+    entries: list[BaselineEntry] = []
+    for nodeid in collected:
+        outs = []
+        durs = []
+        for run in runs:
+            res = run.by_nodeid().get(nodeid)
+            outs.append(res.outcome if res else "failed")
+            durs.append(res.duration_s if res else 0.0)
+        flaky = len(set(outs)) > 1
+        entries.append(BaselineEntry(nodeid=nodeid, outcome="flaky" if flaky else outs[0],
+                                     duration_s=sum(durs) / len(durs), flaky=flaky, outcomes=tuple(outs)))
+    unknown = {r.nodeid for run in runs for r in run.results} - set(collected)
+    if unknown:
+        raise BaselineError(f"runs reported tests that collection did not list: {sorted(unknown)[:3]}",
+                            reason="nodeid_mismatch")
+
+    cov_entries: list[CoverageEntry] = []
+    cov_wall = 0.0
+    if coverage:
+        progress("coverage run")
+        cov_run, cov_rep = run_tests(client, image, pytest_command(test_cmd, paths=paths),
+                                     limits=limits, env={"TF_COVERAGE": "1"})
+        _check_status(cov_run, "coverage run")
+        cov_wall = cov_run.wall_s
+        cov_entries = _coverage_entries(cov_rep)
+    return Baseline(entries=entries, coverage=cov_entries, runs=runs, collect_wall_s=collect.wall_s,
+                    coverage_wall_s=cov_wall, collect_only_q=printed, collect_errors=crep.collect_errors)
+
+
+def _check_status(run: TestRun, what: str) -> None:
+    if run.status == "ok":
+        return
+    reason = {"no_tests": "no_tests", "collection_error": "collection_error", "timeout": "timeout",
+              "oom": "oom"}.get(run.status, "infra_error")
+    raise BaselineError(f"{what}: {run.reason or run.status}", reason=reason)
+
+
+def _coverage_entries(rep: SessionReport) -> list[CoverageEntry]:
+    if not rep.coverage:
+        return []
+    out = []
+    for path in sorted(rep.coverage):
+        for line, nodeids in sorted(rep.coverage[path].items()):
+            out.append(CoverageEntry(file=path, line=line, nodeids=tuple(sorted(set(nodeids)))))
+    return out

@@ -1,0 +1,284 @@
+"""Base images and per-repository environment images.
+
+The base image holds a Python with a virtual environment at ``/opt/venv``, git, pytest and
+coverage. It comes from ``python:X-slim`` where a registry answers; otherwise it is built from
+Debian's packages with debootstrap and ``docker import`` (machines without a registry). The
+host's CA bundle goes in, so pip inside the image trusts what the host trusts.
+
+An environment image is the base plus one repository snapshot at ``/testbed`` (a fresh git
+repository with a single commit: no history to leak) installed by its recipe, plus our pytest
+report plugin. Its tag is a content hash of everything that determines it (``EnvSpec.tag``), so
+an unchanged repository and recipe is a cache hit that costs one image lookup.
+
+Not for: running tests (``verifiers.sandbox``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from factory.errors import ImageError, InstallFailed
+from factory.repo import Checkout
+from factory.schema import EnvImage, EnvSpec, content_hash
+from verifiers.detect import detect_install
+
+__all__ = ["build_env_image", "ensure_base_image", "env_spec_for", "plugin_source"]
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+_DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+_DEBIAN_MIRROR = os.environ.get("TASKFACTORY_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+_BASE_TOOLS = "pytest coverage"
+_LOG_TAIL = 4000
+
+Log = Callable[[str], None]
+
+
+def plugin_source() -> bytes:
+    return (Path(__file__).parent / "plugin" / "tf_report.py").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Base image
+# ---------------------------------------------------------------------------------------------
+
+
+def _base_dockerfile(root_image: str, from_debian: bool, with_ca: bool) -> str:
+    lines = [f"FROM {root_image}", "ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1"]
+    if with_ca:
+        lines += [
+            "COPY ca-bundle.crt /usr/local/share/taskfactory/ca-bundle.crt",
+            "ENV PIP_CERT=/usr/local/share/taskfactory/ca-bundle.crt "
+            "SSL_CERT_FILE=/usr/local/share/taskfactory/ca-bundle.crt "
+            "REQUESTS_CA_BUNDLE=/usr/local/share/taskfactory/ca-bundle.crt",
+        ]
+    if not from_debian:  # python:X-slim has no git; debootstrap put it in already
+        lines.append("RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends git "
+                     "&& rm -rf /var/lib/apt/lists/*")
+    python = "python3" if from_debian else "python"
+    lines += [
+        f"RUN {python} -m venv /opt/venv && /opt/venv/bin/python -m pip install -q --upgrade pip "
+        f"&& /opt/venv/bin/python -m pip install -q {_BASE_TOOLS}",
+        "ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PIP_DISABLE_PIP_VERSION_CHECK=1 "
+        "PIP_ROOT_USER_ACTION=ignore",
+        "RUN git config --system user.name taskfactory && git config --system user.email taskfactory@localhost "
+        "&& git config --system init.defaultBranch main && git config --system advice.detachedHead false",
+        "WORKDIR /testbed",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_base_image(client, python: str = "3.11", log: Log = print) -> str:
+    """The base image for ``python``, built if missing; returns its image id."""
+    with_ca = HOST_CA_BUNDLE.is_file()
+    ca_digest = hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest()[:12] if with_ca else ""
+    recipe_tag = f"taskfactory/base:py{python}-{content_hash(_base_dockerfile('X', True, with_ca), ca_digest, _BASE_TOOLS, length=10)}"
+    existing = _image_id(client, recipe_tag)
+    if existing:
+        return existing
+
+    root_image, from_debian = _root_image(client, python, log)
+    with tempfile.TemporaryDirectory(prefix="tf-base-") as ctx:
+        ctxp = Path(ctx)
+        (ctxp / "Dockerfile").write_text(_base_dockerfile(root_image, from_debian, with_ca))
+        if with_ca:
+            shutil.copyfile(HOST_CA_BUNDLE, ctxp / "ca-bundle.crt")
+        log(f"building base image {recipe_tag} on {root_image}")
+        ok, text = _build(client, ctxp, recipe_tag)
+    if not ok:
+        raise ImageError(f"base image build failed: {_last_line(text)}")
+    return _image_id(client, recipe_tag) or recipe_tag
+
+
+def _root_image(client, python: str, log: Log) -> tuple[str, bool]:
+    """``python:X-slim`` if a registry gives it to us, else a debootstrapped Debian."""
+    slim = f"python:{python}-slim"
+    if _image_id(client, slim):
+        return slim, False
+    if os.environ.get("TASKFACTORY_NO_PULL") != "1":
+        try:
+            log(f"pulling {slim} ...")
+            client.images.pull("python", tag=f"{python}-slim")
+            return slim, False
+        except Exception as e:  # registry unreachable, rate limited, ...: fall back, say why
+            log(f"cannot pull {slim} ({e.__class__.__name__}); building a base from Debian packages")
+    suite = _DEBIAN_SUITES.get(python)
+    if suite is None:
+        raise ImageError(
+            f"python {python}: no registry answered for {slim}, and Debian ships only "
+            f"{', '.join(sorted(_DEBIAN_SUITES))}; pick one of those or make a registry reachable"
+        )
+    name = f"taskfactory/debian:{suite}-minbase"
+    if _image_id(client, name):
+        return name, True
+    _debootstrap_import(client, suite, name, log)
+    return name, True
+
+
+def _debootstrap_import(client, suite: str, name: str, log: Log) -> None:
+    if shutil.which("debootstrap") is None:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            log("installing debootstrap with apt-get ...")
+            subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], capture_output=True, check=False)
+        if shutil.which("debootstrap") is None:
+            raise ImageError("no registry for python:X-slim and no debootstrap to build a base; "
+                             "apt-get install debootstrap (as root) or make a registry reachable")
+    include = "python3,python3-venv,python3-pip,git,ca-certificates,bash"
+    with tempfile.TemporaryDirectory(prefix="tf-rootfs-") as d:
+        root = Path(d) / "rootfs"
+        log(f"debootstrap {suite} (about a minute) ...")
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={include}", suite, str(root), _DEBIAN_MIRROR],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise ImageError(f"debootstrap {suite} failed: {_last_line(proc.stdout + proc.stderr)}")
+        tar_path = Path(d) / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(root), "-cf", str(tar_path), "."], check=True)
+        repo, tag = name.split(":")
+        client.api.import_image_from_file(str(tar_path), repository=repo, tag=tag)
+    if not _image_id(client, name):
+        raise ImageError(f"docker import of {name} produced no image")
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment images
+# ---------------------------------------------------------------------------------------------
+
+
+def env_spec_for(client, co: Checkout, log: Log = print) -> EnvSpec:
+    """The EnvSpec (and so the tag) for a checkout: cheap, no image is built."""
+    spec = co.spec
+    base_id = ensure_base_image(client, spec.python, log=log)
+    with tempfile.TemporaryDirectory(prefix="tf-tree-") as d:
+        with tarfile.open(fileobj=io.BytesIO(co.archive())) as tf:
+            tf.extractall(d, filter="data")
+        recipe = detect_install(Path(d), spec)
+    return EnvSpec(
+        repo=co.key, commit=co.commit, base_image=base_id, python=spec.python,
+        install=recipe.commands, detected_from=recipe.detected_from, test_cmd=recipe.test_cmd,
+        system_packages=tuple(spec.system_packages),
+        plugin_digest=hashlib.sha256(plugin_source()).hexdigest()[:16],
+    )
+
+
+def _env_dockerfile(spec: EnvSpec) -> str:
+    lines = [f"FROM {spec.base_image}"]
+    if spec.system_packages:
+        pkgs = " ".join(spec.system_packages)
+        lines.append(f"RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends {pkgs} "
+                     "&& rm -rf /var/lib/apt/lists/*")
+    # The snapshot: one commit, no history, no remotes — nothing that could leak a later fix.
+    lines += [
+        "COPY repo.tar /tmp/repo.tar",
+        "RUN mkdir -p /testbed && tar -C /testbed -xf /tmp/repo.tar && rm /tmp/repo.tar "
+        "&& cd /testbed && git init -q && git add -A -f && "
+        "GIT_AUTHOR_DATE=2000-01-01T00:00:00Z GIT_COMMITTER_DATE=2000-01-01T00:00:00Z "
+        f"git commit -q --no-verify -m {json.dumps('snapshot ' + spec.commit)}",
+    ]
+    for cmd in spec.install:
+        lines.append(f"RUN cd /testbed && echo '+ '{_sh_quote(cmd)} && {cmd}")
+    lines += [
+        "COPY tf_report.py /opt/taskfactory/tf_report.py",
+        "RUN cp /opt/taskfactory/tf_report.py \"$(python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/\" "
+        "&& python -c 'import pytest, coverage, tf_report' "
+        "&& python -m pip freeze --all > /opt/taskfactory/pip-freeze.txt "
+        # What the install left in the tree (egg-info, generated versions, built extensions) stays,
+        # but is excluded so that `git status` and `git diff` at /testbed show only real changes.
+        "&& cd /testbed && git ls-files --others --exclude-standard >> .git/info/exclude",
+        f"LABEL taskfactory.repo={json.dumps(spec.repo)} taskfactory.commit={spec.commit} "
+        f"taskfactory.test_cmd={json.dumps(spec.test_cmd)}",
+        "WORKDIR /testbed",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _sh_quote(s: str) -> str:
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+def build_env_image(client, co: Checkout, spec: EnvSpec | None = None, log: Log = print,
+                    force: bool = False) -> EnvImage:
+    """Build (or find) the environment image for a checkout; InstallFailed names the reason."""
+    t0 = time.monotonic()
+    spec = spec or env_spec_for(client, co, log=log)
+    image_id = None if force else _image_id(client, spec.tag)
+    if image_id:
+        freeze = _read_file_from_image(client, spec.tag, "/opt/taskfactory/pip-freeze.txt")
+        return EnvImage(tag=spec.tag, image_id=image_id, spec=spec, build_seconds=time.monotonic() - t0,
+                        cached=True, pip_freeze=tuple(freeze.splitlines()), install_log_tail="(cached)")
+    with tempfile.TemporaryDirectory(prefix="tf-env-") as ctx:
+        ctxp = Path(ctx)
+        (ctxp / "Dockerfile").write_text(_env_dockerfile(spec))
+        (ctxp / "repo.tar").write_bytes(co.archive())
+        (ctxp / "tf_report.py").write_bytes(plugin_source())
+        log(f"building {spec.tag} ({', '.join(spec.detected_from) or 'no install files found'})")
+        ok, text = _build(client, ctxp, spec.tag)
+    if not ok:
+        raise InstallFailed(f"{co.key}: install failed: {_last_line(text)}", log_tail=text[-_LOG_TAIL:])
+    image_id = _image_id(client, spec.tag)
+    freeze = _read_file_from_image(client, spec.tag, "/opt/taskfactory/pip-freeze.txt")
+    return EnvImage(tag=spec.tag, image_id=image_id or "", spec=spec, build_seconds=time.monotonic() - t0,
+                    cached=False, pip_freeze=tuple(freeze.splitlines()), install_log_tail=text[-_LOG_TAIL:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Docker helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _image_id(client, ref: str) -> str | None:
+    import docker  # noqa: PLC0415
+
+    try:
+        return client.images.get(ref).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _build(client, ctx: Path, tag: str) -> tuple[bool, str]:
+    """Run a build, streaming its log; (succeeded, log text)."""
+    chunks: list[str] = []
+    ok = True
+    try:
+        for event in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True, decode=True,
+                                      network_mode="host"):
+            if "stream" in event:
+                chunks.append(event["stream"])
+            if "error" in event:
+                ok = False
+                chunks.append(event["error"] + "\n")
+    except Exception as e:  # the engine itself failed mid-build: report, never hang or hide
+        ok = False
+        chunks.append(f"{e.__class__.__name__}: {e}\n")
+    return ok, "".join(chunks)
+
+
+def _read_file_from_image(client, image: str, path: str) -> str:
+    container = client.containers.create(image, command=["true"], network_disabled=True)
+    try:
+        stream, _ = container.get_archive(path)
+        data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            member = tf.getmembers()[0]
+            fh = tf.extractfile(member)
+            return fh.read().decode(errors="replace") if fh else ""
+    except Exception:  # a missing file here only means an older image: report an empty freeze
+        return ""
+    finally:
+        container.remove(force=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors[-1] if errors else lines[-1] if lines else "no output")[:300]

@@ -1,0 +1,216 @@
+"""Run a repository's tests inside a locked-down container and read back a structured report.
+
+The sandbox: no network, a memory limit (swap included) and a process limit, every capability
+dropped, a read-only root file system with two writable places — ``/testbed`` (a throw-away
+volume seeded from the image, removed with the container) and a ``/tmp`` tmpfs — and a
+wall-clock timeout after which the whole container, every process in it, is killed.
+
+What it does not cover: CPU time fairness beyond a CPU quota, kernel exploits (containers share
+the host kernel), and disk filling inside ``/testbed`` (bounded only by the volume's disk).
+
+Running untrusted code gives a result (``TestRun`` with a ``status``), never an exception: a
+timeout, an OOM kill, a missing image or a dead engine are statuses with a reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import tarfile
+import time
+from dataclasses import dataclass, field
+
+from factory.schema import TestResult, TestRun
+
+__all__ = ["SandboxLimits", "SessionReport", "run_tests", "parse_report", "pytest_command"]
+
+_REPORT_DIR = "/tf-out"
+_REPORT = f"{_REPORT_DIR}/report.jsonl"
+_LOG_TAIL = 6000
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout_s: float = 900.0
+    mem: str = "4g"
+    pids: int = 1024
+    cpus: float = 2.0
+    tmpfs_size: str = "1g"
+
+
+@dataclass
+class SessionReport:
+    """What the report plugin wrote, parsed."""
+
+    collected: list[str] | None = None
+    results: dict[str, TestResult] = field(default_factory=dict)
+    collect_errors: list[tuple[str, str]] = field(default_factory=list)
+    coverage: dict[str, dict[int, list[str]]] | None = None
+    exitstatus: int | None = None
+    stdout: str = ""  # the whole console output, only when run_tests(keep_stdout=True)
+
+
+def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tuple[str, ...] = (),
+                   collect_only: bool = False) -> str:
+    """The shell command for one session, always with our report plugin and no cache writes."""
+    parts = [test_cmd, "-p", "tf_report", "-p", "no:cacheprovider", "-q", "-rN", "--tb=short",
+             "--color=no", "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
+    if collect_only:
+        parts.append("--collect-only")
+    args = list(select) if select else list(paths)
+    cmd = " ".join(parts)
+    if args:
+        # Node ids can hold spaces, brackets and quotes: pass them through a file, not argv parsing.
+        listing = "\n".join(args)
+        cmd = f"printf '%s\\n' {shlex.quote(listing)} > /tmp/tf-args && mapfile -t TF_ARGS < /tmp/tf-args && {cmd} \"${{TF_ARGS[@]}}\""
+    return cmd
+
+
+def parse_report(text: str) -> SessionReport:
+    rep = SessionReport()
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a truncated last line (the run was killed mid-write)
+        kind = rec.get("type")
+        if kind == "collected":
+            rep.collected = list(rec["nodeids"])
+        elif kind == "collect_error":
+            rep.collect_errors.append((rec.get("nodeid", ""), rec.get("message", "")))
+        elif kind == "test":
+            rep.results[rec["nodeid"]] = TestResult(
+                nodeid=rec["nodeid"], outcome=rec["outcome"], duration_s=float(rec.get("duration", 0.0)),
+                message=rec.get("message", "") or "",
+            )
+        elif kind == "coverage":
+            rep.coverage = {f: {int(n): c for n, c in lines.items()} for f, lines in rec["files"].items()}
+        elif kind == "finish":
+            rep.exitstatus = int(rec["exitstatus"])
+    return rep
+
+
+def run_tests(client, image: str, command: str, *, limits: SandboxLimits = SandboxLimits(),
+              env: dict[str, str] | None = None, network: bool = False,
+              keep_stdout: bool = False) -> tuple[TestRun, SessionReport]:
+    """One test session in a fresh container from ``image``; never raises for the code's faults."""
+    import docker  # noqa: PLC0415
+    from docker.types import Mount  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    container = None
+    envs = {"TF_REPORT": _REPORT, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp", **(env or {})}
+    script = f"mkdir -p {_REPORT_DIR} 2>/dev/null; cd /testbed && {command}"
+    try:
+        container = client.containers.create(
+            image,
+            command=["bash", "-c", script],
+            environment=envs,
+            network_disabled=not network,
+            network_mode=None if network else "none",
+            mem_limit=limits.mem,
+            memswap_limit=limits.mem,
+            pids_limit=limits.pids,
+            nano_cpus=int(limits.cpus * 1e9),
+            read_only=True,
+            tmpfs={"/tmp": f"rw,exec,size={limits.tmpfs_size}"},
+            mounts=[Mount(target="/testbed", source=None, type="volume"),
+                    Mount(target=_REPORT_DIR, source=None, type="volume")],
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            working_dir="/testbed",
+            detach=True,
+        )
+        container.start()
+    except docker.errors.ImageNotFound:
+        _remove(container)
+        return _infra(t0, f"image {image} not found"), SessionReport()
+    except docker.errors.APIError as e:
+        _remove(container)
+        return _infra(t0, f"container failed to start: {e.explanation or e}"), SessionReport()
+    except Exception as e:  # engine unreachable: an infrastructure fault, never the candidate's
+        _remove(container)
+        return _infra(t0, f"{e.__class__.__name__}: {e}"), SessionReport()
+
+    timed_out = False
+    exit_code: int | None = None
+    try:
+        try:
+            result = container.wait(timeout=limits.timeout_s)
+            exit_code = int(result.get("StatusCode", -1))
+        except Exception:  # requests' ReadTimeout / ConnectionError: the wall clock ran out
+            timed_out = True
+            try:
+                container.kill()
+            except docker.errors.APIError:
+                pass
+            container.wait(timeout=30)
+        wall = time.monotonic() - t0
+        container.reload()
+        oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+        log_tail = container.logs(tail=200).decode(errors="replace")[-_LOG_TAIL:]
+        report = parse_report(_read(container, _REPORT))
+        if keep_stdout:
+            report.stdout = container.logs(stderr=False).decode(errors="replace")
+    except docker.errors.NotFound:
+        return _infra(t0, "the container disappeared during the run (removed from outside?)"), SessionReport()
+    except Exception as e:
+        return _infra(t0, f"reading the run failed: {e.__class__.__name__}: {e}"), SessionReport()
+    finally:
+        _remove(container)
+
+    results = tuple(report.results.values())
+    collected = tuple(report.collected or ())
+    if timed_out:
+        return TestRun("timeout", None, wall, results, collected, log_tail,
+                       f"killed after the {limits.timeout_s:.0f}s wall-clock limit"), report
+    if oom:
+        return TestRun("oom", exit_code, wall, results, collected, log_tail,
+                       f"killed: out of memory (limit {limits.mem})"), report
+    if exit_code == 137:
+        return TestRun("infra_error", exit_code, wall, results, collected, log_tail,
+                       "the container was killed from outside (exit 137)"), report
+    if report.exitstatus is None and report.collected is None:
+        return TestRun("infra_error", exit_code, wall, results, collected, log_tail,
+                       f"no report from the test command (exit {exit_code}); is it pytest?"), report
+    if exit_code == 5 or (report.collected is not None and not report.collected and not report.collect_errors):
+        return TestRun("no_tests", exit_code, wall, results, collected, log_tail, "no tests collected"), report
+    if report.collect_errors and not report.collected:
+        first = report.collect_errors[0]
+        return TestRun("collection_error", exit_code, wall, results, collected, log_tail,
+                       f"collection failed in {first[0] or 'session'}: {first[1].splitlines()[-1][:200] if first[1] else ''}"), report
+    reason = ""
+    failing = any(r.outcome in ("failed", "error") for r in results)
+    if exit_code not in (0, 1) or (exit_code == 0 and failing) or (exit_code == 1 and not failing and not report.collect_errors):
+        reason = f"exit code {exit_code} disagrees with the report"
+    return TestRun("ok", exit_code, wall, results, collected, log_tail, reason), report
+
+
+def _read(container, path: str) -> str:
+    import docker  # noqa: PLC0415
+
+    try:
+        stream, _ = container.get_archive(path)
+    except docker.errors.NotFound:
+        return ""
+    data = b"".join(stream)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        members = tf.getmembers()
+        fh = tf.extractfile(members[0]) if members else None
+        return fh.read().decode("utf-8", errors="replace") if fh else ""
+
+
+def _remove(container) -> None:
+    if container is None:
+        return
+    try:
+        container.remove(force=True, v=True)
+    except Exception:  # already gone; nothing to clean
+        pass
+
+
+def _infra(t0: float, reason: str) -> TestRun:
+    return TestRun("infra_error", None, time.monotonic() - t0, reason=reason)
