@@ -1,0 +1,276 @@
+"""Candidates from a local clone's history: merged pull requests become ``pr`` candidates.
+
+The walk is the default branch's first-parent history (one ``git log`` stream). A pull request
+shows up as a merge commit (``Merge pull request #N from ...``, base = first parent) or a squash
+merge (``... (#N)``, base = its parent); with ``include_commits=True`` plain commits count too.
+Only changes that look like PRs are diffed, in batches (one ``git diff-tree --stdin`` per batch),
+then split into code and tests by ``diffs.split_change``. Every change that does not become a
+candidate is counted under ``skipped_<reason>``.
+
+Not for: the GitHub API (``github``), re-introducing fixes on HEAD (``mirror``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from factory.schema import Candidate, content_hash
+from miners.diffs import FileDiff, Limits, NonUtf8Diff, parse_diff, python_semantics_equal, split_change
+from miners.envgroup import EnvGrouper
+from miners.errors import GitError
+from miners.gitio import CommitMeta, diff_batch, git, log_first_parent
+
+__all__ = ["Change", "MineResult", "changes_from_history", "github_slug", "mine_local", "recognise"]
+
+_MERGE_RE = re.compile(r"^Merge pull request #(?P<n>\d+) from (?P<branch>\S+)")
+_SQUASH_RE = re.compile(r"\(#(?P<n>\d+)\)\s*$")
+
+
+@dataclass
+class MineResult:
+    """What a miner returns: its candidates, newest first, and its counts (``skipped_<reason>``)."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    def skip(self, reason: str) -> None:
+        self.count(f"skipped_{reason}")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change recognised in history, before it is diffed."""
+
+    commit: CommitMeta
+    base: str  # the PR's base: first parent of the merge, or the squash commit's parent
+    style: Literal["merge", "squash", "commit"]
+    pr_number: int | None
+    title: str
+    body: str
+
+
+def recognise(meta: CommitMeta, *, include_commits: bool = False) -> Change | str:
+    """The change a first-parent commit stands for, or why it is not one (``"not_pr"``, ...)."""
+    n = len(meta.parents)
+    if n == 0:
+        return "root_commit"
+    if n > 2:
+        return "octopus_merge"
+    if n == 2:
+        m = _MERGE_RE.match(meta.subject)
+        if not m:
+            return "non_pr_merge"
+        body = meta.body
+        title, _, rest = body.partition("\n")
+        return Change(meta, meta.parents[0], "merge", int(m["n"]), title.strip() or meta.subject, rest.strip())
+    m = _SQUASH_RE.search(meta.subject)
+    if m:
+        title = meta.subject[: m.start()].rstrip()
+        return Change(meta, meta.parents[0], "squash", int(m["n"]), title, meta.body)
+    if include_commits:
+        return Change(meta, meta.parents[0], "commit", None, meta.subject, meta.body)
+    return "not_pr"
+
+
+def github_slug(repo_path: str | Path) -> str | None:
+    """``owner/name`` of the ``origin`` remote when it is on github.com, for links."""
+    proc = git(repo_path, "config", "--get", "remote.origin.url", check=False)
+    url = proc.stdout.decode("utf-8", "replace").strip()
+    m = re.search(r"github\.com[:/](?P<slug>[^/\s]+/[^/\s]+?)(?:\.git)?/?$", url)
+    return m["slug"] if m else None
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Blobs:
+    """Blob contents through GitPython's persistent ``cat-file --batch`` (no process per blob)."""
+
+    def __init__(self, repo_path: Path) -> None:
+        import git as gitpython
+
+        self.repo = gitpython.Repo(repo_path)
+
+    def text(self, sha: str) -> str | None:
+        if not sha or set(sha) == {"0"}:
+            return None
+        try:
+            data = self.repo.odb.stream(bytes.fromhex(sha)).read()
+            return data.decode("utf-8")
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+
+def _no_semantic_change(code: Sequence[FileDiff], blobs: _Blobs) -> bool:
+    """Every code file changes only comments, docstrings or layout (Python: by AST)."""
+    for f in code:
+        if not f.path.endswith(".py") or f.old_path is None or f.new_path is None:
+            return False
+        if not python_semantics_equal(blobs.text(f.old_blob), blobs.text(f.new_blob)):
+            return False
+    return True
+
+
+def changes_from_history(repo_path: str | Path, result: MineResult, *, ref: str = "HEAD",
+                         since: str | None = None, max_commits: int | None = None,
+                         include_commits: bool = False) -> Iterator[Change]:
+    """The changes on ``ref``'s first-parent history, newest first; counts what it passes over."""
+    shallow = _shallow_commits(Path(repo_path))
+    for meta in log_first_parent(repo_path, ref, since=since, max_count=max_commits):
+        result.count("commits_scanned")
+        got = recognise(meta, include_commits=include_commits)
+        if isinstance(got, str):
+            if got == "root_commit" and meta.sha in shallow:
+                got = "shallow_boundary"
+            if got == "not_pr":
+                result.count("not_pr")
+            else:
+                result.skip(got)
+            continue
+        result.count("prs" if got.pr_number is not None else "commits_considered")
+        yield got
+
+
+def _shallow_commits(repo_path: Path) -> set[str]:
+    proc = git(repo_path, "rev-parse", "--git-path", "shallow", check=False)
+    p = Path(proc.stdout.decode().strip())
+    if not p.is_absolute():
+        p = repo_path / p
+    return set(p.read_text().split()) if p.exists() else set()
+
+
+def mine_local(
+    repo_path: str | Path,
+    *,
+    repo: str,
+    ref: str = "HEAD",
+    since: str | None = None,
+    max_candidates: int | None = None,
+    max_commits: int | None = None,
+    include_commits: bool = False,
+    test_globs: Sequence[str] = (),
+    limits: Limits = Limits(),
+    env_mode: Literal["deps", "tag"] = "deps",
+    batch: int = 256,
+) -> MineResult:
+    """Mine ``pr`` candidates from the first-parent history of ``ref`` in a local clone.
+
+    ``repo`` is the RepoSpec key stored on each candidate; ``since`` is anything ``git log
+    --since`` takes (``2024-01-01``); ``max_candidates`` stops the walk once that many are made;
+    ``test_globs`` are the repository's extra test-file patterns (RepoSpec.test_file_patterns).
+    Stats: ``commits_scanned``, ``prs``, ``candidates``, ``skipped_<reason>`` per skipped change.
+    """
+    repo_path = Path(repo_path)
+    result = MineResult()
+    if git(repo_path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).returncode:
+        raise GitError(f"{ref!r} is not a commit in {repo_path}")
+    builder = _Builder(repo_path, repo, result, test_globs, limits, env_mode)
+    pending: list[Change] = []
+    for change in changes_from_history(repo_path, result, ref=ref, since=since, max_commits=max_commits,
+                                       include_commits=include_commits):
+        pending.append(change)
+        if len(pending) >= batch:
+            builder.build(pending, max_candidates)
+            pending = []
+            if max_candidates is not None and len(result.candidates) >= max_candidates:
+                break
+    if pending and (max_candidates is None or len(result.candidates) < max_candidates):
+        builder.build(pending, max_candidates)
+    result.stats["candidates"] = len(result.candidates)
+    return result
+
+
+class _Builder:
+    """Diffs a batch of changes and turns the keepers into candidates."""
+
+    def __init__(self, repo_path: Path, repo: str, result: MineResult, test_globs: Sequence[str],
+                 limits: Limits, env_mode: Literal["deps", "tag"]) -> None:
+        self.repo_path = repo_path
+        self.repo = repo
+        self.result = result
+        self.test_globs = tuple(test_globs)
+        self.limits = limits
+        self.groups = EnvGrouper(repo_path, env_mode)
+        self.blobs = _Blobs(repo_path)
+        self.slug = github_slug(repo_path)
+        self.seen_prs: set[int] = set()
+
+    def build(self, changes: Iterable[Change], max_candidates: int | None) -> None:
+        changes = list(changes)
+        diffs = diff_batch(self.repo_path, [(c.commit.sha, c.base) for c in changes])
+        for change, (_sha, raw) in zip(changes, diffs):
+            if max_candidates is not None and len(self.result.candidates) >= max_candidates:
+                return
+            got = self.candidate(change, raw)
+            if isinstance(got, str):
+                self.result.skip(got)
+            else:
+                self.result.candidates.append(got)
+
+    def candidate(self, change: Change, raw: bytes) -> Candidate | str:
+        if change.pr_number is not None and change.pr_number in self.seen_prs:
+            return "duplicate_pr"  # history rewritten or a PR re-merged: keep the newest
+        try:
+            files = parse_diff(raw)
+        except NonUtf8Diff:
+            return "non_utf8"
+        split = split_change(files, subject=change.title, test_globs=self.test_globs, limits=self.limits)
+        if split.skip:
+            return split.skip
+        if _no_semantic_change(split.code_files, self.blobs):
+            return "comments_only"
+        if change.pr_number is not None:
+            self.seen_prs.add(change.pr_number)
+        return make_candidate(self.repo, change, split.patch, split.test_patch,
+                              code_files=[f.path for f in split.code_files],
+                              test_files=[f.path for f in split.test_files],
+                              env=self.groups.describe(change.base), slug=self.slug)
+
+
+def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, code_files: list[str],
+                   test_files: list[str], env: tuple[str, tuple[str, ...]], slug: str | None,
+                   problem_statement: str | None = None, hints_text: str = "",
+                   extra: dict | None = None) -> Candidate:
+    """A ``pr`` candidate from a recognised change and its split diff."""
+    links = {}
+    if slug and change.pr_number is not None:
+        links["pull"] = f"https://github.com/{slug}/pull/{change.pr_number}"
+    if slug:
+        links["commit"] = f"https://github.com/{slug}/commit/{change.commit.sha}"
+    provenance = {
+        "merge_commit": change.commit.sha,
+        "style": change.style,
+        "title": change.title,
+        "links": links,
+        "env_group": env[0],
+        "env_files": list(env[1]),
+        "code_files": code_files,
+        "test_files": test_files,
+        "problem_statement_source": "pr_message" if problem_statement is None else "issue",
+        **(extra or {}),
+    }
+    if problem_statement is None:
+        problem_statement = "\n\n".join(p for p in (change.title, change.body) if p)
+    return Candidate(
+        candidate_id=content_hash("pr", repo, change.base, patch, test_patch),
+        repo=repo,
+        base_commit=change.base,
+        origin="pr",
+        patch=patch,
+        test_patch=test_patch,
+        pr_number=change.pr_number,
+        problem_statement=problem_statement,
+        hints_text=hints_text,
+        created_at=_iso(change.commit.committed_at),
+        provenance=json.dumps(provenance, sort_keys=True),
+    )
