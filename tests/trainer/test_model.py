@@ -1,0 +1,94 @@
+"""The model equals transformers' Qwen3MoeForCausalLM on exported weights, and masks packed documents."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from trainer.config import tiny
+from trainer.export import export
+from trainer.model import MoEDecoder, load_balancing_loss
+from trainer.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tok = train_tokenizer(["def f(x):\n    return x + 1\n"] * 20, 300)
+    cfg = dataclasses.replace(tiny().model, vocab_size=320, moe_impl="torch", eos_token_id=0, pad_token_id=0)
+    torch.manual_seed(0)
+    model = MoEDecoder(cfg).eval()
+    out = export(model, tok, tmp_path_factory.mktemp("export"))
+    return model, out
+
+
+def test_export_logits_equal_transformers_and_generate_runs(exported):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, path = exported
+    hf = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    assert type(hf).__name__ == "Qwen3MoeForCausalLM"
+    ids = torch.randint(0, model.config.vocab_size, (2, 41), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = model(ids).logits_BTV
+        theirs = hf(ids).logits
+    diff = (ours - theirs).abs()
+    print(f"logits max |diff| {diff.max().item():.3e} mean {diff.mean().item():.3e}")
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    prompt = tok("def f(x):", return_tensors="pt")
+    gen = hf.generate(**prompt, max_new_tokens=6, do_sample=False)
+    assert gen.shape == (1, prompt["input_ids"].shape[1] + 6)
+
+
+def test_router_aux_loss_equals_transformers(exported):
+    from transformers.models.qwen3_moe.modeling_qwen3_moe import load_balancing_loss_func
+
+    model, _ = exported
+    ids = torch.randint(0, model.config.vocab_size, (2, 17), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        rl = model(ids).router_logits
+    c = model.config
+    ours = load_balancing_loss(rl, c.num_experts, c.num_experts_per_tok)
+    theirs = load_balancing_loss_func(tuple(rl), c.num_experts, c.num_experts_per_tok)
+    torch.testing.assert_close(ours, theirs)
+    mask_BT = torch.ones(2, 17, dtype=torch.long)
+    mask_BT[1, 9:] = 0
+    ours_m = load_balancing_loss(rl, c.num_experts, c.num_experts_per_tok, mask_BT.bool().reshape(-1))
+    theirs_m = load_balancing_loss_func(tuple(rl), c.num_experts, c.num_experts_per_tok, mask_BT)
+    torch.testing.assert_close(ours_m, theirs_m)
+
+
+def test_packed_documents_do_not_attend_to_each_other(exported):
+    model, _ = exported
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(0, model.config.vocab_size, (1, 11), generator=g)
+    b = torch.randint(0, model.config.vocab_size, (1, 7), generator=g)
+    packed = torch.cat([a, b], dim=1)
+    pos = torch.cat([torch.arange(11), torch.arange(7)])[None]
+    doc = torch.cat([torch.zeros(11, dtype=torch.long), torch.ones(7, dtype=torch.long)])[None]
+    with torch.no_grad():
+        together = model(packed, pos, doc).logits_BTV
+        alone_a = model(a).logits_BTV
+        alone_b = model(b).logits_BTV
+    torch.testing.assert_close(together[:, :11], alone_a, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(together[:, 11:], alone_b, rtol=1e-5, atol=1e-5)
+
+
+def test_expert_weights_go_through_kernels_moe(exported, monkeypatch):
+    import kernels
+
+    model, _ = exported
+    calls = []
+    real = kernels.moe
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("impl"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "moe", spy)
+    with torch.no_grad():
+        model(torch.zeros(1, 4, dtype=torch.long))
+    assert calls == ["torch"] * model.config.num_hidden_layers

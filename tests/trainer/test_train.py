@@ -1,0 +1,84 @@
+"""Training end to end on CPU: the loss falls, the export loads in transformers, resume is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from trainer.config import tiny
+from trainer.errors import CheckpointMismatchError, MissingColumnsError
+from trainer.train import main, run, train
+
+
+def _records(path):
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def _losses(path):
+    return [r["loss"] for r in _records(path) if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return train(str(tiny_dataset), "tiny", out, steps=12, progress=False)
+
+
+def test_tiny_training_lowers_the_loss_and_exports_a_transformers_model(trained):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    losses = _losses(trained.metrics_path)
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
+    assert trained.eval_loss is not None and trained.eval_loss < losses[0]
+
+    hf = AutoModelForCausalLM.from_pretrained(str(trained.export_dir)).eval()
+    tok = AutoTokenizer.from_pretrained(str(trained.export_dir))
+    ids = tok("def mean(xs):\n", return_tensors="pt")
+    gen = hf.generate(**ids, max_new_tokens=8, do_sample=False)
+    assert gen.shape[1] == ids["input_ids"].shape[1] + 8
+
+
+def test_metrics_hold_loss_aux_throughput_and_expert_load(trained):
+    recs = _records(trained.metrics_path)
+    step = recs[0]
+    for key in ("loss", "aux_loss", "lr", "grad_norm", "tokens_per_s", "expert_load"):
+        assert key in step
+    cfg = tiny().model
+    load = torch.tensor(step["expert_load"])
+    assert load.shape == (cfg.num_hidden_layers, cfg.num_experts)
+    torch.testing.assert_close(load.sum(1), torch.ones(cfg.num_hidden_layers), atol=1e-3, rtol=0)
+    assert recs[-1].keys() == {"step", "eval_loss"}
+    stats = json.loads((trained.out_dir / "data_stats.json").read_text())
+    assert 0 <= stats["train"]["padding_fraction"] < 1 and stats["train"]["num_fim"] > 0
+
+
+def test_interrupted_and_resumed_run_repeats_the_uninterrupted_loss_curve(tiny_dataset, trained, tmp_path):
+    tok = str(trained.out_dir / "tokenizer")
+    cfg = tiny().replace(steps=8, save_every=0)
+    whole = run(cfg, str(tiny_dataset), tmp_path / "whole", tokenizer=tok, progress=False, export_model=False)
+    first = run(cfg, str(tiny_dataset), tmp_path / "cut", tokenizer=tok, progress=False, stop_after=3)
+    assert first.steps_done == 3 and first.export_dir is None
+    second = run(cfg, str(tiny_dataset), tmp_path / "cut", tokenizer=tok, resume=True, progress=False,
+                 export_model=False)
+    assert second.steps_done == 8
+    assert _losses(second.metrics_path) == _losses(whole.metrics_path)
+    assert second.eval_loss == whole.eval_loss
+
+
+def test_resuming_a_checkpoint_of_another_recipe_names_the_difference(tiny_dataset, trained):
+    other = tiny()
+    other = other.replace(recipe="tiny-wide", model=dataclasses.replace(other.model, hidden_size=96))
+    with pytest.raises(CheckpointMismatchError, match=r"recipe 'tiny'.*hidden_size: checkpoint 64 != run 96"):
+        run(other, str(tiny_dataset), trained.out_dir, resume=True, progress=False)
+
+
+def test_cli_reports_missing_columns_and_exits_non_zero(make_dataset, tmp_path, capsys):
+    path = make_dataset(drop_columns=("problem_statement",))
+    assert main(["--dataset", str(path), "--out", str(tmp_path / "o"), "--steps", "1", "--no-progress"]) == 2
+    assert "problem_statement" in capsys.readouterr().err
+    with pytest.raises(MissingColumnsError):
+        train(str(path), "tiny", tmp_path / "o2", steps=1, progress=False)
