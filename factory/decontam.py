@@ -114,6 +114,7 @@ def find_overlaps(df: pl.DataFrame, benchmarks: list[Benchmark], threshold: floa
     """Instances of ``df`` (TaskInstance columns) that overlap any benchmark, with reasons."""
     report = DecontamReport(num_checked=df.height)
     ours = df.select("instance_id", "repo", "base_commit", "upstream_commit", "patch").to_dicts()
+    seen: set[str] = set()
     for bench in benchmarks:
         report.benchmarks[bench.name] = bench.rows.height
         by_commit: dict[str, list[dict]] = defaultdict(list)
@@ -149,7 +150,8 @@ def find_overlaps(df: pl.DataFrame, benchmarks: list[Benchmark], threshold: floa
                         best, best_j = sim, j
                 if best_j >= 0 and best >= threshold:
                     hit = ("benchmark_patch", bench_rows[best_j]["instance_id"])
-            if hit and row["instance_id"] not in report.removed_ids:
+            if hit and row["instance_id"] not in seen:
+                seen.add(row["instance_id"])
                 report.removed[hit[0]] = report.removed.get(hit[0], 0) + 1
                 report.matches.append((row["instance_id"], hit[0], bench.name, hit[1]))
     return report
