@@ -15,6 +15,7 @@ Each miner returns a ``MineResult``: candidates and a stats dict with ``skipped_
 from miners.diffs import FileDiff, Limits, is_test_path, parse_diff, split_change
 from miners.envgroup import EnvGroup, EnvGrouper, env_group_key, group_candidates
 from miners.errors import GitError, GitHubError, MinerError, MissingDependency
+from miners.leakfree import make_leak_free_repo
 from miners.local import MineResult, mine_local
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "env_group_key",
     "group_candidates",
     "is_test_path",
+    "make_leak_free_repo",
     "mine_local",
     "parse_diff",
     "split_change",

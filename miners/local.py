@@ -208,7 +208,7 @@ class _Builder:
     def build(self, changes: Iterable[Change], max_candidates: int | None) -> None:
         changes = list(changes)
         diffs = diff_batch(self.repo_path, [(c.commit.sha, c.base) for c in changes])
-        for change, (_sha, raw) in zip(changes, diffs):
+        for change, (_sha, raw) in zip(changes, diffs, strict=True):
             if max_candidates is not None and len(self.result.candidates) >= max_candidates:
                 return
             got = self.candidate(change, raw)

@@ -6,8 +6,8 @@ import json
 import subprocess
 
 import pytest
-
 from gitrepo import GitRepo
+
 from miners import Limits, mine_local
 
 CORE = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
