@@ -382,10 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--micro-batch-size", type=int, default=None, help="rows per forward pass, per process")
     p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step")
     p.add_argument("--save-every", type=int, default=None, help="steps between checkpoints (0: end only)")
+    p.add_argument("--fsdp", action=argparse.BooleanOptionalAction, default=None,
+                   help="FSDP2 instead of DDP under torchrun (default: the recipe's choice)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     overrides = {k: v for k, v in (("micro_batch_size", a.micro_batch_size), ("grad_accum", a.grad_accum),
-                                   ("save_every", a.save_every)) if v is not None}
+                                   ("save_every", a.save_every), ("fsdp", a.fsdp)) if v is not None}
     try:
         res = train(a.dataset, a.recipe, a.out, steps=a.steps, resume=a.resume, tokenizer=a.tokenizer,
                     seed=a.seed, device=a.device, progress=not a.no_progress, **overrides)

@@ -1,4 +1,4 @@
-"""Two gloo processes under torchrun (DDP) follow the single-process loss curve."""
+"""Two gloo processes under torchrun (DDP, and FSDP2) follow the single-process loss curve."""
 
 from __future__ import annotations
 
@@ -19,24 +19,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_process_ddp_matches_single_process_loss(tiny_dataset, tmp_path):
-    steps = 4
+@pytest.fixture(scope="module")
+def single_run(tiny_dataset, tmp_path_factory):
     # Same global batch: one process with 2 micro-batches of 1 row, or two with 1 each.
-    single = train(str(tiny_dataset), "tiny", tmp_path / "single", steps=steps, progress=False, device="cpu",
-                   micro_batch_size=1, grad_accum=2)
+    return train(str(tiny_dataset), "tiny", tmp_path_factory.mktemp("single"), steps=4, progress=False,
+                 device="cpu", micro_batch_size=1, grad_accum=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sharding", ["--no-fsdp", "--fsdp"])
+def test_two_processes_match_single_process_loss(tiny_dataset, single_run, sharding, tmp_path):
+    steps, single = 4, single_run
     tok = str(single.out_dir / "tokenizer")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
            "--master-port", str(_free_port()), "-m", "trainer.train", "--dataset", str(tiny_dataset),
            "--recipe", "tiny", "--out", str(tmp_path / "ddp"), "--steps", str(steps), "--device", "cpu",
-           "--micro-batch-size", "1", "--grad-accum", "1", "--tokenizer", tok, "--no-progress"]
+           "--micro-batch-size", "1", "--grad-accum", "1", "--tokenizer", tok, "--no-progress", sharding]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     read = lambda p: [json.loads(ln) for ln in p.read_text().splitlines()]  # noqa: E731
     a = [r["loss"] for r in read(single.metrics_path) if "loss" in r]
     b = [r["loss"] for r in read(tmp_path / "ddp" / "metrics.jsonl") if "loss" in r]
-    print("single", a, "\nddp   ", b)
+    print("single", a, f"\n{sharding}", b)
     assert len(a) == len(b) == steps
     assert b == pytest.approx(a, rel=1e-4, abs=1e-4)
     assert (tmp_path / "ddp" / "export" / "model.safetensors").exists()
