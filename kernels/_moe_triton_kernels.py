@@ -1,0 +1,441 @@
+"""Triton kernels of the fused MoE path (imported only by kernels/moe_triton.py, only when it runs).
+
+Layout (legend in kernels/moe_reference.py). "Sorted" rows are the S = T*K token-expert assignments
+grouped by expert, expert e owning rows [offsets[e], offsets[e] + counts[e]), and inside an expert
+ordered by token (deterministic, like a stable sort). tok_S[s] is the token of sorted row s,
+w_S[s] its routing weight (float32 of the x-dtype value), pos_TK[t, j] the sorted row of token t's
+j-th choice. Weights: gate_up (E, 2I, D) and down (E, D, I), both contiguous (last stride 1).
+
+Kernels, in call order:
+  router     _router_topk_kernel  softmax(fp32) + top-k + renorm per token block; rank of each
+             _hist_scan_kernel    assignment inside its block; per-block histogram and exact
+             _scatter_kernel      integer counts; scan -> sorted position of each assignment.
+  forward    _gate_up_swiglu_kernel  gathers X rows in its loads; writes pre-activation GU (S, 2I)
+                                     (saved for backward) and h = silu(g) * u (S, I)
+             _grouped_mm_kernel      down projection, scaled by w_S in the epilogue -> O (S, D)
+             _combine_kernel         y[t] = sum_j O[pos[t, j]] in float32
+  backward   _down_bwd_swiglu_kernel G = dY[tok] @ Wd[e] (gathered), epilogue: recompute h from GU,
+                                     routing-weight grad partials, dGU, and h * w for dWd
+             _grouped_wgrad_kernel   dWd[e] = dY[tok]^T (h w), dWgu[e] = dGU^T X[tok], gathering
+             _grouped_mm_kernel      dXs = dGU @ Wgu[e], then _combine_kernel adds the K rows per token
+No kernel synchronises with the host: tile-to-expert maps are derived on the device from counts.
+"""
+
+import triton
+import triton.language as tl
+
+# --------------------------------------------------------------------------------------------
+# Router and permutation
+# --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _router_topk_kernel(
+    logits_ptr,  # (T, E) x dtype
+    top_idx_ptr,  # (T, K) int32, out
+    top_w_ptr,  # (T, K) x dtype, out
+    rank_ptr,  # (T, K) int32, out: rank among same-expert assignments of this block
+    hist_ptr,  # (NB, E) int32, zeroed: assignments per (block, expert)
+    counts_ptr,  # (E,) int32, zeroed: assignments per expert
+    T,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    K: tl.constexpr,
+    K_P: tl.constexpr,
+    BT: tl.constexpr,
+    NORM: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs_t = pid * BT + tl.arange(0, BT)
+    offs_e = tl.arange(0, E_P)
+    offs_k = tl.arange(0, K_P)
+    mask_t = offs_t < T
+    mask_e = offs_e < E
+    logits = tl.load(
+        logits_ptr + offs_t[:, None] * E + offs_e[None, :],
+        mask=mask_t[:, None] & mask_e[None, :],
+        other=float("-inf"),
+    ).to(tl.float32)
+    row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
+    num = tl.exp(logits - row_max[:, None])
+    den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
+    p = tl.where(mask_e[None, :], num / den[:, None], -1.0)
+
+    idx_tk = tl.zeros((BT, K_P), dtype=tl.int32)
+    val_tk = tl.zeros((BT, K_P), dtype=tl.float32)
+    for j in tl.static_range(K):
+        m = tl.max(p, axis=1)
+        am = tl.min(tl.where(p == m[:, None], offs_e[None, :], E_P), axis=1)  # lowest index on ties
+        idx_tk = tl.where(offs_k[None, :] == j, am[:, None], idx_tk)
+        val_tk = tl.where(offs_k[None, :] == j, m[:, None], val_tk)
+        p = tl.where(offs_e[None, :] == am[:, None], -1.0, p)
+    if NORM:
+        val_tk = val_tk / tl.sum(val_tk, axis=1)[:, None]
+
+    valid = mask_t[:, None] & (offs_k[None, :] < K)
+    out_off = offs_t[:, None] * K + offs_k[None, :]
+    tl.store(top_idx_ptr + out_off, idx_tk, mask=valid)
+    tl.store(top_w_ptr + out_off, val_tk.to(top_w_ptr.dtype.element_ty), mask=valid)
+
+    # Rank of each assignment among the earlier (t, j) of this block with the same expert.
+    N: tl.constexpr = BT * K_P
+    ids = tl.reshape(tl.where(valid, idx_tk, -1), (N,))
+    ar = tl.arange(0, N)
+    same = (ids[:, None] == ids[None, :]) & (ids[:, None] >= 0)
+    rank = tl.sum((same & (ar[None, :] < ar[:, None])).to(tl.int32), axis=1)
+    cnt = tl.sum(same.to(tl.int32), axis=1)
+    tt = pid * BT + ar // K_P
+    jj = ar % K_P
+    valid_f = (tt < T) & (jj < K)
+    tl.store(rank_ptr + tt * K + jj, rank, mask=valid_f)
+    first = valid_f & (rank == 0)
+    tl.store(hist_ptr + pid * E + ids, cnt, mask=first)
+    tl.atomic_add(counts_ptr + ids, cnt, mask=first)
+
+
+@triton.jit
+def _hist_scan_kernel(
+    hist_ptr,  # (NB, E) int32
+    counts_ptr,  # (E,) int32
+    base_ptr,  # (NB, E) int32, out: sorted row of the first assignment of (block, expert)
+    offsets_ptr,  # (E + 1,) int32, out: exclusive prefix of counts, then S
+    NB,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    EC: tl.constexpr,
+    RB: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs_c = pid * EC + tl.arange(0, EC)
+    mask_c = offs_c < E
+    offs_e = tl.arange(0, E_P)
+    counts = tl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
+    start_c = tl.sum(tl.where(offs_e[None, :] < offs_c[:, None], counts[None, :], 0), axis=1)
+    tl.store(offsets_ptr + offs_c, start_c, mask=mask_c)
+    if pid == 0:
+        tl.store(offsets_ptr + E, tl.sum(counts, axis=0))
+    carry = start_c
+    for b0 in range(0, NB, RB):
+        offs_b = b0 + tl.arange(0, RB)
+        m = (offs_b[:, None] < NB) & mask_c[None, :]
+        ptr_off = offs_b[:, None] * E + offs_c[None, :]
+        h = tl.load(hist_ptr + ptr_off, mask=m, other=0)
+        incl = tl.cumsum(h, axis=0)
+        tl.store(base_ptr + ptr_off, carry[None, :] + incl - h, mask=m)
+        carry += tl.sum(h, axis=0)
+
+
+@triton.jit
+def _scatter_kernel(
+    top_idx_ptr,  # (T, K) int32
+    top_w_ptr,  # (T, K) x dtype
+    rank_ptr,  # (T, K) int32
+    base_ptr,  # (NB, E) int32
+    pos_ptr,  # (T, K) int32, out
+    tok_ptr,  # (S,) int32, out
+    w_sorted_ptr,  # (S,) float32, out
+    S,
+    E: tl.constexpr,
+    K: tl.constexpr,
+    BT_A: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < S
+    t = offs // K
+    e = tl.load(top_idx_ptr + offs, mask=mask, other=0)
+    r = tl.load(rank_ptr + offs, mask=mask, other=0)
+    pos = tl.load(base_ptr + (t // BT_A) * E + e, mask=mask, other=0) + r
+    w = tl.load(top_w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    tl.store(pos_ptr + offs, pos, mask=mask)
+    tl.store(tok_ptr + pos, t, mask=mask)
+    tl.store(w_sorted_ptr + pos, w, mask=mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Grouped GEMMs
+# --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _expert_tile(pid_m, counts_ptr, E: tl.constexpr, E_P: tl.constexpr, BM: tl.constexpr):
+    """Map an M-tile id to (expert, first sorted row, end row); expert == E means no such tile."""
+    offs_e = tl.arange(0, E_P)
+    cnt = tl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
+    tiles = (cnt + BM - 1) // BM
+    cum_tiles = tl.cumsum(tiles, axis=0)
+    cum_rows = tl.cumsum(cnt, axis=0)
+    e = tl.sum((cum_tiles <= pid_m).to(tl.int32), axis=0)
+    sel = offs_e == e
+    tile0 = tl.sum(tl.where(sel, cum_tiles - tiles, 0), axis=0)
+    row0 = tl.sum(tl.where(sel, cum_rows - cnt, 0), axis=0)
+    n_rows = tl.sum(tl.where(sel, cnt, 0), axis=0)
+    return e, row0 + (pid_m - tile0) * BM, row0 + n_rows
+
+
+@triton.jit
+def _gate_up_swiglu_kernel(
+    x_ptr,  # (T, D)
+    w_ptr,  # (E, 2I, D)
+    tok_ptr,  # (S,) int32
+    counts_ptr,  # (E,) int32
+    gu_ptr,  # (S, 2I) out: pre-activation [gate | up]
+    h_ptr,  # (S, I) out: silu(gate) * up
+    D,
+    I,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    EVEN_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(I, BN)
+    pid_m = pid // num_n
+    pid_n = pid % num_n
+    e, m_start, m_end = _expert_tile(pid_m, counts_ptr, E, E_P, BM)
+    if e >= E:
+        return
+    rows = m_start + tl.arange(0, BM)
+    mask_m = rows < m_end
+    tok = tl.load(tok_ptr + rows, mask=mask_m, other=0).to(tl.int64)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    mask_n = offs_n < I
+    offs_k = tl.arange(0, BK)
+    a_ptrs = x_ptr + tok[:, None] * D + offs_k[None, :]
+    wg_ptrs = w_ptr + e.to(tl.int64) * (2 * I) * D + offs_n[None, :].to(tl.int64) * D + offs_k[:, None]
+    wu_ptrs = wg_ptrs + I * D
+    acc_g = tl.zeros((BM, BN), dtype=tl.float32)
+    acc_u = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, tl.cdiv(D, BK)):
+        if EVEN_K:
+            a = tl.load(a_ptrs)
+            bg = tl.load(wg_ptrs, mask=mask_n[None, :], other=0.0)
+            bu = tl.load(wu_ptrs, mask=mask_n[None, :], other=0.0)
+        else:
+            mk = offs_k < D - k0 * BK
+            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+            bg = tl.load(wg_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+            bu = tl.load(wu_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+        acc_g = tl.dot(a, bg, acc_g)
+        acc_u = tl.dot(a, bu, acc_u)
+        a_ptrs += BK
+        wg_ptrs += BK
+        wu_ptrs += BK
+    g = acc_g.to(gu_ptr.dtype.element_ty)
+    u = acc_u.to(gu_ptr.dtype.element_ty)
+    rows64 = rows.to(tl.int64)
+    smask = mask_m[:, None] & mask_n[None, :]
+    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
+    tl.store(gu_ptr + gu_off, g, mask=smask)
+    tl.store(gu_ptr + gu_off + I, u, mask=smask)
+    gf = g.to(tl.float32)
+    h = gf * tl.sigmoid(gf) * u.to(tl.float32)
+    tl.store(h_ptr + rows64[:, None] * I + offs_n[None, :], h.to(h_ptr.dtype.element_ty), mask=smask)
+
+
+@triton.jit
+def _grouped_mm_kernel(
+    a_ptr,  # (S, K) sorted rows
+    b_ptr,  # (E, ...) per-expert (K, N) through strides
+    c_ptr,  # (S, N) out
+    scale_ptr,  # (S,) float32 row scale (HAS_SCALE)
+    counts_ptr,  # (E,) int32
+    N,
+    K,
+    stride_be,
+    stride_bk,
+    stride_bn,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    HAS_SCALE: tl.constexpr,
+    EVEN_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(N, BN)
+    pid_m = pid // num_n
+    pid_n = pid % num_n
+    e, m_start, m_end = _expert_tile(pid_m, counts_ptr, E, E_P, BM)
+    if e >= E:
+        return
+    rows = m_start + tl.arange(0, BM)
+    mask_m = rows < m_end
+    rows64 = rows.to(tl.int64)
+    a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)  # in-bounds loads; extra rows are not stored
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    mask_n = offs_n < N
+    offs_k = tl.arange(0, BK)
+    a_ptrs = a_ptr + a_rows[:, None] * K + offs_k[None, :]
+    b_ptrs = b_ptr + e.to(tl.int64) * stride_be + offs_k[:, None] * stride_bk + offs_n[None, :].to(tl.int64) * stride_bn
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, tl.cdiv(K, BK)):
+        if EVEN_K:
+            a = tl.load(a_ptrs)
+            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
+        else:
+            mk = offs_k < K - k0 * BK
+            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc)
+        a_ptrs += BK
+        b_ptrs += BK * stride_bk
+    if HAS_SCALE:
+        acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
+    tl.store(
+        c_ptr + rows64[:, None] * N + offs_n[None, :],
+        acc.to(c_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+
+
+@triton.jit
+def _down_bwd_swiglu_kernel(
+    dy_ptr,  # (T, D)
+    wd_ptr,  # (E, D, I)
+    tok_ptr,  # (S,) int32
+    counts_ptr,  # (E,) int32
+    gu_ptr,  # (S, 2I) saved pre-activation
+    w_sorted_ptr,  # (S,) float32
+    dgu_ptr,  # (S, 2I) out: grad of the pre-activation
+    hw_ptr,  # (S, I) out: h * w, the input of dWd
+    dw_part_ptr,  # (S, cdiv(I, BN)) float32 out: partial sums of the routing-weight grad
+    D,
+    I,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    EVEN_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(I, BN)
+    pid_m = pid // num_n
+    pid_n = pid % num_n
+    e, m_start, m_end = _expert_tile(pid_m, counts_ptr, E, E_P, BM)
+    if e >= E:
+        return
+    rows = m_start + tl.arange(0, BM)
+    mask_m = rows < m_end
+    tok = tl.load(tok_ptr + rows, mask=mask_m, other=0).to(tl.int64)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    mask_n = offs_n < I
+    offs_k = tl.arange(0, BK)
+    a_ptrs = dy_ptr + tok[:, None] * D + offs_k[None, :]
+    b_ptrs = wd_ptr + e.to(tl.int64) * D * I + offs_k[:, None].to(tl.int64) * I + offs_n[None, :]
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, tl.cdiv(D, BK)):
+        if EVEN_K:
+            a = tl.load(a_ptrs)
+            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
+        else:
+            mk = offs_k < D - k0 * BK
+            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc)
+        a_ptrs += BK
+        b_ptrs += BK * I
+    # acc = dL/dh / w for these rows (the unweighted down-projection input grad).
+    rows64 = rows.to(tl.int64)
+    smask = mask_m[:, None] & mask_n[None, :]
+    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
+    g = tl.load(gu_ptr + gu_off, mask=smask, other=0.0).to(tl.float32)
+    u = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0).to(tl.float32)
+    w = tl.load(w_sorted_ptr + rows, mask=mask_m, other=0.0)
+    sig = tl.sigmoid(g)
+    silu = g * sig
+    h = silu * u
+    tl.store(dw_part_ptr + rows64 * num_n + pid_n, tl.sum(h * acc, axis=1), mask=mask_m)
+    dh = acc * w[:, None]
+    du = dh * silu
+    dg = dh * u * sig * (1.0 + g * (1.0 - sig))
+    tl.store(dgu_ptr + gu_off, dg.to(dgu_ptr.dtype.element_ty), mask=smask)
+    tl.store(dgu_ptr + gu_off + I, du.to(dgu_ptr.dtype.element_ty), mask=smask)
+    tl.store(hw_ptr + rows64[:, None] * I + offs_n[None, :], (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=smask)
+
+
+@triton.jit
+def _grouped_wgrad_kernel(
+    a_ptr,  # rows a_src[r, m], row stride stride_a
+    b_ptr,  # rows b_src[r, n], row stride stride_b
+    out_ptr,  # (E, M, N) out
+    a_idx_ptr,  # (S,) int32 row of a_src for sorted row s (GATHER_A)
+    b_idx_ptr,  # (S,) int32 row of b_src for sorted row s (GATHER_B)
+    counts_ptr,  # (E,) int32
+    offsets_ptr,  # (E + 1,) int32
+    M,
+    N,
+    stride_a,
+    stride_b,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    GATHER_A: tl.constexpr,
+    GATHER_B: tl.constexpr,
+):
+    """out[e] = sum over expert e's sorted rows s of a_src[row_a(s)]^T b_src[row_b(s)]."""
+    pid = tl.program_id(0)
+    e = tl.program_id(1)
+    num_n = tl.cdiv(N, BN)
+    pid_m = pid // num_n
+    pid_n = pid % num_n
+    start = tl.load(offsets_ptr + e)
+    cnt = tl.load(counts_ptr + e)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    mask_m = offs_m < M
+    mask_n = offs_n < N
+    offs_k = tl.arange(0, BK)
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for r0 in range(0, cnt, BK):
+        mr = (r0 + offs_k) < cnt
+        rows = start + r0 + offs_k
+        if GATHER_A:
+            ra = tl.load(a_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
+        else:
+            ra = rows.to(tl.int64)
+        if GATHER_B:
+            rb = tl.load(b_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
+        else:
+            rb = rows.to(tl.int64)
+        a_t = tl.load(a_ptr + ra[:, None] * stride_a + offs_m[None, :], mask=mr[:, None] & mask_m[None, :], other=0.0)
+        b = tl.load(b_ptr + rb[:, None] * stride_b + offs_n[None, :], mask=mr[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(tl.trans(a_t), b, acc)
+    out_off = e.to(tl.int64) * M * N + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
+    tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+# --------------------------------------------------------------------------------------------
+# Combine
+# --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _combine_kernel(
+    src_ptr,  # (S, D) sorted rows
+    pos_ptr,  # (T, K) int32
+    extra_ptr,  # (T, D) added before rounding (HAS_EXTRA)
+    out_ptr,  # (T, D) out
+    T,
+    D,
+    K: tl.constexpr,
+    HAS_EXTRA: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
+):
+    offs_t = tl.program_id(0) * BT + tl.arange(0, BT)
+    offs_d = tl.program_id(1) * BD + tl.arange(0, BD)
+    mask_t = offs_t < T
+    mask = mask_t[:, None] & (offs_d[None, :] < D)
+    acc = tl.zeros((BT, BD), dtype=tl.float32)
+    for j in tl.static_range(K):
+        p = tl.load(pos_ptr + offs_t * K + j, mask=mask_t, other=0).to(tl.int64)
+        acc += tl.load(src_ptr + p[:, None] * D + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+    out_off = offs_t[:, None].to(tl.int64) * D + offs_d[None, :]
+    if HAS_EXTRA:
+        acc += tl.load(extra_ptr + out_off, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask)

@@ -1,0 +1,275 @@
+"""Fused Triton MoE block (the `impl="triton"` path of kernels.moe): launches and autograd.
+
+Same function as kernels/moe_reference.py (legend there); the kernels and the sorted-row layout are
+described in kernels/_moe_triton_kernels.py, which is imported on first use, so this module itself
+imports without Triton (the router backward below is plain PyTorch and is tested on CPU).
+
+Saved for backward: x, the weights, router logits (T, E), the pre-activation GU (S, 2I) and the
+routing indices (O(S) integers). h = silu(g) * u is recomputed from GU in the backward's epilogue.
+The router's matmul (T x D x E) and its two gradient matmuls run through cuBLAS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from kernels.errors import KernelUnavailableError
+
+
+@dataclasses.dataclass(frozen=True)
+class GemmConfig:
+    bm: int
+    bn: int
+    bk: int
+    num_warps: int
+    num_stages: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TritonMoEConfig:
+    """Block shapes per kernel. The bench swaps this module's CONFIG to compare variants."""
+
+    gate_up: GemmConfig = GemmConfig(128, 64, 64, 8, 4)  # two (BM, BN) accumulators: gate and up
+    down: GemmConfig = GemmConfig(128, 128, 64, 8, 4)
+    down_bwd: GemmConfig = GemmConfig(128, 64, 64, 8, 4)
+    wgrad: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
+    dx: GemmConfig = GemmConfig(128, 128, 64, 8, 4)
+
+
+CONFIG = TritonMoEConfig()
+SUPPORTED_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def _k():
+    from kernels import _moe_triton_kernels  # lazy: needs triton
+
+    return _moe_triton_kernels
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class Routing:
+    """Device-side routing of one call; every field stays on the GPU (no host sync)."""
+
+    top_idx_TK: torch.Tensor  # int32
+    top_w_TK: torch.Tensor  # x dtype
+    counts_E: torch.Tensor  # int32, assignments per expert
+    offsets_E1: torch.Tensor  # int32, first sorted row of each expert, then S
+    pos_TK: torch.Tensor  # int32, sorted row of (t, j)
+    tok_S: torch.Tensor  # int32, token of sorted row s
+    w_S: torch.Tensor  # float32, routing weight of sorted row s
+
+
+def route(router_logits_TE: torch.Tensor, top_k: int, norm_topk_prob: bool) -> Routing:
+    """Softmax/top-k/renorm and the expert-sorted permutation, in three small kernels."""
+    k = _k()
+    T, E = router_logits_TE.shape
+    dev = router_logits_TE.device
+    S = T * top_k
+    e_p, k_p = _pow2(E), _pow2(top_k)
+    bt = max(1, min(256 // k_p, 16384 // e_p))  # rank test is (BT*K_P)^2; logits tile BT*E_P
+    nb = triton_cdiv(T, bt)
+    top_idx = torch.empty((T, top_k), dtype=torch.int32, device=dev)
+    top_w = torch.empty((T, top_k), dtype=router_logits_TE.dtype, device=dev)
+    rank = torch.empty((T, top_k), dtype=torch.int32, device=dev)
+    hist = torch.zeros((nb, E), dtype=torch.int32, device=dev)
+    counts = torch.zeros((E,), dtype=torch.int32, device=dev)
+    logits = router_logits_TE.contiguous()
+    k._router_topk_kernel[(nb,)](
+        logits, top_idx, top_w, rank, hist, counts, T,
+        E=E, E_P=e_p, K=top_k, K_P=k_p, BT=bt, NORM=bool(norm_topk_prob), num_warps=8,
+    )
+    base = torch.empty((nb, E), dtype=torch.int32, device=dev)
+    offsets = torch.empty((E + 1,), dtype=torch.int32, device=dev)
+    ec = min(8, e_p)
+    k._hist_scan_kernel[(triton_cdiv(E, ec),)](
+        hist, counts, base, offsets, nb, E=E, E_P=e_p, EC=ec, RB=256, num_warps=4
+    )
+    pos = torch.empty((T, top_k), dtype=torch.int32, device=dev)
+    tok = torch.empty((S,), dtype=torch.int32, device=dev)
+    w_sorted = torch.empty((S,), dtype=torch.float32, device=dev)
+    block = 1024
+    k._scatter_kernel[(triton_cdiv(S, block),)](
+        top_idx, top_w, rank, base, pos, tok, w_sorted, S, E=E, K=top_k, BT_A=bt, BLOCK=block, num_warps=4
+    )
+    return Routing(top_idx, top_w, counts, offsets, pos, tok, w_sorted)
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _m_grid(S: int, E: int, N: int, cfg: GemmConfig) -> tuple[int]:
+    # Upper bound on M-tiles: each expert adds at most one partial tile. Extra programs exit at once.
+    return ((triton_cdiv(S, cfg.bm) + E) * triton_cdiv(N, cfg.bn),)
+
+
+def _gate_up(x_TD, gate_up_E2IH, r: Routing):
+    k, cfg = _k(), CONFIG.gate_up
+    T, D = x_TD.shape
+    E, I2, _ = gate_up_E2IH.shape
+    I, S = I2 // 2, r.tok_S.shape[0]
+    gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
+    h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
+    k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
+        x_TD, gate_up_E2IH, r.tok_S, r.counts_E, gu_S2I, h_SI, D, I,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return gu_S2I, h_SI
+
+
+def _grouped_mm(a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig):
+    k = _k()
+    S, K = a_SK.shape
+    E = w.shape[0]
+    c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
+    k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
+        a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E, N, K,
+        stride_be, stride_bk, stride_bn,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
+        HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return c_SN
+
+
+def _combine(src_SD, r: Routing, T: int, extra_TD=None):
+    k = _k()
+    D = src_SD.shape[1]
+    top_k = r.pos_TK.shape[1]
+    out_TD = torch.empty((T, D), dtype=src_SD.dtype, device=src_SD.device)
+    bt, bd = 16, 256
+    k._combine_kernel[(triton_cdiv(T, bt), triton_cdiv(D, bd))](
+        src_SD, r.pos_TK, extra_TD if extra_TD is not None else src_SD, out_TD, T, D,
+        K=top_k, HAS_EXTRA=extra_TD is not None, BT=bt, BD=bd, num_warps=4,
+    )
+    return out_TD
+
+
+def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
+    k, cfg = _k(), CONFIG.down_bwd
+    T, D = dy_TD.shape
+    E, _, I = down_EHI.shape
+    S = gu_S2I.shape[0]
+    num_n = triton_cdiv(I, cfg.bn)
+    dgu_S2I = torch.empty_like(gu_S2I)
+    hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
+    dw_part = torch.empty((S, num_n), dtype=torch.float32, device=dy_TD.device)
+    k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
+        dy_TD, down_EHI, r.tok_S, r.counts_E, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_part, D, I,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return dgu_S2I, hw_SI, dw_part.sum(dim=1)
+
+
+def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
+    """out[e] (M, N) = sum_s a_src[a_idx[s]]^T b_src[b_idx[s]] over expert e's sorted rows."""
+    k, cfg = _k(), CONFIG.wgrad
+    E = r.counts_E.shape[0]
+    out = torch.empty((E, M, N), dtype=dtype, device=a_src.device)
+    grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)
+    k._grouped_wgrad_kernel[grid](
+        a_src, b_src, out,
+        a_idx if a_idx is not None else r.tok_S, b_idx if b_idx is not None else r.tok_S,
+        r.counts_E, r.offsets_E1, M, N, a_src.stride(0), b_src.stride(0),
+        BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, GATHER_A=a_idx is not None, GATHER_B=b_idx is not None,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return out
+
+
+def router_backward(
+    router_logits_TE: torch.Tensor,
+    top_idx_TK: torch.Tensor,
+    d_top_w_TK: torch.Tensor,
+    norm_topk_prob: bool,
+    d_logits_TE: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gradient wrt the router logits (float32) from the gradient of the top-k weights.
+
+    Backward of softmax(fp32) -> gather top-k -> optional renormalisation (the cast to x dtype passes
+    the gradient through), plus the gradient arriving directly on the returned logits.
+    """
+    probs_TE = torch.softmax(router_logits_TE.float(), dim=-1)
+    idx = top_idx_TK.long()
+    v_TK = probs_TE.gather(1, idx)
+    dv_TK = d_top_w_TK.float()
+    if norm_topk_prob:
+        s_T1 = v_TK.sum(dim=1, keepdim=True)
+        w_TK = v_TK / s_T1
+        dv_TK = (dv_TK - (dv_TK * w_TK).sum(dim=1, keepdim=True)) / s_T1
+    dp_TE = torch.zeros_like(probs_TE).scatter_(1, idx, dv_TK)
+    dlogits_TE = probs_TE * (dp_TE - (v_TK * dv_TK).sum(dim=1, keepdim=True))
+    if d_logits_TE is not None:
+        dlogits_TE = dlogits_TE + d_logits_TE.float()
+    return dlogits_TE
+
+
+class _MoETriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob):
+        T, D = x_TD.shape
+        E, _, I = down_EHI.shape
+        logits_TE = F.linear(x_TD, router_w_ED)
+        r = route(logits_TE, top_k, norm_topk_prob)
+        gu_S2I, h_SI = _gate_up(x_TD, gate_up_E2IH, r)
+        # down: B[k=i, n=d] = down[e, d, i]
+        o_SD = _grouped_mm(h_SI, down_EHI, D * I, 1, I, D, r, r.w_S, CONFIG.down)
+        del h_SI
+        y_TD = _combine(o_SD, r, T)
+        ctx.save_for_backward(
+            x_TD, router_w_ED, gate_up_E2IH, down_EHI, logits_TE, gu_S2I,
+            r.top_idx_TK, r.top_w_TK, r.counts_E, r.offsets_E1, r.pos_TK, r.tok_S, r.w_S,
+        )
+        ctx.norm_topk_prob = norm_topk_prob
+        return y_TD, logits_TE
+
+    @staticmethod
+    def backward(ctx, dy_TD, dlogits_out_TE):
+        (x_TD, router_w_ED, gate_up_E2IH, down_EHI, logits_TE, gu_S2I, *rt) = ctx.saved_tensors
+        r = Routing(*rt)
+        T, D = x_TD.shape
+        E, I2, _ = gate_up_E2IH.shape
+        I = I2 // 2
+        if dy_TD is None:
+            dy_TD = torch.zeros_like(x_TD)
+        dy_TD = dy_TD.contiguous()
+        dgu_S2I, hw_SI, dw_S = _down_bwd(dy_TD, down_EHI, gu_S2I, r)
+        d_down = None
+        if ctx.needs_input_grad[3]:
+            d_down = _wgrad(dy_TD, r.tok_S, hw_SI, None, D, I, r, down_EHI.dtype)  # (E, D, I)
+        del hw_SI
+        d_gate_up = None
+        if ctx.needs_input_grad[2]:
+            d_gate_up = _wgrad(dgu_S2I, None, x_TD, r.tok_S, I2, D, r, gate_up_E2IH.dtype)  # (E, 2I, D)
+        # dXs = dGU @ gate_up[e]: B[k=j, n=d] = gate_up[e, j, d]
+        dxs_SD = _grouped_mm(dgu_S2I, gate_up_E2IH, I2 * D, D, 1, D, r, None, CONFIG.dx)
+        del dgu_S2I
+        # Routing-weight grads, from sorted rows back to (t, j).
+        d_top_w_TK = dw_S[r.pos_TK.long()]
+        dlogits_TE = router_backward(logits_TE, r.top_idx_TK, d_top_w_TK, ctx.norm_topk_prob, dlogits_out_TE)
+        dlogits_TE = dlogits_TE.to(x_TD.dtype)
+        d_router_w = dlogits_TE.t() @ x_TD if ctx.needs_input_grad[1] else None
+        dx_TD = _combine(dxs_SD, r, T, extra_TD=dlogits_TE @ router_w_ED)
+        return dx_TD, d_router_w, d_gate_up, d_down, None, None
+
+
+def moe_triton(x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob=True):
+    """Fused MoE block on 2-D x_TD (bf16/fp16, CUDA); returns (y_TD, router_logits_TE)."""
+    if x_TD.dtype not in SUPPORTED_DTYPES:
+        raise KernelUnavailableError(f"impl='triton' supports {SUPPORTED_DTYPES}, got {x_TD.dtype}; use impl='torch'")
+    for name, t in (("router_w", router_w_ED), ("gate_up_proj", gate_up_E2IH), ("down_proj", down_EHI)):
+        if t.dtype != x_TD.dtype:
+            raise KernelUnavailableError(f"{name} is {t.dtype} but x is {x_TD.dtype}; cast them to one dtype")
+    return _MoETriton.apply(
+        x_TD.contiguous(), router_w_ED.contiguous(), gate_up_E2IH.contiguous(), down_EHI.contiguous(),
+        int(top_k), bool(norm_topk_prob),
+    )
