@@ -39,7 +39,7 @@ class BaselineConfig(_Strict):
 
 class RunConfig(_Strict):
     name: str = "run"
-    repos: list[dict[str, Any]] = Field(min_length=1)
+    repos: list[str | dict[str, Any]] = Field(min_length=1)
     sandbox: SandboxConfig = SandboxConfig()
     baseline: BaselineConfig = BaselineConfig()
     stages: list[str] = ["env", "baseline"]

@@ -19,7 +19,7 @@ from factory.errors import BaselineError
 from factory.schema import BaselineEntry, CoverageEntry, TestRun
 from verifiers.sandbox import SandboxLimits, SessionReport, pytest_command, run_tests
 
-__all__ = ["Baseline", "run_baseline", "stable_passing"]
+__all__ = ["Baseline", "aggregate", "run_baseline", "stable_passing"]
 
 
 @dataclass
@@ -89,21 +89,7 @@ def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage
         _check_status(run, f"run {i + 1}")
         runs.append(run)
 
-    entries: list[BaselineEntry] = []
-    for nodeid in collected:
-        outs = []
-        durs = []
-        for run in runs:
-            res = run.by_nodeid().get(nodeid)
-            outs.append(res.outcome if res else "failed")
-            durs.append(res.duration_s if res else 0.0)
-        flaky = len(set(outs)) > 1
-        entries.append(BaselineEntry(nodeid=nodeid, outcome="flaky" if flaky else outs[0],
-                                     duration_s=sum(durs) / len(durs), flaky=flaky, outcomes=tuple(outs)))
-    unknown = {r.nodeid for run in runs for r in run.results} - set(collected)
-    if unknown:
-        raise BaselineError(f"runs reported tests that collection did not list: {sorted(unknown)[:3]}",
-                            reason="nodeid_mismatch")
+    entries = aggregate(collected, runs)
 
     cov_entries: list[CoverageEntry] = []
     cov_wall = 0.0
@@ -116,6 +102,28 @@ def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage
         cov_entries = _coverage_entries(cov_rep)
     return Baseline(entries=entries, coverage=cov_entries, runs=runs, collect_wall_s=collect.wall_s,
                     coverage_wall_s=cov_wall, collect_only_q=printed, collect_errors=crep.collect_errors)
+
+
+def aggregate(collected: list[str], runs: list[TestRun]) -> list[BaselineEntry]:
+    """One entry per collected test: its outcome if every run agrees, else ``flaky``.
+
+    A collected test missing from a run's results counts as failed in that run; a result for a
+    test that collection did not list means the runs and collection disagree, which we refuse.
+    """
+    unknown = {r.nodeid for run in runs for r in run.results} - set(collected)
+    if unknown:
+        raise BaselineError(f"runs reported tests that collection did not list: {sorted(unknown)[:3]}",
+                            reason="nodeid_mismatch")
+    by_run = [run.by_nodeid() for run in runs]
+    entries: list[BaselineEntry] = []
+    for nodeid in collected:
+        got = [m.get(nodeid) for m in by_run]
+        outs = [r.outcome if r else "failed" for r in got]
+        durs = [r.duration_s if r else 0.0 for r in got]
+        flaky = len(set(outs)) > 1
+        entries.append(BaselineEntry(nodeid=nodeid, outcome="flaky" if flaky else outs[0],
+                                     duration_s=sum(durs) / len(durs), flaky=flaky, outcomes=tuple(outs)))
+    return entries
 
 
 def _check_status(run: TestRun, what: str) -> None:

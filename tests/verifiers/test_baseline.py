@@ -1,0 +1,72 @@
+"""The baseline, end to end in containers, and its aggregation rules on their own."""
+
+from __future__ import annotations
+
+import pytest
+
+from factory.errors import BaselineError
+from factory.repo import checkout
+from factory.schema import RepoSpec, TestResult, TestRun
+from tests.conftest import make_repo
+from tests.verifiers.sample_repo import EXPECTED, SAMPLE_FILES
+from verifiers.baseline import aggregate, run_baseline, stable_passing
+from verifiers.images import build_env_image
+
+
+def _run(**outcomes: str) -> TestRun:
+    return TestRun("ok", 1, 0.1, tuple(TestResult(n, o) for n, o in outcomes.items()), tuple(outcomes))
+
+
+def test_a_test_that_changes_outcome_is_flaky_and_not_stable_passing():
+    runs = [_run(a="passed", b="passed"), _run(a="passed", b="failed"), _run(a="passed", b="passed")]
+    entries = aggregate(["a", "b"], runs)
+    assert [(e.nodeid, e.outcome, e.flaky) for e in entries] == [("a", "passed", False), ("b", "flaky", True)]
+    assert entries[1].outcomes == ("passed", "failed", "passed")
+    assert stable_passing(entries) == {"a"}
+
+
+def test_a_test_missing_from_a_run_counts_as_failed():
+    runs = [_run(a="passed", b="passed"), TestRun("ok", 1, 0.1, (TestResult("a", "passed"),), ("a", "b"))]
+    entries = {e.nodeid: e for e in aggregate(["a", "b"], runs)}
+    assert entries["b"].outcomes == ("passed", "failed")
+    assert entries["b"].flaky
+
+
+def test_results_for_tests_collection_never_listed_are_refused():
+    with pytest.raises(BaselineError) as ei:
+        aggregate(["a"], [_run(a="passed", ghost="passed")])
+    assert ei.value.reason == "nodeid_mismatch"
+
+
+@pytest.mark.docker
+def test_baseline_lists_every_collected_test_once_with_coverage(docker_client, base_image, tmp_path):
+    make_repo(tmp_path, SAMPLE_FILES)
+    env = build_env_image(docker_client, checkout(RepoSpec(source=str(tmp_path))), log=lambda _m: None)
+    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=2)
+    nodeids = [e.nodeid for e in base.entries]
+    assert len(nodeids) == len(set(nodeids))
+    assert base.collect_only_q == nodeids  # exactly what `pytest --collect-only -q` printed
+    assert {e.nodeid: e.outcome for e in base.entries} == EXPECTED
+    cov = {(c.file, c.line): c.nodeids for c in base.coverage}
+    # `return hi` in clamp runs only under TestClamp::test_high.
+    assert cov[("sample/__init__.py", 9)] == ("tests/test_basic.py::TestClamp::test_high",)
+    assert "tests/test_basic.py::test_add" in cov[("sample/__init__.py", 2)]
+
+
+@pytest.mark.docker
+def test_a_suite_with_no_tests_is_refused_with_its_reason(docker_client, base_image, tmp_path):
+    make_repo(tmp_path, {"lib.py": "X = 1\n"})
+    env = build_env_image(docker_client, checkout(RepoSpec(source=str(tmp_path))), log=lambda _m: None)
+    with pytest.raises(BaselineError) as ei:
+        run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
+    assert ei.value.reason == "no_tests"
+
+
+@pytest.mark.docker
+def test_a_suite_that_cannot_import_is_a_collection_error(docker_client, base_image, tmp_path):
+    make_repo(tmp_path, {"test_broken.py": "import no_such_module\n\ndef test_x():\n    pass\n"})
+    env = build_env_image(docker_client, checkout(RepoSpec(source=str(tmp_path))), log=lambda _m: None)
+    with pytest.raises(BaselineError) as ei:
+        run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
+    assert ei.value.reason == "collection_error"
+    assert "test_broken.py" in str(ei.value)
