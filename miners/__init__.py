@@ -17,6 +17,7 @@ from miners.envgroup import EnvGroup, EnvGrouper, env_group_key, group_candidate
 from miners.errors import GitError, GitHubError, MinerError, MissingDependency
 from miners.leakfree import make_leak_free_repo
 from miners.local import MineResult, mine_local
+from miners.mirror import mine_mirror
 
 __all__ = [
     "EnvGroup",
@@ -33,6 +34,7 @@ __all__ = [
     "is_test_path",
     "make_leak_free_repo",
     "mine_local",
+    "mine_mirror",
     "parse_diff",
     "split_change",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "FileDiff",
     "Limits",
     "SplitChange",
+    "file_kind",
     "is_test_path",
     "parse_diff",
     "python_semantics_equal",
@@ -226,7 +227,7 @@ def is_test_path(path: str, extra_globs: Sequence[str] = ()) -> bool:
     return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in extra_globs)
 
 
-def _kind(path: str) -> str:
+def file_kind(path: str) -> str:
     """One of ``doc``, ``ci``, ``vendored``, ``code`` for a non-test file."""
     parts = path.lower().split("/")
     name = parts[-1]
@@ -299,7 +300,7 @@ def split_change(files: Iterable[FileDiff], *, subject: str = "", test_globs: Se
         return SplitChange(skip="binary")
     tests = [f for f in files if any(is_test_path(p, test_globs) for p in f.paths)]
     rest = [f for f in files if f not in tests]
-    kinds = {f.path: _kind(f.path) for f in rest}
+    kinds = {f.path: file_kind(f.path) for f in rest}
     code = [f for f in rest if kinds[f.path] == "code"]
     if any(k == "vendored" for k in kinds.values()):
         return SplitChange(skip="vendored")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from miners.errors import GitError
 
-__all__ = ["CommitMeta", "diff_batch", "git", "log_first_parent"]
+__all__ = ["CommitMeta", "diff_batch", "diff_trees", "git", "log_first_parent"]
 
 _RS, _US = b"\x1e", b"\x1f"
 # Plumbing only, with the user's diff configuration kept out (no external diff, no textconv,
@@ -146,3 +146,9 @@ def _split_batch(out: bytes, expected: list[str]) -> Iterator[tuple[str, bytes]]
             end = len(out)
         yield sha, out[start:end]
         pos = end
+
+
+def diff_trees(repo: str | Path, old: str, new: str, *, env: dict[str, str] | None = None) -> bytes:
+    """The patch that turns tree-ish ``old`` into ``new`` (same format as ``diff_batch``)."""
+    args = [a for a in _DIFF_ARGS if a != "--always"]
+    return git(repo, "diff-tree", *args, old, new, env=env).stdout
