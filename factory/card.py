@@ -115,7 +115,7 @@ def render_card(
         "(`FAIL_TO_PASS`), with tests that must keep passing (`PASS_TO_PASS`)."
     )
     out += ["", "## Loading", "", "```python", "import datasets",
-            "ds = datasets.load_dataset(\"OWNER/NAME\")  # or a local folder path",
+            f"ds = datasets.load_dataset({(config.push_to_hub or 'OWNER/NAME')!r})  # or a local folder path",
             "```", ""]
     out += ["## Starting a task", "",
             "The image holds the repository at `/testbed`, installed, in the task's start state:", "",

@@ -140,23 +140,22 @@ def patch_stats(patch: str) -> tuple[int, int, int, int]:
 
 
 def assign_splits(repos: list[str], test_fraction: float, salt: str) -> dict[str, str]:
-    """Repository -> split. Deterministic: a repository's split depends on its name and the salt.
+    """Repository -> split, deterministic from the repository names and the salt.
 
-    A repository goes to ``test`` when its stable hash falls below ``test_fraction``. With two or
-    more repositories and a non-zero fraction, at least one is held out and at least one stays in
-    train (the extremes are fixed by moving the repository nearest the threshold). With a single
-    repository everything is train: there is nothing to hold out without sharing a repository.
+    Repositories are ordered by a stable hash of (salt, name); the first
+    ``round(n * test_fraction)`` of them (at least one, never all) are ``test``, the rest
+    ``train``. So the held-out share is predictable even with a handful of repositories. A
+    repository's split can change only when the set of repositories changes (keep the salt and
+    the repository list fixed across versions of a dataset). With a single repository
+    everything is train: nothing can be held out without sharing a repository.
     """
     unique = sorted(set(repos))
     if len(unique) < 2 or test_fraction <= 0:
         return {r: "train" for r in unique}
-    score = {r: stable_unit(salt, r) for r in unique}
-    split = {r: ("test" if score[r] < test_fraction else "train") for r in unique}
-    if all(s == "train" for s in split.values()):
-        split[min(unique, key=lambda r: (score[r], r))] = "test"
-    elif all(s == "test" for s in split.values()):
-        split[max(unique, key=lambda r: (score[r], r))] = "train"
-    return split
+    order = sorted(unique, key=lambda r: (stable_unit(salt, r), r))
+    num_test = min(len(unique) - 1, max(1, round(len(unique) * test_fraction)))
+    held_out = set(order[:num_test])
+    return {r: ("test" if r in held_out else "train") for r in unique}
 
 
 def _add_features(df: pl.DataFrame) -> pl.DataFrame:

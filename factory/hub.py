@@ -126,6 +126,9 @@ class HubPusher:
         """One commit: every added file, and deletion of remote data files this push does not have."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
+        for op in self._ops:  # files were added from a temporary folder that is now renamed to local_dir
+            if isinstance(op.path_or_fileobj, str):
+                op.path_or_fileobj = str(local_dir / op.path_in_repo)
         added = {op.path_in_repo for op in self._ops}
         for rel in paths:  # files not streamed through add() (e.g. push_dataset_dir)
             if rel not in added:
