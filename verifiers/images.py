@@ -222,7 +222,7 @@ def build_env_image(client, co: Checkout, spec: EnvSpec | None = None, log: Log 
         (ctxp / "repo.tar").write_bytes(co.archive())
         (ctxp / "tf_report.py").write_bytes(plugin_source())
         log(f"building {spec.tag} ({', '.join(spec.detected_from) or 'no install files found'})")
-        ok, text = _build(client, ctxp, spec.tag)
+        ok, text = _build(client, ctxp, spec.tag, nocache=force)
     if not ok:
         raise InstallFailed(f"{co.key}: install failed: {_last_line(text)}", log_tail=text[-_LOG_TAIL:])
     image_id = _image_id(client, spec.tag)
@@ -245,12 +245,12 @@ def _image_id(client, ref: str) -> str | None:
         return None
 
 
-def _build(client, ctx: Path, tag: str) -> tuple[bool, str]:
+def _build(client, ctx: Path, tag: str, nocache: bool = False) -> tuple[bool, str]:
     """Run a build, streaming its log; (succeeded, log text)."""
     chunks: list[str] = []
     ok = True
     try:
-        for event in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True, decode=True,
+        for event in client.api.build(path=str(ctx), tag=tag, rm=True, forcerm=True, decode=True, nocache=nocache,
                                       network_mode="host"):
             if "stream" in event:
                 chunks.append(event["stream"])
