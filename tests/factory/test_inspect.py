@@ -1,0 +1,73 @@
+"""factory inspect: stats tables (rich) and PNG plots (matplotlib Agg) of a published folder."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from factory.curate import CurateConfig
+from factory.inspect_stats import inspect_dataset, validation_yield
+from factory.publish import PublishConfig, publish_run
+from factory.publish_errors import EmptyRunError
+from factory.schema import Candidate, Validation
+from factory.store import RunStore, write_records
+
+
+def _fixtures():
+    spec = importlib.util.spec_from_file_location("tf_publish_fixtures", Path(__file__).with_name("test_publish_fixtures.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fx = _fixtures()
+
+
+def _run_with_validations(root: Path) -> Path:
+    instances = [fx.make_instance(i, repo=r) for r in ("acme/a", "acme/b") for i in range(3)]
+    verdicts = ["accepted"] * 3 + ["rejected"] * 4 + ["error"]
+    vals = [Validation(candidate_id=f"c{i}", repo="acme/a", verdict=v, reason="r", test_s=0.5)
+            for i, v in enumerate(verdicts)]
+    run = fx.make_run(root, instances, validations={"a-12345678": vals})
+    cands = [Candidate(candidate_id=f"c{i}", repo="acme/a", base_commit="0" * 40, origin="mutation", patch="")
+             for i in range(10)]
+    write_records(RunStore(run).repo("a-12345678").candidates, cands, Candidate)
+    RunStore(run).repo("b-87654321").root.mkdir(parents=True)  # a repository with nothing validated yet
+    return run
+
+
+def test_inspect_prints_tables_and_saves_plots(tmp_path):
+    run = _run_with_validations(tmp_path / "run")
+    publish_run(run, tmp_path / "ds", PublishConfig(curate=CurateConfig(min_f2p=0, test_fraction=0.5)))
+    console = Console(record=True, width=140)
+    report = inspect_dataset(tmp_path / "ds", plots_dir=tmp_path / "plots", console=console)
+    text = console.export_text()
+    assert report.num_rows == 6 and sum(report.splits.values()) == 6
+    assert "per repository" in text and "acme/a" in text and "validation yield" in text and "37.5%" in text
+    names = sorted(p.name for p in report.plots)
+    assert names == ["f2p_counts.png", "tasks_per_repo.png", "tasks_per_source.png", "validation_yield.png"]
+    for p in report.plots:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_validation_yield_counts_verdicts_and_skips_repos_without_data(tmp_path):
+    run = _run_with_validations(tmp_path / "run")
+    y = validation_yield(run)
+    assert y.to_dicts() == [{"repo": "a-12345678", "candidates": 10, "validated": 8, "accepted": 3,
+                             "rejected": 4, "error": 1, "yield": 3 / 8}]
+
+
+def test_inspect_without_validations_says_so(tmp_path):
+    run = fx.make_run(tmp_path / "run", [fx.make_instance(i) for i in range(2)])
+    publish_run(run, tmp_path / "ds", PublishConfig(curate=CurateConfig(min_f2p=0)))
+    console = Console(record=True, width=140)
+    report = inspect_dataset(tmp_path / "ds", console=console, plots=False)
+    assert report.yield_ is None and "no validations.parquet" in console.export_text()
+
+
+def test_inspect_of_a_folder_without_shards_is_a_clear_error(tmp_path):
+    with pytest.raises(EmptyRunError, match="data/\\*.parquet"):
+        inspect_dataset(tmp_path, plots=False)
