@@ -73,11 +73,14 @@ def doc_mask(doc_ids_BT: torch.Tensor) -> torch.Tensor:
 _flex_compiled = None
 
 
-def _flex_attention():
+def _flex_attention(device: torch.device):
+    """flex_attention, compiled on CUDA (its fast path); eager elsewhere (a slow reference, for tests)."""
     global _flex_compiled
-    if _flex_compiled is None:
-        from torch.nn.attention.flex_attention import flex_attention
+    from torch.nn.attention.flex_attention import flex_attention
 
+    if device.type != "cuda":
+        return flex_attention
+    if _flex_compiled is None:
         _flex_compiled = torch.compile(flex_attention, dynamic=False)
     return _flex_compiled
 
@@ -116,8 +119,11 @@ class Attention(nn.Module):
             o_BHTA = F.scaled_dot_product_attention(q_BHTA, k_BKTA, v_BKTA, is_causal=True, enable_gqa=gqa)
         elif isinstance(mask, torch.Tensor):
             o_BHTA = F.scaled_dot_product_attention(q_BHTA, k_BKTA, v_BKTA, attn_mask=mask, enable_gqa=gqa)
-        else:  # a flex-attention BlockMask
-            o_BHTA = _flex_attention()(q_BHTA, k_BKTA, v_BKTA, block_mask=mask, enable_gqa=gqa)
+        else:  # a flex-attention BlockMask; flex is not autocast-aware, and q/k leave RMSNorm in fp32
+            dev = q_BHTA.device.type
+            dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else v_BKTA.dtype
+            o_BHTA = _flex_attention(q_BHTA.device)(q_BHTA.to(dt), k_BKTA.to(dt), v_BKTA.to(dt), block_mask=mask,
+                                                    enable_gqa=gqa)
         return self.o_proj(o_BHTA.transpose(1, 2).reshape(B, T, self.H * self.A))
 
 

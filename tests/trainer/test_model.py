@@ -92,3 +92,19 @@ def test_expert_weights_go_through_kernels_moe(exported, monkeypatch):
     with torch.no_grad():
         model(torch.zeros(1, 4, dtype=torch.long))
     assert calls == ["torch"] * model.config.num_hidden_layers
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_attention_document_mask_equals_dense_mask(exported):
+    model, _ = exported
+    g = torch.Generator().manual_seed(4)
+    ids = torch.randint(0, model.config.vocab_size, (2, 24), generator=g)
+    doc = torch.tensor([[0] * 10 + [1] * 9 + [-1] * 5, [0] * 24])
+    pos = torch.stack([torch.cat([torch.arange(10), torch.arange(9), torch.arange(5)]), torch.arange(24)])
+    flex = dataclasses.replace(model.config, attn_impl="flex")
+    flex_model = MoEDecoder(flex).eval()
+    flex_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        dense = model(ids, pos, doc).logits_BTV
+        out = flex_model(ids, pos, doc).logits_BTV
+    torch.testing.assert_close(out, dense, rtol=1e-4, atol=1e-4)
