@@ -156,9 +156,18 @@ class SparseMoE(nn.Module):
         import kernels
 
         B, T, D = x_BTD.shape
+        x_ND = x_BTD.reshape(B * T, D)
+        router_w_ED, gate_up_E2ID, down_EDI = self.gate.weight, self.experts.gate_up_proj, self.experts.down_proj
+        dev = x_ND.device.type
+        if torch.is_autocast_enabled(dev):
+            # Autocast does not reach inside kernels.moe (the Triton path wants one bf16/fp16 dtype), so
+            # cast as it would for a Linear: fp32 master weights, low-precision compute.
+            dt = torch.get_autocast_dtype(dev)
+            x_ND, router_w_ED, gate_up_E2ID, down_EDI = (
+                t.to(dt) for t in (x_ND, router_w_ED, gate_up_E2ID, down_EDI))
         y_ND, router_logits_NE = kernels.moe(
-            x_BTD.reshape(B * T, D), self.gate.weight, self.experts.gate_up_proj, self.experts.down_proj,
-            self.top_k, norm_topk_prob=self.norm_topk_prob, impl=self.impl,
+            x_ND, router_w_ED, gate_up_E2ID, down_EDI, self.top_k, norm_topk_prob=self.norm_topk_prob,
+            impl=self.impl,
         )
         return y_ND.view(B, T, D), router_logits_NE
 
