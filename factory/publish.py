@@ -65,6 +65,8 @@ SWEBENCH_COLUMNS: tuple[str, ...] = (
     "instance_id", "repo", "base_commit", "patch", "test_patch", "problem_statement", "hints_text",
     "created_at", "version", "FAIL_TO_PASS", "PASS_TO_PASS", "environment_setup_commit",
 )
+# Without these a row cannot be started or graded, so an empty one means an upstream stage is broken.
+_NONEMPTY = ("instance_id", "repo", "base_commit", "patch", "image_name")
 _INSTANCE_FIELDS = {f.name: f for f in dataclasses.fields(TaskInstance)}
 
 
@@ -163,7 +165,8 @@ def read_instances(run_dir: Path) -> pl.DataFrame:
     """instances.parquet as a frame with exactly the TaskInstance schema.
 
     Columns that the dataclass gives a default may be absent (older runs) and are filled with
-    it; a missing required column, or a null in one, raises ``InvalidInstancesError``.
+    it; a missing required column, a null in one, an empty id, repo, base commit, patch or image
+    name, or a duplicate instance id raises ``InvalidInstancesError``.
     """
     path = RunStore(run_dir).instances
     if not path.exists():
@@ -197,6 +200,11 @@ def read_instances(run_dir: Path) -> pl.DataFrame:
         if nulls:
             bad = [ids[i] for i, v in enumerate(table.column(f.name).is_null().to_pylist()) if v][:5]
             raise InvalidInstancesError(f"{path}: {nulls} rows have no {f.name} (instance ids: {bad})")
+    for name in _NONEMPTY:
+        col = table.column(name).to_pylist()
+        bad = [ids[i] for i, v in enumerate(col) if not v.strip()]
+        if bad:
+            raise InvalidInstancesError(f"{path}: {len(bad)} rows have an empty {name} (instance ids: {bad[:5]})")
     seen: set[Any] = set()
     dups = {i for i in ids if i in seen or seen.add(i)}
     if dups:

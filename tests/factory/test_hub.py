@@ -91,6 +91,8 @@ def test_push_then_load_dataset_by_hub_id_reads_every_row_back(hub, tmp_path):
         remote = datasets.load_dataset("standin/tasks")
         out["local"], out["remote"] = rows(local), rows(remote)
         out["features_equal"] = all(local[s].features == remote[s].features for s in local)
+        streamed = list(datasets.load_dataset("standin/tasks", split="train", streaming=True))
+        out["streamed"] = sorted(r["instance_id"] for r in streamed)
         # a re-push with bigger shards must not leave the old, smaller shards behind
         rep2 = publish_run(run, tmp / "ds", PublishConfig(curate=cfg.curate, push_to_hub="standin/tasks"))
         out["deleted"] = rep2.hub.deleted
@@ -98,6 +100,7 @@ def test_push_then_load_dataset_by_hub_id_reads_every_row_back(hub, tmp_path):
         out["again"] = rows(again)
     """)
     assert out["remote"] == out["local"] and out["features_equal"]
+    assert out["streamed"] == sorted(r[0] for r in out["local"]["train"])
     assert sum(len(v) for v in out["remote"].values()) == 12 and set(out["remote"]) == {"train", "test"}
     assert len(out["shards"]) > 2  # several shards per split, uploaded one by one
     assert out["again"] == out["local"]

@@ -138,6 +138,15 @@ def test_missing_required_column_or_null_value_is_invalid(tmp_path):
         publish_run(tmp_path / "run", tmp_path / "ds")
 
 
+def test_empty_image_name_or_duplicate_ids_are_invalid(tmp_path):
+    run = fx.make_run(tmp_path / "run", [fx.make_instance(0), fx.make_instance(1, image_name=" ")])
+    with pytest.raises(InvalidInstancesError, match="empty image_name.*acme__widgets-0001"):
+        publish_run(run, tmp_path / "ds")
+    run = fx.make_run(tmp_path / "run2", [fx.make_instance(0), fx.make_instance(0)])
+    with pytest.raises(InvalidInstancesError, match="duplicate instance_id"):
+        publish_run(run, tmp_path / "ds")
+
+
 def test_optional_columns_absent_from_an_older_run_get_defaults(tmp_path):
     table = to_table([fx.make_instance(0)]).drop_columns(["operator", "start_files", "validation_s"])
     (tmp_path / "run").mkdir()
