@@ -21,6 +21,8 @@ Kernels, in call order:
 No kernel synchronises with the host: tile-to-expert maps are derived on the device from counts.
 """
 
+# ruff: noqa: E741  (I is the expert width, as in the shape legend)
+
 import triton
 import triton.language as tl
 
@@ -270,7 +272,12 @@ def _grouped_mm_kernel(
     mask_n = offs_n < N
     offs_k = tl.arange(0, BK)
     a_ptrs = a_ptr + a_rows[:, None] * K + offs_k[None, :]
-    b_ptrs = b_ptr + e.to(tl.int64) * stride_be + offs_k[:, None] * stride_bk + offs_n[None, :].to(tl.int64) * stride_bn
+    b_ptrs = (
+        b_ptr
+        + e.to(tl.int64) * stride_be
+        + offs_k[:, None] * stride_bk
+        + offs_n[None, :].to(tl.int64) * stride_bn
+    )
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, tl.cdiv(K, BK)):
         if EVEN_K:
@@ -355,7 +362,11 @@ def _down_bwd_swiglu_kernel(
     dg = dh * u * sig * (1.0 + g * (1.0 - sig))
     tl.store(dgu_ptr + gu_off, dg.to(dgu_ptr.dtype.element_ty), mask=smask)
     tl.store(dgu_ptr + gu_off + I, du.to(dgu_ptr.dtype.element_ty), mask=smask)
-    tl.store(hw_ptr + rows64[:, None] * I + offs_n[None, :], (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=smask)
+    tl.store(
+        hw_ptr + rows64[:, None] * I + offs_n[None, :],
+        (h * w[:, None]).to(hw_ptr.dtype.element_ty),
+        mask=smask,
+    )
 
 
 @triton.jit
@@ -402,8 +413,12 @@ def _grouped_wgrad_kernel(
             rb = tl.load(b_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
         else:
             rb = rows.to(tl.int64)
-        a_t = tl.load(a_ptr + ra[:, None] * stride_a + offs_m[None, :], mask=mr[:, None] & mask_m[None, :], other=0.0)
-        b = tl.load(b_ptr + rb[:, None] * stride_b + offs_n[None, :], mask=mr[:, None] & mask_n[None, :], other=0.0)
+        a_t = tl.load(
+            a_ptr + ra[:, None] * stride_a + offs_m[None, :], mask=mr[:, None] & mask_m[None, :], other=0.0
+        )
+        b = tl.load(
+            b_ptr + rb[:, None] * stride_b + offs_n[None, :], mask=mr[:, None] & mask_n[None, :], other=0.0
+        )
         acc = tl.dot(tl.trans(a_t), b, acc)
     out_off = e.to(tl.int64) * M * N + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])

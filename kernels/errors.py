@@ -1,9 +1,9 @@
 """Exceptions raised by the kernels package.
 
-    KernelError                  base: catch this to handle any failure of this package
-    ├── MoEShapeError            inputs of kernels.moe have inconsistent shapes or an invalid top_k
-    └── KernelUnavailableError   an implementation was asked for that cannot run here (no CUDA/Triton,
-                                 unsupported dtype)
+KernelError                  base: catch this to handle any failure of this package
+├── MoEShapeError            inputs of kernels.moe have inconsistent shapes or an invalid top_k
+└── KernelUnavailableError   an implementation was asked for that cannot run here (no CUDA/Triton,
+                             unsupported dtype)
 """
 
 

@@ -9,6 +9,8 @@ routing indices (O(S) integers). h = silu(g) * u is recomputed from GU in the ba
 The router's matmul (T x D x E) and its two gradient matmuls run through cuBLAS.
 """
 
+# ruff: noqa: E741  (I is the expert width, as in the shape legend)
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,8 +84,20 @@ def route(router_logits_TE: torch.Tensor, top_k: int, norm_topk_prob: bool) -> R
     counts = torch.zeros((E,), dtype=torch.int32, device=dev)
     logits = router_logits_TE.contiguous()
     k._router_topk_kernel[(nb,)](
-        logits, top_idx, top_w, rank, hist, counts, T,
-        E=E, E_P=e_p, K=top_k, K_P=k_p, BT=bt, NORM=bool(norm_topk_prob), num_warps=8,
+        logits,
+        top_idx,
+        top_w,
+        rank,
+        hist,
+        counts,
+        T,
+        E=E,
+        E_P=e_p,
+        K=top_k,
+        K_P=k_p,
+        BT=bt,
+        NORM=bool(norm_topk_prob),
+        num_warps=8,
     )
     base = torch.empty((nb, E), dtype=torch.int32, device=dev)
     offsets = torch.empty((E + 1,), dtype=torch.int32, device=dev)
@@ -118,9 +132,22 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
     k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        x_TD, gate_up_E2IH, r.tok_S, r.counts_E, gu_S2I, h_SI, D, I,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        x_TD,
+        gate_up_E2IH,
+        r.tok_S,
+        r.counts_E,
+        gu_S2I,
+        h_SI,
+        D,
+        I,
+        E=E,
+        E_P=_pow2(E),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        EVEN_K=D % cfg.bk == 0,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
     return gu_S2I, h_SI
 
@@ -131,11 +158,25 @@ def _grouped_mm(a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S
     E = w.shape[0]
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
     k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
-        a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E, N, K,
-        stride_be, stride_bk, stride_bn,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
-        HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        a_SK,
+        w,
+        c_SN,
+        scale_S if scale_S is not None else a_SK,
+        r.counts_E,
+        N,
+        K,
+        stride_be,
+        stride_bk,
+        stride_bn,
+        E=E,
+        E_P=_pow2(E),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        HAS_SCALE=scale_S is not None,
+        EVEN_K=K % cfg.bk == 0,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
     return c_SN
 
@@ -147,8 +188,17 @@ def _combine(src_SD, r: Routing, T: int, extra_TD=None):
     out_TD = torch.empty((T, D), dtype=src_SD.dtype, device=src_SD.device)
     bt, bd = 16, 256
     k._combine_kernel[(triton_cdiv(T, bt), triton_cdiv(D, bd))](
-        src_SD, r.pos_TK, extra_TD if extra_TD is not None else src_SD, out_TD, T, D,
-        K=top_k, HAS_EXTRA=extra_TD is not None, BT=bt, BD=bd, num_warps=4,
+        src_SD,
+        r.pos_TK,
+        extra_TD if extra_TD is not None else src_SD,
+        out_TD,
+        T,
+        D,
+        K=top_k,
+        HAS_EXTRA=extra_TD is not None,
+        BT=bt,
+        BD=bd,
+        num_warps=4,
     )
     return out_TD
 
@@ -163,9 +213,25 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
     dw_part = torch.empty((S, num_n), dtype=torch.float32, device=dy_TD.device)
     k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        dy_TD, down_EHI, r.tok_S, r.counts_E, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_part, D, I,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        dy_TD,
+        down_EHI,
+        r.tok_S,
+        r.counts_E,
+        gu_S2I,
+        r.w_S,
+        dgu_S2I,
+        hw_SI,
+        dw_part,
+        D,
+        I,
+        E=E,
+        E_P=_pow2(E),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        EVEN_K=D % cfg.bk == 0,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
@@ -177,11 +243,24 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
     out = torch.empty((E, M, N), dtype=dtype, device=a_src.device)
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)
     k._grouped_wgrad_kernel[grid](
-        a_src, b_src, out,
-        a_idx if a_idx is not None else r.tok_S, b_idx if b_idx is not None else r.tok_S,
-        r.counts_E, r.offsets_E1, M, N, a_src.stride(0), b_src.stride(0),
-        BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, GATHER_A=a_idx is not None, GATHER_B=b_idx is not None,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        a_src,
+        b_src,
+        out,
+        a_idx if a_idx is not None else r.tok_S,
+        b_idx if b_idx is not None else r.tok_S,
+        r.counts_E,
+        r.offsets_E1,
+        M,
+        N,
+        a_src.stride(0),
+        b_src.stride(0),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        GATHER_A=a_idx is not None,
+        GATHER_B=b_idx is not None,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
     return out
 
@@ -226,8 +305,19 @@ class _MoETriton(torch.autograd.Function):
         del h_SI
         y_TD = _combine(o_SD, r, T)
         ctx.save_for_backward(
-            x_TD, router_w_ED, gate_up_E2IH, down_EHI, logits_TE, gu_S2I,
-            r.top_idx_TK, r.top_w_TK, r.counts_E, r.offsets_E1, r.pos_TK, r.tok_S, r.w_S,
+            x_TD,
+            router_w_ED,
+            gate_up_E2IH,
+            down_EHI,
+            logits_TE,
+            gu_S2I,
+            r.top_idx_TK,
+            r.top_w_TK,
+            r.counts_E,
+            r.offsets_E1,
+            r.pos_TK,
+            r.tok_S,
+            r.w_S,
         )
         ctx.norm_topk_prob = norm_topk_prob
         return y_TD, logits_TE
@@ -265,11 +355,17 @@ class _MoETriton(torch.autograd.Function):
 def moe_triton(x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob=True):
     """Fused MoE block on 2-D x_TD (bf16/fp16, CUDA); returns (y_TD, router_logits_TE)."""
     if x_TD.dtype not in SUPPORTED_DTYPES:
-        raise KernelUnavailableError(f"impl='triton' supports {SUPPORTED_DTYPES}, got {x_TD.dtype}; use impl='torch'")
+        raise KernelUnavailableError(
+            f"impl='triton' supports {SUPPORTED_DTYPES}, got {x_TD.dtype}; use impl='torch'"
+        )
     for name, t in (("router_w", router_w_ED), ("gate_up_proj", gate_up_E2IH), ("down_proj", down_EHI)):
         if t.dtype != x_TD.dtype:
             raise KernelUnavailableError(f"{name} is {t.dtype} but x is {x_TD.dtype}; cast them to one dtype")
     return _MoETriton.apply(
-        x_TD.contiguous(), router_w_ED.contiguous(), gate_up_E2IH.contiguous(), down_EHI.contiguous(),
-        int(top_k), bool(norm_topk_prob),
+        x_TD.contiguous(),
+        router_w_ED.contiguous(),
+        gate_up_E2IH.contiguous(),
+        down_EHI.contiguous(),
+        int(top_k),
+        bool(norm_topk_prob),
     )

@@ -4,6 +4,8 @@ The reference must match transformers' own Qwen3MoeSparseMoeBlock on the same we
 gradients must pass float64 gradcheck. The Triton path is tested on CUDA in test_moe_triton_gpu.py.
 """
 
+# ruff: noqa: E741  (I is the expert width, as in the shape legend)
+
 from __future__ import annotations
 
 import subprocess
@@ -33,8 +35,14 @@ def _hf_block(x, rw, gu, dn, top_k, norm, experts_impl):
 
     E, I2, D = gu.shape
     cfg = Qwen3MoeConfig(
-        hidden_size=D, moe_intermediate_size=I2 // 2, num_experts=E, num_experts_per_tok=top_k,
-        norm_topk_prob=norm, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+        hidden_size=D,
+        moe_intermediate_size=I2 // 2,
+        num_experts=E,
+        num_experts_per_tok=top_k,
+        norm_topk_prob=norm,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
         vocab_size=32,
     )
     cfg._experts_implementation = experts_impl

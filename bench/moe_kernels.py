@@ -1,0 +1,347 @@
+"""Time kernels.moe (Triton) against transformers' Qwen3MoeSparseMoeBlock and torch._grouped_mm.
+
+One run, same inputs and weights for every implementation:
+    ours         kernels.moe(..., impl="triton")
+    hf_eager     Qwen3MoeSparseMoeBlock, config._experts_implementation = "eager" (per-expert loop)
+    hf_grouped   the same block with "grouped_mm" (transformers' torch._grouped_mm path)
+    torch_gmm    a plain composition: torch routing, sort, gather, torch._grouped_mm x2, combine
+Modes: fwd, bwd (autograd.grad of a retained graph) and fwd+bwd, each the median of CUDA-event
+timings after warm-up. TFLOP/s counts 6*T*K*D*I forward, 12 backward, 18 both, against the bf16
+matmul peak measured at the start. Peak memory is the allocator's peak during one fwd+bwd, minus
+what inputs and weights already held.
+
+    python3 bench/moe_kernels.py                      # the issue's shapes, uniform and skewed
+    python3 bench/moe_kernels.py --shapes 8192,2048,768,128,8 --impls ours,hf_grouped
+"""
+
+# ruff: noqa: E741  (I is the expert width, as in the shape legend)
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kernels import moe  # noqa: E402
+from kernels.moe_inputs import make_moe_inputs  # noqa: E402
+from kernels.moe_reference import route  # noqa: E402
+
+DEFAULT_SHAPES = [
+    (8192, 2048, 768, 128, 8),
+    (32768, 2048, 768, 128, 8),
+    (32768, 2048, 1024, 64, 8),
+    (32768, 2048, 512, 512, 10),
+]
+IMPLS = ("ours", "hf_eager", "hf_grouped", "torch_gmm")
+
+
+def _variants():
+    from kernels.moe_triton import GemmConfig as G
+    from kernels.moe_triton import TritonMoEConfig as C
+
+    return {
+        "v1": C(),
+        "wide": C(
+            G(128, 128, 64, 8, 3),
+            G(128, 256, 64, 8, 3),
+            G(128, 128, 64, 8, 3),
+            G(128, 256, 64, 8, 3),
+            G(128, 256, 64, 8, 3),
+        ),
+        "s3": C(
+            G(128, 64, 64, 8, 3),
+            G(128, 128, 64, 8, 3),
+            G(128, 64, 64, 8, 3),
+            G(128, 128, 64, 8, 3),
+            G(128, 128, 64, 8, 3),
+        ),
+        "w4": C(
+            G(128, 64, 64, 4, 4),
+            G(128, 128, 64, 4, 4),
+            G(128, 64, 64, 4, 4),
+            G(128, 128, 64, 4, 3),
+            G(128, 128, 64, 4, 4),
+        ),
+    }
+
+
+def cuda_time_ms(fn, warmup: int, reps: int) -> float:
+    """Median over reps of one call, timed with CUDA events (each call its own pair)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def matmul_peak_tflops() -> float:
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    ms = cuda_time_ms(lambda: a @ b, warmup=5, reps=20)
+    return 2 * n**3 / ms / 1e9
+
+
+def torch_grouped_mm_moe(x, rw, gu, dn, top_k, norm):
+    """Reference composition with torch._grouped_mm (what a careful PyTorch user would write)."""
+    E = gu.shape[0]
+    logits = F.linear(x, rw)
+    w_TK, idx_TK = route(logits, top_k, norm)
+    flat = idx_TK.flatten()
+    order = torch.argsort(flat, stable=True)
+    tok = order // top_k
+    counts = torch.histc(flat.int() if x.is_cuda else flat.float(), bins=E, min=0, max=E - 1)
+    offs = counts.cumsum(0).to(torch.int32)
+    h = torch._grouped_mm(x[tok], gu.transpose(1, 2), offs=offs)
+    g, u = h.chunk(2, dim=-1)
+    o = torch._grouped_mm(F.silu(g) * u, dn.transpose(1, 2), offs=offs)
+    o = o * w_TK.flatten()[order, None]
+    y = torch.zeros_like(x).index_add_(0, tok, o)
+    return y, logits
+
+
+def make_hf_block(inputs, norm, experts_impl):
+    from transformers.models.qwen3_moe.configuration_qwen3_moe import Qwen3MoeConfig
+    from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeSparseMoeBlock
+
+    x, rw, gu, dn = inputs.tensors()
+    E, I2, D = gu.shape
+    cfg = Qwen3MoeConfig(
+        hidden_size=D,
+        moe_intermediate_size=I2 // 2,
+        num_experts=E,
+        num_experts_per_tok=inputs.top_k,
+        norm_topk_prob=norm,
+        num_hidden_layers=1,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        vocab_size=128,
+    )
+    cfg._experts_implementation = experts_impl
+    with torch.device("meta"):
+        block = Qwen3MoeSparseMoeBlock(cfg)
+    block = block.to_empty(device="cuda").to(torch.bfloat16)
+    with torch.no_grad():
+        block.gate.weight.copy_(rw)
+        block.experts.gate_up_proj.copy_(gu)
+        block.experts.down_proj.copy_(dn)
+    return block
+
+
+@dataclasses.dataclass
+class Row:
+    shape: tuple
+    routing: str
+    impl: str
+    fwd_ms: float | None = None
+    bwd_ms: float | None = None
+    both_ms: float | None = None
+    peak_gib: float | None = None
+    error: str = ""
+    max_load: float = 0.0
+
+
+def bench_one(impl, inputs, norm, reps, peak_tf, shape, routing, max_load) -> Row:
+    row = Row(shape, routing, impl, max_load=max_load)
+    x, rw, gu, dn = inputs.tensors()
+    k = inputs.top_k
+    if impl in ("hf_eager", "hf_grouped"):
+        block = make_hf_block(inputs, norm, "eager" if impl == "hf_eager" else "grouped_mm")
+        params = [x, block.gate.weight, block.experts.gate_up_proj, block.experts.down_proj]
+
+        def fwd():
+            return block(x[None])[0]
+    else:
+        params = [x, rw, gu, dn]
+
+        def fwd():
+            if impl == "ours":
+                return moe(x, rw, gu, dn, k, norm_topk_prob=norm, impl="triton")[0]
+            return torch_grouped_mm_moe(x, rw, gu, dn, k, norm)[0]
+
+    dy = torch.randn_like(x)
+    slow = impl == "hf_eager"
+    warm, n = (2, max(3, reps // 4)) if slow else (3, reps)
+    try:
+        with torch.no_grad():
+            row.fwd_ms = cuda_time_ms(fwd, warm, n)
+
+        def both():
+            torch.autograd.grad(fwd(), params, dy)
+
+        row.both_ms = cuda_time_ms(both, warm, n)
+        y = fwd()
+        row.bwd_ms = cuda_time_ms(lambda: torch.autograd.grad(y, params, dy, retain_graph=True), warm, n)
+        y = None
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        both()
+        torch.cuda.synchronize()
+        row.peak_gib = (torch.cuda.max_memory_allocated() - base) / 2**30
+    except Exception as exc:  # report the failure in the table; the other rows still run
+        row.error = f"{type(exc).__name__}: {str(exc)[:120]}"
+    if impl in ("hf_eager", "hf_grouped"):
+        del block
+    torch.cuda.empty_cache()
+    return row
+
+
+def fmt_row(r: Row, peak_tf: float) -> str:
+    T, D, I, E, K = r.shape
+    f = T * K * D * I
+
+    def tf(ms, mult):
+        return f"{mult * f / ms / 1e9:6.0f}" if ms else "     -"
+
+    def ms(v):
+        return f"{v:8.2f}" if v else "       -"
+
+    pct = f"{100 * 18 * f / r.both_ms / 1e9 / peak_tf:5.1f}%" if r.both_ms else "     -"
+    mem = f"{r.peak_gib:6.2f}" if r.peak_gib is not None else "     -"
+    return (
+        f"| {T:>5} {D} {I:>4} {E:>3} {K:>2} | {r.routing:<7} | {r.impl:<10} |{ms(r.fwd_ms)} |{ms(r.bwd_ms)} |"
+        f"{ms(r.both_ms)} |{tf(r.fwd_ms, 6)} |{tf(r.both_ms, 18)} | {pct} | {mem} | {r.error}"
+    )
+
+
+HEADER = (
+    "| T     D    I    E   K  | routing | impl       |  fwd ms |  bwd ms | f+b ms | fwd TF/s | f+b TF/s "
+    "| f+b %peak | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def check_parity(inputs, norm) -> str:
+    """Relative difference of our y against transformers grouped_mm's on these inputs (bf16 both)."""
+    x, rw, gu, dn = inputs.tensors()
+    with torch.no_grad():
+        ours = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0].double()
+        ref = torch_grouped_mm_moe(x, rw, gu, dn, inputs.top_k, norm)[0].double()
+    return f"{((ours - ref).norm() / ref.norm()).item():.2e}"
+
+
+def run_variants(names, shapes, norm, reps, peak_tf) -> None:
+    import kernels.moe_triton as mt
+
+    table = _variants()
+    default = mt.CONFIG
+    for shape in shapes:
+        inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=2, requires_grad=True)
+        for name in names:
+            mt.CONFIG = table[name]
+            r = bench_one("ours", inputs, norm, reps, peak_tf, shape, "uniform", 0.0)
+            r.impl = f"ours:{name}"
+            print(fmt_row(r, peak_tf), flush=True)
+        del inputs
+        torch.cuda.empty_cache()
+    mt.CONFIG = default
+
+
+def profile_ours(shape, norm) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=3, requires_grad=True)
+    x, rw, gu, dn = inputs.tensors()
+    dy = torch.randn_like(x)
+
+    def both():
+        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
+        torch.autograd.grad(y, (x, rw, gu, dn), dy)
+
+    both()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            both()
+        torch.cuda.synchronize()
+    print(f"profile of ours, fwd+bwd x3, shape {shape}")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=48))
+    inputs = None
+    torch.cuda.empty_cache()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", nargs="*", default=None, help="T,D,I,E,K ... (default: the issue's four)")
+    ap.add_argument("--routings", default="uniform,skewed")
+    ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--no-norm", action="store_true", help="norm_topk_prob=False")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument(
+        "--variants", default="", help="comma list of Triton block configs to compare (ours only)"
+    )
+    ap.add_argument("--profile", action="store_true", help="per-kernel CUDA times of ours, first shape")
+    args = ap.parse_args(argv)
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
+    impls = args.impls.split(",")
+    norm = not args.no_norm
+    torch.manual_seed(0)
+    peak_tf = matmul_peak_tflops()
+    print(
+        f"device {torch.cuda.get_device_name()} torch {torch.__version__} bf16 matmul peak {peak_tf:.0f} TFLOP/s"
+    )
+    if args.variants:
+        run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf)
+    if args.profile:
+        profile_ours(shapes[0], norm)
+    rows = []
+    for shape in shapes:
+        T, D, I, E, K = shape
+        for routing in args.routings.split(","):
+            t0 = time.time()
+            inputs = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=1, requires_grad=True)
+            with torch.no_grad():
+                _, idx = route(F.linear(inputs.x_TD, inputs.router_w_ED), K, norm)
+                load = torch.bincount(idx.flatten(), minlength=E).float()
+                max_load = (load.max() / load.mean()).item()
+            parity = check_parity(inputs, norm) if "ours" in impls else "-"
+            print(
+                f"shape {shape} routing {routing}: max/mean expert load {max_load:.2f}, "
+                f"rel diff of y vs torch_gmm {parity}",
+                flush=True,
+            )
+            for impl in impls:
+                r = bench_one(impl, inputs, norm, args.reps, peak_tf, shape, routing, max_load)
+                rows.append(r)
+                print(fmt_row(r, peak_tf), flush=True)
+            print(f"  ({time.time() - t0:.1f}s)", flush=True)
+            del inputs
+            torch.cuda.empty_cache()
+    print()
+    print(f"bf16 matmul peak {peak_tf:.0f} TFLOP/s; fwd FLOPs 6*T*K*D*I, f+b 18*T*K*D*I")
+    print(HEADER)
+    for r in rows:
+        print(fmt_row(r, peak_tf))
+    print()
+    by_key = {(r.shape, r.routing, r.impl): r for r in rows}
+    for (shape, routing, impl), r in by_key.items():
+        base = by_key.get((shape, routing, "hf_grouped"))
+        if impl == "ours" and base and base.both_ms and r.both_ms:
+            print(
+                f"{shape} {routing}: ours f+b {base.both_ms / r.both_ms:.2f}x hf_grouped, "
+                f"peak mem {r.peak_gib:.2f} vs {base.peak_gib:.2f} GiB"
+            )
+    if args.json:
+        args.json.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
