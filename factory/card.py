@@ -17,7 +17,9 @@ import yaml
 from factory.curate import CurationReport
 from factory.decontam import DecontamReport
 
-__all__ = ["COLUMN_DOCS", "render_card"]
+__all__ = ["CARD_TAG", "COLUMN_DOCS", "render_card"]
+
+CARD_TAG = "taskfactory"  # marks a Hub repository whose data files factory publish may replace
 
 COLUMN_DOCS: dict[str, str] = {
     "instance_id": "Unique id of the task.",
@@ -65,7 +67,7 @@ def _metadata(config: Any, split_rows: dict[str, int], split_bytes: dict[str, in
         "license": config.license,
         "task_categories": ["text-generation"],
         "language": ["en"],
-        "tags": ["code", "software-engineering", "swe-bench"],
+        "tags": ["code", "software-engineering", "swe-bench", CARD_TAG],
         "size_categories": [_size_category(sum(split_rows.values()))],
     }
     if config.pretty_name:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from factory.publish_errors import HubAuthError, HubPushError
+from factory.publish_errors import HubAuthError, HubPushError, HubRepoConflictError
 
 __all__ = ["RETRY_BASE_S", "TRANSIENT_STATUS", "HubPusher", "HubReport", "is_transient", "push_dataset_dir"]
 
@@ -106,11 +106,25 @@ class HubPusher:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def start(self) -> str:
-        """Create the dataset repository (or find it); return its URL."""
+    def start(self, overwrite: bool = False) -> str:
+        """Create the dataset repository (or find it); return its URL.
+
+        A repository that already holds data files is replaced only if its card carries the
+        ``taskfactory`` tag (an earlier ``factory publish``) or ``overwrite`` is set.
+        """
+        from factory.card import CARD_TAG
+
         url = self._call("create repository", lambda: self.api.create_repo(
             self.repo_id, repo_type="dataset", private=self.private, exist_ok=True))
         self.url = str(url)
+        info = self._call("read repository", lambda: self.api.dataset_info(self.repo_id))
+        names = [s.rfilename for s in (info.siblings or [])]
+        tags = list(info.card_data.get("tags") or []) if info.card_data is not None else []
+        if any(n.startswith("data/") for n in names) and CARD_TAG not in tags and not overwrite:
+            raise HubRepoConflictError(f"{self.repo_id} already holds data files not written by factory publish; "
+                                       "pass --overwrite to replace them")
+        if self.private and info.private is False:
+            log.warning("%s exists and is public; --private does not change an existing repository", self.repo_id)
         return self.url
 
     def add(self, path: Path, path_in_repo: str) -> None:
@@ -145,14 +159,14 @@ class HubPusher:
 
 
 def push_dataset_dir(dataset_dir: str | os.PathLike[str], repo_id: str, *, private: bool = False,
-                     token: str | None = None, endpoint: str | None = None) -> HubReport:
+                     token: str | None = None, endpoint: str | None = None, overwrite: bool = False) -> HubReport:
     """Push an already-written dataset folder (README.md and data/*.parquet) in one commit."""
     root = Path(dataset_dir)
     shards = sorted(p.relative_to(root).as_posix() for p in root.glob("data/*.parquet"))
     if not shards or not (root / "README.md").exists():
         raise HubPushError(f"{root} is not a published dataset folder (needs README.md and data/*.parquet)")
     pusher = HubPusher(repo_id, private=private, token=token, endpoint=endpoint)
-    pusher.start()
+    pusher.start(overwrite=overwrite)
     for rel in shards:
         pusher.add(root / rel, rel)
     return pusher.commit(root, [*shards, "README.md"])

@@ -355,7 +355,7 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
 
         pusher = HubPusher(config.push_to_hub, private=config.private, token=config.hub_token,
                            endpoint=config.hub_endpoint)
-        pusher.start()  # auth and repo problems surface before any local work
+        pusher.start(overwrite=config.overwrite)  # auth and repo problems surface before any local work
 
     def on_file(path: Path, rel: str) -> None:
         nonlocal push_error

@@ -11,7 +11,8 @@ handler prints its message as the one-line reason::
         ├── DatasetDirConflictError  the target folder holds something we must not overwrite
         ├── BenchmarkLoadError       a decontamination benchmark could not be read
         └── HubPushError             the Hub push failed; ``.local_dataset`` says what is on disk
-            └── HubAuthError         no token (set HF_TOKEN) or the Hub refused it
+            ├── HubAuthError         no token (set HF_TOKEN) or the Hub refused it
+            └── HubRepoConflictError the Hub repository holds a dataset factory publish did not write
 
 Expected outcomes that are not failures (an instance dropped by a filter, a duplicate, a
 benchmark overlap) are never raised: they are counted, with a reason, in the reports.
@@ -29,6 +30,7 @@ __all__ = [
     "EmptyRunError",
     "HubAuthError",
     "HubPushError",
+    "HubRepoConflictError",
     "InvalidInstancesError",
     "PublishError",
 ]
@@ -83,3 +85,9 @@ class HubAuthError(HubPushError):
     """No Hub token was found (set HF_TOKEN), or the Hub rejected it."""
 
     reason = "hub_auth"
+
+
+class HubRepoConflictError(HubPushError):
+    """The Hub repository already holds data files that factory publish did not write; pass overwrite."""
+
+    reason = "hub_repo_conflict"

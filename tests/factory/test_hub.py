@@ -98,12 +98,28 @@ def test_push_then_load_dataset_by_hub_id_reads_every_row_back(hub, tmp_path):
         out["deleted"] = rep2.hub.deleted
         again = datasets.load_dataset("standin/tasks", download_mode="force_redownload")
         out["again"] = rows(again)
+        # a repository holding someone else's dataset is not replaced unless asked
+        from huggingface_hub import HfApi
+        api = HfApi()
+        api.create_repo("standin/foreign", repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"PAR1", path_in_repo="data/train-00000-of-00001.parquet",
+                        repo_id="standin/foreign", repo_type="dataset")
+        from factory.publish_errors import HubRepoConflictError
+        try:
+            publish_run(run, tmp / "ds3", PublishConfig(curate=cfg.curate, push_to_hub="standin/foreign"))
+            out["foreign"] = "pushed"
+        except HubRepoConflictError as exc:
+            out["foreign"] = str(exc)
+        out["foreign_local"] = (tmp / "ds3").exists()
+        publish_run(run, tmp / "ds3", PublishConfig(curate=cfg.curate, push_to_hub="standin/foreign", overwrite=True))
     """)
     assert out["remote"] == out["local"] and out["features_equal"]
     assert out["streamed"] == sorted(r[0] for r in out["local"]["train"])
     assert sum(len(v) for v in out["remote"].values()) == 12 and set(out["remote"]) == {"train", "test"}
     assert len(out["shards"]) > 2  # several shards per split, uploaded one by one
     assert out["again"] == out["local"]
+    assert "--overwrite" in out["foreign"] and not out["foreign_local"]
+    assert len(hub.commits("standin/foreign")) == 3
     assert out["deleted"] and all(p.startswith("data/") for p in out["deleted"])
     files = hub.files("standin/tasks")
     assert sorted(p for p in files if p.startswith("data/")) == [
