@@ -147,14 +147,27 @@ def test_failed_commit_publishes_nothing_and_a_rerun_resumes_without_reuploading
         rep = publish_run(run, tmp / "ds", cfg)
         out["retries"] = rep.hub.retries
         out["num_shards"] = len(rep.shards)
+        # decontamination can name a Hub dataset id: SWE-bench columns read from every split
+        import io, polars as pl
+        from huggingface_hub import HfApi
+        from factory.decontam import load_benchmark
+        buf = io.BytesIO()
+        pl.DataFrame({"instance_id": ["b1", "b2"], "repo": ["x/y", "x/z"], "base_commit": ["1" * 40, "2" * 40],
+                      "patch": ["+a", "+b"], "FAIL_TO_PASS": ["[]", "[]"]}).write_parquet(buf)
+        api = HfApi()
+        api.create_repo("standin/bench", repo_type="dataset")
+        api.upload_file(path_or_fileobj=buf.getvalue(), path_in_repo="data/test-00000-of-00001.parquet",
+                        repo_id="standin/bench", repo_type="dataset")
+        out["bench_ids"] = sorted(load_benchmark("standin/bench").rows["instance_id"].to_list())
     """)
     name, message, committed, local = out["error"]
     assert name == "HubPushError" and not committed and "commit failed" in message
     assert out["local_ok"] and local.endswith("/ds")
     assert out["retries"] == 2
+    assert out["bench_ids"] == ["b1", "b2"]
     assert hub.commits("standin/resume") == ["initial commit", f"Publish {out['num_shards']} shard(s) with factory publish"]
-    # the second run found every shard already uploaded: no PUT beyond the first run's
-    assert hub.count("PUT", r"^/__lfs/") == out["num_shards"] > 1
+    # the second run found every shard already uploaded: no PUT beyond the first run's (+1: the benchmark)
+    assert hub.count("PUT", r"^/__lfs/") == out["num_shards"] + 1 > 2
 
 
 def test_upload_failing_halfway_keeps_the_local_dataset_and_says_nothing_was_committed(hub, tmp_path):
