@@ -159,6 +159,9 @@ def tokenize_tasks(tasks: list[Task], tokenizer, cfg: DataConfig, seed: int) -> 
         except PatchError:
             stats.dropped["patch_does_not_apply"] += 1
             continue
+        omitted = sum(len(content) > cfg.max_file_chars for _, content in task.start_files)
+        if omitted:
+            stats.dropped["file_omitted_from_prompt_too_long"] += omitted
         prompt, target = render_repair(task, cfg.max_file_chars)
         p, t = enc(prompt), enc(target) + [sid[EOT]]
         samples.append(Sample(tuple(p + t), tuple([False] * len(p) + [True] * len(t)), "repair"))

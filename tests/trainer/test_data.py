@@ -88,3 +88,20 @@ def test_empty_split_is_refused(tmp_path):
     path = write_dataset(tmp_path / "ds", {"train": task_rows(1)[:2], "test": []})
     with pytest.raises(EmptySplitError, match="'test' has no rows"):
         load_splits(str(path))
+
+
+def test_created_and_deleted_files_in_a_patch():
+    body = "def helper():\n    return 42\n"
+    created = unified_diff("pkg/new.py", "", body).replace("--- a/pkg/new.py", "--- /dev/null")
+    deleted = unified_diff("pkg/old.py", body, "").replace("+++ b/pkg/old.py", "+++ /dev/null")
+    task = Task("t-2", "acme/x", "p", created + deleted, (("pkg/old.py", body),))
+    assert fixed_files(task) == {"pkg/new.py": body}
+    assert render_fim(task, seed=0) == [("", "", body)]
+
+
+def test_files_too_long_for_the_prompt_are_left_out_and_counted():
+    _, path, old, new, _ = _BUGS[0]
+    tok = train_tokenizer([old] * 5, 300)
+    samples, stats = tokenize_tasks([_task(old, new, path)], tok, DataConfig(max_file_chars=10), seed=0)
+    assert stats.dropped == {"file_omitted_from_prompt_too_long": 1}
+    assert old.splitlines()[0] not in tok.decode(list(samples[0].ids))
