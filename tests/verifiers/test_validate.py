@@ -1,0 +1,120 @@
+"""Validation end to end: real candidates on a real project, judged in worker containers."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from factory.repo import checkout
+from factory.schema import Candidate, RepoSpec
+from tests.conftest import make_repo
+from tests.verifiers.sample_repo import SAMPLE_FILES
+from verifiers.baseline import run_baseline
+from verifiers.images import build_env_image
+from verifiers.sandbox import SandboxLimits, pytest_command, run_tests
+from verifiers.validate import ValidateConfig, validate_candidates
+
+pytestmark = pytest.mark.docker
+
+CLAMP = SAMPLE_FILES["sample/__init__.py"]
+
+
+def bug_patch(repo, path: str, new_text: str) -> str:
+    """The diff that turns the committed ``path`` into ``new_text`` (the tree is left clean)."""
+    p = repo / path
+    old = p.read_text()
+    p.write_text(new_text)
+    diff = subprocess.run(["git", "-C", str(repo), "diff"], capture_output=True, text=True, check=True).stdout
+    p.write_text(old)
+    return diff
+
+
+@pytest.fixture(scope="module")
+def sample(docker_client, base_image, tmp_path_factory):
+    root = tmp_path_factory.mktemp("validate-sample")
+    make_repo(root, SAMPLE_FILES)
+    co = checkout(RepoSpec(source=str(root)))
+    env = build_env_image(docker_client, co, log=lambda _m: None)
+    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
+    cov = {}
+    for c in base.coverage:
+        cov.setdefault((c.file, c.line), c.nodeids)
+    return root, co, env, base, cov
+
+
+def _cand(cid, patch, covering=()):
+    return Candidate(cid, "sample", "base", "mutation", patch, operator="test", file="sample/__init__.py",
+                     covering_tests=tuple(covering))
+
+
+def _candidates(root, cov):
+    high = cov[("sample/__init__.py", 9)]
+    return [
+        _cand("wrong_hi", bug_patch(root, "sample/__init__.py", CLAMP.replace("return hi", "return lo")), high),
+        _cand("harmless", bug_patch(root, "sample/__init__.py", CLAMP + "\n\ndef unused():\n    return 1\n")),
+        _cand("no_apply", "diff --git a/sample/__init__.py b/sample/__init__.py\n--- a/sample/__init__.py\n"
+                          "+++ b/sample/__init__.py\n@@ -1,2 +1,2 @@\n-def nothing_here():\n+def x():\n"),
+        _cand("hangs", bug_patch(root, "sample/__init__.py", CLAMP.replace(
+            "    return a + b", "    while True:\n        pass"))),
+        _cand("syntax", bug_patch(root, "sample/__init__.py", CLAMP.replace("def add(a, b):", "def add(a, b)"))),
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["selected", "full"])
+def test_verdicts_and_reasons(docker_client, sample, strategy):
+    root, co, env, base, cov = sample
+    cfg = ValidateConfig(strategy=strategy, workers=2, limits=SandboxLimits(timeout_s=8),
+                         build_task_images=False)
+    got = {v.candidate_id: v for v in validate_candidates(docker_client, env, base.entries, _candidates(root, cov), cfg)}
+    assert {k: (v.verdict, v.reason) for k, v in got.items()} == {
+        "wrong_hi": ("accepted", "accepted"),
+        "harmless": ("rejected", "no_f2p"),
+        "no_apply": ("rejected", "patch_does_not_apply"),
+        "hangs": ("rejected", "timeout"),
+        "syntax": ("rejected", "collection_breaks"),
+    }
+    assert got["wrong_hi"].FAIL_TO_PASS == ("tests/test_basic.py::TestClamp::test_high",)
+    stable = {e.nodeid for e in base.entries if e.outcome == "passed"}
+    assert set(got["wrong_hi"].PASS_TO_PASS) == stable - {"tests/test_basic.py::TestClamp::test_high"}
+    # The selected strategy rejects a candidate whose covering tests all pass after one small run.
+    if strategy == "selected":
+        assert got["wrong_hi"].num_runs == 3  # covering tests, full suite, confirmation
+
+
+def test_an_accepted_task_starts_broken_and_the_gold_patch_fixes_it(docker_client, sample):
+    root, co, env, base, cov = sample
+    instances = []
+    cfg = ValidateConfig(workers=1, limits=SandboxLimits(timeout_s=60))
+    cands = _candidates(root, cov)[:1]
+    validate_candidates(docker_client, env, base.entries, cands, cfg,
+                        on_result=lambda v, i: instances.append(i) if i else None)
+    (inst,) = instances
+    assert inst.source == "mutation" and inst.FAIL_TO_PASS == ("tests/test_basic.py::TestClamp::test_high",)
+    assert "return hi" in inst.patch and inst.patch.startswith("diff --git a/sample/__init__.py")
+    assert [f.path for f in inst.start_files] == ["sample/__init__.py"]
+    assert inst.start_files[0].content.count("return lo") == 2  # the broken state
+    assert "return hi" not in inst.problem_statement and "test_high" in inst.problem_statement
+
+    # Nothing leaks: one commit, no remotes, no reflog, no unreachable objects, a clean tree.
+    probe = ("(ls .git/logs 2>/dev/null | wc -l) > /tmp/logs && git checkout -q -f {bc} && "
+             "git log --all --oneline | wc -l && git remote | wc -l && cat /tmp/logs && git fsck --unreachable --no-reflogs 2>/dev/null | wc -l && "
+             "git status --porcelain | wc -l && git count-objects -v | grep -E '^(count|in-pack):' | "
+             "awk '{{s+=$2}} END {{print s}}'").format(bc=inst.base_commit)
+    out = docker_client.containers.run(inst.image_name, ["bash", "-c", probe], remove=True,
+                                       network_disabled=True).decode().split()
+    assert out[:5] == ["1", "0", "0", "0", "0"], out
+    tree_objects = int(out[5])
+    files = docker_client.containers.run(inst.image_name, ["bash", "-c", "git ls-files | wc -l; git ls-tree -r -d HEAD | wc -l"],
+                                         remove=True, network_disabled=True).decode().split()
+    assert tree_objects == int(files[0]) + int(files[1]) + 2  # blobs + subtrees + root tree + the commit
+
+    # In a fresh container from image_name the F2P tests fail; with the gold patch they and P2P pass.
+    select = list(inst.FAIL_TO_PASS) + list(inst.PASS_TO_PASS)
+    broken, _ = run_tests(docker_client, inst.image_name, pytest_command("python -m pytest", select=list(inst.FAIL_TO_PASS)))
+    assert {r.outcome for r in broken.results} == {"failed"}
+    fix = inst.patch.replace("'", "'\"'\"'")
+    fixed, _ = run_tests(docker_client, inst.image_name,
+                         f"printf '%s' '{fix}' | git apply - && " + pytest_command("python -m pytest", select=select))
+    assert fixed.status == "ok", fixed.log_tail
+    assert {r.nodeid: r.outcome for r in fixed.results} == {n: "passed" for n in select}

@@ -1,0 +1,95 @@
+"""The image an agent starts a task from: the broken tree as the only commit, nothing leaked.
+
+A thin layer on the environment image: apply the bug, then replace ``/testbed/.git`` with a fresh
+repository whose single commit is the broken state. No parent commit (whose diff would be the
+answer), no branches of other tasks, no remotes, no reflog, no objects of the clean tree. The
+install's left-overs stay ignored through the copied ``.git/info/exclude``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from dataclasses import dataclass
+
+from factory.errors import ImageError
+
+__all__ = ["TaskImage", "build_task_image", "patch_paths", "task_tag"]
+
+_FIXED_DATES = "GIT_AUTHOR_DATE=2000-01-01T00:00:00Z GIT_COMMITTER_DATE=2000-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class TaskImage:
+    image_name: str
+    base_commit: str
+    start_files: dict[str, str]  # path -> content at the start state (files the gold patch touches)
+
+
+def patch_paths(diff: str) -> list[str]:
+    """Paths a unified git diff touches (the pre-image side for deletions)."""
+    paths: list[str] = []
+    for m in re.finditer(r"^diff --git a/(.+?) b/(.+)$", diff, re.M):
+        for p in (m.group(1), m.group(2)):
+            if p not in paths:
+                paths.append(p)
+    return paths
+
+
+def task_tag(instance_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", instance_id)[:120].lower()
+    return f"taskfactory/task:{safe}"
+
+
+def build_task_image(client, env_image: str, instance_id: str, bug_patch: str, gold_paths: list[str]) -> TaskImage:
+    """Commit the broken state as a fresh single-commit repository into ``task_tag(instance_id)``."""
+    script = (
+        "set -e; cd /testbed; git apply --whitespace=nowarn /tmp/tf-bug.diff; rm -f /tmp/tf-bug.diff; "
+        "cp .git/info/exclude /tmp/tf-exclude; rm -rf .git; git init -q; "
+        "cp /tmp/tf-exclude .git/info/exclude; rm -f /tmp/tf-exclude; git add -A; "
+        f"{_FIXED_DATES} git commit -q --no-verify -m 'task start state'; "
+        "rm -rf .git/logs; git rev-parse HEAD"
+    )
+    container = client.containers.create(env_image, command=["bash", "-c", script], network_disabled=True,
+                                         working_dir="/testbed")
+    try:
+        container.put_archive("/tmp", _tar({"tf-bug.diff": bug_patch.encode()}))
+        container.start()
+        status = container.wait(timeout=300).get("StatusCode")
+        if status != 0:
+            raise ImageError(f"task image for {instance_id}: {container.logs().decode(errors='replace')[-300:]}")
+        base_commit = container.logs(stderr=False).decode().strip().splitlines()[-1]
+        start_files = {}
+        for p in gold_paths:
+            try:
+                start_files[p] = _read(container, f"/testbed/{p}")
+            except FileNotFoundError:
+                continue  # the gold patch creates this file: it has no start-state content
+        repo, tag = task_tag(instance_id).split(":")
+        container.commit(repository=repo, tag=tag, changes=["WORKDIR /testbed", 'CMD ["bash"]'])
+        return TaskImage(image_name=f"{repo}:{tag}", base_commit=base_commit, start_files=start_files)
+    finally:
+        container.remove(force=True)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _read(container, path: str) -> str:
+    import docker  # noqa: PLC0415
+
+    try:
+        stream, _ = container.get_archive(path)
+    except docker.errors.NotFound as e:
+        raise FileNotFoundError(path) from e
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
+        fh = tf.extractfile(tf.getmembers()[0])
+        return fh.read().decode("utf-8", errors="replace") if fh else ""

@@ -1,0 +1,203 @@
+"""Judge candidates in long-lived worker containers and turn the accepted ones into tasks.
+
+Strategies (``ValidateConfig.strategy``):
+
+- ``selected``: first run only the stable-passing tests that cover the changed lines (from the
+  baseline's coverage map). Nothing fails there: rejected (``no_f2p``) after one small run.
+  Something fails: one full-suite run makes FAIL_TO_PASS and PASS_TO_PASS exact.
+- ``full``: the full suite for every candidate (SWE-smith's way; the reference).
+
+Either way FAIL_TO_PASS is confirmed by a second run of just those tests; a test that does not
+fail again is dropped as flaky, and no confirmed test means ``f2p_not_confirmed``. Faults of the
+infrastructure restart the worker and retry; if they persist the verdict is ``error`` with
+reason ``infra_error`` (a re-run tries again), never a rejection of the candidate.
+
+Not for: persistence (the caller's ``on_result`` writes each verdict as it lands).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from factory.schema import BaselineEntry, Candidate, EnvImage, FileContent, TaskInstance, TestRun, Validation
+from verifiers.problem import Evidence, ProblemWriter, TemplateWriter
+from verifiers.sandbox import SandboxLimits, pytest_command
+from verifiers.taskimage import build_task_image, patch_paths
+from verifiers.verdict import Judgement, VerdictRules, judge
+from verifiers.worker import Worker, WorkerFault
+
+__all__ = ["ValidateConfig", "validate_candidates", "judge_candidate"]
+
+OnResult = Callable[[Validation, "TaskInstance | None"], None]
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    strategy: str = "selected"
+    workers: int = 2
+    rules: VerdictRules = field(default_factory=VerdictRules)
+    limits: SandboxLimits = field(default_factory=lambda: SandboxLimits(timeout_s=300))
+    retries: int = 2
+    build_task_images: bool = True
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("selected", "full"):
+            raise ValueError(f"strategy must be 'selected' or 'full', not {self.strategy!r} (--strategy)")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1 (--workers)")
+
+
+@dataclass
+class _Ctx:
+    env: EnvImage
+    baseline: list[BaselineEntry]
+    stable: set[str]
+    cfg: ValidateConfig
+    writer: ProblemWriter
+    package_hint: str
+
+
+def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], candidates: Sequence[Candidate],
+                        cfg: ValidateConfig = ValidateConfig(), on_result: OnResult | None = None,
+                        writer: ProblemWriter | None = None, package_hint: str = "") -> list[Validation]:
+    """Judge every candidate with ``cfg.workers`` containers in parallel; verdicts in input order."""
+    ctx = _Ctx(env, list(baseline), {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky},
+               cfg, writer or TemplateWriter(), package_hint or env.spec.repo)
+    todo: queue.Queue[tuple[int, Candidate]] = queue.Queue()
+    for i, c in enumerate(candidates):
+        todo.put((i, c))
+    results: dict[int, Validation] = {}
+    lock = threading.Lock()
+
+    def _work() -> None:
+        worker = Worker(client, env.tag, cfg.limits)
+        try:
+            while True:
+                try:
+                    i, cand = todo.get_nowait()
+                except queue.Empty:
+                    return
+                val, inst = _judge_with_retries(worker, cand, ctx)
+                with lock:
+                    results[i] = val
+                if on_result is not None:
+                    on_result(val, inst)
+        finally:
+            worker.close()
+
+    threads = [threading.Thread(target=_work, daemon=True) for _ in range(min(cfg.workers, max(1, len(candidates))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [results[i] for i in range(len(candidates))]
+
+
+def _judge_with_retries(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
+    last = ""
+    for attempt in range(ctx.cfg.retries + 1):
+        try:
+            if worker.container is None:
+                worker.start()
+            return judge_candidate(worker, cand, ctx)
+        except WorkerFault as e:
+            last = str(e)
+            try:
+                worker.restart()
+            except WorkerFault as e2:
+                last = f"{last}; restart failed: {e2}"
+                time.sleep(min(2.0 * (attempt + 1), 5.0))
+    return Validation(cand.candidate_id, cand.repo, "error", "infra_error", strategy=ctx.cfg.strategy,
+                      detail=last[:1000]), None
+
+
+def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
+    """The whole judgement of one candidate on one worker (raises WorkerFault on infra faults)."""
+    t0 = time.monotonic()
+    cfg = ctx.cfg
+    test_cmd = ctx.env.spec.test_cmd
+    worker.reset()
+    applied, msg = worker.apply(cand.patch)
+    apply_s = time.monotonic() - t0
+    runs: list[TestRun] = []
+
+    def _verdict(j: Judgement, detail: str = "") -> Validation:
+        return Validation(cand.candidate_id, cand.repo, j.verdict, j.reason, j.fail_to_pass, j.pass_to_pass,
+                          strategy=cfg.strategy, num_runs=len(runs), apply_s=apply_s,
+                          test_s=sum(r.wall_s for r in runs), total_s=time.monotonic() - t0, detail=detail)
+
+    if not applied:
+        return _verdict(Judgement("rejected", "patch_does_not_apply"), msg[-500:]), None
+
+    def _run(select: list[str] | None) -> TestRun:
+        run, _ = worker.run_tests(pytest_command(test_cmd, select=select))
+        if run.status == "infra_error":
+            raise WorkerFault(run.reason)
+        runs.append(run)
+        return run
+
+    selected = sorted(set(cand.covering_tests) & ctx.stable)
+    if cfg.strategy == "selected" and selected:
+        j = judge(ctx.baseline, _run(selected), scope=set(selected), rules=cfg.rules)
+        if j.verdict != "accepted":
+            return _verdict(j, "selected tests"), None
+    j = judge(ctx.baseline, _run(None), rules=cfg.rules)
+    if j.verdict != "accepted":
+        return _verdict(j, "full suite"), None
+    confirm = judge(ctx.baseline, _run(list(j.fail_to_pass)), scope=set(j.fail_to_pass), rules=VerdictRules(
+        max_f2p=10**9, max_f2p_fraction=1.0))
+    confirmed = tuple(sorted(set(j.fail_to_pass) & set(confirm.fail_to_pass)))
+    if not confirmed:
+        return _verdict(Judgement("rejected", "f2p_not_confirmed", (), j.pass_to_pass)), None
+    final = Judgement("accepted", "accepted", confirmed, j.pass_to_pass)
+    val = _verdict(final)
+    gold = worker.diff(reverse=True)
+    inst = _instance(worker, cand, ctx, final, gold, runs, val)
+    return val, inst
+
+
+def _instance(worker: Worker, cand: Candidate, ctx: _Ctx, j: Judgement, gold: str, runs: list[TestRun],
+              val: Validation) -> TaskInstance:
+    instance_id = f"{cand.repo}__{cand.candidate_id}"
+    paths = patch_paths(gold)
+    failing_msgs = {}
+    for run in runs:
+        for r in run.results:
+            if r.nodeid in j.fail_to_pass and r.message and r.nodeid not in failing_msgs:
+                failing_msgs[r.nodeid] = r.message
+    if ctx.cfg.build_task_images:
+        ti = build_task_image(worker.client, ctx.env.tag, instance_id, cand.patch, paths)
+        image_name, base_commit, start = ti.image_name, ti.base_commit, ti.start_files
+    else:
+        image_name, base_commit = "", ""
+        start = {p: c for p, c in worker.read_files(paths).items() if c is not None}
+    problem = cand.problem_statement or ctx.writer.write(Evidence(
+        instance_id=instance_id, repo=cand.repo,
+        failing=tuple((n, failing_msgs.get(n, "")) for n in j.fail_to_pass),
+        num_passing=len(j.pass_to_pass), hints=(ctx.package_hint,)))
+    provenance = json.loads(cand.provenance or "{}")
+    provenance.update({"candidate_id": cand.candidate_id, "origin": cand.origin, "file": cand.file,
+                       "symbol": cand.symbol, "start_line": cand.start_line, "end_line": cand.end_line,
+                       "seed": cand.seed, "parents": list(cand.parents), "pr_number": cand.pr_number,
+                       "env_image": ctx.env.tag, "upstream_commit": cand.base_commit})
+    return TaskInstance(
+        instance_id=instance_id, repo=cand.repo, base_commit=base_commit, patch=gold,
+        test_patch=cand.test_patch, problem_statement=problem, hints_text=cand.hints_text,
+        created_at=cand.created_at or _now(), version=ctx.env.spec.commit[:12],
+        FAIL_TO_PASS=j.fail_to_pass, PASS_TO_PASS=j.pass_to_pass,
+        environment_setup_commit=ctx.env.spec.commit, image_name=image_name,
+        source=cand.origin, start_files=tuple(FileContent(p, c) for p, c in sorted(start.items())),
+        upstream_commit=cand.base_commit, operator=cand.operator, provenance=json.dumps(provenance, sort_keys=True),
+        num_f2p=len(j.fail_to_pass), num_p2p=len(j.pass_to_pass), validation_s=val.total_s,
+    )
+
+
+def _now() -> str:
+    import datetime as dt  # noqa: PLC0415
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

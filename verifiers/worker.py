@@ -1,0 +1,218 @@
+"""A long-lived sandboxed container that judges many candidates on one environment image.
+
+Starting a container costs more than many small test runs, so validation keeps one per worker:
+apply a patch, run tests, read the report, reset the tree, next. The container has the same
+limits as ``verifiers.sandbox`` (no network, memory and process caps, no capabilities, read-only
+root with a scratch ``/testbed`` volume and ``/tmp`` tmpfs). A run that overstays its wall-clock
+limit gets the whole container killed — every process in it — and the worker starts a fresh one.
+
+Faults of the infrastructure (the container died, the image vanished) raise ``WorkerFault`` so
+the caller can retry them; they are never reported as a candidate's outcome.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+
+from factory.errors import FactoryError
+from factory.schema import TestRun
+from verifiers.sandbox import SandboxLimits, SessionReport, parse_report
+
+__all__ = ["Worker", "WorkerFault"]
+
+_OUT = "/tf-out"
+
+
+class WorkerFault(FactoryError):
+    """The worker's container or engine failed; the candidate is not to blame."""
+
+    reason = "infra_error"
+
+
+class Worker:
+    def __init__(self, client, image: str, limits: SandboxLimits = SandboxLimits()) -> None:
+        self.client = client
+        self.image = image
+        self.limits = limits
+        self.container = None
+        self.restarts = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        import docker  # noqa: PLC0415
+        from docker.types import Mount  # noqa: PLC0415
+
+        self.close()
+        try:
+            self.container = self.client.containers.run(
+                self.image, command=["sleep", "infinity"], detach=True,
+                network_disabled=True, network_mode="none",
+                mem_limit=self.limits.mem, memswap_limit=self.limits.mem, pids_limit=self.limits.pids,
+                nano_cpus=int(self.limits.cpus * 1e9), read_only=True,
+                tmpfs={"/tmp": f"rw,exec,size={self.limits.tmpfs_size}"},
+                mounts=[Mount(target="/testbed", source=None, type="volume"),
+                        Mount(target=_OUT, source=None, type="volume")],
+                cap_drop=["ALL"], security_opt=["no-new-privileges"], working_dir="/testbed",
+                environment={"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"},
+            )
+        except docker.errors.ImageNotFound as e:
+            raise WorkerFault(f"environment image {self.image} is missing") from e
+        except docker.errors.APIError as e:
+            raise WorkerFault(f"worker container failed to start: {e.explanation or e}") from e
+
+    def restart(self) -> None:
+        self.restarts += 1
+        self.start()
+
+    def close(self) -> None:
+        if self.container is not None:
+            try:
+                self.container.remove(force=True, v=True)
+            except Exception:  # already gone
+                pass
+            self.container = None
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- primitives --------------------------------------------------------------------------------
+
+    def sh(self, script: str, timeout_s: float = 120.0, env: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run a shell script in the container; (exit code, output). WorkerFault on engine faults."""
+        if self.container is None:
+            self.start()
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self.container.id, ["bash", "-c", script], environment=env or {},
+                                      workdir="/testbed")["Id"]
+        except Exception as e:
+            raise WorkerFault(f"exec failed: {e.__class__.__name__}: {e}") from e
+        box: dict = {}
+
+        def _go() -> None:
+            try:
+                box["out"] = api.exec_start(exec_id, stream=False, demux=False)
+            except Exception as e:  # surfaced below as a fault
+                box["err"] = e
+
+        th = threading.Thread(target=_go, daemon=True)
+        th.start()
+        th.join(timeout_s)
+        if th.is_alive():
+            raise _Timeout(timeout_s)
+        if "err" in box:
+            raise WorkerFault(f"exec failed: {box['err']}")
+        code = api.exec_inspect(exec_id).get("ExitCode")
+        out = (box.get("out") or b"").decode(errors="replace")
+        if code is None:
+            raise WorkerFault("exec ended without an exit code (container died?)")
+        return int(code), out
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write one file into the container (a volume path: ``/tf-out`` or ``/testbed``)."""
+        directory, name = path.rsplit("/", 1)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tf.addfile(info, io.BytesIO(data))
+        try:
+            self.container.put_archive(directory, buf.getvalue())
+        except Exception as e:
+            raise WorkerFault(f"copy into container failed: {e}") from e
+
+    def get(self, path: str) -> bytes | None:
+        import docker  # noqa: PLC0415
+
+        try:
+            stream, _ = self.container.get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        except Exception as e:
+            raise WorkerFault(f"copy out of container failed: {e}") from e
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
+            members = tf.getmembers()
+            fh = tf.extractfile(members[0]) if members else None
+            return fh.read() if fh else None
+
+    # -- the steps of judging a candidate ------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the image's clean tree, with an empty scratch area."""
+        code, out = self.sh("git reset -q --hard HEAD && git clean -qfd && find /tmp -mindepth 1 -delete 2>/dev/null;"
+                            f" rm -f {_OUT}/*; true")
+        if code != 0:
+            raise WorkerFault(f"reset failed: {out[-300:]}")
+
+    def apply(self, patch: str, reverse: bool = False) -> tuple[bool, str]:
+        """``git apply`` a patch at /testbed; (applied, git's message)."""
+        self.put(f"{_OUT}/candidate.diff", patch.encode())
+        flag = "-R " if reverse else ""
+        code, out = self.sh(f"git apply --whitespace=nowarn {flag}{_OUT}/candidate.diff")
+        return code == 0, out.strip()
+
+    def diff(self, reverse: bool = False) -> str:
+        """The working tree's change against HEAD; ``reverse``: the change that undoes it.
+
+        ``-R`` swaps the a/ and b/ prefixes along with the sides, so they are swapped back here:
+        the result reads like any forward patch (``diff --git a/x b/x``).
+        """
+        flags = "-R --src-prefix=b/ --dst-prefix=a/" if reverse else ""
+        code, out = self.sh(f"git add -A -N . && git diff --no-color --no-ext-diff {flags}")
+        if code != 0:
+            raise WorkerFault(f"git diff failed: {out[-300:]}")
+        return out
+
+    def run_tests(self, command: str, timeout_s: float | None = None) -> tuple[TestRun, SessionReport]:
+        """One pytest session; a timeout kills the container (and restarts the worker)."""
+        timeout_s = timeout_s or self.limits.timeout_s
+        t0 = time.monotonic()
+        self.sh(f"rm -f {_OUT}/report.jsonl")
+        try:
+            code, out = self.sh(command, timeout_s=timeout_s, env={"TF_REPORT": f"{_OUT}/report.jsonl"})
+        except _Timeout:
+            self.restart()
+            return TestRun("timeout", None, time.monotonic() - t0,
+                           reason=f"killed after the {timeout_s:.0f}s wall-clock limit"), SessionReport()
+        wall = time.monotonic() - t0
+        if code == 137:
+            self.container.reload()
+            if self.container.attrs.get("State", {}).get("OOMKilled") or self.container.status != "running":
+                self.restart()
+            return TestRun("oom", code, wall, reason=f"killed (exit 137; memory limit {self.limits.mem})"), SessionReport()
+        raw = self.get(f"{_OUT}/report.jsonl")
+        report = parse_report(raw.decode(errors="replace") if raw else "")
+        results = tuple(report.results.values())
+        collected = tuple(report.collected or ())
+        tail = out[-6000:]
+        if report.exitstatus is None and report.collected is None:
+            return TestRun("infra_error", code, wall, results, collected, tail,
+                           f"no report from the test command (exit {code})"), report
+        if report.collect_errors and not report.collected:
+            return TestRun("collection_error", code, wall, results, collected, tail,
+                           f"collection failed in {report.collect_errors[0][0] or 'session'}"), report
+        if code == 5:
+            return TestRun("no_tests", code, wall, results, collected, tail, "no tests collected"), report
+        return TestRun("ok", code, wall, results, collected, tail), report
+
+    def read_files(self, paths: list[str]) -> dict[str, str | None]:
+        """Contents at /testbed of each path now (None for a path that does not exist)."""
+        out = {}
+        for p in paths:
+            data = self.get(f"/testbed/{p}")
+            out[p] = data.decode("utf-8", errors="replace") if data is not None else None
+        return out
+
+
+class _Timeout(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"exec exceeded {seconds:.0f}s")
