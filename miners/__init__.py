@@ -15,6 +15,7 @@ Each miner returns a ``MineResult``: candidates and a stats dict with ``skipped_
 from miners.diffs import FileDiff, Limits, is_test_path, parse_diff, split_change
 from miners.envgroup import EnvGroup, EnvGrouper, env_group_key, group_candidates
 from miners.errors import GitError, GitHubError, MinerError, MissingDependency
+from miners.github import linked_issue_numbers, mine_github
 from miners.leakfree import make_leak_free_repo
 from miners.local import MineResult, mine_local
 from miners.mirror import mine_mirror
@@ -32,7 +33,9 @@ __all__ = [
     "env_group_key",
     "group_candidates",
     "is_test_path",
+    "linked_issue_numbers",
     "make_leak_free_repo",
+    "mine_github",
     "mine_local",
     "mine_mirror",
     "parse_diff",

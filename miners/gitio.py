@@ -18,7 +18,7 @@ from pathlib import Path
 
 from miners.errors import GitError
 
-__all__ = ["CommitMeta", "diff_batch", "diff_trees", "git", "log_first_parent"]
+__all__ = ["CommitMeta", "commits_meta", "diff_batch", "diff_trees", "git", "log_first_parent"]
 
 _RS, _US = b"\x1e", b"\x1f"
 # Plumbing only, with the user's diff configuration kept out (no external diff, no textconv,
@@ -152,3 +152,18 @@ def diff_trees(repo: str | Path, old: str, new: str, *, env: dict[str, str] | No
     """The patch that turns tree-ish ``old`` into ``new`` (same format as ``diff_batch``)."""
     args = [a for a in _DIFF_ARGS if a != "--always"]
     return git(repo, "diff-tree", *args, old, new, env=env).stdout
+
+
+def commits_meta(repo: str | Path, shas: Sequence[str]) -> dict[str, CommitMeta]:
+    """Metadata of the given commits that exist locally (missing ones are left out), two processes."""
+    if not shas:
+        return {}
+    check = git(repo, "cat-file", "--batch-check", input="".join(f"{s}\n" for s in shas).encode()).stdout
+    present = [line.split()[0].decode() for line in check.splitlines() if line.endswith(b" commit") or
+               b" commit " in line]
+    if not present:
+        return {}
+    out = git(repo, "-c", "i18n.logOutputEncoding=UTF-8", "log", "--no-walk=unsorted", "--no-color",
+              "--format=%x1e%H%x1f%P%x1f%ct%x1f%an%x1f%B", *present, "--").stdout
+    metas = [_meta(rec) for rec in out.split(_RS) if rec.strip()]
+    return {m.sha: m for m in metas}

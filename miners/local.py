@@ -26,7 +26,8 @@ from miners.envgroup import EnvGrouper
 from miners.errors import GitError
 from miners.gitio import CommitMeta, diff_batch, git, log_first_parent
 
-__all__ = ["Change", "MineResult", "changes_from_history", "github_slug", "mine_local", "recognise"]
+__all__ = ["CandidateBuilder", "Change", "MineResult", "changes_from_history", "github_slug", "make_candidate", "mine_local",
+           "recognise"]
 
 _MERGE_RE = re.compile(r"^Merge pull request #(?P<n>\d+) from (?P<branch>\S+)")
 _SQUASH_RE = re.compile(r"\(#(?P<n>\d+)\)\s*$")
@@ -174,7 +175,7 @@ def mine_local(
     result = MineResult()
     if git(repo_path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).returncode:
         raise GitError(f"{ref!r} is not a commit in {repo_path}")
-    builder = _Builder(repo_path, repo, result, test_globs, limits, env_mode)
+    builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
     pending: list[Change] = []
     for change in changes_from_history(repo_path, result, ref=ref, since=since, max_commits=max_commits,
                                        include_commits=include_commits):
@@ -190,8 +191,8 @@ def mine_local(
     return result
 
 
-class _Builder:
-    """Diffs a batch of changes and turns the keepers into candidates."""
+class CandidateBuilder:
+    """Diffs a batch of changes and turns the keepers into candidates (shared with ``github``)."""
 
     def __init__(self, repo_path: Path, repo: str, result: MineResult, test_globs: Sequence[str],
                  limits: Limits, env_mode: Literal["deps", "tag"]) -> None:
@@ -217,7 +218,10 @@ class _Builder:
             else:
                 self.result.candidates.append(got)
 
-    def candidate(self, change: Change, raw: bytes) -> Candidate | str:
+    def candidate(self, change: Change, raw: bytes, *, problem_statement: str | None = None,
+                  hints_text: str = "", created_at: str | None = None, extra: dict | None = None
+                  ) -> Candidate | str:
+        """The candidate for one change and its diff against the base, or the skip reason."""
         if change.pr_number is not None and change.pr_number in self.seen_prs:
             return "duplicate_pr"  # history rewritten or a PR re-merged: keep the newest
         try:
@@ -234,13 +238,15 @@ class _Builder:
         return make_candidate(self.repo, change, split.patch, split.test_patch,
                               code_files=[f.path for f in split.code_files],
                               test_files=[f.path for f in split.test_files],
-                              env=self.groups.describe(change.base), slug=self.slug)
+                              env=self.groups.describe(change.base), slug=self.slug,
+                              problem_statement=problem_statement, hints_text=hints_text,
+                              created_at=created_at, extra=extra)
 
 
 def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, code_files: list[str],
                    test_files: list[str], env: tuple[str, tuple[str, ...]], slug: str | None,
                    problem_statement: str | None = None, hints_text: str = "",
-                   extra: dict | None = None) -> Candidate:
+                   created_at: str | None = None, extra: dict | None = None) -> Candidate:
     """A ``pr`` candidate from a recognised change and its split diff."""
     links = {}
     if slug and change.pr_number is not None:
@@ -271,6 +277,6 @@ def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, co
         pr_number=change.pr_number,
         problem_statement=problem_statement,
         hints_text=hints_text,
-        created_at=_iso(change.commit.committed_at),
+        created_at=created_at or _iso(change.commit.committed_at),
         provenance=json.dumps(provenance, sort_keys=True),
     )

@@ -1,0 +1,426 @@
+"""Candidates from the GitHub API: merged pull requests, with their linked issues as the task text.
+
+SWE-bench's recipe, through PyGithub: list the repository's closed pull requests (oldest first,
+page by page), keep the merged ones, find the issues each one resolves (``fixes #123`` in its
+title or body, and GraphQL's ``closingIssuesReferences``), take the issues' text as the problem
+statement and the issue comments made before the PR's first commit as hints. The code itself
+comes from the local clone (the merge commit ``merge_commit_sha`` and its first parent), so the
+patch is exactly what git applies; a PR whose merge commit is not in the clone (force-pushed or
+rewritten history) is skipped with ``skipped_merge_commit_missing``.
+
+Requests are cheap to repeat, never to lose:
+- every response this module uses is cached as JSON under ``cache_dir`` (list pages and one file
+  per PR with its commits, issues and comments), so a re-run makes no requests;
+- ``cursor.json`` says how many list pages are done, so an interrupted run resumes;
+- a rate-limit answer (403/429 with ``X-RateLimit-Remaining: 0`` or ``Retry-After``) is waited out
+  with the injectable ``sleep`` until ``X-RateLimit-Reset``, never failing the run.
+
+Not for: the local-history heuristics (``local``); cloning (``factory.repo``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from miners.diffs import Limits
+from miners.errors import GitHubError, MissingDependency
+from miners.gitio import CommitMeta, commits_meta, diff_batch, git
+from miners.local import CandidateBuilder, Change, MineResult
+
+__all__ = ["DEFAULT_BASE_URL", "GitHubClient", "linked_issue_numbers", "mine_github"]
+
+DEFAULT_BASE_URL = "https://api.github.com"
+T = TypeVar("T")
+
+_KEYWORDS = r"(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)"
+
+
+def linked_issue_numbers(text: str, slug: str) -> list[int]:
+    """Issue numbers that ``text`` says it resolves: ``fixes #12``, ``closes owner/name#12``,
+    ``resolves https://github.com/owner/name/issues/12`` (same repository only), in order."""
+    slug_re = re.escape(slug)
+    pattern = re.compile(
+        rf"\b{_KEYWORDS}:?\s+(?:(?:{slug_re})?#(\d+)|https?://github\.com/{slug_re}/issues/(\d+))\b",
+        re.IGNORECASE,
+    )
+    out: list[int] = []
+    for m in pattern.finditer(text or ""):
+        n = int(m.group(1) or m.group(2))
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def _import_github() -> Any:
+    try:
+        import github
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise MissingDependency("the GitHub miner needs PyGithub: pip install 'taskfactory[github]'") from e
+    return github
+
+
+class GitHubClient:
+    """PyGithub with our rate-limit policy, a request count, and nothing sleeping behind our back.
+
+    PyGithub's own retry and request spacing are off (``retry=None``, no ``seconds_between_*``):
+    this class decides when to wait, through ``sleep``, so tests wait for nothing.
+    """
+
+    def __init__(self, slug: str, *, token: str | None = None, base_url: str = DEFAULT_BASE_URL,
+                 per_page: int = 100, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time, max_waits: int = 1000, timeout: int = 30) -> None:
+        gh = _import_github()
+        auth = gh.Auth.Token(token) if token else None
+        self.gh = gh.Github(base_url=base_url, auth=auth, per_page=per_page, retry=None, timeout=timeout,
+                            seconds_between_requests=None, seconds_between_writes=None, lazy=True)
+        self.slug = slug
+        self.repo = self.gh.get_repo(slug)  # lazy: no request
+        self.per_page = per_page
+        self.sleep, self.clock, self.max_waits = sleep, clock, max_waits
+        self.num_calls = 0
+        self.num_waits = 0
+        self.waited_s = 0.0
+        self._exc = gh.GithubException
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """Run ``fn`` (which makes requests), waiting out rate limits and retrying 5xx a few times."""
+        server_errors = 0
+        while True:
+            self.num_calls += 1
+            try:
+                return fn()
+            except self._exc as e:
+                wait = self._rate_limit_wait(e)
+                if wait is not None and self.num_waits < self.max_waits:
+                    self.num_waits += 1
+                    self.waited_s += wait
+                    self.sleep(wait)
+                    continue
+                if e.status is not None and e.status >= 500 and server_errors < 3:
+                    server_errors += 1
+                    self.sleep(2.0 ** server_errors)
+                    continue
+                raise GitHubError(f"GitHub {what}: {e.status} {_message(e)}") from e
+            except OSError as e:  # connection refused, reset, DNS: not ours to hide
+                if server_errors < 3:
+                    server_errors += 1
+                    self.sleep(2.0 ** server_errors)
+                    continue
+                raise GitHubError(f"GitHub {what}: {e}") from e
+
+    def _rate_limit_wait(self, e: Any) -> float | None:
+        if e.status not in (403, 429):
+            return None
+        headers = {k.lower(): v for k, v in (e.headers or {}).items()}
+        if "retry-after" in headers:
+            try:
+                return max(1.0, float(headers["retry-after"]))
+            except ValueError:
+                return 60.0
+        if headers.get("x-ratelimit-remaining") == "0":
+            try:
+                reset = float(headers.get("x-ratelimit-reset", 0))
+            except ValueError:
+                reset = 0.0
+            return max(1.0, reset - self.clock() + 1.0)
+        if "rate limit" in _message(e).lower():  # secondary limits sometimes carry no headers
+            return 60.0
+        return None
+
+    # -- the requests we make ------------------------------------------------------------------
+    # Listed objects are read through their attributes: ``raw_data`` would "complete" each one
+    # with a request of its own.
+
+    def pulls_page(self, page: int) -> list[dict[str, Any]]:
+        pulls = self.repo.get_pulls(state="closed", sort="created", direction="asc")
+        return self.call(lambda: [_pull_dict(p) for p in pulls.get_page(page)], f"pulls page {page}")
+
+    def pull_commits(self, number: int) -> list[dict[str, Any]]:
+        pull = self.repo.get_pull(number)  # lazy
+        return self.call(lambda: [{"sha": c.sha, "message": c.commit.message, "date": _iso(c.commit.author.date)}
+                                  for c in pull.get_commits()], f"commits of #{number}")
+
+    def issue(self, number: int) -> dict[str, Any]:
+        def get() -> dict[str, Any]:
+            i = self.repo.get_issue(number)
+            return {"number": i.number, "title": i.title or "", "body": i.body or "", "html_url": i.html_url,
+                    "is_pull": i.pull_request is not None}
+
+        return self.call(get, f"issue #{number}")
+
+    def issue_comments(self, number: int) -> list[dict[str, Any]]:
+        issue = self.repo.get_issue(number)  # lazy
+        return self.call(lambda: [{"body": c.body or "", "created_at": _iso(c.created_at)}
+                                  for c in issue.get_comments()], f"comments of #{number}")
+
+    def closing_issues(self, number: int) -> list[int]:
+        owner, name = self.slug.split("/", 1)
+        query = ("query($owner: String!, $name: String!, $number: Int!) { repository(owner: $owner, name: $name) "
+                 "{ pullRequest(number: $number) { closingIssuesReferences(first: 20) "
+                 "{ nodes { number repository { nameWithOwner } } } } } }")
+        _, data = self.call(lambda: self.gh.requester.graphql_query(
+            query, {"owner": owner, "name": name, "number": number}), f"closing issues of #{number}")
+        pr = ((data.get("data") or {}).get("repository") or {}).get("pullRequest") or {}
+        nodes = (pr.get("closingIssuesReferences") or {}).get("nodes") or []
+        return [n["number"] for n in nodes
+                if (n.get("repository") or {}).get("nameWithOwner", self.slug).lower() == self.slug.lower()]
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pull_dict(p: Any) -> dict[str, Any]:
+    return {"number": p.number, "title": p.title or "", "body": p.body or "", "merged_at": _iso(p.merged_at),
+            "merge_commit_sha": p.merge_commit_sha or "", "html_url": p.html_url,
+            "created_at": _iso(p.created_at), "base_ref": p.base.ref if p.base else ""}
+
+
+def _message(e: Any) -> str:
+    data = getattr(e, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("message", ""))
+    return str(data or "")
+
+
+class _Cache:
+    """JSON files under one folder, written atomically; a hit costs no request."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> Any | None:
+        p = self.path(key)
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def put(self, key: str, data: Any) -> Any:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, sort_keys=True)
+        os.replace(tmp, p)
+        return data
+
+    def drop(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _PullInfo:
+    """What one merged PR contributes, as cached in ``pr/<number>.json``."""
+
+    number: int
+    title: str
+    body: str
+    merged_at: str
+    merge_commit_sha: str
+    html_url: str
+    commits: list[dict[str, Any]]  # [{"sha", "message", "date"}], oldest first
+    issues: list[dict[str, Any]]  # [{"number", "title", "body", "html_url", "hints": [..]}]
+
+
+def _parse_time(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool, stats: MineResult
+                ) -> dict[str, Any]:
+    number = raw["number"]
+    commits = client.pull_commits(number)
+    commits.sort(key=lambda c: c["date"])
+    first_commit = _parse_time(commits[0]["date"]) if commits else _parse_time(raw["created_at"])
+    numbers = linked_issue_numbers(f"{raw.get('title') or ''}\n{raw.get('body') or ''}", client.slug)
+    if closing_refs:
+        try:
+            numbers += [n for n in client.closing_issues(number) if n not in numbers]
+        except GitHubError:
+            stats.count("graphql_errors")  # GHES without GraphQL, or a token without the scope
+    issues = []
+    for n in numbers:
+        try:
+            issue = client.issue(n)
+        except GitHubError:
+            stats.count("issue_fetch_errors")
+            continue
+        if issue["is_pull"]:
+            continue  # "fixes #N" where #N is another PR, not an issue
+        hints = [c["body"] or "" for c in client.issue_comments(n) if _parse_time(c["created_at"]) < first_commit]
+        issues.append({"number": n, "title": issue.get("title") or "", "body": issue.get("body") or "",
+                       "html_url": issue.get("html_url", ""), "hints": hints})
+    return {
+        "number": number, "title": raw.get("title") or "", "body": raw.get("body") or "",
+        "merged_at": raw["merged_at"], "merge_commit_sha": raw.get("merge_commit_sha") or "",
+        "html_url": raw.get("html_url", ""), "commits": commits, "issues": issues,
+    }
+
+
+def _change_for(info: _PullInfo, meta: CommitMeta, repo_path: Path) -> Change | str:
+    """How the PR landed (merge, squash or rebase) and so where its base is."""
+    n = len(meta.parents)
+    if n == 0:
+        return "root_commit"
+    if n > 2:
+        return "octopus_merge"
+    if n == 2:
+        return Change(meta, meta.parents[0], "merge", info.number, info.title, info.body)
+    k = len(info.commits)
+    last_subject = info.commits[-1]["message"].split("\n", 1)[0].strip() if info.commits else ""
+    if k > 1 and f"(#{info.number})" not in meta.subject and meta.subject == last_subject:
+        # rebase-merged: the PR's k commits were replayed on the base, the last one is "merge_commit"
+        proc = git(repo_path, "rev-parse", "--verify", "--quiet", f"{meta.sha}~{k}", check=False)
+        if proc.returncode:
+            return "rebase_base_missing"
+        return Change(meta, proc.stdout.decode().strip(), "rebase", info.number, info.title, info.body)
+    return Change(meta, meta.parents[0], "squash", info.number, info.title, info.body)
+
+
+def mine_github(
+    repo_path: str | Path,
+    slug: str,
+    *,
+    repo: str,
+    cache_dir: str | Path,
+    token: str | None = None,
+    base_url: str = DEFAULT_BASE_URL,
+    since: str | None = None,
+    max_candidates: int | None = None,
+    max_pages: int | None = None,
+    per_page: int = 100,
+    require_issue: bool = True,
+    closing_refs: bool = True,
+    refresh: bool = False,
+    test_globs: Sequence[str] = (),
+    limits: Limits = Limits(),
+    env_mode: Literal["deps", "tag"] = "deps",
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> MineResult:
+    """Mine ``pr`` candidates of GitHub repository ``slug`` (``OWNER/NAME``), code from ``repo_path``.
+
+    ``token`` defaults to ``$GITHUB_TOKEN`` (unauthenticated otherwise: 60 requests an hour).
+    ``since`` (``YYYY-MM-DD``) keeps PRs merged on or after it. ``require_issue`` skips PRs with no
+    linked issue (SWE-bench's rule; ``skipped_no_linked_issue``); without it the PR's own title and
+    body stand in. ``refresh`` re-lists every page (PRs merged since the last run), reusing the per-PR cache.
+    Stats: ``pulls_listed``, ``prs`` (merged), ``candidates``, ``github_calls``, ``rate_limit_waits``,
+    ``rate_limit_wait_s``, ``skipped_<reason>``.
+    """
+    repo_path = Path(repo_path)
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", slug):
+        raise GitHubError(f"not an OWNER/NAME repository: {slug!r}")
+    token = token if token is not None else os.environ.get("GITHUB_TOKEN") or None
+    cache = _Cache(Path(cache_dir) / slug.replace("/", "__"))
+    client = GitHubClient(slug, token=token, base_url=base_url, per_page=per_page, sleep=sleep, clock=clock)
+    result = MineResult()
+    builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
+    builder.slug = slug
+    since_dt = _parse_time(f"{since}T00:00:00+00:00" if len(since) == 10 else since) if since else None
+
+    cursor = cache.get("cursor") or {"next_page": 0, "complete": False, "per_page": per_page}
+    if cursor.get("per_page") != per_page:
+        raise GitHubError(f"the cache in {cache.root} was listed with per_page={cursor.get('per_page')}; "
+                          f"use that, or a fresh cache_dir")
+    if refresh:  # list pages are cheap (100 PRs each); per-PR files stay cached
+        for k in range(cursor["next_page"] + 1):
+            cache.drop(f"pulls/page-{k:05d}")
+        cursor = {**cursor, "complete": False, "next_page": 0}
+
+    page = 0
+    try:
+        while max_pages is None or page < max_pages:
+            if max_candidates is not None and len(result.candidates) >= max_candidates:
+                break
+            key = f"pulls/page-{page:05d}"
+            items = cache.get(key)
+            if items is None:
+                if cursor["complete"] and page >= cursor["next_page"]:
+                    break
+                items = cache.put(key, client.pulls_page(page))
+                done = len(items) < per_page
+                cursor = {**cursor, "next_page": page + 1, "complete": done}
+                cache.put("cursor", cursor)
+            result.count("pulls_listed", len(items))
+            _mine_page(items, client, cache, builder, result, since_dt=since_dt, max_candidates=max_candidates,
+                       require_issue=require_issue, closing_refs=closing_refs, repo_path=repo_path)
+            if len(items) < per_page:
+                break
+            page += 1
+    finally:
+        result.stats["candidates"] = len(result.candidates)
+        result.stats["github_calls"] = client.num_calls
+        result.stats["rate_limit_waits"] = client.num_waits
+        result.stats["rate_limit_wait_s"] = int(round(client.waited_s))
+    return result
+
+
+def _mine_page(items: list[dict[str, Any]], client: GitHubClient, cache: _Cache, builder: CandidateBuilder,
+               result: MineResult, *, since_dt: dt.datetime | None, max_candidates: int | None,
+               require_issue: bool, closing_refs: bool, repo_path: Path) -> None:
+    merged = []
+    for raw in items:
+        if not raw.get("merged_at"):
+            result.skip("not_merged")
+            continue
+        if since_dt and _parse_time(raw["merged_at"]) < since_dt:
+            result.skip("before_since")
+            continue
+        merged.append(raw)
+    result.count("prs", len(merged))
+    metas = commits_meta(repo_path, [r["merge_commit_sha"] for r in merged if r.get("merge_commit_sha")])
+    todo: list[tuple[Change, _PullInfo]] = []
+    for raw in merged:
+        meta = metas.get(raw.get("merge_commit_sha") or "")
+        if meta is None:
+            result.skip("merge_commit_missing")  # force-pushed, rewritten, or not fetched
+            continue
+        key = f"pr/{raw['number']}"
+        data = cache.get(key)
+        if data is None:
+            try:
+                data = cache.put(key, _fetch_pull(client, raw, closing_refs=closing_refs, stats=result))
+            except GitHubError:
+                result.skip("github_error")  # not cached: the next run asks again
+                continue
+        info = _PullInfo(**data)
+        if require_issue and not info.issues:
+            result.skip("no_linked_issue")
+            continue
+        change = _change_for(info, meta, repo_path)
+        if isinstance(change, str):
+            result.skip(change)
+            continue
+        todo.append((change, info))
+    if not todo:
+        return
+    diffs = diff_batch(repo_path, [(c.commit.sha, c.base) for c, _ in todo])
+    for (change, info), (_sha, raw_diff) in zip(todo, diffs, strict=True):
+        if max_candidates is not None and len(result.candidates) >= max_candidates:
+            return
+        statement = "\n\n".join(f"{i['title']}\n{i['body']}".strip() for i in info.issues) or None
+        hints = "\n\n".join(h for i in info.issues for h in i["hints"] if h)
+        extra = {"linked_issues": [i["number"] for i in info.issues],
+                 "issue_urls": [i["html_url"] for i in info.issues]}
+        got = builder.candidate(change, raw_diff, problem_statement=statement, hints_text=hints,
+                                created_at=_parse_time(info.merged_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                extra=extra)
+        if isinstance(got, str):
+            result.skip(got)
+        else:
+            result.candidates.append(got)
