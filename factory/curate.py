@@ -4,7 +4,8 @@ One polars pipeline over a frame with the TaskInstance columns:
 
 1. difficulty features computed from the patch (lines and hunks changed, files touched) and
    the validation (F2P count, test time);
-2. filters from ``CurateConfig`` (F2P count, patch size, files touched);
+2. filters from ``CurateConfig`` (a task image to start from, F2P count, patch size, files
+   touched);
 3. dedupe by normalised patch (whitespace, ``index`` lines and hunk line numbers do not count);
 4. per-repository and per-operator caps, choosing deterministically by a stable hash of the
    instance id (never Python's salted ``hash()``);
@@ -53,6 +54,7 @@ class CurateConfig:
     """Filters, caps and the split. ``None`` means no limit."""
 
     min_f2p: int = 1
+    require_image: bool = True  # drop rows without image_name/base_commit (runs validated without task images)
     max_f2p: int | None = None
     max_lines_changed: int | None = None
     max_files_changed: int | None = None
@@ -207,6 +209,9 @@ def curate(df: pl.DataFrame, config: CurateConfig, test_s: pl.DataFrame | None =
         df = df.join(test_s.unique("instance_id", keep="first"), on="instance_id", how="left")
     df = _add_features(df).sort("repo", "instance_id")
 
+    if config.require_image:
+        no_image = (pl.col("image_name").str.strip_chars() == "") | (pl.col("base_commit").str.strip_chars() == "")
+        df = _drop_where(df, no_image, "no_task_image", report)
     df = _drop_where(df, pl.col("num_f2p") < config.min_f2p, "too_few_f2p", report)
     if config.max_f2p is not None:
         df = _drop_where(df, pl.col("num_f2p") > config.max_f2p, "too_many_f2p", report)

@@ -65,8 +65,9 @@ SWEBENCH_COLUMNS: tuple[str, ...] = (
     "instance_id", "repo", "base_commit", "patch", "test_patch", "problem_statement", "hints_text",
     "created_at", "version", "FAIL_TO_PASS", "PASS_TO_PASS", "environment_setup_commit",
 )
-# Without these a row cannot be started or graded, so an empty one means an upstream stage is broken.
-_NONEMPTY = ("instance_id", "repo", "base_commit", "patch", "image_name")
+# Without these a row means nothing, so an empty one means an upstream stage is broken. (An empty
+# image_name / base_commit is legitimate, a run validated without task images; curation drops it.)
+_NONEMPTY = ("instance_id", "repo", "patch")
 _INSTANCE_FIELDS = {f.name: f for f in dataclasses.fields(TaskInstance)}
 
 
@@ -165,8 +166,8 @@ def read_instances(run_dir: Path) -> pl.DataFrame:
     """instances.parquet as a frame with exactly the TaskInstance schema.
 
     Columns that the dataclass gives a default may be absent (older runs) and are filled with
-    it; a missing required column, a null in one, an empty id, repo, base commit, patch or image
-    name, or a duplicate instance id raises ``InvalidInstancesError``.
+    it; a missing required column, a null in one, an empty id, repo or patch, or a duplicate
+    instance id raises ``InvalidInstancesError``.
     """
     path = RunStore(run_dir).instances
     if not path.exists():
@@ -213,17 +214,23 @@ def read_instances(run_dir: Path) -> pl.DataFrame:
 
 
 def read_test_times(run_dir: Path) -> pl.DataFrame | None:
-    """(instance_id, test_s) from every repository's validations.parquet; None when there are none."""
+    """(instance_id, test_s) from every repository's validations.parquet; None when there are none.
+
+    The verifiers name an instance ``{repo}__{candidate_id}``; both that and the bare candidate
+    id are offered as keys, so either naming joins.
+    """
     store = RunStore(run_dir)
     frames = []
     for key in store.repo_keys():
         path = store.repo(key).validations
         if path.exists():
-            v = pl.read_parquet(path, columns=["candidate_id", "test_s"])
-            frames.append(v.rename({"candidate_id": "instance_id"}))
+            v = pl.read_parquet(path, columns=["candidate_id", "repo", "test_s"])
+            v = v.with_columns(pl.col("test_s").cast(pl.Float64))
+            frames.append(v.select(pl.col("candidate_id").alias("instance_id"), "test_s"))
+            frames.append(v.select((pl.col("repo") + "__" + pl.col("candidate_id")).alias("instance_id"), "test_s"))
     if not frames:
         return None
-    return pl.concat(frames).with_columns(pl.col("test_s").cast(pl.Float64))
+    return pl.concat(frames).unique("instance_id", keep="first", maintain_order=True)
 
 
 def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, int, CurationReport, DecontamReport | None]:

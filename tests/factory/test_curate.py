@@ -94,6 +94,17 @@ def test_test_time_comes_from_validations_when_present():
     assert got == {rows[0].instance_id: 9.25, rows[1].instance_id: rows[1].validation_s}
 
 
+def test_test_time_joins_on_the_verifiers_instance_naming(tmp_path):
+    from factory.publish import read_test_times
+    from factory.schema import Validation
+
+    inst = fx.make_instance(0, instance_id="widgets-1a2b3c4d__c0ffee")
+    run = fx.make_run(tmp_path / "run", [inst], validations={"widgets-1a2b3c4d": [
+        Validation(candidate_id="c0ffee", repo="widgets-1a2b3c4d", verdict="accepted", reason="accepted", test_s=4.5)]})
+    out, _ = curate(frame([inst]), CurateConfig(min_f2p=0), test_s=read_test_times(run))
+    assert out["test_s"].to_list() == [4.5]
+
+
 def test_config_checks_name_the_flag():
     with pytest.raises(ValueError, match="test-fraction"):
         CurateConfig(test_fraction=1.0)

@@ -138,13 +138,19 @@ def test_missing_required_column_or_null_value_is_invalid(tmp_path):
         publish_run(tmp_path / "run", tmp_path / "ds")
 
 
-def test_empty_image_name_or_duplicate_ids_are_invalid(tmp_path):
-    run = fx.make_run(tmp_path / "run", [fx.make_instance(0), fx.make_instance(1, image_name=" ")])
-    with pytest.raises(InvalidInstancesError, match="empty image_name.*acme__widgets-0001"):
+def test_empty_patch_or_duplicate_ids_are_invalid_and_imageless_rows_are_dropped(tmp_path):
+    run = fx.make_run(tmp_path / "run", [fx.make_instance(0), fx.make_instance(1, patch=" ")])
+    with pytest.raises(InvalidInstancesError, match="empty patch.*acme__widgets-0001"):
         publish_run(run, tmp_path / "ds")
+    run = fx.make_run(tmp_path / "run1", [fx.make_instance(0), fx.make_instance(1, image_name=""),
+                                          fx.make_instance(2, base_commit="")])
+    report = publish_run(run, tmp_path / "ds", PublishConfig(curate=CurateConfig(min_f2p=0)))
+    assert report.num_published == 1 and report.curation.dropped == {"no_task_image": 2}
+    report = publish_run(run, tmp_path / "ds", PublishConfig(curate=CurateConfig(min_f2p=0, require_image=False)))
+    assert report.num_published == 3
     run = fx.make_run(tmp_path / "run2", [fx.make_instance(0), fx.make_instance(0)])
     with pytest.raises(InvalidInstancesError, match="duplicate instance_id"):
-        publish_run(run, tmp_path / "ds")
+        publish_run(run, tmp_path / "ds2")
 
 
 def test_optional_columns_absent_from_an_older_run_get_defaults(tmp_path):
