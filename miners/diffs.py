@@ -276,9 +276,11 @@ class SplitChange:
     skip: str = ""  # the reason, when the change is not a candidate
 
 
+# "Release 1.2.0", "Bump version to 2.0", "Prepare release", "v1.2.3" -- not "Release the GIL in f()"
 _RELEASE_RE = re.compile(
-    r"^\s*(release|releasing|bump(ed|s)?\b.*\bversion|version bump|prepare(d)?\s+(for\s+)?(release|v?\d)|"
-    r"v?\d+\.\d+(\.\d+)*\s*$|(cut|tag)\s+v?\d)",
+    r"^\s*(?:(?:release|releasing|releases)\s+(?:version\s+)?v?\d|(?:bump|bumped|bumps)\s+(?:the\s+)?version"
+    r"|version\s+bump|prepare(?:d)?\s+(?:for\s+)?(?:the\s+)?(?:release|v?\d)|v?\d+\.\d+(?:\.\d+)*\s*$"
+    r"|(?:cut|tag)\s+(?:release\s+)?v?\d)",
     re.IGNORECASE,
 )
 
@@ -342,7 +344,11 @@ _COMMENT_PREFIXES = ("#", "//", "/*", "*", "*/", "--", ";")
 
 def _only_comment_lines(f: FileDiff) -> bool:
     """A line-level first look (the AST check in ``python_semantics_equal`` is the real one)."""
+    if f.old_path != f.new_path:  # added, deleted or renamed: never "only comments"
+        return False
     lines = f.added_lines + f.removed_lines
+    if not lines:  # a mode change
+        return False
     return all(not x.strip() or x.strip().startswith(_COMMENT_PREFIXES) for x in lines)
 
 

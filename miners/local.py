@@ -115,7 +115,8 @@ class _Blobs:
 def _no_semantic_change(code: Sequence[FileDiff], blobs: _Blobs) -> bool:
     """Every code file changes only comments, docstrings or layout (Python: by AST)."""
     for f in code:
-        if not f.path.endswith(".py") or f.old_path is None or f.new_path is None:
+        if not f.path.endswith(".py") or f.old_path is None or f.old_path != f.new_path \
+                or not (f.num_added or f.num_removed):
             return False
         if not python_semantics_equal(blobs.text(f.old_blob), blobs.text(f.new_blob)):
             return False

@@ -212,3 +212,14 @@ def test_shallow_clone_boundary_is_counted_not_crashed(tmp_path, history):
     s = mine_local(dest, repo="pkg").stats
     assert s["commits_scanned"] == 3
     assert s.get("skipped_shallow_boundary") == 1
+
+
+def test_message_that_is_not_utf8_still_makes_a_candidate(tmp_path):
+    r = GitRepo(tmp_path / "msg")
+    r.commit("init", {"a.py": "x = 1\n", "tests/test_a.py": "def test():\n    pass\n"})
+    r.write({"a.py": "x = 2\n", "tests/test_a.py": "def test():\n    assert 1\n"})
+    # raw latin-1 bytes and no encoding header: git stores them as they are
+    r.git("-c", "i18n.commitEncoding=UTF-8", "commit", "-q", "-F", "-", input=b"Fix caf\xe9 (#3)\n\nBody \xff\n")
+    (c,) = mine_local(r.path, repo="msg").candidates
+    assert c.pr_number == 3 and c.problem_statement.startswith("Fix caf\ufffd")
+    assert r.apply_check(c.base_commit, c.patch + c.test_patch).returncode == 0
