@@ -78,7 +78,7 @@ class PublishConfig:
     curate: CurateConfig = field(default_factory=CurateConfig)
     benchmarks: tuple[str, ...] = ()  # files or Hub ids to decontaminate against
     similarity_threshold: float = 0.8
-    max_shard_size: int | str = "500MB"
+    max_shard_size: int | str = "500MB"  # of arrow data before compression, as datasets' push_to_hub counts
     license: str = "apache-2.0"
     pretty_name: str = ""
     overwrite: bool = False  # replace a dataset folder that another run (or nobody) wrote

@@ -132,6 +132,16 @@ def test_decontam_by_repo_and_commit_and_by_patch_similarity(tmp_path):
                                                    (ours[1].instance_id, "benchmark_patch")}
 
 
+def test_decontam_matches_a_run_directory_repo_key_to_the_benchmarks_owner_name():
+    ours = [fx.make_instance(0, repo="widgets-1a2b3c4d"), fx.make_instance(1, repo="widgetsplus-1a2b3c4d")]
+    bench = pl.DataFrame(_bench_rows(ours[:1], repo="acme/widgets", patch="+x") +
+                         _bench_rows(ours[1:], repo="acme/widgets", patch="+y"))  # same commit, other repo
+    from factory.decontam import Benchmark
+
+    rep = find_overlaps(frame(ours), [Benchmark("b", bench)])
+    assert [m[0] for m in rep.matches] == [ours[0].instance_id]
+
+
 def test_decontam_reads_parquet_and_reports_in_publish(tmp_path):
     ours = [fx.make_instance(i) for i in range(4)]
     pl.DataFrame(_bench_rows(ours[:2])).write_parquet(tmp_path / "bench.parquet")

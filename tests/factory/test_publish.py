@@ -250,13 +250,16 @@ def test_swebench_export_loads_with_swebenchs_own_loader(tmp_path):
 
 
 def test_public_surface_is_explicit_and_errors_are_factory_errors():
+    import factory.card
     import factory.curate
     import factory.decontam
+    import factory.hub
+    import factory.inspect_stats
     import factory.publish
     import factory.publish_errors as pe
     from factory.errors import FactoryError
 
-    for mod in (factory.curate, factory.decontam, factory.publish, pe):
+    for mod in (factory.card, factory.curate, factory.decontam, factory.hub, factory.inspect_stats, factory.publish, pe):
         assert all(hasattr(mod, name) for name in mod.__all__), mod.__name__
     assert {"publish_run", "export_swebench", "PublishConfig", "PublishReport"} <= set(factory.publish.__all__)
     for name in pe.__all__:
