@@ -40,14 +40,23 @@ class RMSNorm(nn.Module):
 
 
 class Rotary(nn.Module):
+    """cos/sin tables as transformers computes them. The inverse frequencies are no buffer, so that
+    `model.to(torch.bfloat16)` cannot round them (transformers keeps them in fp32 too)."""
+
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.theta = head_dim, theta
+        self._inv_freq: dict[torch.device, torch.Tensor] = {}
+
+    def inv_freq(self, device: torch.device) -> torch.Tensor:
+        if device not in self._inv_freq:  # computed on the CPU, as transformers does, then moved once
+            A = self.head_dim
+            self._inv_freq[device] = (1.0 / (self.theta ** (torch.arange(0, A, 2, dtype=torch.float) / A))).to(device)
+        return self._inv_freq[device]
 
     @torch.no_grad()
     def forward(self, pos_BT: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        freqs_BTa = pos_BT[..., None].float() * self.inv_freq.to(pos_BT.device)
+        freqs_BTa = pos_BT[..., None].float() * self.inv_freq(pos_BT.device)
         emb_BTA = torch.cat((freqs_BTa, freqs_BTa), dim=-1)
         return emb_BTA.cos().to(dtype), emb_BTA.sin().to(dtype)
 
