@@ -218,8 +218,14 @@ def test_message_that_is_not_utf8_still_makes_a_candidate(tmp_path):
     r = GitRepo(tmp_path / "msg")
     r.commit("init", {"a.py": "x = 1\n", "tests/test_a.py": "def test():\n    pass\n"})
     r.write({"a.py": "x = 2\n", "tests/test_a.py": "def test():\n    assert 1\n"})
-    # raw latin-1 bytes and no encoding header: git stores them as they are
-    r.git("-c", "i18n.commitEncoding=UTF-8", "commit", "-q", "-F", "-", input=b"Fix caf\xe9 (#3)\n\nBody \xff\n")
+    # raw latin-1 bytes and no encoding header (``git commit`` would re-encode them; hash-object won't)
+    tree, parent = r.git("write-tree"), r.head()
+    obj = (f"tree {tree}\nparent {parent}\nauthor A <a@x> 1700000000 +0000\ncommitter A <a@x> 1700000000 +0000\n\n"
+           ).encode() + b"Fix caf\xe9 (#3)\n\nBody \xff\n"
+    sha = r.git("hash-object", "-t", "commit", "-w", "--stdin", input=obj)
+    r.git("update-ref", "refs/heads/main", sha)
+    assert b"caf\xe9" in subprocess.run(["git", "-C", str(r.path), "cat-file", "commit", sha],
+                                        capture_output=True).stdout
     (c,) = mine_local(r.path, repo="msg").candidates
     assert c.pr_number == 3 and c.problem_statement.startswith("Fix caf\ufffd")
     assert r.apply_check(c.base_commit, c.patch + c.test_patch).returncode == 0
