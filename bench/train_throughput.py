@@ -9,7 +9,8 @@ them); ours through `doc_ids`. Tokens per second count every position of every r
     python bench/train_throughput.py                      # GPU: small recipe, default variants
     python bench/train_throughput.py --recipe tiny --device cpu --batch 2 --seq-len 256 --steps 2
 Variants: ours-<moe impl>[-<attn impl>] (moe impl: torch | triton | auto; attn: flex | sdpa) and
-hf-<experts implementation> (grouped_mm | batched_mm | eager), each with an optional @precision:
+hf-<experts implementation>[-<attn implementation>] (experts: grouped_mm | batched_mm | eager; attn:
+sdpa | flex_attention | eager, default --hf-attn), each with an optional @precision:
 @amp (fp32 weights, bf16 autocast: what trainer.train does; the default) or @bf16 (bf16 weights,
 no autocast: how transformers' grouped_mm experts run in bf16). E.g. "ours-triton-flex,hf-grouped_mm@bf16".
 """
@@ -81,7 +82,8 @@ def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) ->
         raise ValueError(f"precision must be amp or bf16, got {precision!r}")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     if is_hf:
-        model = _hf_model(cfg, spec.removeprefix("hf-"), args.hf_attn, device, dtype)
+        experts, _, attn = spec.removeprefix("hf-").partition("-")
+        model = _hf_model(cfg, experts, attn or args.hf_attn, device, dtype)
     else:
         parts = spec.split("-")
         mc = dataclasses.replace(cfg, moe_impl=parts[1], attn_impl=parts[2] if len(parts) > 2 else "auto")
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=2048)
     p.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, autotuning)")
-    p.add_argument("--variants", default="ours-triton-flex,ours-torch-flex,hf-grouped_mm,ours-triton-flex@bf16,hf-grouped_mm@bf16")
+    p.add_argument("--variants", default="ours-triton-flex,hf-grouped_mm@bf16,ours-triton-flex@bf16,hf-grouped_mm,ours-torch-flex,"
+                   "hf-grouped_mm-flex_attention@bf16")
     p.add_argument("--hf-attn", default="sdpa", help="transformers attn_implementation")
     p.add_argument("--no-doc-mask", action="store_true", help="plain causal attention over whole rows")
     p.add_argument("--median-doc-len", type=int, default=600)
@@ -162,12 +165,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.warmup} warm-up + {args.steps} timed steps")
     results = []
     for name in args.variants.split(","):
+        t0 = time.perf_counter()
         try:
             results.append(run_variant(name.strip(), cfg, init_state, rows, args, device))
         except Exception as e:  # a variant that cannot run here is a row with its reason, not a crash
-            results.append({"variant": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"})
+            msg = (str(e).strip().splitlines() or [""])[0][:160]
+            results.append({"variant": name, "error": f"{type(e).__name__}: {msg}"})
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+        # Printed and saved as each variant ends, so a run cut short keeps what it measured.
+        print(f"done {name} in {time.perf_counter() - t0:.0f} s: {json.dumps(results[-1])}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     def precision(r):
         return r["variant"].partition("@")[2] or "amp"
 
@@ -185,8 +194,6 @@ def main(argv: list[str] | None = None) -> int:
         rel = f"{r['tokens_per_s'] / b:.2f}x" if b else "-"
         print(f"| {r['variant']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | {rel} | {r['first_loss']:.4f} | "
               f"{r['last_loss']:.4f} | {r['peak_mem_gib']:.1f} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     return 0
 
 
