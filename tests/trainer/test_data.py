@@ -105,3 +105,14 @@ def test_files_too_long_for_the_prompt_are_left_out_and_counted():
     samples, stats = tokenize_tasks([_task(old, new, path)], tok, DataConfig(max_file_chars=10), seed=0)
     assert stats.dropped == {"file_omitted_from_prompt_too_long": 1}
     assert old.splitlines()[0] not in tok.decode(list(samples[0].ids))
+
+
+def test_patch_touching_two_files_gives_one_repair_sample_with_both_and_one_fim_per_file():
+    (_, p1, o1, n1, _), (_, p2, o2, n2, _) = _BUGS[3], _BUGS[4]
+    task = Task("t-3", "acme/textkit", "two bugs", unified_diff(p1, o1, n1) + unified_diff(p2, o2, n2),
+                ((p1, o1), (p2, o2)))
+    assert fixed_files(task) == {p1: n1, p2: n2}
+    prompt, _ = render_repair(task, max_file_chars=10_000)
+    assert f"### {p1}" in prompt and f"### {p2}" in prompt
+    fims = render_fim(task, seed=0)
+    assert [pre + mid + suf for pre, suf, mid in fims] == [n1, n2]
