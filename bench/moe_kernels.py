@@ -48,29 +48,21 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
+    v1 = C()
+    wide = dict(
+        gate_up=G(128, 128, 64, 8, 3),
+        down=G(128, 256, 64, 8, 3),
+        down_bwd=G(128, 128, 64, 8, 3),
+        dx=G(128, 256, 64, 8, 3),
+    )
     return {
-        "v1": C(),
-        "wide": C(
-            G(128, 128, 64, 8, 3),
-            G(128, 256, 64, 8, 3),
-            G(128, 128, 64, 8, 3),
-            G(128, 256, 64, 8, 3),
-            G(128, 256, 64, 8, 3),
-        ),
-        "s3": C(
-            G(128, 64, 64, 8, 3),
-            G(128, 128, 64, 8, 3),
-            G(128, 64, 64, 8, 3),
-            G(128, 128, 64, 8, 3),
-            G(128, 128, 64, 8, 3),
-        ),
-        "w4": C(
-            G(128, 64, 64, 4, 4),
-            G(128, 128, 64, 4, 4),
-            G(128, 64, 64, 4, 4),
-            G(128, 128, 64, 4, 3),
-            G(128, 128, 64, 4, 4),
-        ),
+        "v1": v1,
+        "wide": dataclasses.replace(v1, **wide),
+        "tma": dataclasses.replace(v1, tma=True),
+        "tma_wide": dataclasses.replace(v1, tma=True, **wide),
+        "tma_bwd128": dataclasses.replace(v1, tma=True, down_bwd=G(128, 128, 64, 8, 3)),
+        "tma_wg4": dataclasses.replace(v1, tma=True, wgrad=G(128, 128, 64, 8, 4)),
+        "tma_wg256": dataclasses.replace(v1, tma=True, wgrad=G(128, 256, 64, 8, 3)),
     }
 
 
@@ -248,9 +240,39 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
             r = bench_one("ours", inputs, norm, reps, peak_tf, shape, "uniform", 0.0)
             r.impl = f"ours:{name}"
             print(fmt_row(r, peak_tf), flush=True)
+            if not r.error:
+                print("    per kernel (ms per fwd+bwd): " + kernel_breakdown(inputs, norm), flush=True)
         del inputs
         torch.cuda.empty_cache()
     mt.CONFIG = default
+
+
+def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    x, rw, gu, dn = inputs.tensors()
+    dy = torch.randn_like(x)
+
+    def both():
+        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
+        torch.autograd.grad(y, (x, rw, gu, dn), dy)
+
+    both()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            both()
+        torch.cuda.synchronize()
+    ours, other = {}, 0.0
+    for ev in prof.key_averages():
+        t = getattr(ev, "device_time_total", None) or ev.cuda_time_total
+        t = t / 1e3 / iters
+        if ev.key.startswith("_") and ev.key.endswith("_kernel"):
+            ours[ev.key.strip("_").removesuffix("_kernel")] = t
+        else:
+            other += t
+    parts = [f"{k} {v:.2f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])]
+    return ", ".join(parts + [f"other {other:.2f}"])
 
 
 def profile_ours(shape, norm) -> None:
@@ -297,8 +319,9 @@ def main(argv=None) -> int:
     print(
         f"device {torch.cuda.get_device_name()} torch {torch.__version__} bf16 matmul peak {peak_tf:.0f} TFLOP/s"
     )
-    if args.variants:
+    if args.variants:  # a tuning run: only our variants, no baselines
         run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf)
+        return 0
     if args.profile:
         profile_ours(shapes[0], norm)
     rows = []

@@ -183,6 +183,7 @@ def _gate_up_swiglu_kernel(
     counts_ptr,  # (E,) int32
     gu_ptr,  # (S, 2I) out: pre-activation [gate | up]
     h_ptr,  # (S, I) out: silu(gate) * up
+    w_desc,  # TMA descriptor of w viewed (E*2I, D), block [BN, BK] (USE_TMA)
     D,
     I,
     E: tl.constexpr,
@@ -191,6 +192,7 @@ def _gate_up_swiglu_kernel(
     BN: tl.constexpr,
     BK: tl.constexpr,
     EVEN_K: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
     pid = tl.program_id(0)
     num_n = tl.cdiv(I, BN)
@@ -210,14 +212,21 @@ def _gate_up_swiglu_kernel(
     wu_ptrs = wg_ptrs + I * D
     acc_g = tl.zeros((BM, BN), dtype=tl.float32)
     acc_u = tl.zeros((BM, BN), dtype=tl.float32)
+    # Rows of a gate tile past I (I % BN != 0) read up rows: they only feed columns never stored.
+    row_g = e * (2 * I) + pid_n * BN
     for k0 in range(0, tl.cdiv(D, BK)):
         if EVEN_K:
             a = tl.load(a_ptrs)
-            bg = tl.load(wg_ptrs, mask=mask_n[None, :], other=0.0)
-            bu = tl.load(wu_ptrs, mask=mask_n[None, :], other=0.0)
         else:
             mk = offs_k < D - k0 * BK
             a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+        if USE_TMA:
+            bg = w_desc.load([row_g, k0 * BK]).T
+            bu = w_desc.load([row_g + I, k0 * BK]).T
+        elif EVEN_K:
+            bg = tl.load(wg_ptrs, mask=mask_n[None, :], other=0.0)
+            bu = tl.load(wu_ptrs, mask=mask_n[None, :], other=0.0)
+        else:
             bg = tl.load(wg_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
             bu = tl.load(wu_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
         acc_g = tl.dot(a, bg, acc_g)
@@ -244,6 +253,8 @@ def _grouped_mm_kernel(
     c_ptr,  # (S, N) out
     scale_ptr,  # (S,) float32 row scale (HAS_SCALE)
     counts_ptr,  # (E,) int32
+    a_desc,  # USE_TMA: A (S, K), block [BM, BK]
+    b_desc,  # USE_TMA: B_NK: w viewed (E*N, K), block [BN, BK]; else (E*K, N), block [BK, BN]
     N,
     K,
     stride_be,
@@ -256,6 +267,8 @@ def _grouped_mm_kernel(
     BK: tl.constexpr,
     HAS_SCALE: tl.constexpr,
     EVEN_K: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    B_NK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     num_n = tl.cdiv(N, BN)
@@ -279,17 +292,28 @@ def _grouped_mm_kernel(
         + offs_n[None, :].to(tl.int64) * stride_bn
     )
     acc = tl.zeros((BM, BN), dtype=tl.float32)
-    for k0 in range(0, tl.cdiv(K, BK)):
-        if EVEN_K:
-            a = tl.load(a_ptrs)
-            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
-        else:
-            mk = offs_k < K - k0 * BK
-            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
-            b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, b, acc)
-        a_ptrs += BK
-        b_ptrs += BK * stride_bk
+    if USE_TMA:
+        # A rows past this expert's end (another expert's, or zero fill past S) are never stored;
+        # A columns past K are zero-filled, so B rows read past K (next expert) add nothing.
+        for k0 in range(0, tl.cdiv(K, BK)):
+            a = a_desc.load([m_start, k0 * BK])
+            if B_NK:
+                b = b_desc.load([e * N + pid_n * BN, k0 * BK]).T
+            else:
+                b = b_desc.load([e * K + k0 * BK, pid_n * BN])
+            acc = tl.dot(a, b, acc)
+    else:
+        for k0 in range(0, tl.cdiv(K, BK)):
+            if EVEN_K:
+                a = tl.load(a_ptrs)
+                b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
+            else:
+                mk = offs_k < K - k0 * BK
+                a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+                b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+            acc = tl.dot(a, b, acc)
+            a_ptrs += BK
+            b_ptrs += BK * stride_bk
     if HAS_SCALE:
         acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
     tl.store(
@@ -310,6 +334,7 @@ def _down_bwd_swiglu_kernel(
     dgu_ptr,  # (S, 2I) out: grad of the pre-activation
     hw_ptr,  # (S, I) out: h * w, the input of dWd
     dw_part_ptr,  # (S, cdiv(I, BN)) float32 out: partial sums of the routing-weight grad
+    wd_desc,  # USE_TMA: wd viewed (E*D, I), block [BK, BN]
     D,
     I,
     E: tl.constexpr,
@@ -318,6 +343,7 @@ def _down_bwd_swiglu_kernel(
     BN: tl.constexpr,
     BK: tl.constexpr,
     EVEN_K: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
     pid = tl.program_id(0)
     num_n = tl.cdiv(I, BN)
@@ -334,25 +360,32 @@ def _down_bwd_swiglu_kernel(
     offs_k = tl.arange(0, BK)
     a_ptrs = dy_ptr + tok[:, None] * D + offs_k[None, :]
     b_ptrs = wd_ptr + e.to(tl.int64) * D * I + offs_k[:, None].to(tl.int64) * I + offs_n[None, :]
+    # The epilogue's operands are loaded first, so their latency hides under the main loop.
+    rows64 = rows.to(tl.int64)
+    smask = mask_m[:, None] & mask_n[None, :]
+    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
+    g_raw = tl.load(gu_ptr + gu_off, mask=smask, other=0.0)
+    u_raw = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0)
+    w = tl.load(w_sorted_ptr + rows, mask=mask_m, other=0.0)
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, tl.cdiv(D, BK)):
         if EVEN_K:
             a = tl.load(a_ptrs)
-            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
         else:
             mk = offs_k < D - k0 * BK
             a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+        if USE_TMA:
+            b = wd_desc.load([e * D + k0 * BK, pid_n * BN])  # rows past D meet zeroed A columns
+        elif EVEN_K:
+            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
+        else:
             b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
         acc = tl.dot(a, b, acc)
         a_ptrs += BK
         b_ptrs += BK * I
     # acc = dL/dh / w for these rows (the unweighted down-projection input grad).
-    rows64 = rows.to(tl.int64)
-    smask = mask_m[:, None] & mask_n[None, :]
-    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
-    g = tl.load(gu_ptr + gu_off, mask=smask, other=0.0).to(tl.float32)
-    u = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0).to(tl.float32)
-    w = tl.load(w_sorted_ptr + rows, mask=mask_m, other=0.0)
+    g = g_raw.to(tl.float32)
+    u = u_raw.to(tl.float32)
     sig = tl.sigmoid(g)
     silu = g * sig
     h = silu * u

@@ -39,6 +39,7 @@ class TritonMoEConfig:
     down_bwd: GemmConfig = GemmConfig(128, 64, 64, 8, 4)
     wgrad: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
     dx: GemmConfig = GemmConfig(128, 128, 64, 8, 4)
+    tma: bool = False  # weights (and ungathered A operands) through TMA descriptors
 
 
 CONFIG = TritonMoEConfig()
@@ -119,6 +120,17 @@ def triton_cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _desc(t: torch.Tensor, block: list[int]):
+    """Host TMA descriptor of a 2-D view, or None where TMA is off or the layout does not allow it."""
+    if not CONFIG.tma:
+        return None
+    if t.stride(-1) != 1 or (t.stride(0) * t.element_size()) % 16 or t.data_ptr() % 16:
+        return None
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    return TensorDescriptor.from_tensor(t, block)
+
+
 def _m_grid(S: int, E: int, N: int, cfg: GemmConfig) -> tuple[int]:
     # Upper bound on M-tiles: each expert adds at most one partial tile. Extra programs exit at once.
     return ((triton_cdiv(S, cfg.bm) + E) * triton_cdiv(N, cfg.bn),)
@@ -131,21 +143,11 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     I, S = I2 // 2, r.tok_S.shape[0]
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
+    w_desc = _desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
     k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        x_TD,
-        gate_up_E2IH,
-        r.tok_S,
-        r.counts_E,
-        gu_S2I,
-        h_SI,
-        D,
-        I,
-        E=E,
-        E_P=_pow2(E),
-        BM=cfg.bm,
-        BN=cfg.bn,
-        BK=cfg.bk,
-        EVEN_K=D % cfg.bk == 0,
+        x_TD, gate_up_E2IH, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+        USE_TMA=w_desc is not None,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
@@ -153,28 +155,23 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
 
 
 def _grouped_mm(a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig):
+    """c[s] = a[s] @ B[e(s)] with B[e][k, n] = w[e] at (k * stride_bk + n * stride_bn)."""
     k = _k()
     S, K = a_SK.shape
     E = w.shape[0]
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
+    b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N): dX through gate_up
+    a_desc = _desc(a_SK, [cfg.bm, cfg.bk])
+    if b_nk:
+        b_desc = _desc(w.view(E * N, K), [cfg.bn, cfg.bk])
+    else:
+        b_desc = _desc(w.view(E * K, N), [cfg.bk, cfg.bn])
+    use_tma = a_desc is not None and b_desc is not None
     k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
-        a_SK,
-        w,
-        c_SN,
-        scale_S if scale_S is not None else a_SK,
-        r.counts_E,
-        N,
-        K,
-        stride_be,
-        stride_bk,
-        stride_bn,
-        E=E,
-        E_P=_pow2(E),
-        BM=cfg.bm,
-        BN=cfg.bn,
-        BK=cfg.bk,
-        HAS_SCALE=scale_S is not None,
-        EVEN_K=K % cfg.bk == 0,
+        a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E, a_desc, b_desc, N, K,
+        stride_be, stride_bk, stride_bn,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
+        HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, USE_TMA=use_tma, B_NK=b_nk,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
@@ -212,24 +209,11 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     dgu_S2I = torch.empty_like(gu_S2I)
     hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
     dw_part = torch.empty((S, num_n), dtype=torch.float32, device=dy_TD.device)
+    wd_desc = _desc(down_EHI.view(E * D, I), [cfg.bk, cfg.bn])
     k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        dy_TD,
-        down_EHI,
-        r.tok_S,
-        r.counts_E,
-        gu_S2I,
-        r.w_S,
-        dgu_S2I,
-        hw_SI,
-        dw_part,
-        D,
-        I,
-        E=E,
-        E_P=_pow2(E),
-        BM=cfg.bm,
-        BN=cfg.bn,
-        BK=cfg.bk,
-        EVEN_K=D % cfg.bk == 0,
+        dy_TD, down_EHI, r.tok_S, r.counts_E, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_part, wd_desc, D, I,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+        USE_TMA=wd_desc is not None,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )

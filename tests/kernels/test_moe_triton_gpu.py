@@ -11,6 +11,7 @@ Skipped without CUDA or Triton.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import zlib
 
@@ -82,13 +83,22 @@ def _run_and_check(T, D, I, E, K, norm, routing, dtype, seed):
     return r, m
 
 
+@pytest.fixture(params=[False, True], ids=["ptr", "tma"])
+def tma(request, monkeypatch):
+    """Run with the weights loaded through pointers, then through TMA descriptors."""
+    import kernels.moe_triton as mt
+
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=request.param))
+    return request.param
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "T{}_D{}_I{}_E{}_K{}".format(*c))
 @pytest.mark.parametrize("routing", ["uniform", "balanced", "skewed", "empty"])
-def test_triton_matches_float64_reference(case, routing):
+def test_triton_matches_float64_reference(case, routing, tma):
     T, D, I, E, K, norm = case
     if routing == "balanced" and D <= E:
         pytest.skip("balanced routing needs D > E")
-    seed = zlib.crc32(repr((case, routing)).encode())  # fresh inputs per check, reproducible
+    seed = zlib.crc32(repr((case, routing, tma)).encode())  # fresh inputs per check, reproducible
     r, m = _run_and_check(T, D, I, E, K, norm, routing, torch.bfloat16, seed)
     if routing == "empty":
         assert (r.counts_E == 0).sum().item() >= E // 2
