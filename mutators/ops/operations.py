@@ -23,7 +23,7 @@ def _is_sequence_concat(left: cst.BaseExpression, right: cst.BaseExpression) -> 
 class SwapArithmetic(Operator):
     name = "swap_arithmetic"
     family = "operations"
-    explanation = "Replace an arithmetic or bitwise operator with a plausible sibling (+/-, * //, / //, << >>, & |)."
+    explanation = "Replace an arithmetic or bitwise operator with a plausible sibling (+ and -, * and //, / and //, << and >>, & and |)."
     node_types = (cst.BinaryOperation,)
     example = "def area(w, h, border):\n    return (w + border) * (h + border)\n"
 
