@@ -22,6 +22,7 @@ __all__ = [
     "file_kind",
     "is_test_path",
     "parse_diff",
+    "python_change_is_cosmetic",
     "python_semantics_equal",
     "split_change",
 ]
@@ -45,6 +46,8 @@ class FileDiff:
     num_hunks: int = 0
     added_lines: tuple[str, ...] = ()
     removed_lines: tuple[str, ...] = ()
+    added_linenos: tuple[int, ...] = ()  # new-side line number of each added line
+    removed_linenos: tuple[int, ...] = ()  # old-side line number of each removed line
 
     @property
     def path(self) -> str:
@@ -60,6 +63,7 @@ class NonUtf8Diff(ValueError):
 
 
 _HEADER_RE = re.compile(rb"^diff --git (?P<rest>.*)$")
+_HUNK_RE = re.compile(rb"^@@ -(?P<old>\d+)(?:,\d+)? \+(?P<new>\d+)(?:,\d+)? @@")
 _INDEX_RE = re.compile(rb"^index (?P<old>[0-9a-f]+)\.\.(?P<new>[0-9a-f]+)(?: (?P<mode>\d+))?$")
 
 
@@ -140,22 +144,38 @@ def _parse_section(lines: list[bytes]) -> FileDiff:
     binary = submodule = False
     added: list[str] = []
     removed: list[str] = []
+    added_ln: list[int] = []
+    removed_ln: list[int] = []
+    old_ln = new_ln = 0
     hunks = 0
     in_hunk = False
     for line in lines[1:]:
         s = line.rstrip(b"\n")
         if in_hunk and s[:1] in (b" ", b"+", b"-", b"\\"):
-            if s[:1] in (b"+", b"-"):
+            mark = s[:1]
+            if mark in (b"+", b"-"):
                 try:
                     text = s[1:].decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise NonUtf8Diff(f"non-UTF-8 content in {new or old}") from e
-                (added if s[:1] == b"+" else removed).append(text)
+                if mark == b"+":
+                    added.append(text)
+                    added_ln.append(new_ln)
+                    new_ln += 1
+                else:
+                    removed.append(text)
+                    removed_ln.append(old_ln)
+                    old_ln += 1
+            elif mark == b" ":
+                old_ln += 1
+                new_ln += 1
             continue
         in_hunk = False
         if s.startswith(b"@@"):
             hunks += 1
             in_hunk = True
+            if (hm := _HUNK_RE.match(s)) is not None:
+                old_ln, new_ln = int(hm["old"]), int(hm["new"])
         elif s.startswith(b"new file mode"):
             old = None
             submodule |= s.endswith(b"160000")
@@ -190,6 +210,7 @@ def _parse_section(lines: list[bytes]) -> FileDiff:
         old_path=old, new_path=new, text=text, old_blob=old_blob, new_blob=new_blob,
         binary=binary, submodule=submodule, num_added=len(added), num_removed=len(removed),
         num_hunks=hunks, added_lines=tuple(added), removed_lines=tuple(removed),
+        added_linenos=tuple(added_ln), removed_linenos=tuple(removed_ln),
     )
 
 
@@ -360,6 +381,51 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
                     and isinstance(body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
     return tree
+
+
+def _docstring_lines(tree: ast.AST) -> set[int]:
+    """Line numbers covered by docstrings; walks statements only (expressions are most nodes)."""
+    out: set[int] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            out.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            stack.extend(n for n in getattr(node, field, ()) or () if isinstance(n, ast.AST))
+    return out
+
+
+def python_change_is_cosmetic(f: FileDiff, old: str | None, new: str | None) -> bool:
+    """Whether one Python file's change touches only comments, docstrings or layout.
+
+    Fast path first: a changed line that is not blank, not a comment and not inside a docstring
+    of its side makes it a real change (the common case, decided from two C-speed parses). Only
+    changes that pass it get the exact AST comparison.
+    """
+    if old is None or new is None:
+        return False
+    try:
+        old_tree, new_tree = ast.parse(old), ast.parse(new)
+    except (SyntaxError, ValueError):
+        return False
+    for lines, linenos, tree in ((f.removed_lines, f.removed_linenos, old_tree),
+                                 (f.added_lines, f.added_linenos, new_tree)):
+        doc: set[int] | None = None
+        for text, ln in zip(lines, linenos, strict=False):
+            t = text.strip()
+            if not t or t.startswith("#"):
+                continue
+            if doc is None:
+                doc = _docstring_lines(tree)
+            if ln not in doc:
+                return False
+    return ast.dump(_strip_docstrings(old_tree)) == ast.dump(_strip_docstrings(new_tree))
 
 
 def python_semantics_equal(old: str | None, new: str | None) -> bool:

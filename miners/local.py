@@ -12,6 +12,7 @@ Not for: the GitHub API (``github``), re-introducing fixes on HEAD (``mirror``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from factory.schema import Candidate, content_hash
-from miners.diffs import FileDiff, Limits, NonUtf8Diff, parse_diff, python_semantics_equal, split_change
+from miners.diffs import FileDiff, Limits, NonUtf8Diff, parse_diff, python_change_is_cosmetic, split_change
 from miners.envgroup import EnvGrouper
 from miners.errors import GitError
 from miners.gitio import CommitMeta, diff_batch, git, log_first_parent
@@ -118,7 +119,7 @@ def _no_semantic_change(code: Sequence[FileDiff], blobs: _Blobs) -> bool:
         if not f.path.endswith(".py") or f.old_path is None or f.old_path != f.new_path \
                 or not (f.num_added or f.num_removed):
             return False
-        if not python_semantics_equal(blobs.text(f.old_blob), blobs.text(f.new_blob)):
+        if not python_change_is_cosmetic(f, blobs.text(f.old_blob), blobs.text(f.new_blob)):
             return False
     return True
 
@@ -128,19 +129,20 @@ def changes_from_history(repo_path: str | Path, result: MineResult, *, ref: str 
                          include_commits: bool = False) -> Iterator[Change]:
     """The changes on ``ref``'s first-parent history, newest first; counts what it passes over."""
     shallow = _shallow_commits(Path(repo_path))
-    for meta in log_first_parent(repo_path, ref, since=since, max_count=max_commits):
-        result.count("commits_scanned")
-        got = recognise(meta, include_commits=include_commits)
-        if isinstance(got, str):
-            if got == "root_commit" and meta.sha in shallow:
-                got = "shallow_boundary"
-            if got == "not_pr":
-                result.count("not_pr")
-            else:
-                result.skip(got)
-            continue
-        result.count("prs" if got.pr_number is not None else "commits_considered")
-        yield got
+    with contextlib.closing(log_first_parent(repo_path, ref, since=since, max_count=max_commits)) as metas:
+        for meta in metas:
+            result.count("commits_scanned")
+            got = recognise(meta, include_commits=include_commits)
+            if isinstance(got, str):
+                if got == "root_commit" and meta.sha in shallow:
+                    got = "shallow_boundary"
+                if got == "not_pr":
+                    result.count("not_pr")
+                else:
+                    result.skip(got)
+                continue
+            result.count("prs" if got.pr_number is not None else "commits_considered")
+            yield got
 
 
 def _shallow_commits(repo_path: Path) -> set[str]:
@@ -178,14 +180,16 @@ def mine_local(
         raise GitError(f"{ref!r} is not a commit in {repo_path}")
     builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
     pending: list[Change] = []
-    for change in changes_from_history(repo_path, result, ref=ref, since=since, max_commits=max_commits,
-                                       include_commits=include_commits):
-        pending.append(change)
-        if len(pending) >= batch:
-            builder.build(pending, max_candidates)
-            pending = []
-            if max_candidates is not None and len(result.candidates) >= max_candidates:
-                break
+    walk = changes_from_history(repo_path, result, ref=ref, since=since, max_commits=max_commits,
+                                include_commits=include_commits)
+    with contextlib.closing(walk):  # stopping early ends the `git log` stream now, not at GC
+        for change in walk:
+            pending.append(change)
+            if len(pending) >= batch:
+                builder.build(pending, max_candidates)
+                pending = []
+                if max_candidates is not None and len(result.candidates) >= max_candidates:
+                    break
     if pending and (max_candidates is None or len(result.candidates) < max_candidates):
         builder.build(pending, max_candidates)
     result.stats["candidates"] = len(result.candidates)

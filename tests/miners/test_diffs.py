@@ -131,3 +131,30 @@ def test_python_semantics_equal_ignores_comments_docstrings_layout():
     assert not python_semantics_equal(old, "def f(x):\n    return x + 2\n")
     assert not python_semantics_equal(old, "def f(x:\n")  # unparsable: a real change, as far as we know
     assert not python_semantics_equal(None, old)
+
+
+def test_line_numbers_follow_the_hunks():
+    raw = _section("a.py", "a.py", "@@ -3,3 +3,4 @@ ctx\n a\n-b\n+B\n+C\n c\n@@ -20 +21 @@\n-z\n+w\n").encode()
+    (f,) = parse_diff(raw)
+    assert f.removed_linenos == (4, 20) and f.added_linenos == (4, 5, 21)
+
+
+def _real_diff(old: str, new: str) -> FileDiff:
+    import difflib
+
+    body = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "a/m.py", "b/m.py"))
+    (f,) = parse_diff(f"diff --git a/m.py b/m.py\n{body}".encode())
+    return f
+
+
+@pytest.mark.parametrize("new, cosmetic", [
+    ('"""Module, reworded."""\n\n\ndef f(x):\n    """Add one."""\n    return x + 1  # inc\n', True),
+    ('"""Module."""\n\n\ndef f(x):\n    """Add one,\n    and say so."""\n    # why\n    return x + 1  # inc\n', True),
+    ('"""Module."""\n\n\ndef f(x):\n    """Add one."""\n    return x + 2  # inc\n', False),
+    ('"""Module."""\n\n\ndef f(x):\n    """Add one."""\n    s = """\n# not a comment\n"""\n    return x + 1\n', False),
+])
+def test_python_change_is_cosmetic(new, cosmetic):
+    from miners.diffs import python_change_is_cosmetic
+
+    old = '"""Module."""\n\n\ndef f(x):\n    """Add one."""\n    return x + 1  # inc\n'
+    assert python_change_is_cosmetic(_real_diff(old, new), old, new) is cosmetic
