@@ -20,7 +20,6 @@ of a mutant is proportional to that statement, not to the file.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import random
 from collections import Counter, defaultdict
 from collections.abc import Collection, Hashable, Mapping, Sequence
@@ -31,7 +30,7 @@ from libcst._nodes.internal import CodegenState  # see _Renderer: checked on eve
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from factory.schema import content_hash
-from mutators.base import Context, Operator
+from mutators.base import Context, Operator, child_nodes
 from mutators.diff import file_diff, split_lines
 
 __all__ = ["FileMutants", "Mutant", "mutate_source", "stable_int"]
@@ -82,17 +81,6 @@ class _Site:
     tests: tuple[str, ...]
 
 
-# Nodes that never hold a site: whitespace and punctuation. Not descending into them is most of
-# what makes this walk several times faster than libcst's visitor (which also rebuilds nodes).
-_NO_SITES = (
-    cst.SimpleWhitespace, cst.ParenthesizedWhitespace, cst.TrailingWhitespace, cst.EmptyLine,
-    cst.Newline, cst.Comment, cst.Colon, cst.Comma, cst.Dot, cst.LeftParen, cst.RightParen,
-    cst.LeftSquareBracket, cst.RightSquareBracket, cst.LeftCurlyBrace, cst.RightCurlyBrace,
-    cst.Semicolon, cst.AssignEqual,
-)
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
 def _collect_sites(
     module: cst.Module, by_type: Mapping[type, list[Operator]]
 ) -> list[tuple[Operator, cst.CSTNode, Context, Hashable]]:
@@ -103,23 +91,13 @@ def _collect_sites(
     def walk(node: cst.CSTNode) -> None:
         ops = by_type.get(type(node))
         if ops:
-            ctx = Context(tuple(stack))
+            ctx = Context(tuple(stack), module)
             for op in ops:
                 for variant in op.variants(node, ctx):
                     found.append((op, node, ctx, variant))
         stack.append(node)
-        names = _FIELDS.get(type(node))
-        if names is None:
-            names = _FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
-        for name in names:
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                if not isinstance(value, _NO_SITES):
-                    walk(value)
-            elif isinstance(value, (tuple, list)):
-                for child in value:
-                    if isinstance(child, cst.CSTNode) and not isinstance(child, _NO_SITES):
-                        walk(child)
+        for child in child_nodes(node):
+            walk(child)
         stack.pop()
 
     for stmt in module.body:

@@ -14,6 +14,21 @@ def _is_quiet(call: cst.Call) -> bool:
     return name.rsplit(".", 1)[-1] in _QUIET or "logger" in name or "logging" in name
 
 
+# Calls whose arguments are not "values in an order": swapping them is a TypeError or a no-op.
+_NO_SWAP = {"cast", "isinstance", "issubclass", "hasattr", "getattr", "setattr", "delattr", "super", "TypeVar", "NewType"}
+
+# name -> the arities at which the last positional argument is optional (dropping it is a
+# plausible bug, not a TypeError): d.get(k, default), s.split(sep, 1), getattr(o, n, default)...
+_OPTIONAL_LAST = {
+    "get": {2}, "pop": {2}, "setdefault": {2}, "getattr": {3}, "next": {2}, "round": {2},
+    "int": {2}, "split": {1, 2}, "rsplit": {1, 2}, "strip": {1}, "lstrip": {1}, "rstrip": {1},
+    "replace": {3}, "encode": {1, 2}, "decode": {1, 2}, "open": {2, 3}, "sum": {2},
+    "enumerate": {2}, "startswith": {2, 3}, "endswith": {2, 3}, "find": {2, 3}, "rfind": {2, 3},
+    "ljust": {2}, "rjust": {2}, "center": {2}, "read": {1}, "readline": {1}, "sorted": set(),
+    "min": set(), "max": set(), "islice": {3}, "dumps": set(), "zfill": set(), "format": set(),
+}
+
+
 def _positional(call: cst.Call) -> list[int]:
     return [i for i, a in enumerate(call.args) if a.keyword is None and not a.star]
 
@@ -27,6 +42,8 @@ class SwapArguments(Operator):
 
     def variants(self, node, ctx):
         if _is_quiet(node) or ctx.in_annotation_or_decorator():
+            return ()
+        if (dotted_name(node.func) or "").rsplit(".", 1)[-1] in _NO_SWAP:
             return ()
         pos = _positional(node)
         if any(a.star for a in node.args):
@@ -46,7 +63,7 @@ class SwapArguments(Operator):
 class DropArgument(Operator):
     name = "drop_argument"
     family = "calls"
-    explanation = "Drop a keyword argument, or the last of several positional ones, so a default is used instead."
+    explanation = "Drop a keyword argument, or an optional last positional one (d.get(k, default) to d.get(k)), so a default is used instead."
     node_types = (cst.Call,)
     example = "def read_text(path):\n    with open(path, encoding='utf-8') as f:\n        return f.read()\n"
 
@@ -57,7 +74,13 @@ class DropArgument(Operator):
         keywords = [i for i, a in enumerate(args) if a.keyword is not None]
         pos = _positional(node)
         out = list(keywords)
-        if len(pos) >= 2 and pos[-1] == len(args) - 1 - len(keywords) and not any(a.star for a in args):
+        last = (dotted_name(node.func) or "").rsplit(".", 1)[-1]
+        if (
+            pos
+            and len(pos) in _OPTIONAL_LAST.get(last, ())
+            and pos[-1] == len(args) - 1 - len(keywords)
+            and not any(a.star for a in args)
+        ):
             out.insert(0, pos[-1])
         return tuple(out)
 

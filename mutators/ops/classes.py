@@ -13,6 +13,13 @@ _TRIVIAL_BASES = {
 }
 
 
+_ROOT_EXCEPTIONS = {"Exception", "BaseException"}
+
+
+def _EXCEPTION_NAME(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].endswith(("Error", "Exception", "Warning", "Exit", "Interrupt"))
+
+
 def _decorator_names(fn: cst.FunctionDef) -> list[str]:
     out = []
     for d in fn.decorators:
@@ -45,13 +52,41 @@ class RemoveMethodOverride(Operator):
     unit = "class"
     example = "class Animal:\n    def sound(self):\n        return '...'\n\n\nclass Dog(Animal):\n    def sound(self):\n        return 'woof'\n"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._methods: dict[int, tuple[cst.Module, dict[str, set[str]]]] = {}
+
+    def _module_methods(self, module: cst.Module | None) -> dict[str, set[str]]:
+        """Top-level class name -> the methods it defines, for the module at hand."""
+        if module is None:
+            return {}
+        hit = self._methods.get(id(module))
+        if hit is not None and hit[0] is module:
+            return hit[1]
+        table = {
+            stmt.name.value: {
+                s.name.value for s in stmt.body.body if isinstance(s, cst.FunctionDef)
+            }
+            for stmt in module.body
+            if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock)
+        }
+        self._methods = {id(module): (module, table)}
+        return table
+
     def applies(self, node, ctx):
         if not _in_class_body(ctx):
             return False
-        if not _real_bases(ctx.grandparent):
-            # Without a base, only object's dunders are overridden; losing __init__ is noise.
-            name = node.name.value
-            if not (name.startswith("__") and name.endswith("__")) or name == "__init__":
+        cls, name = ctx.grandparent, node.name.value
+        dunder = name.startswith("__") and name.endswith("__")
+        bases = [dotted_name(cls.bases[i].value) for i in _real_bases(cls)]
+        if not bases and (not dunder or name == "__init__"):
+            return False  # without a base only object's dunders are overridden; no __init__ is noise
+        if not dunder:
+            # An override only if a base we can see defines it; a base from elsewhere (an
+            # import) is taken on trust only for dunders, else deleting a method is a plain
+            # AttributeError, not "the base class's version runs".
+            local = self._module_methods(ctx.module)
+            if not any(name in local.get(b, ()) for b in bases):
                 return False
         names = _decorator_names(node)
         return not _is_setter(node) and not any(n.endswith(("overload", "abstractmethod")) for n in names)
@@ -72,7 +107,10 @@ class RemoveBaseClass(Operator):
     example = "class Base:\n    def greet(self):\n        return 'hi ' + self.name\n\n\nclass User(Base):\n    name = 'ann'\n"
 
     def variants(self, node, ctx):
-        return tuple(_real_bases(node))
+        real = _real_bases(node)
+        if len(node.bases) == 1 and real and dotted_name(node.bases[0].value) in _ROOT_EXCEPTIONS:
+            return ()  # `class E(Exception)` has nothing to lose but its raisability
+        return tuple(real)
 
     def span_nodes(self, node, variant):
         return node.bases[variant], node.bases[variant]
@@ -83,7 +121,8 @@ class RemoveBaseClass(Operator):
     def mutate(self, node, ctx, variant, rng):
         bases = [b for i, b in enumerate(node.bases) if i != variant]
         name = node.name.value
-        if not bases and name.endswith(("Error", "Exception", "Warning")):
+        removed = dotted_name(node.bases[variant].value) or ""
+        if not bases and (_EXCEPTION_NAME(name) or _EXCEPTION_NAME(removed)):
             # An exception class must stay raisable: fall back to the root, losing the parent.
             bases = [cst.Arg(cst.Name("Exception"))]
         elif bases and variant == len(node.bases) - 1:

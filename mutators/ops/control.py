@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mutators.base import Operator, as_statement_removal, dotted_name, single_small, space
+from mutators.base import Operator, as_statement_removal, dotted_name, names_in, single_small, space
 
 _LOW_PRECEDENCE = (cst.BooleanOperation, cst.IfExp, cst.Lambda, cst.NamedExpr)
 
@@ -129,21 +129,7 @@ _FLOW = (cst.Return, cst.Raise, cst.Break, cst.Continue, cst.Pass, cst.Global, c
          cst.Import, cst.ImportFrom, cst.Assert)
 
 
-def _names(node: cst.CSTNode) -> set[str]:
-    """Every name and dotted attribute a statement mentions (``self.x`` counts as itself)."""
-    found: set[str] = set()
-
-    class _Collect(cst.CSTVisitor):
-        def visit_Name(self, n: cst.Name) -> None:
-            found.add(n.value)
-
-        def visit_Attribute(self, n: cst.Attribute) -> None:
-            d = dotted_name(n)
-            if d:
-                found.add(d)
-
-    node.visit(_Collect())
-    return found
+_names = names_in
 
 
 def _written(small: cst.BaseSmallStatement) -> set[str]:

@@ -133,9 +133,15 @@ class SwapOperands(Operator):
         if ctx.in_annotation_or_decorator():
             return False
         if isinstance(node, cst.BinaryOperation):
-            return isinstance(node.operator, self.NON_COMMUTATIVE) and not _is_sequence_concat(
-                node.left, node.right
-            ) and not node.left.deep_equals(node.right)
+            # `n // 2` into `2 // n` is not a slip anyone makes: both sides must be names or calls.
+            literal = (cst.Integer, cst.Float, cst.Imaginary)
+            return (
+                isinstance(node.operator, self.NON_COMMUTATIVE)
+                and not _is_sequence_concat(node.left, node.right)
+                and not isinstance(node.left, literal)
+                and not isinstance(node.right, literal)
+                and not node.left.deep_equals(node.right)
+            )
         return (
             len(node.comparisons) == 1
             and isinstance(node.comparisons[0].operator, self.ORDERING)

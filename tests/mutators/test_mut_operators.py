@@ -57,10 +57,11 @@ PAIRS = [
     ("return_input", "def f(s):\n    return s.strip()\n", "def f(s):\n    return s\n"),
     ("swap_arguments", "def f(a, b):\n    return g(a, b)\n", "def f(a, b):\n    return g(b, a)\n"),
     ("drop_argument", "def f(p):\n    return open(p, encoding='utf-8')\n", "def f(p):\n    return open(p)\n"),
-    ("drop_argument", "def f(a, b):\n    return g(a, b)\n", "def f(a, b):\n    return g(a)\n"),
+    ("drop_argument", "def f(d, k):\n    return d.get(k, 0)\n", "def f(d, k):\n    return d.get(k)\n"),
     ("swap_string_method", "def f(s):\n    return s.lstrip()\n", "def f(s):\n    return s.rstrip()\n"),
     ("swap_string_method", "def f(s):\n    return s.split(',', 1)\n", "def f(s):\n    return s.rsplit(',', 1)\n"),
-    ("remove_method_override", "class A(B):\n    x = 1\n\n    def f(self):\n        return 2\n", "class A(B):\n    x = 1\n"),
+    ("remove_method_override", "class B:\n    def f(self):\n        return 1\n\n\nclass A(B):\n    x = 1\n\n    def f(self):\n        return 2\n", "class B:\n    def f(self):\n        return 1\n\n\nclass A(B):\n    x = 1\n"),
+    ("remove_method_override", "class A(Imported):\n    def __str__(self):\n        return 'a'\n", "class A(Imported):\n    pass\n"),
     ("remove_method_override", "class A:\n    def __eq__(self, o):\n        return True\n", "class A:\n    pass\n"),
     ("remove_base_class", "class A(Base, Mixin):\n    x = 1\n", "class A(Base):\n    x = 1\n"),
     ("remove_base_class", "class A(Base):\n    x = 1\n", "class A:\n    x = 1\n"),
@@ -83,6 +84,12 @@ LEAVE_ALONE = [
     ("shuffle_statements", "def f(a, b):\n    x = a\n    y = b\n    return x + y\n"),  # independent
     ("remove_decorator", "from typing import overload\n\nclass A:\n    @overload\n    def f(self): ...\n"),
     ("remove_method_override", "class A:\n    def __init__(self):\n        self.x = 1\n"),  # no base
+    ("remove_method_override", "class A(Imported):\n    def helper(self):\n        return 1\n"),  # not known to override
+    ("remove_base_class", "class E(Exception):\n    pass\n"),
+    ("drop_argument", "def f(a, b):\n    return isinstance(a, b)\n"),  # a required argument
+    ("swap_arguments", "def f(a):\n    return cast(int, a)\n"),
+    ("swap_operands", "def f(n):\n    return n // 2\n"),
+    ("remove_assignment", "def f(parts):\n    append = parts.append\n    return append\n"),
     ("remove_base_class", "class A(object):\n    pass\n"),
     ("flip_boolean", "def f(x=True):\n    return x\n"),  # that is change_default_argument's
     ("swap_comparison", "x = 1 < 2\n"),  # module level: never mutated
