@@ -24,13 +24,19 @@ IDENTITY = {"GIT_AUTHOR_NAME": "taskfactory", "GIT_AUTHOR_EMAIL": "taskfactory@l
 
 
 def make_leak_free_repo(src: str | Path, base_commit: str, dest: str | Path, *, history: bool = False,
-                        branch: str = "main", message: str = "Start state") -> str:
+                        patch: str | None = None, branch: str = "main", message: str = "Start state") -> str:
     """Write a fresh repository at ``dest`` holding ``src``'s tree at ``base_commit``; return its HEAD.
 
     ``dest`` must not exist or be empty. With ``history=False`` HEAD is one root commit of the base
     tree (author and date fixed, the date being the base commit's, so nothing from later shows);
     with ``history=True`` HEAD is ``base_commit`` itself with its ancestors.
+
+    ``patch`` (single-commit mode only) is applied to the tree before committing: the start state
+    of a ``pr_mirror`` or mutation task is the clean commit *with the bug in it*, and neither the
+    clean blobs nor a commit whose diff is the fix may be left behind (they are pruned).
     """
+    if patch is not None and history:
+        raise ValueError("patch needs history=False: a commit on top of the base would hold the answer")
     src, dest = Path(src), Path(dest)
     proc = git(src, "rev-parse", "--verify", "--quiet", f"{base_commit}^{{commit}}", check=False)
     if proc.returncode:
@@ -46,7 +52,7 @@ def make_leak_free_repo(src: str | Path, base_commit: str, dest: str | Path, *, 
         if history:
             head = _fetch_history(src, dest, base, branch)
         else:
-            head = _single_commit(src, dest, base, branch, message)
+            head = _single_commit(src, dest, base, branch, message, patch)
         git(dest, "read-tree", "-u", "--reset", "HEAD")  # index and files; no reflog, no ORIG_HEAD
         for leftover in ("FETCH_HEAD", "ORIG_HEAD"):
             (dest / ".git" / leftover).unlink(missing_ok=True)
@@ -57,7 +63,7 @@ def make_leak_free_repo(src: str | Path, base_commit: str, dest: str | Path, *, 
         raise
 
 
-def _single_commit(src: Path, dest: Path, base: str, branch: str, message: str) -> str:
+def _single_commit(src: Path, dest: Path, base: str, branch: str, message: str, patch: str | None) -> str:
     tree = git(src, "rev-parse", f"{base}^{{tree}}").stdout.decode().strip()
     date = git(src, "show", "-s", "--format=%ct +0000", base).stdout.decode().strip()
     # exactly the objects of the base tree, as loose objects (no pack with anything else)
@@ -65,9 +71,21 @@ def _single_commit(src: Path, dest: Path, base: str, branch: str, message: str) 
     ids = b"".join(line.split(b" ", 1)[0] + b"\n" for line in objects.splitlines() if line)
     pack = git(src, "pack-objects", "--stdout", "-q", input=ids).stdout
     git(dest, "unpack-objects", "-q", input=pack)
+    if patch is not None:
+        index = {"GIT_INDEX_FILE": str(dest / ".git" / "patch-index")}
+        git(dest, "read-tree", tree, env=index)
+        proc = git(dest, "apply", "--cached", "--whitespace=nowarn", input=patch.encode("utf-8", "surrogateescape"),
+                   env=index, check=False)
+        if proc.returncode:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"patch does not apply on {base}: {err[-1] if err else ''}")
+        tree = git(dest, "write-tree", env=index).stdout.decode().strip()
+        (dest / ".git" / "patch-index").unlink()
     env = {**IDENTITY, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
     head = git(dest, "commit-tree", tree, "-m", message, env=env).stdout.decode().strip()
     git(dest, "update-ref", f"refs/heads/{branch}", head)
+    if patch is not None:  # the blobs the patch replaced are the answer: no trace of them may stay
+        git(dest, "prune", "--expire=now")
     return head
 
 

@@ -88,3 +88,31 @@ def test_bad_base_or_non_empty_dest_raise(fixed_repo, tmp_path):
     (tmp_path / "full" / "f").write_text("x")
     with pytest.raises(MinerError):
         make_leak_free_repo(r.path, base, tmp_path / "full")
+
+
+def test_patched_start_state_leaves_no_trace_of_the_clean_code(fixed_repo, tmp_path):
+    from miners import mine_mirror
+
+    r, base, fix, fix_blob = fixed_repo
+    # a mirror task: HEAD with the fix undone; the start state holds the bug, never the fixed blob
+    head = r.head()
+    fixed_head_blob = r.git("rev-parse", "HEAD:pkg/core.py")
+    mirrors = mine_mirror(r.path, repo="x").candidates
+    assert len(mirrors) == 1 and mirrors[0].base_commit == head
+    m = mirrors[0]
+    dest = tmp_path / "start"
+    top = make_leak_free_repo(r.path, head, dest, patch=m.patch)
+    assert "a - b" in (dest / "pkg/core.py").read_text()
+    assert subprocess.run(["git", "-C", str(dest), "cat-file", "-e", fixed_head_blob]).returncode != 0
+    _assert_nothing_after(dest, fix, fix_blob, {top})
+    assert not (dest / ".git" / "patch-index").exists()
+
+
+def test_patch_needs_single_commit_mode_and_must_apply(fixed_repo, tmp_path):
+    r, base, _, _ = fixed_repo
+    with pytest.raises(ValueError):
+        make_leak_free_repo(r.path, base, tmp_path / "a", history=True, patch="")
+    bad = "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-x\n+y\n"
+    with pytest.raises(MinerError, match="does not apply"):
+        make_leak_free_repo(r.path, base, tmp_path / "b", patch=bad)
+    assert not (tmp_path / "b").exists()
