@@ -312,6 +312,7 @@ def mine_github(
     env_mode: Literal["deps", "tag"] = "deps",
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    progress: Callable[[dict[str, int]], None] | None = None,
 ) -> MineResult:
     """Mine ``pr`` candidates of GitHub repository ``slug`` (``OWNER/NAME``), code from ``repo_path``.
 
@@ -320,7 +321,8 @@ def mine_github(
     linked issue (SWE-bench's rule; ``skipped_no_linked_issue``); without it the PR's own title and
     body stand in. ``refresh`` re-lists every page (PRs merged since the last run), reusing the per-PR cache.
     Stats: ``pulls_listed``, ``prs`` (merged), ``candidates``, ``github_calls``, ``rate_limit_waits``,
-    ``rate_limit_wait_s``, ``skipped_<reason>``.
+    ``rate_limit_wait_s``, ``skipped_<reason>``. ``progress`` gets the stats after each list page;
+    ``sleep`` and ``clock`` are injectable so tests never wait.
     """
     repo_path = Path(repo_path)
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", slug):
@@ -359,6 +361,9 @@ def mine_github(
             result.count("pulls_listed", len(items))
             _mine_page(items, client, cache, builder, result, since_dt=since_dt, max_candidates=max_candidates,
                        require_issue=require_issue, closing_refs=closing_refs, repo_path=repo_path)
+            if progress:
+                progress({**result.stats, "candidates": len(result.candidates), "pages": page + 1,
+                          "github_calls": client.num_calls, "rate_limit_waits": client.num_waits})
             if len(items) < per_page:
                 break
             page += 1

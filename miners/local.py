@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -166,6 +166,7 @@ def mine_local(
     limits: Limits = Limits(),
     env_mode: Literal["deps", "tag"] = "deps",
     batch: int = 256,
+    progress: Callable[[dict[str, int]], None] | None = None,
 ) -> MineResult:
     """Mine ``pr`` candidates from the first-parent history of ``ref`` in a local clone.
 
@@ -173,6 +174,7 @@ def mine_local(
     --since`` takes (``2024-01-01``); ``max_candidates`` stops the walk once that many are made;
     ``test_globs`` are the repository's extra test-file patterns (RepoSpec.test_file_patterns).
     Stats: ``commits_scanned``, ``prs``, ``candidates``, ``skipped_<reason>`` per skipped change.
+    ``progress`` is called with the stats so far after each batch of ``batch`` changes.
     """
     repo_path = Path(repo_path)
     result = MineResult()
@@ -188,6 +190,8 @@ def mine_local(
             if len(pending) >= batch:
                 builder.build(pending, max_candidates)
                 pending = []
+                if progress:
+                    progress({**result.stats, "candidates": len(result.candidates)})
                 if max_candidates is not None and len(result.candidates) >= max_candidates:
                     break
     if pending and (max_candidates is None or len(result.candidates) < max_candidates):

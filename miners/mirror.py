@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -40,12 +40,14 @@ def mine_mirror(
     test_globs: Sequence[str] = (),
     limits: Limits = Limits(),
     env_mode: Literal["deps", "tag"] = "deps",
+    progress: Callable[[dict[str, int]], None] | None = None,
 ) -> MineResult:
     """``pr_mirror`` candidates on ``head`` from merged fixes.
 
     The fixes are ``candidates`` when given (e.g. from ``mine_github``, whose issue texts become
     the problem statements), else ``mine_local`` of the same history. Stats: ``sources``,
     ``candidates``, ``skipped_not_reversible``, ``skipped_no_code``, ``skipped_duplicate_patch``.
+    ``progress`` gets the stats every 50 sources.
     """
     repo_path = Path(repo_path)
     result = MineResult()
@@ -74,6 +76,8 @@ def mine_mirror(
             else:
                 seen.add(got.patch)
                 result.candidates.append(got)
+            if progress and result.stats["sources"] % 50 == 0:
+                progress({**result.stats, "candidates": len(result.candidates)})
     result.stats["candidates"] = len(result.candidates)
     return result
 

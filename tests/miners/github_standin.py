@@ -101,7 +101,7 @@ class GitHubStandin:
         self.repos: dict[str, StandinRepo] = {}
         self.log: list[tuple[str, str]] = []  # (method, path with query)
         self.auth: list[str | None] = []
-        self._limited: list[int] = []  # statuses for the next requests that hit a rate limit
+        self._limited: list[tuple[int, dict[str, str]]] = []  # (status, extra headers) for the next requests
         self.reset_at = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -133,8 +133,18 @@ class GitHubStandin:
     def rate_limit_next(self, n: int = 1, *, status: int = 403, reset_at: int) -> None:
         """The next ``n`` requests answer as an exhausted primary rate limit that resets at ``reset_at``."""
         with self._lock:
-            self._limited += [status] * n
+            self._limited += [(status, {})] * n
             self.reset_at = reset_at
+
+    def secondary_limit_next(self, n: int = 1, *, retry_after: int = 60) -> None:
+        """The next ``n`` requests hit a secondary rate limit: 403 with ``Retry-After``, quota left."""
+        with self._lock:
+            self._limited += [(403, {"Retry-After": str(retry_after)})] * n
+
+    def fail_next(self, n: int = 1, *, status: int = 502) -> None:
+        """The next ``n`` requests fail with a server error."""
+        with self._lock:
+            self._limited += [(status, {})] * n
 
     def requests(self, prefix: str = "") -> list[str]:
         return [p for _, p in self.log if urllib.parse.urlparse(p).path.startswith(prefix)]
@@ -164,7 +174,7 @@ class GitHubStandin:
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
         h.send_header("Content-Length", str(len(body)))
-        remaining = "0" if status in (403, 429) else "4999"
+        remaining = "0" if status in (403, 429) and "Retry-After" not in (headers or {}) else "4999"
         h.send_header("X-RateLimit-Limit", "5000")
         h.send_header("X-RateLimit-Remaining", remaining)
         h.send_header("X-RateLimit-Reset", str(self.reset_at or 2_000_000_000))
@@ -183,11 +193,18 @@ class GitHubStandin:
             self.auth.append(h.headers.get("Authorization"))
             limited = self._limited.pop(0) if self._limited else None
         if limited:
-            self._send(h, limited, {
-                "message": "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, "
-                           "please include the request ID.",
-                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
-            })
+            status, extra = limited
+            if status >= 500:
+                body = {"message": "Server Error"}
+            elif extra:
+                body = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                                   "you try again.",
+                        "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}
+            else:
+                body = {"message": "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for "
+                                   "help, please include the request ID.",
+                        "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}
+            self._send(h, status, body, extra)
             return
         url = urllib.parse.urlparse(h.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}

@@ -64,9 +64,14 @@ def _populate(gh: GitHubStandin, shas: dict) -> None:
         12: issue_json(base, "acme", "calc", 12, title="A should be 3", body="See spec."),
         3: issue_json(base, "acme", "calc", 3, title="Abandoned", body="", is_pull=True),
     }
+    # three comments before PR #1's first commit (two pages of two: Link paging), one after
     repo.comments = {10: [comment_json(base, "acme", "calc", 10, 1, body="Maybe the operator?",
                                        created_at="2023-11-01T00:00:00Z"),
-                          comment_json(base, "acme", "calc", 10, 2, body="Fixed in #1, thanks!",
+                          comment_json(base, "acme", "calc", 10, 2, body="Yes, `-` should be `+`.",
+                                       created_at="2023-11-02T00:00:00Z"),
+                          comment_json(base, "acme", "calc", 10, 3, body="I'll send a PR.",
+                                       created_at="2023-11-03T00:00:00Z"),
+                          comment_json(base, "acme", "calc", 10, 4, body="Fixed in #1, thanks!",
                                        created_at="2023-11-20T00:00:00Z")]}
     repo.closing = {2: [11]}  # linked in the UI only: GraphQL closingIssuesReferences
 
@@ -99,7 +104,9 @@ def test_merged_prs_with_linked_issues_become_candidates(clone, standin, tmp_pat
     assert sorted(by_pr) == [1, 2, 6]
     c1 = by_pr[1]
     assert c1.problem_statement == "add() subtracts\n1 + 2 gives -1."
-    assert c1.hints_text == "Maybe the operator?"  # the comment after the first commit is left out
+    # all three earlier comments (two pages), and not the one after the PR's first commit
+    assert c1.hints_text == "Maybe the operator?\n\nYes, `-` should be `+`.\n\nI'll send a PR."
+    assert len(standin.requests("/api/v3/repos/acme/calc/issues/10/comments")) == 2
     assert c1.base_commit == r.head(f"{shas[1]}^1") and c1.created_at == "2023-11-15T00:00:00Z"
     assert json.loads(c1.provenance)["linked_issues"] == [10]
     assert json.loads(c1.provenance)["links"]["pull"] == "https://github.com/acme/calc/pull/1"
@@ -135,6 +142,17 @@ def test_rate_limit_is_waited_out_not_fatal(clone, standin, tmp_path, status):
     assert sleeps.calls == [101.0, 101.0]  # until X-RateLimit-Reset (+1 s), with our clock at 1000
     assert res.stats["rate_limit_waits"] == 2
     assert sorted(c.pr_number for c in res.candidates) == [1, 2, 6]
+
+
+def test_secondary_limit_waits_retry_after_and_server_errors_are_retried(clone, standin, tmp_path):
+    sleeps = Sleeps()
+    standin.secondary_limit_next(1, retry_after=37)
+    standin.fail_next(1, status=502)
+    pages = []
+    res = _mine(clone, standin, tmp_path, sleep=sleeps, progress=pages.append)
+    assert sleeps.calls == [37.0, 2.0]  # Retry-After, then a short backoff for the 502
+    assert sorted(c.pr_number for c in res.candidates) == [1, 2, 6]
+    assert [p["pages"] for p in pages] == [1, 2, 3, 4]
 
 
 def test_rerun_costs_no_requests(clone, standin, tmp_path):

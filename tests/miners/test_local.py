@@ -229,3 +229,22 @@ def test_message_that_is_not_utf8_still_makes_a_candidate(tmp_path):
     (c,) = mine_local(r.path, repo="msg").candidates
     assert c.pr_number == 3 and c.problem_statement.startswith("Fix caf\ufffd")
     assert r.apply_check(c.base_commit, c.patch + c.test_patch).returncode == 0
+
+
+def test_candidates_round_trip_through_parquet(history, tmp_path):
+    import pyarrow.parquet as pq
+
+    from factory.schema import Candidate, from_table, to_table
+
+    r, _ = history
+    cands = mine_local(r.path, repo="pkg").candidates
+    pq.write_table(to_table(cands, Candidate), tmp_path / "candidates.parquet")
+    back = from_table(pq.read_table(tmp_path / "candidates.parquet"), Candidate)
+    assert back == cands
+
+
+def test_progress_is_reported_per_batch(history):
+    r, _ = history
+    seen = []
+    res = mine_local(r.path, repo="pkg", batch=4, progress=seen.append)
+    assert len(seen) >= 2 and seen[-1]["commits_scanned"] <= res.stats["commits_scanned"]
