@@ -25,7 +25,14 @@ class GitError(MinerError):
 
 
 class GitHubError(MinerError):
-    """The GitHub API failed for good (not a rate limit: those are waited out)."""
+    """The GitHub API failed for good (not a rate limit: those are waited out).
+
+    ``status`` is the HTTP status when there was one (None for connection errors).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class MissingDependency(MinerError, ImportError):

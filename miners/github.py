@@ -109,7 +109,7 @@ class GitHubClient:
                     server_errors += 1
                     self.sleep(2.0 ** server_errors)
                     continue
-                raise GitHubError(f"GitHub {what}: {e.status} {_message(e)}") from e
+                raise GitHubError(f"GitHub {what}: {e.status} {_message(e)}", status=e.status) from e
             except OSError as e:  # connection refused, reset, DNS: not ours to hide
                 if server_errors < 3:
                     server_errors += 1
@@ -244,9 +244,9 @@ def _parse_time(s: str) -> dt.datetime:
 def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool, stats: MineResult
                 ) -> dict[str, Any]:
     number = raw["number"]
-    commits = client.pull_commits(number)
-    commits.sort(key=lambda c: c["date"])
-    first_commit = _parse_time(commits[0]["date"]) if commits else _parse_time(raw["created_at"])
+    commits = client.pull_commits(number)  # in the PR's order (the rebase check needs the last one)
+    dates = [_parse_time(c["date"]) for c in commits if c.get("date")]
+    first_commit = min(dates) if dates else _parse_time(raw["created_at"])
     numbers = linked_issue_numbers(f"{raw.get('title') or ''}\n{raw.get('body') or ''}", client.slug)
     if closing_refs:
         try:
@@ -257,8 +257,10 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
     for n in numbers:
         try:
             issue = client.issue(n)
-        except GitHubError:
-            stats.count("issue_fetch_errors")
+        except GitHubError as e:
+            if e.status not in (404, 410):
+                raise  # transient: the PR is skipped this run and not cached, so it is asked again
+            stats.count("linked_issue_missing")  # deleted, transferred, or a typo in "fixes #N"
             continue
         if issue["is_pull"]:
             continue  # "fixes #N" where #N is another PR, not an issue

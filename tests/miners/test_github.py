@@ -43,7 +43,7 @@ def _populate(gh: GitHubStandin, shas: dict) -> None:
     p = lambda n, title, body, merged, sha: pull_json(base, "acme", "calc", n, title=title, body=body,  # noqa: E731
                                                       merged_at=merged, merge_commit_sha=sha)
     repo.pulls = [
-        p(1, "Fix add", "This fixes #10.", "2023-11-15T00:00:00Z", shas[1]),
+        p(1, "Fix add", "This fixes #10. Also fixes #99 (a typo: no such issue).", "2023-11-15T00:00:00Z", shas[1]),
         p(2, "Fix mul", "Improve mul", "2023-11-16T00:00:00Z", shas[2]),
         p(3, "Abandoned", "fixes #10", None, None),
         p(4, "Lost to a force-push", "fixes #10", "2023-11-17T00:00:00Z", "d" * 40),
@@ -121,6 +121,7 @@ def test_merged_prs_with_linked_issues_become_candidates(clone, standin, tmp_pat
     assert s["skipped_not_merged"] == 1
     assert s["skipped_merge_commit_missing"] == 1
     assert s["skipped_no_linked_issue"] == 2
+    assert s["linked_issue_missing"] == 1  # "#99" answered 404: counted, the PR still counts via #10
     # paging: four pages of two, each asked for once, found through Link/page parameters
     pages = standin.requests("/api/v3/repos/acme/calc/pulls")
     assert len([p for p in pages if "/commits" not in p]) == 4
