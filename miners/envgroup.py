@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from factory.schema import Candidate, content_hash
 from miners.gitio import git
@@ -40,13 +40,19 @@ class EnvGrouper:
     process; ``mode="tag"`` runs one ``git describe`` per commit.
     """
 
-    def __init__(self, repo_path: str | Path, mode: Literal["deps", "tag"] = "deps") -> None:
+    def __init__(self, repo_path: str | Path, mode: Literal["deps", "tag"] = "deps", *, repo: Any = None) -> None:
         import git as gitpython
 
         self.repo_path = Path(repo_path)
-        self.repo = gitpython.Repo(self.repo_path)
+        self._own = repo is None
+        self.repo = gitpython.Repo(self.repo_path) if repo is None else repo
         self.mode = mode
         self._memo: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def close(self) -> None:
+        """Stop GitPython's persistent ``cat-file`` processes (when this grouper opened the repo)."""
+        if self._own:
+            self.repo.close()
 
     def key(self, commit: str) -> str:
         return self.describe(commit)[0]
@@ -80,7 +86,11 @@ class EnvGrouper:
 
 def env_group_key(repo_path: str | Path, commit: str, mode: Literal["deps", "tag"] = "deps") -> str:
     """The install-group key of one commit (build an ``EnvGrouper`` to key many)."""
-    return EnvGrouper(repo_path, mode).key(commit)
+    grouper = EnvGrouper(repo_path, mode)
+    try:
+        return grouper.key(commit)
+    finally:
+        grouper.close()
 
 
 @dataclass(frozen=True)

@@ -333,9 +333,10 @@ def mine_github(
     cache = _Cache(Path(cache_dir) / slug.replace("/", "__"))
     client = GitHubClient(slug, token=token, base_url=base_url, per_page=per_page, sleep=sleep, clock=clock)
     result = MineResult()
-    builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
-    builder.slug = slug
-    since_dt = _parse_time(f"{since}T00:00:00+00:00" if len(since) == 10 else since) if since else None
+    try:
+        since_dt = _parse_time(f"{since}T00:00:00+00:00" if len(since) == 10 else since) if since else None
+    except ValueError as e:
+        raise GitHubError(f"since must be YYYY-MM-DD or ISO-8601: {since!r}") from e
 
     cursor = cache.get("cursor") or {"next_page": 0, "complete": False, "per_page": per_page}
     if cursor.get("per_page") != per_page:
@@ -346,6 +347,8 @@ def mine_github(
             cache.drop(f"pulls/page-{k:05d}")
         cursor = {**cursor, "complete": False, "next_page": 0}
 
+    builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
+    builder.slug = slug  # links point at the repository the PRs came from
     page = 0
     try:
         while max_pages is None or page < max_pages:
@@ -370,6 +373,7 @@ def mine_github(
                 break
             page += 1
     finally:
+        builder.close()
         result.stats["candidates"] = len(result.candidates)
         result.stats["github_calls"] = client.num_calls
         result.stats["rate_limit_waits"] = client.num_waits

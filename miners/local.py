@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from factory.schema import Candidate, content_hash
 from miners.diffs import FileDiff, Limits, NonUtf8Diff, parse_diff, python_change_is_cosmetic, split_change
@@ -98,18 +98,19 @@ def _iso(ts: int) -> str:
 class _Blobs:
     """Blob contents through GitPython's persistent ``cat-file --batch`` (no process per blob)."""
 
-    def __init__(self, repo_path: Path) -> None:
-        import git as gitpython
-
-        self.repo = gitpython.Repo(repo_path)
+    def __init__(self, repo: Any) -> None:
+        self.repo = repo
 
     def text(self, sha: str) -> str | None:
+        """The blob as text, or None when it is absent (partial clone), not UTF-8, or no blob."""
+        from gitdb.exc import ODBError
+
         if not sha or set(sha) == {"0"}:
             return None
         try:
             data = self.repo.odb.stream(bytes.fromhex(sha)).read()
             return data.decode("utf-8")
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, ODBError):
             return None
 
 
@@ -181,6 +182,20 @@ def mine_local(
     if git(repo_path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).returncode:
         raise GitError(f"{ref!r} is not a commit in {repo_path}")
     builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
+    try:
+        _walk_and_build(builder, result, repo_path, ref=ref, since=since, max_commits=max_commits,
+                        include_commits=include_commits, max_candidates=max_candidates, batch=batch,
+                        progress=progress)
+    finally:
+        builder.close()
+    result.stats["candidates"] = len(result.candidates)
+    return result
+
+
+def _walk_and_build(builder: CandidateBuilder, result: MineResult, repo_path: Path, *, ref: str,
+                    since: str | None, max_commits: int | None, include_commits: bool,
+                    max_candidates: int | None, batch: int,
+                    progress: Callable[[dict[str, int]], None] | None) -> None:
     pending: list[Change] = []
     walk = changes_from_history(repo_path, result, ref=ref, since=since, max_commits=max_commits,
                                 include_commits=include_commits)
@@ -196,8 +211,6 @@ def mine_local(
                     break
     if pending and (max_candidates is None or len(result.candidates) < max_candidates):
         builder.build(pending, max_candidates)
-    result.stats["candidates"] = len(result.candidates)
-    return result
 
 
 class CandidateBuilder:
@@ -210,10 +223,17 @@ class CandidateBuilder:
         self.result = result
         self.test_globs = tuple(test_globs)
         self.limits = limits
-        self.groups = EnvGrouper(repo_path, env_mode)
-        self.blobs = _Blobs(repo_path)
+        import git as gitpython
+
+        self._repo = gitpython.Repo(repo_path)
+        self.groups = EnvGrouper(repo_path, env_mode, repo=self._repo)
+        self.blobs = _Blobs(self._repo)
         self.slug = github_slug(repo_path)
         self.seen_prs: set[int] = set()
+
+    def close(self) -> None:
+        """Stop GitPython's persistent processes; the builder is done."""
+        self._repo.close()
 
     def build(self, changes: Iterable[Change], max_candidates: int | None) -> None:
         changes = list(changes)

@@ -58,7 +58,11 @@ def mine_mirror(
             result.stats[f"source_{k}"] = v
         candidates = src.candidates
     head_sha = git(repo_path, "rev-parse", "--verify", f"{head}^{{commit}}").stdout.decode().strip()
-    env = EnvGrouper(repo_path, env_mode).describe(head_sha)
+    grouper = EnvGrouper(repo_path, env_mode)
+    try:
+        env = grouper.describe(head_sha)
+    finally:
+        grouper.close()
     seen: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="mirror-") as tmp:
         index = Path(tmp) / "index"
