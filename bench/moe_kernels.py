@@ -55,14 +55,22 @@ def _variants():
         down_bwd=G(128, 128, 64, 8, 3),
         dx=G(128, 256, 64, 8, 3),
     )
+    tw = dataclasses.replace(v1, tma=True, **wide)
     return {
         "v1": v1,
         "wide": dataclasses.replace(v1, **wide),
         "tma": dataclasses.replace(v1, tma=True),
-        "tma_wide": dataclasses.replace(v1, tma=True, **wide),
-        "tma_bwd128": dataclasses.replace(v1, tma=True, down_bwd=G(128, 128, 64, 8, 3)),
-        "tma_wg4": dataclasses.replace(v1, tma=True, wgrad=G(128, 128, 64, 8, 4)),
-        "tma_wg256": dataclasses.replace(v1, tma=True, wgrad=G(128, 256, 64, 8, 3)),
+        "tma_wide": tw,
+        "tw_np": dataclasses.replace(tw, down_bwd_prefetch=False),
+        "tw_b128s2": dataclasses.replace(tw, down_bwd=G(128, 128, 64, 8, 2), down_bwd_prefetch=False),
+        "tw_b64": dataclasses.replace(tw, down_bwd=G(64, 128, 64, 4, 3)),
+        "tw_b64np": dataclasses.replace(tw, down_bwd=G(64, 128, 64, 4, 3), down_bwd_prefetch=False),
+        "tw_b64x256": dataclasses.replace(tw, down_bwd=G(64, 256, 64, 4, 3), down_bwd_prefetch=False),
+        "tw_r128": dataclasses.replace(tw, down_bwd=G(128, 128, 64, 8, 3, maxnreg=128)),
+        "tw_wg64": dataclasses.replace(tw, wgrad=G(64, 128, 64, 4, 3)),
+        "tw_wgs4": dataclasses.replace(tw, wgrad=G(128, 128, 64, 8, 4)),
+        "tw_wgr128": dataclasses.replace(tw, wgrad=G(128, 128, 64, 8, 3, maxnreg=128)),
+        "tw_gu4": dataclasses.replace(tw, gate_up=G(128, 128, 64, 8, 4)),
     }
 
 
@@ -242,9 +250,29 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
             print(fmt_row(r, peak_tf), flush=True)
             if not r.error:
                 print("    per kernel (ms per fwd+bwd): " + kernel_breakdown(inputs, norm), flush=True)
+                print(
+                    "    rel diff vs torch_gmm (y, dx, drw, dgu, ddn): " + grad_parity(inputs, norm),
+                    flush=True,
+                )
         del inputs
         torch.cuda.empty_cache()
     mt.CONFIG = default
+
+
+def grad_parity(inputs, norm) -> str:
+    """Relative differences of y and all four grads, ours against torch_gmm (both bf16)."""
+    x, rw, gu, dn = ins = inputs.tensors()
+    g = torch.Generator(device="cuda").manual_seed(5)
+    dy = torch.randn(x.shape, generator=g, device="cuda", dtype=x.dtype)
+    outs = []
+    for f in (
+        lambda: moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0],
+        lambda: torch_grouped_mm_moe(x, rw, gu, dn, inputs.top_k, norm)[0],
+    ):
+        y = f()
+        outs.append([y.detach(), *torch.autograd.grad(y, ins, dy)])
+    rel = [((a.double() - b.double()).norm() / b.double().norm()).item() for a, b in zip(*outs, strict=True)]
+    return " ".join(f"{v:.1e}" for v in rel)
 
 
 def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
@@ -265,7 +293,7 @@ def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
         torch.cuda.synchronize()
     ours, other = {}, 0.0
     for ev in prof.key_averages():
-        t = getattr(ev, "device_time_total", None) or ev.cuda_time_total
+        t = getattr(ev, "device_time_total", 0.0)
         t = t / 1e3 / iters
         if ev.key.startswith("_") and ev.key.endswith("_kernel"):
             ours[ev.key.strip("_").removesuffix("_kernel")] = t

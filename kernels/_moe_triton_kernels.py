@@ -344,6 +344,7 @@ def _down_bwd_swiglu_kernel(
     BK: tl.constexpr,
     EVEN_K: tl.constexpr,
     USE_TMA: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     pid = tl.program_id(0)
     num_n = tl.cdiv(I, BN)
@@ -360,12 +361,14 @@ def _down_bwd_swiglu_kernel(
     offs_k = tl.arange(0, BK)
     a_ptrs = dy_ptr + tok[:, None] * D + offs_k[None, :]
     b_ptrs = wd_ptr + e.to(tl.int64) * D * I + offs_k[:, None].to(tl.int64) * I + offs_n[None, :]
-    # The epilogue's operands are loaded first, so their latency hides under the main loop.
+    # PREFETCH: the epilogue's operands are loaded first, so their latency hides under the main
+    # loop (at the price of registers held through it).
     rows64 = rows.to(tl.int64)
     smask = mask_m[:, None] & mask_n[None, :]
     gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
-    g_raw = tl.load(gu_ptr + gu_off, mask=smask, other=0.0)
-    u_raw = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0)
+    if PREFETCH:
+        g_raw = tl.load(gu_ptr + gu_off, mask=smask, other=0.0)
+        u_raw = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0)
     w = tl.load(w_sorted_ptr + rows, mask=mask_m, other=0.0)
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, tl.cdiv(D, BK)):
@@ -384,6 +387,9 @@ def _down_bwd_swiglu_kernel(
         a_ptrs += BK
         b_ptrs += BK * I
     # acc = dL/dh / w for these rows (the unweighted down-projection input grad).
+    if not PREFETCH:
+        g_raw = tl.load(gu_ptr + gu_off, mask=smask, other=0.0)
+        u_raw = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0)
     g = g_raw.to(tl.float32)
     u = u_raw.to(tl.float32)
     sig = tl.sigmoid(g)
@@ -411,6 +417,8 @@ def _grouped_wgrad_kernel(
     b_idx_ptr,  # (S,) int32 row of b_src for sorted row s (GATHER_B)
     counts_ptr,  # (E,) int32
     offsets_ptr,  # (E + 1,) int32
+    a_desc,  # TMA_A: a_src, block [BK, BM]
+    b_desc,  # TMA_B: b_src, block [BK, BN]
     M,
     N,
     stride_a,
@@ -420,6 +428,8 @@ def _grouped_wgrad_kernel(
     BK: tl.constexpr,
     GATHER_A: tl.constexpr,
     GATHER_B: tl.constexpr,
+    TMA_A: tl.constexpr,
+    TMA_B: tl.constexpr,
 ):
     """out[e] = sum over expert e's sorted rows s of a_src[row_a(s)]^T b_src[row_b(s)]."""
     pid = tl.program_id(0)
@@ -446,12 +456,24 @@ def _grouped_wgrad_kernel(
             rb = tl.load(b_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
         else:
             rb = rows.to(tl.int64)
-        a_t = tl.load(
-            a_ptr + ra[:, None] * stride_a + offs_m[None, :], mask=mr[:, None] & mask_m[None, :], other=0.0
-        )
-        b = tl.load(
-            b_ptr + rb[:, None] * stride_b + offs_n[None, :], mask=mr[:, None] & mask_n[None, :], other=0.0
-        )
+        # A TMA side reads whole row blocks: rows past this expert (other experts' finite values,
+        # zero fill past S) meet rows of the other, gathered side, which are masked to zero.
+        if TMA_A:
+            a_t = a_desc.load([start + r0, pid_m * BM])
+        else:
+            a_t = tl.load(
+                a_ptr + ra[:, None] * stride_a + offs_m[None, :],
+                mask=mr[:, None] & mask_m[None, :],
+                other=0.0,
+            )
+        if TMA_B:
+            b = b_desc.load([start + r0, pid_n * BN])
+        else:
+            b = tl.load(
+                b_ptr + rb[:, None] * stride_b + offs_n[None, :],
+                mask=mr[:, None] & mask_n[None, :],
+                other=0.0,
+            )
         acc = tl.dot(tl.trans(a_t), b, acc)
     out_off = e.to(tl.int64) * M * N + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])

@@ -28,6 +28,13 @@ class GemmConfig:
     bk: int
     num_warps: int
     num_stages: int
+    maxnreg: int | None = None  # register cap per thread, to fit more programs per SM
+
+    def launch(self) -> dict:
+        kw = {"num_warps": self.num_warps, "num_stages": self.num_stages}
+        if self.maxnreg is not None:
+            kw["maxnreg"] = self.maxnreg
+        return kw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +46,8 @@ class TritonMoEConfig:
     down_bwd: GemmConfig = GemmConfig(128, 64, 64, 8, 4)
     wgrad: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
     dx: GemmConfig = GemmConfig(128, 128, 64, 8, 4)
-    tma: bool = False  # weights (and ungathered A operands) through TMA descriptors
+    tma: bool = False  # weights and ungathered operands through TMA descriptors
+    down_bwd_prefetch: bool = True  # load GU before the main loop of the down-projection backward
 
 
 CONFIG = TritonMoEConfig()
@@ -145,11 +153,23 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
     w_desc = _desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
     k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        x_TD, gate_up_E2IH, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+        x_TD,
+        gate_up_E2IH,
+        r.tok_S,
+        r.counts_E,
+        gu_S2I,
+        h_SI,
+        w_desc,
+        D,
+        I,
+        E=E,
+        E_P=_pow2(E),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        EVEN_K=D % cfg.bk == 0,
         USE_TMA=w_desc is not None,
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
+        **cfg.launch(),
     )
     return gu_S2I, h_SI
 
@@ -168,12 +188,28 @@ def _grouped_mm(a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S
         b_desc = _desc(w.view(E * K, N), [cfg.bk, cfg.bn])
     use_tma = a_desc is not None and b_desc is not None
     k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
-        a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E, a_desc, b_desc, N, K,
-        stride_be, stride_bk, stride_bn,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
-        HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, USE_TMA=use_tma, B_NK=b_nk,
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
+        a_SK,
+        w,
+        c_SN,
+        scale_S if scale_S is not None else a_SK,
+        r.counts_E,
+        a_desc,
+        b_desc,
+        N,
+        K,
+        stride_be,
+        stride_bk,
+        stride_bn,
+        E=E,
+        E_P=_pow2(E),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        HAS_SCALE=scale_S is not None,
+        EVEN_K=K % cfg.bk == 0,
+        USE_TMA=use_tma,
+        B_NK=b_nk,
+        **cfg.launch(),
     )
     return c_SN
 
@@ -211,11 +247,27 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     dw_part = torch.empty((S, num_n), dtype=torch.float32, device=dy_TD.device)
     wd_desc = _desc(down_EHI.view(E * D, I), [cfg.bk, cfg.bn])
     k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        dy_TD, down_EHI, r.tok_S, r.counts_E, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_part, wd_desc, D, I,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+        dy_TD,
+        down_EHI,
+        r.tok_S,
+        r.counts_E,
+        gu_S2I,
+        r.w_S,
+        dgu_S2I,
+        hw_SI,
+        dw_part,
+        wd_desc,
+        D,
+        I,
+        E=E,
+        E_P=_pow2(E),
+        BM=cfg.bm,
+        BN=cfg.bn,
+        BK=cfg.bk,
+        EVEN_K=D % cfg.bk == 0,
         USE_TMA=wd_desc is not None,
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
+        PREFETCH=CONFIG.down_bwd_prefetch,
+        **cfg.launch(),
     )
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
@@ -226,6 +278,10 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
     E = r.counts_E.shape[0]
     out = torch.empty((E, M, N), dtype=dtype, device=a_src.device)
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)
+    # TMA only on the ungathered side, and only when the other side is gathered (and so masked).
+    assert (a_idx is None) != (b_idx is None)
+    a_desc = _desc(a_src, [cfg.bk, cfg.bm]) if a_idx is None else None
+    b_desc = _desc(b_src, [cfg.bk, cfg.bn]) if b_idx is None else None
     k._grouped_wgrad_kernel[grid](
         a_src,
         b_src,
@@ -234,6 +290,8 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
         b_idx if b_idx is not None else r.tok_S,
         r.counts_E,
         r.offsets_E1,
+        a_desc,
+        b_desc,
         M,
         N,
         a_src.stride(0),
@@ -243,8 +301,9 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
         BK=cfg.bk,
         GATHER_A=a_idx is not None,
         GATHER_B=b_idx is not None,
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
+        TMA_A=a_desc is not None,
+        TMA_B=b_desc is not None,
+        **cfg.launch(),
     )
     return out
 
