@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from miners.diffs import Limits
-from miners.errors import GitHubError, MissingDependency
+from miners.errors import GitHubError, MinerError, MissingDependency
 from miners.gitio import CommitMeta, commits_meta, diff_batch, git
 from miners.local import CandidateBuilder, Change, MineResult
 
@@ -328,7 +328,7 @@ def mine_github(
     """
     repo_path = Path(repo_path)
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", slug):
-        raise GitHubError(f"not an OWNER/NAME repository: {slug!r}")
+        raise MinerError(f"not an OWNER/NAME repository: {slug!r}")
     token = token if token is not None else os.environ.get("GITHUB_TOKEN") or None
     cache = _Cache(Path(cache_dir) / slug.replace("/", "__"))
     client = GitHubClient(slug, token=token, base_url=base_url, per_page=per_page, sleep=sleep, clock=clock)
@@ -336,7 +336,7 @@ def mine_github(
     try:
         since_dt = _parse_time(f"{since}T00:00:00+00:00" if len(since) == 10 else since) if since else None
     except ValueError as e:
-        raise GitHubError(f"since must be YYYY-MM-DD or ISO-8601: {since!r}") from e
+        raise MinerError(f"since must be YYYY-MM-DD or ISO-8601: {since!r}") from e
 
     cursor = cache.get("cursor") or {"next_page": 0, "complete": False, "per_page": per_page}
     if cursor.get("per_page") != per_page:

@@ -93,7 +93,13 @@ def test_merge_and_squash_prs_become_candidates_with_their_split(history):
         "--- a/src/pkg/core.py\n+++ b/src/pkg/core.py\n"
         "@@ -1,5 +1,5 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n \n \n def mul(a, b):\n"
     )
-    assert _files(c1.test_patch) == ["tests/test_core.py"]
+    assert c1.test_patch == (
+        "diff --git a/tests/test_core.py b/tests/test_core.py\n"
+        f"index {r.git('rev-parse', shas['base1'] + ':tests/test_core.py')}..{r.git('rev-parse', shas[1] + ':tests/test_core.py')} 100644\n"
+        "--- a/tests/test_core.py\n+++ b/tests/test_core.py\n"
+        "@@ -1,2 +1,5 @@\n-def test_ok():\n-    pass\n+from pkg.core import add\n+\n+\n+def test_add():\n"
+        "+    assert add(1, 2) == 3\n"
+    )
     assert c1.problem_statement == "Fix add"
     prov = json.loads(c1.provenance)
     assert prov["merge_commit"] == shas[1] and prov["style"] == "merge"
