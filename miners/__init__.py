@@ -15,7 +15,8 @@ Each miner returns a ``MineResult``: candidates and a stats dict with ``skipped_
 from miners.diffs import FileDiff, Limits, is_test_path, parse_diff, split_change
 from miners.envgroup import EnvGroup, EnvGrouper, env_group_key, group_candidates
 from miners.errors import GitError, GitHubError, MinerError, MissingDependency
-from miners.github import linked_issue_numbers, mine_github
+from miners.github import mine_github
+from miners.issues import linked_issue_numbers
 from miners.leakfree import make_leak_free_repo
 from miners.local import MineResult, mine_local
 from miners.mirror import mine_mirror

@@ -34,31 +34,13 @@ from typing import Any, Literal, TypeVar
 from miners.diffs import Limits
 from miners.errors import GitHubError, MinerError, MissingDependency
 from miners.gitio import CommitMeta, commits_meta, diff_batch, git
+from miners.issues import linked_issue_numbers
 from miners.local import CandidateBuilder, Change, MineResult
 
 __all__ = ["DEFAULT_BASE_URL", "GitHubClient", "linked_issue_numbers", "mine_github"]
 
 DEFAULT_BASE_URL = "https://api.github.com"
 T = TypeVar("T")
-
-_KEYWORDS = r"(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)"
-
-
-def linked_issue_numbers(text: str, slug: str) -> list[int]:
-    """Issue numbers that ``text`` says it resolves: ``fixes #12``, ``closes owner/name#12``,
-    ``resolves https://github.com/owner/name/issues/12`` (same repository only), in order."""
-    slug_re = re.escape(slug)
-    pattern = re.compile(
-        rf"\b{_KEYWORDS}:?\s+(?:(?:{slug_re})?#(\d+)|https?://github\.com/{slug_re}/issues/(\d+))\b",
-        re.IGNORECASE,
-    )
-    out: list[int] = []
-    for m in pattern.finditer(text or ""):
-        n = int(m.group(1) or m.group(2))
-        if n not in out:
-            out.append(n)
-    return out
-
 
 def _import_github() -> Any:
     try:
@@ -233,8 +215,9 @@ class _PullInfo:
     merged_at: str
     merge_commit_sha: str
     html_url: str
-    commits: list[dict[str, Any]]  # [{"sha", "message", "date"}], oldest first
+    commits: list[dict[str, Any]]  # [{"sha", "message", "date"}], in the PR's order
     issues: list[dict[str, Any]]  # [{"number", "title", "body", "html_url", "hints": [..]}]
+    base_ref: str = ""  # the branch it was merged into
 
 
 def _parse_time(s: str) -> dt.datetime:
@@ -271,6 +254,7 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
         "number": number, "title": raw.get("title") or "", "body": raw.get("body") or "",
         "merged_at": raw["merged_at"], "merge_commit_sha": raw.get("merge_commit_sha") or "",
         "html_url": raw.get("html_url", ""), "commits": commits, "issues": issues,
+        "base_ref": raw.get("base_ref", ""),
     }
 
 
@@ -427,7 +411,8 @@ def _mine_page(items: list[dict[str, Any]], client: GitHubClient, cache: _Cache,
         statement = "\n\n".join(f"{i['title']}\n{i['body']}".strip() for i in info.issues) or None
         hints = "\n\n".join(h for i in info.issues for h in i["hints"] if h)
         extra = {"linked_issues": [i["number"] for i in info.issues],
-                 "issue_urls": [i["html_url"] for i in info.issues]}
+                 "issue_urls": [i["html_url"] for i in info.issues], "base_ref": info.base_ref,
+                 "pull_url": info.html_url}
         got = builder.candidate(change, raw_diff, problem_statement=statement, hints_text=hints,
                                 created_at=_parse_time(info.merged_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                 extra=extra)

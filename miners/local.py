@@ -26,6 +26,7 @@ from miners.diffs import FileDiff, Limits, NonUtf8Diff, parse_diff, python_chang
 from miners.envgroup import EnvGrouper
 from miners.errors import GitError
 from miners.gitio import CommitMeta, diff_batch, git, log_first_parent
+from miners.issues import linked_issue_numbers
 
 __all__ = ["CandidateBuilder", "Change", "MineResult", "changes_from_history", "github_slug", "make_candidate", "mine_local",
            "recognise"]
@@ -292,6 +293,7 @@ def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, co
         "code_files": code_files,
         "test_files": test_files,
         "problem_statement_source": "pr_message" if problem_statement is None else "issue",
+        "linked_issues": linked_issue_numbers(f"{change.title}\n{change.body}", slug),
         **(extra or {}),
     }
     if problem_statement is None:

@@ -9,7 +9,7 @@ from github_standin import GitHubStandin, comment_json, commit_json, issue_json,
 from gitrepo import GitRepo
 
 from miners import GitHubError, mine_github
-from miners.github import linked_issue_numbers
+from miners.issues import linked_issue_numbers
 
 SLUG = "acme/calc"
 CORE = '"""Calc."""\n\n\ndef add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n'
@@ -210,3 +210,4 @@ def test_linked_issue_numbers():
     text = "Fixes #1, closes acme/calc#2 and resolves https://github.com/acme/calc/issues/3; fixes other/x#4; #5"
     assert linked_issue_numbers(text, SLUG) == [1, 2, 3]
     assert linked_issue_numbers("FIXED: #7 and fix #7", SLUG) == [7]
+    assert linked_issue_numbers("Fixes #1, closes acme/calc#2, prefixes #3") == [1]  # no slug: only "#N"

@@ -111,6 +111,7 @@ def test_merge_and_squash_prs_become_candidates_with_their_split(history):
     assert _files(c2.patch) == ["CHANGELOG.md", "src/pkg/core.py"]  # docs ride along with the code
     assert _files(c2.test_patch) == ["tests/test_mul.py"]
     assert "Fixes #40" in c2.problem_statement
+    assert json.loads(c2.provenance)["linked_issues"] == [40]
     assert _files(by_pr[5].patch) == ["src/pkg/helpers.py"] and "rename from src/pkg/util.py" in by_pr[5].patch
     assert _files(by_pr[9].patch) == ["src/pkg/old.py"] and "deleted file mode" in by_pr[9].patch
     assert by_pr[9].base_commit == shas["base9"]

@@ -24,7 +24,7 @@ def test_all_is_exactly_the_documented_surface():
 def test_miners_import_no_other_stage_package_and_pygithub_lazily():
     # in a fresh interpreter: other tests in the same session may have imported anything
     code = ("import sys, miners\n"
-            "for m in ('diffs','envgroup','errors','github','gitio','leakfree','local','mirror'):\n"
+            "for m in ('diffs','envgroup','errors','github','gitio','issues','leakfree','local','mirror'):\n"
             "    __import__('miners.' + m)\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('mutators', 'verifiers', 'github'))\n"
             "print(bad)")
