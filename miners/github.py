@@ -1,7 +1,8 @@
 """Candidates from the GitHub API: merged pull requests, with their linked issues as the task text.
 
-SWE-bench's recipe, through PyGithub: list the repository's closed pull requests (oldest first,
-page by page), keep the merged ones, find the issues each one resolves (``fixes #123`` in its
+SWE-bench's recipe, through PyGithub (its ``requester``: auth, base URL, errors; JSON in GitHub's
+own shapes): list the repository's closed pull requests (oldest first, following the ``Link``
+headers page by page), keep the merged ones, find the issues each one resolves (``fixes #123`` in its
 title or body, and GraphQL's ``closingIssuesReferences``), take the issues' text as the problem
 statement and the issue comments made before the PR's first commit as hints. The code itself
 comes from the local clone (the merge commit ``merge_commit_sha`` and its first parent), so the
@@ -11,9 +12,11 @@ rewritten history) is skipped with ``skipped_merge_commit_missing``.
 Requests are cheap to repeat, never to lose:
 - every response this module uses is cached as JSON under ``cache_dir`` (list pages and one file
   per PR with its commits, issues and comments), so a re-run makes no requests;
-- ``cursor.json`` says how many list pages are done, so an interrupted run resumes;
-- a rate-limit answer (403/429 with ``X-RateLimit-Remaining: 0`` or ``Retry-After``) is waited out
-  with the injectable ``sleep`` until ``X-RateLimit-Reset``, never failing the run.
+- ``cursor.json`` says how many list pages are done and holds GitHub's ``Link`` to the next one,
+  so an interrupted run resumes where it stopped;
+- a response saying the quota is spent (``X-RateLimit-Remaining: 0``) makes the next request wait
+  for ``X-RateLimit-Reset``; a refusal anyway (403/429 with ``Retry-After`` or a spent quota) is
+  waited out the same way and retried, never failing the run. ``sleep`` is injectable.
 
 Not for: the local-history heuristics (``local``); cloning (``factory.repo``).
 """
@@ -26,7 +29,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -65,27 +68,27 @@ class GitHubClient:
         self.gh = gh.Github(base_url=base_url, auth=auth, per_page=per_page, retry=None, timeout=timeout,
                             seconds_between_requests=None, seconds_between_writes=None, lazy=True)
         self.slug = slug
-        self.repo = self.gh.get_repo(slug)  # lazy: no request
         self.per_page = per_page
         self.sleep, self.clock, self.max_waits = sleep, clock, max_waits
         self.num_calls = 0
         self.num_waits = 0
         self.waited_s = 0.0
+        self._waited_until = 0  # the reset time last waited for: never wait twice for one window
         self._exc = gh.GithubException
 
     def call(self, fn: Callable[[], T], what: str) -> T:
         """Run ``fn`` (which makes requests), waiting out rate limits and retrying 5xx a few times."""
         server_errors = 0
         while True:
+            self._respect_quota()
             self.num_calls += 1
             try:
                 return fn()
             except self._exc as e:
                 wait = self._rate_limit_wait(e)
                 if wait is not None and self.num_waits < self.max_waits:
-                    self.num_waits += 1
-                    self.waited_s += wait
-                    self.sleep(wait)
+                    self._wait(wait)
+                    self._waited_until = max(self._waited_until, self.gh.requester.rate_limiting_resettime)
                     continue
                 if e.status is not None and e.status >= 500 and server_errors < 3:
                     server_errors += 1
@@ -98,6 +101,19 @@ class GitHubClient:
                     self.sleep(2.0 ** server_errors)
                     continue
                 raise GitHubError(f"GitHub {what}: {e}") from e
+
+    def _wait(self, seconds: float) -> None:
+        self.num_waits += 1
+        self.waited_s += seconds
+        self.sleep(seconds)
+
+    def _respect_quota(self) -> None:
+        """The last response said no requests are left: wait for the reset instead of being refused."""
+        remaining, limit = self.gh.requester.rate_limiting
+        reset = self.gh.requester.rate_limiting_resettime
+        if limit > 0 and remaining <= 0 and reset > self._waited_until and self.num_waits < self.max_waits:
+            self._wait(max(1.0, reset - self.clock() + 1.0))
+            self._waited_until = reset
 
     def _rate_limit_wait(self, e: Any) -> float | None:
         if e.status not in (403, 429):
@@ -119,30 +135,43 @@ class GitHubClient:
         return None
 
     # -- the requests we make ------------------------------------------------------------------
-    # Listed objects are read through their attributes: ``raw_data`` would "complete" each one
-    # with a request of its own.
+    # Through ``Github.requester`` (PyGithub's documented door to endpoints as they are): JSON in
+    # GitHub's own shapes, one request per call, so the quota is checked before every page, and
+    # paging follows the ``Link: <...>; rel="next"`` headers as GitHub documents it.
 
-    def pulls_page(self, page: int) -> list[dict[str, Any]]:
-        pulls = self.repo.get_pulls(state="closed", sort="created", direction="asc")
-        return self.call(lambda: [_pull_dict(p) for p in pulls.get_page(page)], f"pulls page {page}")
+    def get(self, url: str, params: dict[str, Any] | None, what: str) -> tuple[dict[str, Any], Any]:
+        """One GET (``url`` relative to the API root, or a ``Link`` URL); returns (headers, JSON)."""
+        return self.call(lambda: self.gh.requester.requestJsonAndCheck("GET", url, parameters=params), what)
+
+    def pages(self, url: str, params: dict[str, Any] | None, what: str) -> Iterator[tuple[list[Any], str | None]]:
+        """Each page of a list and the URL of the next one (None on the last)."""
+        if params is not None:  # a Link URL already carries its query, per_page included
+            params = {**params, "per_page": self.per_page}
+        k = 0
+        while url:
+            headers, data = self.get(url, params, f"{what}, page {k + 1}")
+            nxt = _next_link(headers)
+            yield list(data or []), nxt
+            url, params, k = nxt, None, k + 1  # the next link carries the query itself
+
+    def all_items(self, url: str, what: str) -> list[Any]:
+        return [x for page, _ in self.pages(url, {}, what) for x in page]
+
+    def pulls_url(self) -> tuple[str, dict[str, Any]]:
+        return f"/repos/{self.slug}/pulls", {"state": "closed", "sort": "created", "direction": "asc"}
 
     def pull_commits(self, number: int) -> list[dict[str, Any]]:
-        pull = self.repo.get_pull(number)  # lazy
-        return self.call(lambda: [{"sha": c.sha, "message": c.commit.message, "date": _iso(c.commit.author.date)}
-                                  for c in pull.get_commits()], f"commits of #{number}")
+        return [{"sha": c["sha"], "message": c["commit"]["message"], "date": c["commit"]["author"]["date"]}
+                for c in self.all_items(f"/repos/{self.slug}/pulls/{number}/commits", f"commits of #{number}")]
 
     def issue(self, number: int) -> dict[str, Any]:
-        def get() -> dict[str, Any]:
-            i = self.repo.get_issue(number)
-            return {"number": i.number, "title": i.title or "", "body": i.body or "", "html_url": i.html_url,
-                    "is_pull": i.pull_request is not None}
-
-        return self.call(get, f"issue #{number}")
+        _, i = self.get(f"/repos/{self.slug}/issues/{number}", None, f"issue #{number}")
+        return {"number": i["number"], "title": i.get("title") or "", "body": i.get("body") or "",
+                "html_url": i.get("html_url", ""), "is_pull": bool(i.get("pull_request"))}
 
     def issue_comments(self, number: int) -> list[dict[str, Any]]:
-        issue = self.repo.get_issue(number)  # lazy
-        return self.call(lambda: [{"body": c.body or "", "created_at": _iso(c.created_at)}
-                                  for c in issue.get_comments()], f"comments of #{number}")
+        return [{"body": c.get("body") or "", "created_at": c["created_at"]}
+                for c in self.all_items(f"/repos/{self.slug}/issues/{number}/comments", f"comments of #{number}")]
 
     def closing_issues(self, number: int) -> list[int]:
         owner, name = self.slug.split("/", 1)
@@ -157,18 +186,23 @@ class GitHubClient:
                 if (n.get("repository") or {}).get("nameWithOwner", self.slug).lower() == self.slug.lower()]
 
 
-def _iso(t: dt.datetime | None) -> str | None:
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_LINK_RE = re.compile(r'<(?P<url>[^>]+)>;\s*rel="(?P<rel>[^"]+)"')
 
 
-def _pull_dict(p: Any) -> dict[str, Any]:
-    return {"number": p.number, "title": p.title or "", "body": p.body or "", "merged_at": _iso(p.merged_at),
-            "merge_commit_sha": p.merge_commit_sha or "", "html_url": p.html_url,
-            "created_at": _iso(p.created_at), "base_ref": p.base.ref if p.base else ""}
+def _next_link(headers: dict[str, Any]) -> str | None:
+    link = {k.lower(): v for k, v in (headers or {}).items()}.get("link", "")
+    for m in _LINK_RE.finditer(link):
+        if m["rel"] == "next":
+            return m["url"]
+    return None
+
+
+def _pull_dict(p: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a listed pull request that mining uses (what the list page cache keeps)."""
+    return {"number": p["number"], "title": p.get("title") or "", "body": p.get("body") or "",
+            "merged_at": p.get("merged_at"), "merge_commit_sha": p.get("merge_commit_sha") or "",
+            "html_url": p.get("html_url", ""), "created_at": p.get("created_at"),
+            "base_ref": (p.get("base") or {}).get("ref", "")}
 
 
 def _message(e: Any) -> str:
@@ -322,40 +356,31 @@ def mine_github(
     except ValueError as e:
         raise MinerError(f"since must be YYYY-MM-DD or ISO-8601: {since!r}") from e
 
-    cursor = cache.get("cursor") or {"next_page": 0, "complete": False, "per_page": per_page}
+    first_url, first_params = client.pulls_url()
+    # cursor: how many list pages are cached, and where the next one is (GitHub's own Link URL)
+    cursor = cache.get("cursor") or {"pages": 0, "next_url": None, "complete": False, "per_page": per_page}
     if cursor.get("per_page") != per_page:
-        raise GitHubError(f"the cache in {cache.root} was listed with per_page={cursor.get('per_page')}; "
-                          f"use that, or a fresh cache_dir")
+        raise MinerError(f"the cache in {cache.root} was listed with per_page={cursor.get('per_page')}; "
+                         f"use that, or a fresh cache_dir")
     if refresh:  # list pages are cheap (100 PRs each); per-PR files stay cached
-        for k in range(cursor["next_page"] + 1):
+        for k in range(cursor["pages"]):
             cache.drop(f"pulls/page-{k:05d}")
-        cursor = {**cursor, "complete": False, "next_page": 0}
+        cursor = {**cursor, "pages": 0, "next_url": None, "complete": False}
 
     builder = CandidateBuilder(repo_path, repo, result, test_globs, limits, env_mode)
     builder.slug = slug  # links point at the repository the PRs came from
-    page = 0
     try:
-        while max_pages is None or page < max_pages:
-            if max_candidates is not None and len(result.candidates) >= max_candidates:
+        for page, items in enumerate(_list_pages(client, cache, cursor, first_url, first_params)):
+            if max_pages is not None and page >= max_pages:
                 break
-            key = f"pulls/page-{page:05d}"
-            items = cache.get(key)
-            if items is None:
-                if cursor["complete"] and page >= cursor["next_page"]:
-                    break
-                items = cache.put(key, client.pulls_page(page))
-                done = len(items) < per_page
-                cursor = {**cursor, "next_page": page + 1, "complete": done}
-                cache.put("cursor", cursor)
             result.count("pulls_listed", len(items))
             _mine_page(items, client, cache, builder, result, since_dt=since_dt, max_candidates=max_candidates,
                        require_issue=require_issue, closing_refs=closing_refs, repo_path=repo_path)
             if progress:
                 progress({**result.stats, "candidates": len(result.candidates), "pages": page + 1,
                           "github_calls": client.num_calls, "rate_limit_waits": client.num_waits})
-            if len(items) < per_page:
+            if max_candidates is not None and len(result.candidates) >= max_candidates:
                 break
-            page += 1
     finally:
         builder.close()
         result.stats["candidates"] = len(result.candidates)
@@ -363,6 +388,27 @@ def mine_github(
         result.stats["rate_limit_waits"] = client.num_waits
         result.stats["rate_limit_wait_s"] = int(round(client.waited_s))
     return result
+
+
+def _list_pages(client: GitHubClient, cache: _Cache, cursor: dict[str, Any], first_url: str,
+                first_params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """The pull-request list, page by page: cached pages first, then the API from the cursor on."""
+    k = 0
+    while k < cursor["pages"] and (items := cache.get(f"pulls/page-{k:05d}")) is not None:
+        yield items
+        k += 1
+    if k == cursor["pages"] and k and cursor["complete"]:
+        return
+    if k == cursor["pages"] and k:
+        url, params = cursor["next_url"], None  # GitHub's own Link to the page after the last cached
+    else:  # a fresh start, or a cached page gone missing: ask for that page by number
+        url, params = first_url, {**first_params, **({"page": k + 1} if k else {})}
+    for raw_items, nxt in client.pages(url, params, "pulls"):
+        items = cache.put(f"pulls/page-{k:05d}", [_pull_dict(p) for p in raw_items])
+        k += 1
+        cursor.update(pages=k, next_url=nxt, complete=nxt is None)
+        cache.put("cursor", cursor)
+        yield items
 
 
 def _mine_page(items: list[dict[str, Any]], client: GitHubClient, cache: _Cache, builder: CandidateBuilder,

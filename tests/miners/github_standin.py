@@ -103,6 +103,8 @@ class GitHubStandin:
         self.auth: list[str | None] = []
         self._limited: list[tuple[int, dict[str, str]]] = []  # (status, extra headers) for the next requests
         self.reset_at = 0
+        self.quota: int | None = None  # when set: requests left in this window, counted down
+        self.refused = 0  # requests answered as rate limited
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
@@ -134,6 +136,13 @@ class GitHubStandin:
         """The next ``n`` requests answer as an exhausted primary rate limit that resets at ``reset_at``."""
         with self._lock:
             self._limited += [(status, {})] * n
+            self.reset_at = reset_at
+
+    def set_quota(self, n: int, *, reset_at: int) -> None:
+        """Allow ``n`` more requests in this window; the responses count down X-RateLimit-Remaining,
+        and a request made with none left is refused (403) until the next ``set_quota``."""
+        with self._lock:
+            self.quota = n
             self.reset_at = reset_at
 
     def secondary_limit_next(self, n: int = 1, *, retry_after: int = 60) -> None:
@@ -175,6 +184,8 @@ class GitHubStandin:
         h.send_header("Content-Type", "application/json; charset=utf-8")
         h.send_header("Content-Length", str(len(body)))
         remaining = "0" if status in (403, 429) and "Retry-After" not in (headers or {}) else "4999"
+        if self.quota is not None:
+            remaining = str(self.quota)
         h.send_header("X-RateLimit-Limit", "5000")
         h.send_header("X-RateLimit-Remaining", remaining)
         h.send_header("X-RateLimit-Reset", str(self.reset_at or 2_000_000_000))
@@ -192,6 +203,13 @@ class GitHubStandin:
             self.log.append((method, h.path))
             self.auth.append(h.headers.get("Authorization"))
             limited = self._limited.pop(0) if self._limited else None
+            if limited is None and self.quota is not None:
+                if self.quota <= 0:
+                    limited = (403, {})
+                else:
+                    self.quota -= 1
+            if limited and limited[0] < 500:
+                self.refused += 1
         if limited:
             status, extra = limited
             if status >= 500:

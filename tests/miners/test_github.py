@@ -145,6 +145,21 @@ def test_rate_limit_is_waited_out_not_fatal(clone, standin, tmp_path, status):
     assert sorted(c.pr_number for c in res.candidates) == [1, 2, 6]
 
 
+def test_a_spent_quota_is_waited_for_before_asking(clone, standin, tmp_path):
+    sleeps = []
+
+    def sleep(s: float) -> None:  # time passes: a new window opens, resetting 100 s later each time
+        sleeps.append(s)
+        standin.set_quota(5, reset_at=standin.reset_at + 100)
+
+    standin.set_quota(5, reset_at=1_200)
+    res = _mine(clone, standin, tmp_path, sleep=sleep)
+    assert standin.refused == 0  # never refused: we waited when the headers said 0 were left
+    assert sleeps[:2] == [201.0, 301.0]  # until each window's X-RateLimit-Reset (+1 s), clock at 1000
+    assert res.stats["rate_limit_waits"] == len(sleeps) >= 4  # 21 requests, 5 a window
+    assert sorted(c.pr_number for c in res.candidates) == [1, 2, 6]
+
+
 def test_secondary_limit_waits_retry_after_and_server_errors_are_retried(clone, standin, tmp_path):
     sleeps = Sleeps()
     standin.secondary_limit_next(1, retry_after=37)
@@ -173,6 +188,17 @@ def test_interrupted_run_resumes_without_repeating_requests(clone, standin, tmp_
     paths = standin.requests("/api/v3")  # (GraphQL shares one path; its count is checked below)
     assert len(paths) == len(set(paths))  # nothing asked twice
     assert len(standin.requests("/api/graphql")) == 5  # once per merged PR found locally
+
+
+def test_a_lost_list_page_is_asked_for_by_number(clone, standin, tmp_path):
+    first = _mine(clone, standin, tmp_path)
+    (tmp_path / "cache" / "acme__calc" / "pulls" / "page-00001.json").unlink()
+    n = len(standin.log)
+    again = _mine(clone, standin, tmp_path)
+    assert [c.candidate_id for c in again.candidates] == [c.candidate_id for c in first.candidates]
+    lists = [p for p in standin.requests()[n:] if p.startswith("/api/v3/repos/acme/calc/pulls?")]
+    assert len(lists) == 3 and "page=2" in lists[0]  # pages 2, 3 and 4 again; none of the PR details
+    assert len(standin.requests()[n:]) == 3
 
 
 def test_refresh_picks_up_new_prs_and_reuses_pr_cache(clone, standin, tmp_path):
