@@ -74,6 +74,7 @@ class GitHubClient:
         self.num_waits = 0
         self.waited_s = 0.0
         self._waited_until = 0  # the reset time last waited for: never wait twice for one window
+        self.graphql_ok = bool(token)  # GitHub's GraphQL API answers authenticated requests only
         self._exc = gh.GithubException
 
     def call(self, fn: Callable[[], T], what: str) -> T:
@@ -265,11 +266,13 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
     dates = [_parse_time(c["date"]) for c in commits if c.get("date")]
     first_commit = min(dates) if dates else _parse_time(raw["created_at"])
     numbers = linked_issue_numbers(f"{raw.get('title') or ''}\n{raw.get('body') or ''}", client.slug)
-    if closing_refs:
+    if closing_refs and client.graphql_ok:
         try:
             numbers += [n for n in client.closing_issues(number) if n not in numbers]
-        except GitHubError:
+        except GitHubError as e:
             stats.count("graphql_errors")  # GHES without GraphQL, or a token without the scope
+            if e.status in (401, 403, 404):
+                client.graphql_ok = False  # it will not get better in this run: stop asking
     issues = []
     for n in numbers:
         try:
@@ -339,7 +342,7 @@ def mine_github(
     ``token`` defaults to ``$GITHUB_TOKEN`` (unauthenticated otherwise: 60 requests an hour).
     ``since`` (``YYYY-MM-DD``) keeps PRs merged on or after it. ``require_issue`` skips PRs with no
     linked issue (SWE-bench's rule; ``skipped_no_linked_issue``); without it the PR's own title and
-    body stand in. ``refresh`` re-lists every page (PRs merged since the last run), reusing the per-PR cache.
+    body stand in. ``closing_refs`` also asks GraphQL for issues linked in the UI (needs a token). ``refresh`` re-lists every page (PRs merged since the last run), reusing the per-PR cache.
     Stats: ``pulls_listed``, ``prs`` (merged), ``candidates``, ``github_calls``, ``rate_limit_waits``,
     ``rate_limit_wait_s``, ``skipped_<reason>``. ``progress`` gets the stats after each list page;
     ``sleep`` and ``clock`` are injectable so tests never wait.

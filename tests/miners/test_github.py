@@ -93,6 +93,7 @@ def standin(clone):
 
 def _mine(clone, gh, tmp_path, **kw):
     kw.setdefault("sleep", Sleeps())
+    kw.setdefault("token", "test-token")
     return mine_github(clone[0].path, SLUG, repo="calc", cache_dir=tmp_path / "cache", base_url=gh.base_url,
                        per_page=2, clock=lambda: 1_000.0, **kw)
 
@@ -214,8 +215,15 @@ def test_refresh_picks_up_new_prs_and_reuses_pr_cache(clone, standin, tmp_path):
 
 def test_token_from_environment_is_sent(clone, standin, tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", "s3cret")
-    _mine(clone, standin, tmp_path, max_pages=1)
+    _mine(clone, standin, tmp_path, max_pages=1, token=None)
     assert standin.auth and all(a and a.endswith("s3cret") for a in standin.auth)
+
+
+def test_without_a_token_graphql_is_not_asked(clone, standin, tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    res = _mine(clone, standin, tmp_path, token=None)
+    assert standin.requests("/api/graphql") == []
+    assert sorted(c.pr_number for c in res.candidates) == [1, 6]  # #2 was linked only in the UI
 
 
 def test_unknown_repository_raises_github_error(clone, standin, tmp_path):
