@@ -253,6 +253,7 @@ class _PullInfo:
     commits: list[dict[str, Any]]  # [{"sha", "message", "date"}], in the PR's order
     issues: list[dict[str, Any]]  # [{"number", "title", "body", "html_url", "hints": [..]}]
     base_ref: str = ""  # the branch it was merged into
+    asked_graphql: bool = False  # whether UI-made links (closingIssuesReferences) were looked up
 
 
 def _parse_time(s: str) -> dt.datetime:
@@ -266,9 +267,11 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
     dates = [_parse_time(c["date"]) for c in commits if c.get("date")]
     first_commit = min(dates) if dates else _parse_time(raw["created_at"])
     numbers = linked_issue_numbers(f"{raw.get('title') or ''}\n{raw.get('body') or ''}", client.slug)
+    asked_graphql = False
     if closing_refs and client.graphql_ok:
         try:
             numbers += [n for n in client.closing_issues(number) if n not in numbers]
+            asked_graphql = True
         except GitHubError as e:
             stats.count("graphql_errors")  # GHES without GraphQL, or a token without the scope
             if e.status in (401, 403, 404):
@@ -291,7 +294,7 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
         "number": number, "title": raw.get("title") or "", "body": raw.get("body") or "",
         "merged_at": raw["merged_at"], "merge_commit_sha": raw.get("merge_commit_sha") or "",
         "html_url": raw.get("html_url", ""), "commits": commits, "issues": issues,
-        "base_ref": raw.get("base_ref", ""),
+        "base_ref": raw.get("base_ref", ""), "asked_graphql": asked_graphql,
     }
 
 
@@ -436,6 +439,8 @@ def _mine_page(items: list[dict[str, Any]], client: GitHubClient, cache: _Cache,
             continue
         key = f"pr/{raw['number']}"
         data = cache.get(key)
+        if data is not None and closing_refs and client.graphql_ok and not data.get("asked_graphql"):
+            data = None  # cached by a run without a token: ask again, now that GraphQL can answer
         if data is None:
             try:
                 data = cache.put(key, _fetch_pull(client, raw, closing_refs=closing_refs, stats=result))

@@ -224,6 +224,8 @@ def test_without_a_token_graphql_is_not_asked(clone, standin, tmp_path, monkeypa
     res = _mine(clone, standin, tmp_path, token=None)
     assert standin.requests("/api/graphql") == []
     assert sorted(c.pr_number for c in res.candidates) == [1, 6]  # #2 was linked only in the UI
+    again = _mine(clone, standin, tmp_path)  # with a token, the cached PRs get their UI links
+    assert sorted(c.pr_number for c in again.candidates) == [1, 2, 6]
 
 
 def test_unknown_repository_raises_github_error(clone, standin, tmp_path):
