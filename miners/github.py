@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from miners.diffs import Limits
 from miners.errors import GitHubError, MinerError, MissingDependency
-from miners.gitio import CommitMeta, commits_meta, diff_batch, git
+from miners.gitio import CommitMeta, commits_meta, diff_batch, git, require_repo
 from miners.issues import linked_issue_numbers
 from miners.local import CandidateBuilder, Change, MineResult
 
@@ -353,6 +353,7 @@ def mine_github(
     repo_path = Path(repo_path)
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", slug):
         raise MinerError(f"not an OWNER/NAME repository: {slug!r}")
+    require_repo(repo_path)
     token = token if token is not None else os.environ.get("GITHUB_TOKEN") or None
     cache = _Cache(Path(cache_dir) / slug.replace("/", "__"))
     client = GitHubClient(slug, token=token, base_url=base_url, per_page=per_page, sleep=sleep, clock=clock)

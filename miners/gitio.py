@@ -18,7 +18,7 @@ from pathlib import Path
 
 from miners.errors import GitError
 
-__all__ = ["CommitMeta", "commits_meta", "diff_batch", "diff_trees", "git", "log_first_parent"]
+__all__ = ["CommitMeta", "commits_meta", "require_repo", "diff_batch", "diff_trees", "git", "log_first_parent"]
 
 _RS, _US = b"\x1e", b"\x1f"
 # Plumbing only, with the user's diff configuration kept out (no external diff, no textconv,
@@ -167,3 +167,10 @@ def commits_meta(repo: str | Path, shas: Sequence[str]) -> dict[str, CommitMeta]
               "--format=%x1e%H%x1f%P%x1f%ct%x1f%an%x1f%B", *present, "--").stdout
     metas = [_meta(rec) for rec in out.split(_RS) if rec.strip()]
     return {m.sha: m for m in metas}
+
+
+def require_repo(repo: str | Path) -> None:
+    """Raise GitError unless ``repo`` is a git repository with at least one commit."""
+    if not Path(repo).is_dir() or git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}",
+                                      check=False).returncode:
+        raise GitError(f"{repo} is not a git repository with commits")

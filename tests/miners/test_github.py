@@ -234,6 +234,15 @@ def test_unknown_repository_raises_github_error(clone, standin, tmp_path):
                     sleep=Sleeps())
 
 
+def test_not_a_repository_or_bad_slug_raise_miner_error(standin, tmp_path):
+    from miners import MinerError
+
+    with pytest.raises(MinerError, match="not a git repository"):
+        mine_github(tmp_path, SLUG, repo="x", cache_dir=tmp_path / "c", base_url=standin.base_url)
+    with pytest.raises(MinerError, match="OWNER/NAME"):
+        mine_github(tmp_path, "not a slug", repo="x", cache_dir=tmp_path / "c", base_url=standin.base_url)
+
+
 def test_since_and_require_issue(clone, standin, tmp_path):
     res = _mine(clone, standin, tmp_path, since="2023-11-18", require_issue=False)
     assert sorted(c.pr_number for c in res.candidates) == [5, 6, 7]
