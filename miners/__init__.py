@@ -1,15 +1,19 @@
 """miners: task candidates from history — local git, the GitHub API, and the PR mirror.
 
-Public entry points (what ``factory mine`` calls):
+What ``factory mine`` calls (``path`` is the checkout, ``key`` is ``RepoSpec.key``)::
 
-- ``mine_local(repo_path, repo=KEY, ...)`` — merged PRs (merge and squash commits) of a clone.
-- ``mine_github(repo_path, "OWNER/NAME", repo=KEY, cache_dir=..., ...)`` — PRs through the API,
-  with linked issues as problem statements.
-- ``mine_mirror(repo_path, repo=KEY, ...)`` — fixes re-introduced on HEAD (``pr_mirror``).
-- ``group_candidates(cands)`` — install groups (one environment image each).
-- ``make_leak_free_repo(src, base_commit, dest)`` — a start-state repository that hides the fix.
+    mine_local(path, repo=key, since="2024-01-01", max_candidates=500,
+               test_globs=spec.test_file_patterns)                        # factory mine SPEC
+    mine_github(path, "OWNER/NAME", repo=key, cache_dir=RUN/"repos"/key/"github",
+                since=..., max_candidates=...)                             # --github OWNER/NAME
+    mine_mirror(path, repo=key, since=..., max_candidates=...)             # --mirror
 
-Each miner returns a ``MineResult``: candidates and a stats dict with ``skipped_<reason>`` counts.
+Each returns a ``MineResult``: ``candidates`` (factory.schema.Candidate, origin ``pr`` or
+``pr_mirror``) and ``stats`` (counts; ``skipped_<reason>`` per skipped change). Expected trouble
+is counted, never raised; what is raised is a ``MinerError`` (see ``miners.errors``).
+
+Also: ``group_candidates`` (install groups, one environment image each) and
+``make_leak_free_repo`` (a start-state repository that cannot reveal the fix).
 """
 
 from miners.diffs import FileDiff, Limits, is_test_path, parse_diff, split_change

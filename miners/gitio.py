@@ -76,7 +76,7 @@ def log_first_parent(repo: str | Path, ref: str = "HEAD", *, since: str | None =
         args.append(f"--max-count={max_count}")
     args += [ref, "--"]
     cmd = [_git_exe(), "-c", "core.quotepath=false", "-c", "i18n.logOutputEncoding=UTF-8",
-           "-C", str(repo), *args]
+           "-c", "log.showSignature=false", "-C", str(repo), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **_ENV})
     assert proc.stdout is not None
@@ -163,7 +163,8 @@ def commits_meta(repo: str | Path, shas: Sequence[str]) -> dict[str, CommitMeta]
                b" commit " in line]
     if not present:
         return {}
-    out = git(repo, "-c", "i18n.logOutputEncoding=UTF-8", "log", "--no-walk=unsorted", "--no-color",
+    out = git(repo, "-c", "i18n.logOutputEncoding=UTF-8", "-c", "log.showSignature=false", "log",
+              "--no-walk=unsorted", "--no-color",
               "--format=%x1e%H%x1f%P%x1f%ct%x1f%an%x1f%B", *present, "--").stdout
     metas = [_meta(rec) for rec in out.split(_RS) if rec.strip()]
     return {m.sha: m for m in metas}

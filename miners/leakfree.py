@@ -82,7 +82,7 @@ def _single_commit(src: Path, dest: Path, base: str, branch: str, message: str, 
         tree = git(dest, "write-tree", env=index).stdout.decode().strip()
         (dest / ".git" / "patch-index").unlink()
     env = {**IDENTITY, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    head = git(dest, "commit-tree", tree, "-m", message, env=env).stdout.decode().strip()
+    head = git(dest, "commit-tree", "--no-gpg-sign", tree, "-m", message, env=env).stdout.decode().strip()
     git(dest, "update-ref", f"refs/heads/{branch}", head)
     if patch is not None:  # the blobs the patch replaced are the answer: no trace of them may stay
         git(dest, "prune", "--expire=now")

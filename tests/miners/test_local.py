@@ -255,3 +255,15 @@ def test_progress_is_reported_per_batch(history):
     seen = []
     res = mine_local(r.path, repo="pkg", batch=4, progress=seen.append)
     assert len(seen) >= 2 and seen[-1]["commits_scanned"] <= res.stats["commits_scanned"]
+
+
+def test_user_git_config_does_not_change_what_is_mined(history, tmp_path, monkeypatch):
+    r, _ = history
+    plain = mine_local(r.path, repo="pkg")
+    cfg = tmp_path / "gitconfig"
+    cfg.write_text("[log]\n\tshowSignature = true\n\tdecorate = full\n[diff]\n\tnoprefix = true\n"
+                   "\tmnemonicPrefix = true\n\trenames = false\n[color]\n\tui = always\n[core]\n\tquotepath = true\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(cfg))
+    odd = mine_local(r.path, repo="pkg")
+    assert [c.candidate_id for c in odd.candidates] == [c.candidate_id for c in plain.candidates]
+    assert odd.stats == plain.stats
