@@ -48,29 +48,20 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v1 = C()
-    wide = dict(
-        gate_up=G(128, 128, 64, 8, 3),
-        down=G(128, 256, 64, 8, 3),
-        down_bwd=G(128, 128, 64, 8, 3),
-        dx=G(128, 256, 64, 8, 3),
-    )
-    tw = dataclasses.replace(v1, tma=True, **wide)
+    v2 = C()  # the default: TMA, wide tiles (v2 in kernels/NOTES.md)
+    v1 = C(G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 4), G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 3),
+           G(128, 128, 64, 8, 4), tma=False)  # fmt: skip
+    rep = dataclasses.replace
     return {
         "v1": v1,
-        "wide": dataclasses.replace(v1, **wide),
-        "tma": dataclasses.replace(v1, tma=True),
-        "tma_wide": tw,
-        "tw_np": dataclasses.replace(tw, down_bwd_prefetch=False),
-        "tw_b128s2": dataclasses.replace(tw, down_bwd=G(128, 128, 64, 8, 2), down_bwd_prefetch=False),
-        "tw_b64": dataclasses.replace(tw, down_bwd=G(64, 128, 64, 4, 3)),
-        "tw_b64np": dataclasses.replace(tw, down_bwd=G(64, 128, 64, 4, 3), down_bwd_prefetch=False),
-        "tw_b64x256": dataclasses.replace(tw, down_bwd=G(64, 256, 64, 4, 3), down_bwd_prefetch=False),
-        "tw_r128": dataclasses.replace(tw, down_bwd=G(128, 128, 64, 8, 3, maxnreg=128)),
-        "tw_wg64": dataclasses.replace(tw, wgrad=G(64, 128, 64, 4, 3)),
-        "tw_wgs4": dataclasses.replace(tw, wgrad=G(128, 128, 64, 8, 4)),
-        "tw_wgr128": dataclasses.replace(tw, wgrad=G(128, 128, 64, 8, 3, maxnreg=128)),
-        "tw_gu4": dataclasses.replace(tw, gate_up=G(128, 128, 64, 8, 4)),
+        "v2": v2,
+        "b64": rep(v2, down_bwd=G(64, 128, 64, 4, 3)),
+        "b64s4": rep(v2, down_bwd=G(64, 128, 64, 4, 4)),
+        "b64x64": rep(v2, down_bwd=G(64, 64, 64, 4, 4)),
+        "split": rep(v2, down_bwd_split=True),
+        "split256": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3)),
+        "mm4": rep(v2, down=G(128, 256, 64, 8, 4), dx=G(128, 256, 64, 8, 4)),
+        "wg4": rep(v2, wgrad=G(128, 128, 64, 8, 4)),
     }
 
 
@@ -254,6 +245,7 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
                     "    rel diff vs torch_gmm (y, dx, drw, dgu, ddn): " + grad_parity(inputs, norm),
                     flush=True,
                 )
+                print(f"    (regs, spills, smem): {mt.LAUNCH_INFO}", flush=True)
         del inputs
         torch.cuda.empty_cache()
     mt.CONFIG = default

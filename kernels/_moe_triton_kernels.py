@@ -248,13 +248,14 @@ def _gate_up_swiglu_kernel(
 
 @triton.jit
 def _grouped_mm_kernel(
-    a_ptr,  # (S, K) sorted rows
+    a_ptr,  # (S, K) sorted rows, or (T, K) rows gathered through a_idx (GATHER_A)
     b_ptr,  # (E, ...) per-expert (K, N) through strides
     c_ptr,  # (S, N) out
     scale_ptr,  # (S,) float32 row scale (HAS_SCALE)
     counts_ptr,  # (E,) int32
-    a_desc,  # USE_TMA: A (S, K), block [BM, BK]
-    b_desc,  # USE_TMA: B_NK: w viewed (E*N, K), block [BN, BK]; else (E*K, N), block [BK, BN]
+    a_idx_ptr,  # (S,) int32 (GATHER_A)
+    a_desc,  # TMA_A: A (S, K), block [BM, BK]
+    b_desc,  # TMA_B: B_NK: w viewed (E*N, K), block [BN, BK]; else (E*K, N), block [BK, BN]
     N,
     K,
     stride_be,
@@ -267,7 +268,9 @@ def _grouped_mm_kernel(
     BK: tl.constexpr,
     HAS_SCALE: tl.constexpr,
     EVEN_K: tl.constexpr,
-    USE_TMA: tl.constexpr,
+    GATHER_A: tl.constexpr,
+    TMA_A: tl.constexpr,
+    TMA_B: tl.constexpr,
     B_NK: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -280,7 +283,10 @@ def _grouped_mm_kernel(
     rows = m_start + tl.arange(0, BM)
     mask_m = rows < m_end
     rows64 = rows.to(tl.int64)
-    a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)  # in-bounds loads; extra rows are not stored
+    if GATHER_A:
+        a_rows = tl.load(a_idx_ptr + rows, mask=mask_m, other=0).to(tl.int64)
+    else:
+        a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)  # in-bounds loads; extra rows not stored
     offs_n = pid_n * BN + tl.arange(0, BN)
     mask_n = offs_n < N
     offs_k = tl.arange(0, BK)
@@ -292,28 +298,28 @@ def _grouped_mm_kernel(
         + offs_n[None, :].to(tl.int64) * stride_bn
     )
     acc = tl.zeros((BM, BN), dtype=tl.float32)
-    if USE_TMA:
-        # A rows past this expert's end (another expert's, or zero fill past S) are never stored;
-        # A columns past K are zero-filled, so B rows read past K (next expert) add nothing.
-        for k0 in range(0, tl.cdiv(K, BK)):
+    # TMA: A rows past this expert's end (another expert's, or zero fill past S) are never stored;
+    # A columns past K are zero (fill or mask), so B rows read past K (next expert) add nothing.
+    for k0 in range(0, tl.cdiv(K, BK)):
+        mk = offs_k < K - k0 * BK
+        if TMA_A:
             a = a_desc.load([m_start, k0 * BK])
+        elif EVEN_K:
+            a = tl.load(a_ptrs)
+        else:
+            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
+        if TMA_B:
             if B_NK:
                 b = b_desc.load([e * N + pid_n * BN, k0 * BK]).T
             else:
                 b = b_desc.load([e * K + k0 * BK, pid_n * BN])
-            acc = tl.dot(a, b, acc)
-    else:
-        for k0 in range(0, tl.cdiv(K, BK)):
-            if EVEN_K:
-                a = tl.load(a_ptrs)
-                b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
-            else:
-                mk = offs_k < K - k0 * BK
-                a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
-                b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
-            acc = tl.dot(a, b, acc)
-            a_ptrs += BK
-            b_ptrs += BK * stride_bk
+        elif EVEN_K:
+            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
+        else:
+            b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc)
+        a_ptrs += BK
+        b_ptrs += BK * stride_bk
     if HAS_SCALE:
         acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
     tl.store(
@@ -477,6 +483,44 @@ def _grouped_wgrad_kernel(
         acc = tl.dot(tl.trans(a_t), b, acc)
     out_off = e.to(tl.int64) * M * N + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+@triton.jit
+def _swiglu_bwd_kernel(
+    g_ptr,  # (S, I) G = dY[tok] @ Wd[e], the unweighted grad of h
+    gu_ptr,  # (S, 2I) saved pre-activation
+    w_sorted_ptr,  # (S,) float32
+    dgu_ptr,  # (S, 2I) out
+    hw_ptr,  # (S, I) out: h * w
+    dw_ptr,  # (S,) float32 out: routing-weight grad h . G
+    S,
+    I,
+    BR: tl.constexpr,
+    BI: tl.constexpr,
+):
+    """The down-projection backward's epilogue as its own pass (the split variant)."""
+    rows = tl.program_id(0) * BR + tl.arange(0, BR)
+    mask_r = rows < S
+    rows64 = rows.to(tl.int64)
+    w = tl.load(w_sorted_ptr + rows, mask=mask_r, other=0.0)
+    dw = tl.zeros((BR,), dtype=tl.float32)
+    for i0 in range(0, I, BI):
+        offs = i0 + tl.arange(0, BI)
+        m = mask_r[:, None] & (offs[None, :] < I)
+        gu_off = rows64[:, None] * (2 * I) + offs[None, :]
+        i_off = rows64[:, None] * I + offs[None, :]
+        G = tl.load(g_ptr + i_off, mask=m, other=0.0).to(tl.float32)
+        g = tl.load(gu_ptr + gu_off, mask=m, other=0.0).to(tl.float32)
+        u = tl.load(gu_ptr + gu_off + I, mask=m, other=0.0).to(tl.float32)
+        sig = tl.sigmoid(g)
+        silu = g * sig
+        h = silu * u
+        dw += tl.sum(h * G, axis=1)
+        dh = G * w[:, None]
+        tl.store(dgu_ptr + gu_off, (dh * u * sig * (1.0 + g * (1.0 - sig))).to(dgu_ptr.dtype.element_ty), mask=m)
+        tl.store(dgu_ptr + gu_off + I, (dh * silu).to(dgu_ptr.dtype.element_ty), mask=m)
+        tl.store(hw_ptr + i_off, (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=m)
+    tl.store(dw_ptr + rows, dw, mask=mask_r)
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,13 +41,24 @@ class GemmConfig:
 class TritonMoEConfig:
     """Block shapes per kernel. The bench swaps this module's CONFIG to compare variants."""
 
-    gate_up: GemmConfig = GemmConfig(128, 64, 64, 8, 4)  # two (BM, BN) accumulators: gate and up
-    down: GemmConfig = GemmConfig(128, 128, 64, 8, 4)
-    down_bwd: GemmConfig = GemmConfig(128, 64, 64, 8, 4)
+    gate_up: GemmConfig = GemmConfig(128, 128, 64, 8, 3)  # two (BM, BN) accumulators: gate and up
+    down: GemmConfig = GemmConfig(128, 256, 64, 8, 3)
+    down_bwd: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
     wgrad: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
-    dx: GemmConfig = GemmConfig(128, 128, 64, 8, 4)
-    tma: bool = False  # weights and ungathered operands through TMA descriptors
+    dx: GemmConfig = GemmConfig(128, 256, 64, 8, 3)
+    tma: bool = True  # weights and ungathered operands through TMA descriptors (where aligned)
     down_bwd_prefetch: bool = True  # load GU before the main loop of the down-projection backward
+    down_bwd_split: bool = False  # GEMM then a separate SwiGLU-backward pass, instead of the fused one
+
+
+LAUNCH_INFO: dict[str, tuple] = {}  # kernel -> (registers, spills, shared bytes) of its last launch
+
+
+def _record(name: str, compiled) -> None:
+    md = getattr(compiled, "metadata", None)
+    LAUNCH_INFO[name] = (
+        getattr(compiled, "n_regs", None), getattr(compiled, "n_spills", None), getattr(md, "shared", None)
+    )
 
 
 CONFIG = TritonMoEConfig()
@@ -152,7 +163,7 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
     w_desc = _desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
-    k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
+    compiled = k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
         x_TD,
         gate_up_E2IH,
         r.tok_S,
@@ -171,46 +182,34 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
         USE_TMA=w_desc is not None,
         **cfg.launch(),
     )
+    _record('gate_up', compiled)
     return gu_S2I, h_SI
 
 
-def _grouped_mm(a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig):
-    """c[s] = a[s] @ B[e(s)] with B[e][k, n] = w[e] at (k * stride_bk + n * stride_bn)."""
+def _grouped_mm(
+    a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig, a_idx=None, name="mm"
+):
+    """c[s] = a[row(s)] @ B[e(s)]; B[e][k, n] = w[e] at k*stride_bk + n*stride_bn; row(s) = a_idx[s] or s."""
     k = _k()
-    S, K = a_SK.shape
+    S, K = r.tok_S.shape[0], a_SK.shape[1]
     E = w.shape[0]
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
-    b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N): dX through gate_up
-    a_desc = _desc(a_SK, [cfg.bm, cfg.bk])
+    b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N)
+    a_desc = _desc(a_SK, [cfg.bm, cfg.bk]) if a_idx is None else None
     if b_nk:
         b_desc = _desc(w.view(E * N, K), [cfg.bn, cfg.bk])
     else:
         b_desc = _desc(w.view(E * K, N), [cfg.bk, cfg.bn])
-    use_tma = a_desc is not None and b_desc is not None
-    k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
-        a_SK,
-        w,
-        c_SN,
-        scale_S if scale_S is not None else a_SK,
-        r.counts_E,
-        a_desc,
-        b_desc,
-        N,
-        K,
-        stride_be,
-        stride_bk,
-        stride_bn,
-        E=E,
-        E_P=_pow2(E),
-        BM=cfg.bm,
-        BN=cfg.bn,
-        BK=cfg.bk,
-        HAS_SCALE=scale_S is not None,
-        EVEN_K=K % cfg.bk == 0,
-        USE_TMA=use_tma,
-        B_NK=b_nk,
+    compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
+        a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E,
+        a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K,
+        stride_be, stride_bk, stride_bn,
+        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
+        HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
+        TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk,
         **cfg.launch(),
-    )
+    )  # fmt: skip
+    _record(name, compiled)
     return c_SN
 
 
@@ -236,7 +235,27 @@ def _combine(src_SD, r: Routing, T: int, extra_TD=None):
     return out_TD
 
 
+def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
+    """G = dY[tok] @ Wd[e] as a plain gathered grouped GEMM, then the SwiGLU backward as a pass."""
+    k = _k()
+    T, D = dy_TD.shape
+    E, _, I = down_EHI.shape
+    S = gu_S2I.shape[0]
+    # B[k=d, n=i] = down[e, d, i]
+    g_SI = _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, None, CONFIG.down_bwd, a_idx=r.tok_S, name="g")
+    dgu_S2I = torch.empty_like(gu_S2I)
+    hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
+    dw_S = torch.empty((S,), dtype=torch.float32, device=dy_TD.device)
+    br = 32
+    k._swiglu_bwd_kernel[(triton_cdiv(S, br),)](
+        g_SI, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_S, S, I, BR=br, BI=128, num_warps=4
+    )
+    return dgu_S2I, hw_SI, dw_S
+
+
 def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
+    if CONFIG.down_bwd_split:
+        return _down_bwd_split(dy_TD, down_EHI, gu_S2I, r)
     k, cfg = _k(), CONFIG.down_bwd
     T, D = dy_TD.shape
     E, _, I = down_EHI.shape
@@ -246,7 +265,7 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
     dw_part = torch.empty((S, num_n), dtype=torch.float32, device=dy_TD.device)
     wd_desc = _desc(down_EHI.view(E * D, I), [cfg.bk, cfg.bn])
-    k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
+    compiled = k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
         dy_TD,
         down_EHI,
         r.tok_S,
@@ -269,6 +288,7 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
         PREFETCH=CONFIG.down_bwd_prefetch,
         **cfg.launch(),
     )
+    _record('down_bwd', compiled)
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
@@ -282,7 +302,7 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
     assert (a_idx is None) != (b_idx is None)
     a_desc = _desc(a_src, [cfg.bk, cfg.bm]) if a_idx is None else None
     b_desc = _desc(b_src, [cfg.bk, cfg.bn]) if b_idx is None else None
-    k._grouped_wgrad_kernel[grid](
+    compiled = k._grouped_wgrad_kernel[grid](
         a_src,
         b_src,
         out,
@@ -305,6 +325,7 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
         TMA_B=b_desc is not None,
         **cfg.launch(),
     )
+    _record('wgrad', compiled)
     return out
 
 
@@ -344,7 +365,7 @@ class _MoETriton(torch.autograd.Function):
         r = route(logits_TE, top_k, norm_topk_prob)
         gu_S2I, h_SI = _gate_up(x_TD, gate_up_E2IH, r)
         # down: B[k=i, n=d] = down[e, d, i]
-        o_SD = _grouped_mm(h_SI, down_EHI, D * I, 1, I, D, r, r.w_S, CONFIG.down)
+        o_SD = _grouped_mm(h_SI, down_EHI, D * I, 1, I, D, r, r.w_S, CONFIG.down, name="down")
         del h_SI
         y_TD = _combine(o_SD, r, T)
         ctx.save_for_backward(
@@ -384,7 +405,7 @@ class _MoETriton(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             d_gate_up = _wgrad(dgu_S2I, None, x_TD, r.tok_S, I2, D, r, gate_up_E2IH.dtype)  # (E, 2I, D)
         # dXs = dGU @ gate_up[e]: B[k=j, n=d] = gate_up[e, j, d]
-        dxs_SD = _grouped_mm(dgu_S2I, gate_up_E2IH, I2 * D, D, 1, D, r, None, CONFIG.dx)
+        dxs_SD = _grouped_mm(dgu_S2I, gate_up_E2IH, I2 * D, D, 1, D, r, None, CONFIG.dx, name="dx")
         del dgu_S2I
         # Routing-weight grads, from sorted rows back to (t, j).
         d_top_w_TK = dw_S[r.pos_TK.long()]
