@@ -248,8 +248,17 @@ def is_test_path(path: str, extra_globs: Sequence[str] = ()) -> bool:
     return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in extra_globs)
 
 
+_DEP_NAMES = {"pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "pipfile", "pipfile.lock", "poetry.lock",
+              "uv.lock", "pdm.lock", "environment.yml", "environment.yaml", "constraints.txt", "manifest.in"}
+_TEXT_EXTS = {"", ".md", ".rst", ".txt", ".adoc", ".markdown"}
+
+
 def file_kind(path: str) -> str:
-    """One of ``doc``, ``ci``, ``vendored``, ``code`` for a non-test file."""
+    """One of ``doc``, ``ci``, ``vendored``, ``deps``, ``code`` for a non-test file.
+
+    ``deps`` are the files that decide the environment (they also key the install group):
+    pyproject.toml, setup.py, setup.cfg, requirements*.txt, lock files, tox.ini.
+    """
     parts = path.lower().split("/")
     name = parts[-1]
     stem, dot, ext = name.rpartition(".")
@@ -258,9 +267,12 @@ def file_kind(path: str) -> str:
         return "vendored"
     if parts[0] in _CI_DIRS or name in _CI_FILES:
         return "ci"
-    if parts[0] in _DOC_DIRS or name in _DOC_NAMES or (stem or name) in _DOC_NAMES:
+    if name in _DEP_NAMES or (name.startswith("requirements") and ext in (".txt", ".in")) \
+            or (len(parts) > 1 and parts[-2] == "requirements" and ext in (".txt", ".in")):
+        return "deps"
+    if parts[0] in _DOC_DIRS or name in _DOC_NAMES or ((stem or name) in _DOC_NAMES and ext in _TEXT_EXTS):
         return "doc"
-    if ext in _DOC_EXTS and not name.startswith("requirements"):
+    if ext in _DOC_EXTS:
         return "doc"
     return "code"
 
@@ -294,6 +306,7 @@ class SplitChange:
     test_patch: str = ""
     code_files: tuple[FileDiff, ...] = ()
     test_files: tuple[FileDiff, ...] = ()
+    dep_files: tuple[FileDiff, ...] = ()  # dependency files the change also touches (env may differ)
     skip: str = ""  # the reason, when the change is not a candidate
 
 
@@ -328,11 +341,12 @@ def split_change(files: Iterable[FileDiff], *, subject: str = "", test_globs: Se
     if any(k == "vendored" for k in kinds.values()):
         return SplitChange(skip="vendored")
     if not code and not tests:
-        return SplitChange(skip="ci_only" if set(kinds.values()) == {"ci"} else "docs_only")
+        only = set(kinds.values())
+        return SplitChange(skip="ci_only" if only == {"ci"} else "deps_only" if "deps" in only else "docs_only")
     if _RELEASE_RE.match(subject) or (code and all(_only_version_lines(f) for f in code)):
         return SplitChange(skip="release_bump")
     if not code:
-        return SplitChange(skip="tests_only")
+        return SplitChange(skip="deps_only" if "deps" in kinds.values() else "tests_only")
     if require_tests and not tests:
         return SplitChange(skip="no_tests")
     if len(files) > limits.max_files:
@@ -352,11 +366,12 @@ def split_change(files: Iterable[FileDiff], *, subject: str = "", test_globs: Se
         test_patch="".join(f.text for f in tests),
         code_files=tuple(code),
         test_files=tuple(tests),
+        dep_files=tuple(f for f in rest if kinds[f.path] == "deps"),
     )
 
 
 def _only_version_lines(f: FileDiff) -> bool:
-    lines = f.added_lines + f.removed_lines
+    lines = [x for x in f.added_lines + f.removed_lines if x.strip()]
     return bool(lines) and all(_VERSION_LINE_RE.match(x) for x in lines)
 
 

@@ -268,6 +268,7 @@ class CandidateBuilder:
         return make_candidate(self.repo, change, split.patch, split.test_patch,
                               code_files=[f.path for f in split.code_files],
                               test_files=[f.path for f in split.test_files],
+                              dep_files=[f.path for f in split.dep_files],
                               env=self.groups.describe(change.base), slug=self.slug,
                               problem_statement=problem_statement, hints_text=hints_text,
                               created_at=created_at, extra=extra)
@@ -275,6 +276,7 @@ class CandidateBuilder:
 
 def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, code_files: list[str],
                    test_files: list[str], env: tuple[str, tuple[str, ...]], slug: str | None,
+                   dep_files: list[str] | None = None,
                    problem_statement: str | None = None, hints_text: str = "",
                    created_at: str | None = None, extra: dict | None = None) -> Candidate:
     """A ``pr`` candidate from a recognised change and its split diff."""
@@ -292,6 +294,7 @@ def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, co
         "env_files": list(env[1]),
         "code_files": code_files,
         "test_files": test_files,
+        "dependency_files": dep_files or [],  # changed by the fix: its environment may differ from base's
         "problem_statement_source": "pr_message" if problem_statement is None else "issue",
         "linked_issues": linked_issue_numbers(f"{change.title}\n{change.body}", slug),
         **(extra or {}),

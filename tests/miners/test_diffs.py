@@ -89,9 +89,25 @@ def _fd(path: str, added=("x = 2",), removed=("x = 1",), **kw) -> FileDiff:
     ([_fd("pkg/core.py", binary=True), _fd("tests/test_core.py")], "x", "binary"),
     ([_fd("pkg/sub", submodule=True), _fd("tests/test_core.py")], "x", "submodule"),
     ([], "x", "empty"),
+    ([_fd("requirements.txt"), _fd("tests/test_core.py")], "Pin attrs", "deps_only"),
+    ([_fd("pyproject.toml"), _fd("setup.cfg")], "Build config", "deps_only"),
+    ([_fd("pkg/core.py", added=("",), removed=()), _fd("tests/test_core.py")], "x",
+     "comments_only"),  # a blank line added: layout, not a release
 ])
 def test_skip_rules(files, subject, reason):
     assert split_change(files, subject=subject).skip == reason
+
+
+@pytest.mark.parametrize("path, kind", [
+    ("pkg/security.py", "code"), ("pkg/changes.py", "code"), ("SECURITY.md", "doc"), ("CHANGES", "doc"),
+    ("docs/conf.py", "doc"), ("requirements/dev.txt", "deps"), ("requirements-test.txt", "deps"),
+    ("pyproject.toml", "deps"), ("pkg/_vendor/six.py", "vendored"), (".github/workflows/ci.yml", "ci"),
+    ("notes.txt", "doc"),
+])
+def test_file_kinds(path, kind):
+    from miners.diffs import file_kind
+
+    assert file_kind(path) == kind
 
 
 def test_release_rule_does_not_catch_ordinary_titles():
