@@ -32,6 +32,8 @@ __all__ = ["CandidateBuilder", "Change", "MineResult", "changes_from_history", "
            "recognise"]
 
 _MERGE_RE = re.compile(r"^Merge pull request #(?P<n>\d+) from (?P<branch>\S+)")
+_BORS_RE = re.compile(r"^Merge (?P<all>#\d+(?:\s+#\d+)*)\s*$")  # bors / homu: "Merge #12" or a batch
+_REVERT_RE = re.compile(r'^Revert "')
 _SQUASH_RE = re.compile(r"\(#(?P<n>\d+)\)\s*$")
 
 
@@ -62,7 +64,12 @@ class Change:
 
 
 def recognise(meta: CommitMeta, *, include_commits: bool = False) -> Change | str:
-    """The change a first-parent commit stands for, or why it is not one (``"not_pr"``, ...)."""
+    """The change a first-parent commit stands for, or why it is not one (``"not_pr"``, ...).
+
+    Merge commits: GitHub's ``Merge pull request #N from ...`` (title in the body) and bors'
+    ``Merge #N``; squash merges: ``title (#N)``. Reverts, batched merges, other merges and
+    octopus merges are reasons, not changes.
+    """
     n = len(meta.parents)
     if n == 0:
         return "root_commit"
@@ -70,13 +77,22 @@ def recognise(meta: CommitMeta, *, include_commits: bool = False) -> Change | st
         return "octopus_merge"
     if n == 2:
         m = _MERGE_RE.match(meta.subject)
-        if not m:
+        b = _BORS_RE.match(meta.subject) if not m else None
+        if b and len(b["all"].split()) > 1:
+            return "batched_merge"  # several PRs in one merge: no single PR's change to split
+        if not m and not b:
             return "non_pr_merge"
-        body = meta.body
-        title, _, rest = body.partition("\n")
-        return Change(meta, meta.parents[0], "merge", int(m["n"]), title.strip() or meta.subject, rest.strip())
+        title, _, rest = meta.body.partition("\n")
+        if _REVERT_RE.match(title):
+            return "revert"
+        number = int(m["n"] if m else b["all"].lstrip("#"))
+        if b:  # bors bodies start "12: the PR title r=reviewer a=author"
+            title = re.sub(r"(\s+[ra]=\S+)+\s*$", "", re.sub(r"^\d+:\s*", "", title))
+        return Change(meta, meta.parents[0], "merge", number, title.strip() or meta.subject, rest.strip())
     m = _SQUASH_RE.search(meta.subject)
     if m:
+        if _REVERT_RE.match(meta.subject):
+            return "revert"  # undoing a PR: its "fix" re-introduces the old behaviour
         title = meta.subject[: m.start()].rstrip()
         return Change(meta, meta.parents[0], "squash", int(m["n"]), title, meta.body)
     if include_commits:

@@ -267,3 +267,29 @@ def test_user_git_config_does_not_change_what_is_mined(history, tmp_path, monkey
     odd = mine_local(r.path, repo="pkg")
     assert [c.candidate_id for c in odd.candidates] == [c.candidate_id for c in plain.candidates]
     assert odd.stats == plain.stats
+
+
+def _meta(subject: str, body: str = "", parents: int = 1):
+    from miners.gitio import CommitMeta
+
+    return CommitMeta(sha="c" * 40, parents=tuple(f"{i}" * 40 for i in range(parents)), committed_at=0,
+                      author="a", message=subject + (f"\n\n{body}" if body else ""))
+
+
+def test_recognise_merge_styles():
+    from miners.local import recognise
+
+    got = recognise(_meta("Merge pull request #12 from ada/fix", "Fix add\n\nLonger text", parents=2))
+    assert (got.style, got.pr_number, got.title, got.body) == ("merge", 12, "Fix add", "Longer text")
+    got = recognise(_meta("Merge #77", "77: Fix mul r=bob a=ada", parents=2))
+    assert (got.style, got.pr_number, got.title) == ("merge", 77, "Fix mul")
+    got = recognise(_meta("Fix parser (#5) (#9)"))
+    assert (got.style, got.pr_number, got.title) == ("squash", 9, "Fix parser (#5)")
+    assert recognise(_meta("Merge #1 #2", parents=2)) == "batched_merge"
+    assert recognise(_meta('Revert "Fix add (#3)" (#4)')) == "revert"
+    assert recognise(_meta("Merge pull request #8 from a/b", 'Revert "Fix"', parents=2)) == "revert"
+    assert recognise(_meta("Merge branch 'main' into dev", parents=2)) == "non_pr_merge"
+    assert recognise(_meta("plain")) == "not_pr"
+    assert recognise(_meta("plain"), include_commits=True).style == "commit"
+    assert recognise(_meta("root", parents=0)) == "root_commit"
+    assert recognise(_meta("Merge pull request #1 from a/b", parents=3)) == "octopus_merge"
