@@ -300,6 +300,8 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
 
 def _change_for(info: _PullInfo, meta: CommitMeta, repo_path: Path) -> Change | str:
     """How the PR landed (merge, squash or rebase) and so where its base is."""
+    if info.title.startswith('Revert "'):
+        return "revert"
     n = len(meta.parents)
     if n == 0:
         return "root_commit"
