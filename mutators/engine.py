@@ -177,21 +177,32 @@ def mutate_source(
     ``coverage`` maps a line to the stable passing tests that execute it; lines missing from
     it are not mutated. ``None`` means "treat every line as covered" (docs and unit tests).
     """
+    try:
+        return _mutate_source(source, path, operators, seed, max_per_function, coverage)
+    except RecursionError:
+        # Expressions nested thousands deep (generated code): libcst and our walks recurse.
+        return FileMutants([], "too_deep")
+
+
+def _mutate_source(
+    source: str,
+    path: str,
+    operators: Sequence[Operator],
+    seed: int,
+    max_per_function: int,
+    coverage: Mapping[int, Collection[str]] | None,
+) -> FileMutants:
     counts: Counter[str] = Counter()
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError:
         return FileMutants([], "parse_error")
-    except RecursionError:
-        return FileMutants([], "too_deep")
     if not module.body:
         return FileMutants([], None)
     try:
         ast.parse(source)  # libcst accepts some code CPython rejects; our checks need CPython's
     except (SyntaxError, ValueError):
         return FileMutants([], "parse_error")
-    except RecursionError:
-        return FileMutants([], "too_deep")
 
     # Each top-level statement's own text and first line, so a mutant re-renders only one.
     header = "".join(module.code_for_node(h) for h in module.header)
@@ -214,10 +225,7 @@ def mutate_source(
     for op in operators:
         for t in op.node_types:
             by_type[t].append(op)
-    try:
-        found = _collect_sites(module, by_type)
-    except RecursionError:
-        return FileMutants([], "too_deep")
+    found = _collect_sites(module, by_type)
     counts["sites_found"] += len(found)
 
     units: dict[int, list[_Site]] = {}
@@ -300,9 +308,13 @@ class _Renderer:
         info = None
         if start >= 0 and "".join(self.old_lines[start:end]) == text:
             try:
-                dump = ast.dump(ast.parse(self.render(unit, []) if indent else text))
+                tree = ast.parse(self.render(unit, []) if indent else text)
+                # Alone, the unit must compile as it does in place (a nonlocal needs its
+                # enclosing function): if not, its mutants are checked in context instead.
+                compile(tree, "<unit>", "exec", dont_inherit=True)
+                dump = ast.dump(tree)
             except (SyntaxError, ValueError):
-                dump = None  # e.g. a nonlocal that needs its enclosing function
+                dump = None
             if dump is not None:
                 info = (start, end, indent, dump)
         self.units[key] = info
