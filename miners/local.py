@@ -1,6 +1,7 @@
 """Candidates from a local clone's history: merged pull requests become ``pr`` candidates.
 
-The walk is the default branch's first-parent history (one ``git log`` stream). A pull request
+The walk is the first-parent history of ``ref`` (HEAD: the checkout's branch, normally the default
+one; one ``git log`` stream). A pull request
 shows up as a merge commit (``Merge pull request #N from ...``, base = first parent) or a squash
 merge (``... (#N)``, base = its parent); with ``include_commits=True`` plain commits count too.
 Only changes that look like PRs are diffed, in batches (one ``git diff-tree --stdin`` per batch),
@@ -28,8 +29,8 @@ from miners.errors import GitError
 from miners.gitio import CommitMeta, diff_batch, git, log_first_parent
 from miners.issues import linked_issue_numbers
 
-__all__ = ["CandidateBuilder", "Change", "MineResult", "changes_from_history", "github_slug", "make_candidate", "mine_local",
-           "recognise"]
+__all__ = ["CandidateBuilder", "Change", "MineResult", "changes_from_history", "github_slug", "make_candidate",
+           "mine_local", "recognise"]
 
 _MERGE_RE = re.compile(r"^Merge pull request #(?P<n>\d+) from (?P<branch>\S+)")
 _BORS_RE = re.compile(r"^Merge (?P<all>#\d+(?:\s+#\d+)*)\s*$")  # bors / homu: "Merge #12" or a batch
@@ -39,7 +40,10 @@ _SQUASH_RE = re.compile(r"\(#(?P<n>\d+)\)\s*$")
 
 @dataclass
 class MineResult:
-    """What a miner returns: its candidates, newest first, and its counts (``skipped_<reason>``)."""
+    """What a miner returns: its candidates and its counts (``skipped_<reason>`` per skipped change).
+
+    Candidates come in the order the miner met them: local history newest first, GitHub oldest first.
+    """
 
     candidates: list[Candidate] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
@@ -57,7 +61,7 @@ class Change:
 
     commit: CommitMeta
     base: str  # the PR's base: first parent of the merge, or the squash commit's parent
-    style: Literal["merge", "squash", "commit"]
+    style: Literal["merge", "squash", "rebase", "commit"]
     pr_number: int | None
     title: str
     body: str
