@@ -48,13 +48,15 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v2 = C()  # the default: TMA, wide tiles (v2 in kernels/NOTES.md)
+    v3 = C()  # the default: TMA, wide tiles, split down-projection backward (v3 in kernels/NOTES.md)
+    v2 = dataclasses.replace(v3, down_bwd=G(128, 128, 64, 8, 3), down_bwd_split=False)
     v1 = C(G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 4), G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 3),
            G(128, 128, 64, 8, 4), tma=False)  # fmt: skip
     rep = dataclasses.replace
     return {
         "v1": v1,
         "v2": v2,
+        "v3": v3,
         "b64": rep(v2, down_bwd=G(64, 128, 64, 4, 3)),
         "b64s4": rep(v2, down_bwd=G(64, 128, 64, 4, 4)),
         "b64x64": rep(v2, down_bwd=G(64, 64, 64, 4, 4)),
@@ -62,6 +64,11 @@ def _variants():
         "split256": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3)),
         "mm4": rep(v2, down=G(128, 256, 64, 8, 4), dx=G(128, 256, 64, 8, 4)),
         "wg4": rep(v2, wgrad=G(128, 128, 64, 8, 4)),
+        "f64w8": rep(v2, down_bwd=G(64, 128, 64, 8, 4)),
+        "s_wgbk32": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3), wgrad=G(128, 128, 32, 8, 4)),
+        "s_wg256": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3), wgrad=G(128, 256, 64, 8, 3)),
+        "s_g4": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 4)),
+        "s_wg64": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3), wgrad=G(64, 256, 64, 8, 3)),
     }
 
 
@@ -168,7 +175,7 @@ def bench_one(impl, inputs, norm, reps, peak_tf, shape, routing, max_load) -> Ro
 
     dy = torch.randn_like(x)
     slow = impl == "hf_eager"
-    warm, n = (2, max(3, reps // 4)) if slow else (3, reps)
+    warm, n = (1, 3) if slow else (3, reps)
     try:
         with torch.no_grad():
             row.fwd_ms = cuda_time_ms(fwd, warm, n)

@@ -43,12 +43,15 @@ class TritonMoEConfig:
 
     gate_up: GemmConfig = GemmConfig(128, 128, 64, 8, 3)  # two (BM, BN) accumulators: gate and up
     down: GemmConfig = GemmConfig(128, 256, 64, 8, 3)
-    down_bwd: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
+    down_bwd: GemmConfig = GemmConfig(128, 256, 64, 8, 3)  # the G GEMM when split, else the fused kernel
     wgrad: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
     dx: GemmConfig = GemmConfig(128, 256, 64, 8, 3)
     tma: bool = True  # weights and ungathered operands through TMA descriptors (where aligned)
     down_bwd_prefetch: bool = True  # load GU before the main loop of the down-projection backward
-    down_bwd_split: bool = False  # GEMM then a separate SwiGLU-backward pass, instead of the fused one
+    # True: G = dY[tok] @ Wd[e] as a plain grouped GEMM, then one pass for the SwiGLU backward, the
+    # routing-weight grad and h*w. False: all of it in the GEMM's epilogue, which needs 255 registers
+    # and spills at every tile shape tried (kernels/NOTES.md, v3): 1.4 ms slower at (32768, 2048, 768).
+    down_bwd_split: bool = True
 
 
 LAUNCH_INFO: dict[str, tuple] = {}  # kernel -> (registers, spills, shared bytes) of its last launch

@@ -83,12 +83,13 @@ def _run_and_check(T, D, I, E, K, norm, routing, dtype, seed):
     return r, m
 
 
-@pytest.fixture(params=[False, True], ids=["ptr", "tma"])
+@pytest.fixture(params=[(False, False), (True, False), (True, True)], ids=["ptr_fused", "tma_fused", "tma_split"])
 def tma(request, monkeypatch):
-    """Run with the weights loaded through pointers, then through TMA descriptors."""
+    """Weights through pointers or TMA descriptors; the down-projection backward fused or split."""
     import kernels.moe_triton as mt
 
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=request.param))
+    use_tma, split = request.param
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=use_tma, down_bwd_split=split))
     return request.param
 
 
