@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from gitrepo import GitRepo
+from miners_gitrepo import GitRepo
 
 from miners import mine_local, mine_mirror
 

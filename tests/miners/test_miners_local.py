@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from gitrepo import GitRepo
+from miners_gitrepo import GitRepo
 
 from miners import Limits, mine_local
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from gitrepo import GitRepo
+from miners_gitrepo import GitRepo
 
 from miners import MinerError, make_leak_free_repo
 

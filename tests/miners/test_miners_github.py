@@ -6,7 +6,7 @@ import json
 
 import pytest
 from github_standin import GitHubStandin, comment_json, commit_json, issue_json, pull_json
-from gitrepo import GitRepo
+from miners_gitrepo import GitRepo
 
 from miners import GitHubError, mine_github
 from miners.issues import linked_issue_numbers

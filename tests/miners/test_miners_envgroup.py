@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gitrepo import GitRepo
+from miners_gitrepo import GitRepo
 
 from miners import EnvGrouper, env_group_key, group_candidates, mine_local
 
