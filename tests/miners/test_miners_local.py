@@ -293,3 +293,17 @@ def test_recognise_merge_styles():
     assert recognise(_meta("plain"), include_commits=True).style == "commit"
     assert recognise(_meta("root", parents=0)) == "root_commit"
     assert recognise(_meta("Merge pull request #1 from a/b", parents=3)) == "octopus_merge"
+
+
+def test_odd_but_valid_paths_split_and_apply(tmp_path):
+    r = GitRepo(tmp_path / "paths")
+    r.commit("init", {"src/my module.py": "x = 1\n", 'src/quote"d.py': "q = 1\n", "tests/test a.py": "def t():\n    pass\n"})
+    base = r.head()
+    r.squash_pr(4, "Odd paths", {"src/my module.py": "x = 2\n", 'src/quote"d.py': "q = 2\n",
+                                 "tests/test a.py": "def t():\n    assert 1\n", "src/naïve.py": "n = 1\n"})
+    (c,) = mine_local(r.path, repo="paths").candidates
+    assert c.base_commit == base
+    assert "src/my module.py" in c.patch and "naïve.py" in c.patch and "quote" in c.patch
+    assert "tests/test a.py" in c.test_patch and "test a.py" not in c.patch
+    assert r.apply_check(base, c.patch).returncode == 0
+    assert r.apply_check(base, c.test_patch).returncode == 0
