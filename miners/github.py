@@ -7,7 +7,8 @@ title or body, and GraphQL's ``closingIssuesReferences``), take the issues' text
 statement and the issue comments made before the PR's first commit as hints. The code itself
 comes from the local clone (the merge commit ``merge_commit_sha`` and its first parent), so the
 patch is exactly what git applies; a PR whose merge commit is not in the clone (force-pushed or
-rewritten history) is skipped with ``skipped_merge_commit_missing``.
+rewritten history) is skipped with ``skipped_merge_commit_missing``. The local diff is judged
+first, so a PR it rules out (docs only, no tests, ...) costs no request beyond its list page.
 
 Requests are cheap to repeat, never to lose:
 - every response this module uses is cached as JSON under ``cache_dir`` (list pages and one file
@@ -30,7 +31,6 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -240,32 +240,47 @@ class _Cache:
         self.path(key).unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
-class _PullInfo:
-    """What one merged PR contributes, as cached in ``pr/<number>.json``."""
+class _PullRecord:
+    """What the API said about one merged PR, cached in ``pr/<number>.json`` part by part.
 
-    number: int
-    title: str
-    body: str
-    merged_at: str
-    merge_commit_sha: str
-    html_url: str
-    commits: list[dict[str, Any]]  # [{"sha", "message", "date"}], in the PR's order
-    issues: list[dict[str, Any]]  # [{"number", "title", "body", "html_url", "hints": [..]}]
-    base_ref: str = ""  # the branch it was merged into
-    asked_graphql: bool = False  # whether UI-made links (closingIssuesReferences) were looked up
+    Parts are asked for only when needed: a PR whose diff is skipped (docs only, no tests, ...)
+    costs no request at all, unless telling a rebase merge from a squash needs its commits.
+    """
+
+    def __init__(self, cache: _Cache, raw: dict[str, Any]) -> None:
+        self.cache, self.raw = cache, raw
+        self.key = f"pr/{raw['number']}"
+        self.data: dict[str, Any] = cache.get(self.key) or {}
+
+    def commits(self, client: GitHubClient) -> list[dict[str, Any]]:
+        """The PR's commits in its own order, ``[{"sha", "message", "date"}]``."""
+        if "commits" not in self.data:
+            self.data["commits"] = client.pull_commits(self.raw["number"])
+            self.cache.put(self.key, self.data)
+        return self.data["commits"]
+
+    def issues(self, client: GitHubClient, *, closing_refs: bool, stats: MineResult) -> list[dict[str, Any]]:
+        """Linked issues ``[{"number", "title", "body", "html_url", "hints"}]``; hints are the issue
+        comments made before the PR's first commit."""
+        stale = closing_refs and client.graphql_ok and not self.data.get("asked_graphql")
+        if "issues" in self.data and not stale:
+            return self.data["issues"]
+        commits = self.commits(client)
+        dates = [_parse_time(c["date"]) for c in commits if c.get("date")]
+        first_commit = min(dates) if dates else _parse_time(self.raw["created_at"])
+        issues, asked = _linked_issues(client, self.raw, first_commit, closing_refs=closing_refs, stats=stats)
+        self.data.update(issues=issues, asked_graphql=asked)
+        self.cache.put(self.key, self.data)
+        return issues
 
 
 def _parse_time(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
-def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool, stats: MineResult
-                ) -> dict[str, Any]:
+def _linked_issues(client: GitHubClient, raw: dict[str, Any], first_commit: dt.datetime, *, closing_refs: bool,
+                   stats: MineResult) -> tuple[list[dict[str, Any]], bool]:
     number = raw["number"]
-    commits = client.pull_commits(number)  # in the PR's order (the rebase check needs the last one)
-    dates = [_parse_time(c["date"]) for c in commits if c.get("date")]
-    first_commit = min(dates) if dates else _parse_time(raw["created_at"])
     numbers = linked_issue_numbers(f"{raw.get('title') or ''}\n{raw.get('body') or ''}", client.slug)
     asked_graphql = False
     if closing_refs and client.graphql_ok:
@@ -290,17 +305,14 @@ def _fetch_pull(client: GitHubClient, raw: dict[str, Any], *, closing_refs: bool
         hints = [c["body"] or "" for c in client.issue_comments(n) if _parse_time(c["created_at"]) < first_commit]
         issues.append({"number": n, "title": issue.get("title") or "", "body": issue.get("body") or "",
                        "html_url": issue.get("html_url", ""), "hints": hints})
-    return {
-        "number": number, "title": raw.get("title") or "", "body": raw.get("body") or "",
-        "merged_at": raw["merged_at"], "merge_commit_sha": raw.get("merge_commit_sha") or "",
-        "html_url": raw.get("html_url", ""), "commits": commits, "issues": issues,
-        "base_ref": raw.get("base_ref", ""), "asked_graphql": asked_graphql,
-    }
+    return issues, asked_graphql
 
 
-def _change_for(info: _PullInfo, meta: CommitMeta, repo_path: Path) -> Change | str:
+def _change_for(raw: dict[str, Any], meta: CommitMeta, repo_path: Path,
+                commits: Callable[[], list[dict[str, Any]]]) -> Change | str:
     """How the PR landed (merge, squash or rebase) and so where its base is."""
-    if info.title.startswith('Revert "'):
+    number, title, body = raw["number"], raw.get("title") or "", raw.get("body") or ""
+    if title.startswith('Revert "'):
         return "revert"
     n = len(meta.parents)
     if n == 0:
@@ -308,16 +320,19 @@ def _change_for(info: _PullInfo, meta: CommitMeta, repo_path: Path) -> Change | 
     if n > 2:
         return "octopus_merge"
     if n == 2:
-        return Change(meta, meta.parents[0], "merge", info.number, info.title, info.body)
-    k = len(info.commits)
-    last_subject = info.commits[-1]["message"].split("\n", 1)[0].strip() if info.commits else ""
-    if k > 1 and f"(#{info.number})" not in meta.subject and meta.subject == last_subject:
+        return Change(meta, meta.parents[0], "merge", number, title, body)
+    if f"(#{number})" in meta.subject:  # GitHub's squash title: no need to ask for the commits
+        return Change(meta, meta.parents[0], "squash", number, title, body)
+    pr_commits = commits()
+    k = len(pr_commits)
+    last_subject = pr_commits[-1]["message"].split("\n", 1)[0].strip() if pr_commits else ""
+    if k > 1 and meta.subject == last_subject:
         # rebase-merged: the PR's k commits were replayed on the base, the last one is "merge_commit"
         proc = git(repo_path, "rev-parse", "--verify", "--quiet", f"{meta.sha}~{k}", check=False)
         if proc.returncode:
             return "rebase_base_missing"
-        return Change(meta, proc.stdout.decode().strip(), "rebase", info.number, info.title, info.body)
-    return Change(meta, meta.parents[0], "squash", info.number, info.title, info.body)
+        return Change(meta, proc.stdout.decode().strip(), "rebase", number, title, body)
+    return Change(meta, meta.parents[0], "squash", number, title, body)
 
 
 def mine_github(
@@ -434,46 +449,46 @@ def _mine_page(items: list[dict[str, Any]], client: GitHubClient, cache: _Cache,
         merged.append(raw)
     result.count("prs", len(merged))
     metas = commits_meta(repo_path, [r["merge_commit_sha"] for r in merged if r.get("merge_commit_sha")])
-    todo: list[tuple[Change, _PullInfo]] = []
+    todo: list[tuple[Change, _PullRecord]] = []
     for raw in merged:
         meta = metas.get(raw.get("merge_commit_sha") or "")
         if meta is None:
             result.skip("merge_commit_missing")  # force-pushed, rewritten, or not fetched
             continue
-        key = f"pr/{raw['number']}"
-        data = cache.get(key)
-        if data is not None and closing_refs and client.graphql_ok and not data.get("asked_graphql"):
-            data = None  # cached by a run without a token: ask again, now that GraphQL can answer
-        if data is None:
-            try:
-                data = cache.put(key, _fetch_pull(client, raw, closing_refs=closing_refs, stats=result))
-            except GitHubError:
-                result.skip("github_error")  # not cached: the next run asks again
-                continue
-        info = _PullInfo(**data)
-        if require_issue and not info.issues:
-            result.skip("no_linked_issue")
+        record = _PullRecord(cache, raw)
+        try:
+            change = _change_for(raw, meta, repo_path, lambda r=record: r.commits(client))
+        except GitHubError:
+            result.skip("github_error")  # not cached: the next run asks again
             continue
-        change = _change_for(info, meta, repo_path)
         if isinstance(change, str):
             result.skip(change)
             continue
-        todo.append((change, info))
+        todo.append((change, record))
     if not todo:
         return
+    # the diff decides first (no requests); only the PRs it keeps get their issues asked for
     diffs = diff_batch(repo_path, [(c.commit.sha, c.base) for c, _ in todo])
-    for (change, info), (_sha, raw_diff) in zip(todo, diffs, strict=True):
+    for (change, record), (_sha, raw_diff) in zip(todo, diffs, strict=True):
         if max_candidates is not None and len(result.candidates) >= max_candidates:
             return
-        statement = "\n\n".join(f"{i['title']}\n{i['body']}".strip() for i in info.issues) or None
-        hints = "\n\n".join(h for i in info.issues for h in i["hints"] if h)
-        extra = {"linked_issues": [i["number"] for i in info.issues],
-                 "issue_urls": [i["html_url"] for i in info.issues], "base_ref": info.base_ref,
-                 "pull_url": info.html_url}
-        got = builder.candidate(change, raw_diff, problem_statement=statement, hints_text=hints,
-                                created_at=_parse_time(info.merged_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                extra=extra)
-        if isinstance(got, str):
-            result.skip(got)
-        else:
-            result.candidates.append(got)
+        split = builder.split(change, raw_diff)
+        if isinstance(split, str):
+            result.skip(split)
+            continue
+        try:
+            issues = record.issues(client, closing_refs=closing_refs, stats=result)
+        except GitHubError:
+            result.skip("github_error")
+            continue
+        if require_issue and not issues:
+            result.skip("no_linked_issue")
+            continue
+        raw = record.raw
+        statement = "\n\n".join(f"{i['title']}\n{i['body']}".strip() for i in issues) or None
+        hints = "\n\n".join(h for i in issues for h in i["hints"] if h)
+        extra = {"linked_issues": [i["number"] for i in issues], "issue_urls": [i["html_url"] for i in issues],
+                 "base_ref": raw.get("base_ref", ""), "pull_url": raw.get("html_url", "")}
+        result.candidates.append(builder.finish(
+            change, split, problem_statement=statement, hints_text=hints,
+            created_at=_parse_time(raw["merged_at"]).strftime("%Y-%m-%dT%H:%M:%SZ"), extra=extra))

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from factory.schema import Candidate, content_hash
-from miners.diffs import FileDiff, Limits, NonUtf8Diff, parse_diff, python_change_is_cosmetic, split_change
+from miners.diffs import (
+    FileDiff,
+    Limits,
+    NonUtf8Diff,
+    SplitChange,
+    parse_diff,
+    python_change_is_cosmetic,
+    split_change,
+)
 from miners.envgroup import EnvGrouper
 from miners.errors import GitError
 from miners.gitio import CommitMeta, diff_batch, git, log_first_parent
@@ -268,10 +276,8 @@ class CandidateBuilder:
             else:
                 self.result.candidates.append(got)
 
-    def candidate(self, change: Change, raw: bytes, *, problem_statement: str | None = None,
-                  hints_text: str = "", created_at: str | None = None, extra: dict | None = None
-                  ) -> Candidate | str:
-        """The candidate for one change and its diff against the base, or the skip reason."""
+    def split(self, change: Change, raw: bytes) -> SplitChange | str:
+        """A change's diff cut into code and tests, or the reason it is no candidate (no requests)."""
         if change.pr_number is not None and change.pr_number in self.seen_prs:
             return "duplicate_pr"  # history rewritten or a PR re-merged: keep the newest
         try:
@@ -283,6 +289,11 @@ class CandidateBuilder:
             return split.skip
         if _no_semantic_change(split.code_files, self.blobs):
             return "comments_only"
+        return split
+
+    def finish(self, change: Change, split: SplitChange, *, problem_statement: str | None = None,
+               hints_text: str = "", created_at: str | None = None, extra: dict | None = None) -> Candidate:
+        """The candidate of a change that ``split`` kept."""
         if change.pr_number is not None:
             self.seen_prs.add(change.pr_number)
         return make_candidate(self.repo, change, split.patch, split.test_patch,
@@ -292,6 +303,11 @@ class CandidateBuilder:
                               env=self.groups.describe(change.base), slug=self.slug,
                               problem_statement=problem_statement, hints_text=hints_text,
                               created_at=created_at, extra=extra)
+
+    def candidate(self, change: Change, raw: bytes, **kw: Any) -> Candidate | str:
+        """The candidate for one change and its diff against the base, or the skip reason."""
+        got = self.split(change, raw)
+        return got if isinstance(got, str) else self.finish(change, got, **kw)
 
 
 def make_candidate(repo: str, change: Change, patch: str, test_patch: str, *, code_files: list[str],

@@ -34,6 +34,7 @@ def clone(tmp_path_factory):
                                             "util.py": "A = 3\n\n\ndef g():\n    return A + 0\n"})
     shas[7] = r.squash_pr(7, "Follow-up", {"util.py": "A = 4\n\n\ndef g():\n    return A + 0\n",
                                            "tests/test_g.py": "def test_g4():\n    pass\n"})
+    shas[9] = r.squash_pr(9, "Document add", {"docs/add.rst": "add\n===\n"})
     return r, shas
 
 
@@ -50,6 +51,7 @@ def _populate(gh: GitHubStandin, shas: dict) -> None:
         p(5, "Tidy", "no issue here", "2023-11-18T00:00:00Z", shas[5]),
         p(6, "Two parts", "Closes acme/calc#12", "2023-11-19T00:00:00Z", shas[6]),
         p(7, "Follow-up", "fixes #3", "2023-11-20T00:00:00Z", shas[7]),  # #3 is a PR, not an issue
+        p(9, "Document add", "fixes #10", "2023-11-21T00:00:00Z", shas[9]),  # docs only: skipped by its diff
     ]
     c = lambda sha, msg, date: commit_json(base, "acme", "calc", sha, message=msg, date=date)  # noqa: E731
     repo.commits = {1: [c("a" * 40, "Fix add", "2023-11-10T00:00:00Z")],
@@ -118,7 +120,11 @@ def test_merged_prs_with_linked_issues_become_candidates(clone, standin, tmp_pat
     for c in res.candidates:
         assert r.apply_check(c.base_commit, c.patch + c.test_patch).returncode == 0
     s = res.stats
-    assert s["pulls_listed"] == 7 and s["prs"] == 6
+    assert s["pulls_listed"] == 8 and s["prs"] == 7
+    assert s["skipped_docs_only"] == 1
+    # a PR its diff rules out costs no request: nothing was asked about #9
+    assert not [p for p in standin.requests() if "/pulls/9" in p]
+    assert len(standin.requests("/api/graphql")) == 5  # 1, 2, 5, 6 and 7: the PRs whose diff was kept
     assert s["skipped_not_merged"] == 1
     assert s["skipped_merge_commit_missing"] == 1
     assert s["skipped_no_linked_issue"] == 2
@@ -133,7 +139,7 @@ def test_standin_link_headers_drive_plain_pygithub_paging(standin):
 
     g = github.Github(base_url=standin.base_url, per_page=3, retry=None, seconds_between_requests=None, lazy=True)
     numbers = [p.number for p in g.get_repo(SLUG).get_pulls(state="closed", direction="asc")]
-    assert numbers == [1, 2, 3, 4, 5, 6, 7]
+    assert numbers == [1, 2, 3, 4, 5, 6, 7, 9]
 
 
 @pytest.mark.parametrize("status", [403, 429])
