@@ -10,6 +10,7 @@ test covers every line, runs ``mutators.mutate_repo`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import shutil
@@ -92,23 +93,27 @@ def main(argv: list[str] | None = None) -> int:
         repo = Path(tmp)
         commit, n_files, n_lines = make_repo(args.path.resolve(), repo)
         coverage = synthetic_coverage(repo)
-        times, result = [], None
+        times, cpu_times, result = [], [], None
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = mutate_repo(repo, "bench", commit, coverage, {FAKE_TEST}, config)
             times.append(time.perf_counter() - t0)
-        best = min(times)
+            cpu_times.append(time.process_time() - c0)
+        best, best_cpu = min(times), min(cpu_times)
         n = len(result.candidates)
         checked, failed = check_patches(repo, result.candidates, args.check, args.seed) if args.check else (0, 0)
 
     rows = [
         ("source", str(args.path)),
         ("files / lines", f"{n_files} / {n_lines}"),
-        ("machine", f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cpus, Python {platform.python_version()}"),
+        ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"),
         ("max per function", str(args.max_per_function)),
         ("candidates", str(n)),
         (f"seconds (best of {args.repeat})", f"{best:.2f}"),
         ("candidates / second", f"{n / best:.1f}"),
+        ("CPU seconds (best)", f"{best_cpu:.2f}"),
+        ("candidates / CPU second", f"{n / best_cpu:.1f}"),
+        ("load average (1 min) after", f"{os.getloadavg()[0]:.2f}"),
         ("lines / second", f"{n_lines / best:.0f}"),
     ]
     if args.check:
