@@ -55,6 +55,26 @@ class MutateConfig:
                 raise ConfigError("--operators is empty; leave it out to use every operator")
 
 
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        seed: int = 0,
+        max_per_function: int = 3,
+        operators: str | None = None,
+        test_file_patterns: tuple[str, ...] = (),
+        **overrides,
+    ) -> MutateConfig:
+        """The config for ``factory mutate --seed N --max-per-function N --operators a,b``."""
+        names = None
+        if operators is not None:
+            names = tuple(n.strip() for n in operators.split(",") if n.strip())
+        return cls(
+            seed=seed, max_per_function=max_per_function, operators=names,
+            test_file_patterns=tuple(test_file_patterns), **overrides,
+        )
+
+
 @dataclass(frozen=True)
 class MutateResult:
     """The candidates of one repository and counted statistics (``skipped_<reason>``, ...)."""

@@ -26,12 +26,16 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst._nodes.internal import CodegenState  # see _Renderer: checked on every use
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from factory.schema import content_hash
 from mutators.base import Context, Operator, child_nodes
 from mutators.diff import file_diff, split_lines
+
+try:  # private, see _Renderer: every use is checked, and without it we render whole statements
+    from libcst._nodes.internal import CodegenState
+except ImportError:  # pragma: no cover - a libcst that moved it
+    CodegenState = None
 
 __all__ = ["FileMutants", "Mutant", "mutate_source", "stable_int"]
 
@@ -295,6 +299,8 @@ class _Renderer:
         key = id(unit)
         if key in self.units:
             return self.units[key]
+        if CodegenState is None:
+            return None
         indent = [
             b.indent if b.indent is not None else self.module.default_indent
             for b in above

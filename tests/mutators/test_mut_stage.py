@@ -165,6 +165,10 @@ def test_operators_and_limits_from_the_config(calc_repo):
         MutateConfig(operators=("no_such_operator",))
     with pytest.raises(ConfigError, match="--max-per-function"):
         MutateConfig(max_per_function=0)
+    flags = MutateConfig.from_flags(seed=2, max_per_function=5, operators="swap_comparison, flip_boolean")
+    assert flags == MutateConfig(seed=2, max_per_function=5, operators=("swap_comparison", "flip_boolean"))
+    with pytest.raises(ConfigError, match="--operators"):
+        MutateConfig.from_flags(operators=",")
 
 
 GOOD = "def f(x):\n    if x > 0:\n        return x + 1\n    return -x\n"
