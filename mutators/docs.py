@@ -63,7 +63,42 @@ def render() -> str:
                 example_diff(cls).rstrip("\n"),
                 "```",
             ]
+    lines += ["", *_USAGE.strip("\n").split("\n")]
     return "\n".join(lines) + "\n"
+
+
+_USAGE = """
+## Using the stage
+
+```python
+from mutators import MutateConfig, mutate_repo, combine
+
+config = MutateConfig.from_flags(seed=0, max_per_function=3, operators="swap_comparison,flip_boolean")
+result = mutate_repo(checkout, repo_key, base_commit, coverage, stable_passing, config)
+result.candidates   # list[factory.schema.Candidate], origin "mutation", in a fixed order
+result.stats        # dict[str, int]: files_covered, files_mutated, sites_found, mutants, candidates, skipped_*
+harder = combine(validated_candidates, checkout, config)   # origin "combined", parents = ids
+```
+
+A candidate's id is `content_hash("mutation", repo, base_commit, file, patch)`; its content
+depends only on the file, the operator, the location and the seed, so two runs with the same
+seed give identical records. `covering_tests` are the stable passing tests that execute the
+mutated lines (the verifiers run those first).
+
+What is skipped is counted, never raised:
+
+| stat | meaning |
+|---|---|
+| `skipped_test_file` | tests/, test/, test_*.py, *_test.py, conftest.py, or a `test_file_patterns` glob |
+| `skipped_not_python`, `skipped_missing`, `skipped_untracked` | not a .py file; not in the checkout; not tracked by git (a patch would not apply) |
+| `skipped_symlink`, `skipped_outside_repo` | a link on the path, or a path that leaves the repository |
+| `skipped_too_large`, `skipped_generated` | over `max_file_bytes`; an `@generated` / `DO NOT EDIT` header |
+| `skipped_non_utf8`, `skipped_bom`, `skipped_binary` | not plain UTF-8 text |
+| `skipped_parse_error`, `skipped_too_deep`, `skipped_roundtrip` | libcst or CPython cannot parse it (Python 2, syntax errors); nesting too deep; libcst would not reproduce it byte for byte |
+| `skipped_module_level`, `skipped_uncovered` | sites outside any function or class; sites no stable passing test executes |
+| `skipped_no_compile`, `skipped_equivalent`, `skipped_duplicate`, `skipped_invalid` | mutants that do not compile, equal the original as an AST, repeat another's diff, or removed their own unit |
+| `skipped_over_max_candidates` | dropped by the seeded sample when `max_candidates` is set |
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
