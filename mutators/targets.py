@@ -39,7 +39,8 @@ def coverage_by_file(
     for entry in coverage:
         tests = [n for n in entry.nodeids if n in stable]
         if tests:
-            out[entry.file][entry.line].update(tests)
+            # "./pkg/a.py" and "pkg/a.py" are one file (and the diff header wants the latter).
+            out[PurePosixPath(entry.file).as_posix()][entry.line].update(tests)
     return {f: {line: tuple(sorted(t)) for line, t in lines.items()} for f, lines in out.items()}
 
 

@@ -204,8 +204,10 @@ def test_bad_input_is_skipped_with_a_counted_reason(repo_factory, tmp_path):
     commit = git(repo, "rev-parse", "HEAD").stdout.strip()
     coverage = _all_lines(files) + _all_lines({"link_out.py": GOOD, "link_in.py": GOOD, "untracked.py": GOOD, "missing.py": GOOD})
     coverage.append(CoverageEntry("../escape.py", 1, ("t::ok",)))
-    result = mutate_repo(repo, "r", commit, coverage, {"t::ok"}, MutateConfig(max_file_bytes=10_000))
+    coverage.append(CoverageEntry("./ok.py", 2, ("t::other",)))  # the same file as ok.py
+    result = mutate_repo(repo, "r", commit, coverage, {"t::ok", "t::other"}, MutateConfig(max_file_bytes=10_000))
     s = result.stats
+    assert any("t::other" in c.covering_tests for c in result.candidates)
     assert s["files_mutated"] == 1 and {c.file for c in result.candidates} == {"ok.py"}
     assert s["skipped_parse_error"] == 2  # py2.py, broken.py
     assert s["skipped_non_utf8"] == 1
