@@ -51,7 +51,7 @@ def _variants():
     v3 = C()  # the default: TMA, wide tiles, split down-projection backward (v3 in kernels/NOTES.md)
     v2 = dataclasses.replace(v3, down_bwd=G(128, 128, 64, 8, 3), down_bwd_split=False)
     v1 = C(G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 4), G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 3),
-           G(128, 128, 64, 8, 4), tma=False)  # fmt: skip
+           G(128, 128, 64, 8, 4), tma=False, down_bwd_split=False)  # fmt: skip
     rep = dataclasses.replace
     return {
         "v1": v1,
