@@ -100,6 +100,13 @@ def _changed_old_lines(patch: str) -> set[int]:
     return out
 
 
+def _span(source: str, name: str) -> tuple[int, int]:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+            return min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno
+    raise KeyError(name)
+
+
 OPS = make_operators()
 
 
@@ -122,4 +129,6 @@ def test_every_mutant_compiles_differs_and_stays_in_its_unit(source, seed):
         assert mutated.startswith("import os\n\n\n"), "module-level code is never touched"
         assert min(_changed_old_lines(m.patch)) >= first_unit_line
         assert m.symbol in ("f", "K", "K.f")
+        lo, hi = _span(source, m.symbol.rsplit(".", 1)[-1])
+        assert all(lo <= line <= hi + 1 for line in _changed_old_lines(m.patch)), (m.symbol, m.patch)
     assert len({m.patch for m in result.mutants}) == len(result.mutants)
