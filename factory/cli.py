@@ -146,6 +146,117 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
         _fail(f"{len(failed)} stage(s) failed; reasons in {store.root}/repos/*/failure.json")
 
 
+def _specs_in_run(store: RunStore) -> list[RepoSpec]:
+    specs = []
+    for key in store.repo_keys():
+        env = store.repo(key).env_json
+        if env.exists():
+            data = json.loads(env.read_text())
+            specs.append(RepoSpec.parse(data["repo_spec"]))
+    return specs
+
+
+@app.command("mutate")
+def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+           run_dir: Path = RunDir,
+           max_per_function: int = typer.Option(3, "--max-per-function", min=1),
+           operators: Optional[str] = typer.Option(None, "--operators", help="Comma-separated operator names."),
+           seed: int = typer.Option(0, "--seed"),
+           max_candidates: Optional[int] = typer.Option(None, "--max", min=1, help="At most this many (a seeded sample)."),
+           python: Optional[str] = PythonOpt, commit: Optional[str] = CommitOpt,
+           force: bool = typer.Option(False, "--force", help="Regenerate even if candidates exist.")) -> None:
+    """Candidates from injected bugs, on code the baseline's stable tests execute."""
+    from factory.task_stages import stage_mutate  # noqa: PLC0415
+
+    rs = _spec(spec, python, commit, None)
+    store = RunStore(run_dir)
+    ops = tuple(o.strip() for o in operators.split(",") if o.strip()) if operators else None
+    with err.status(f"mutating {rs.source} ..."):
+        outcome = stage_mutate(rs, store, seed=seed, max_per_function=max_per_function, operators=ops,
+                               max_candidates=max_candidates, force=force, log=_log)
+    _report(outcome)
+    d = outcome.detail
+    if d:
+        skipped = {k: v for k, v in d.items() if k.startswith("skipped_")}
+        out.print(f"{d['candidates']} candidates → {store.repo(rs.key).candidates}"
+                  + (f"  (skipped: {skipped})" if skipped else ""), highlight=False)
+
+
+@app.command("validate")
+def validate(run: Path = typer.Argument(..., help="The run directory."),
+             workers: int = typer.Option(0, "--workers", help="Containers in parallel (default: CPU cores)."),
+             strategy: str = typer.Option("selected", "--strategy", help="selected | full"),
+             timeout: Optional[float] = typer.Option(
+                 None, "--timeout", help="Wall-clock limit of one test run, seconds (default: 10x the slowest baseline run)."),
+             max_f2p: int = typer.Option(50, "--max-f2p", min=1, help="Reject bugs that break more tests.")) -> None:
+    """Verify every repository's candidates in containers → validations and RUN/instances.parquet."""
+    import os  # noqa: PLC0415
+
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from factory.task_stages import stage_validate  # noqa: PLC0415
+
+    if strategy not in ("selected", "full"):
+        _fail(f"--strategy must be selected or full, not {strategy!r}", 2)
+    store = RunStore(run)
+    specs = [s for s in _specs_in_run(store) if store.repo(s.key).candidates.exists()]
+    if not specs:
+        _fail(f"{run}: no repository with candidates (run `factory mutate` or `factory mine` first)")
+    workers = workers or (os.cpu_count() or 2)
+    failed = []
+    for rs in specs:
+        total = pq.read_metadata(store.repo(rs.key).candidates).num_rows
+        counts: dict[str, int] = {}
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[status]}"), console=err) as bar:
+            task = bar.add_task(f"validate {rs.key}", total=total, status="")
+
+            def _tick(v, _bar=bar, _task=task, _counts=counts) -> None:
+                _counts[v.reason] = _counts.get(v.reason, 0) + 1
+                acc = _counts.get("accepted", 0)
+                rej = sum(n for k, n in _counts.items() if k != "accepted")
+                reasons = ", ".join(f"{k} {n}" for k, n in sorted(_counts.items()) if k != "accepted")
+                _bar.update(_task, advance=1, status=f"accepted {acc} · rejected {rej} ({reasons})")
+
+            outcome = stage_validate(rs, store, strategy=strategy, workers=workers,
+                                     sandbox=SandboxConfig(timeout_s=timeout) if timeout else None, max_f2p=max_f2p,
+                                     log=_log, progress=_tick)
+        if not outcome.ok:
+            failed.append(outcome)
+            err.print(f"[red]✗[/] validate {rs.key}: {outcome.reason}", highlight=False)
+            continue
+        d = outcome.detail
+        err.print(f"[green]✓[/] validate {rs.key}: {d['accepted']} accepted of {d['judged']} "
+                  f"({', '.join(f'{k} {n}' for k, n in sorted(d['reasons'].items()))}) in {outcome.seconds:.1f}s",
+                  highlight=False)
+    out.print(f"instances → {store.instances}", highlight=False)
+    if failed:
+        _fail(f"{len(failed)} repository(ies) could not be validated")
+
+
+@app.command("evaluate")
+def evaluate_cmd(dataset: str = typer.Argument(..., help="instances.parquet, a dataset folder, or a Hub id."),
+                 predictions: Path = typer.Argument(..., help="SWE-bench predictions (JSONL or JSON)."),
+                 run_dir: Path = RunDir, workers: int = typer.Option(2, "--workers", min=1),
+                 timeout: float = typer.Option(600.0, "--timeout")) -> None:
+    """Grade model patches in the sandbox; writes RUN/evaluation/<model>.json as SWE-bench does."""
+    from factory.evaluate import evaluate  # noqa: PLC0415
+
+    store = RunStore(run_dir)
+    try:
+        with err.status("grading ..."):
+            summaries = evaluate(dataset, predictions, store, workers=workers, timeout_s=timeout,
+                                 progress=lambda iid, ok: _log(f"{iid}: {'resolved' if ok else 'not resolved'}"))
+    except FactoryError as e:
+        _fail(str(e), 2)
+        return
+    for model, s in summaries.items():
+        out.print(f"{model}: resolved {s['resolved_instances']}/{s['submitted_instances']} "
+                  f"(empty {s['empty_patch_instances']}, errors {s['error_instances']}) → "
+                  f"{store.root / 'evaluation'}", highlight=False)
+
+
 @app.command("engine")
 def engine() -> None:
     """Make sure a Docker engine runs (installs docker.io and starts dockerd where root on Debian)."""

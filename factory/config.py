@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from factory.errors import ConfigError
 from factory.schema import RepoSpec
 
-__all__ = ["BaselineConfig", "RunConfig", "SandboxConfig", "load_config", "DEFAULT_CONFIG"]
+__all__ = ["BaselineConfig", "MutateSettings", "RunConfig", "SandboxConfig", "ValidateSettings", "load_config",
+           "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class SandboxConfig(_Strict):
@@ -37,12 +38,28 @@ class BaselineConfig(_Strict):
     coverage: bool = True
 
 
+class MutateSettings(_Strict):
+    seed: int = 0
+    max_per_function: int = Field(3, ge=1)
+    operators: list[str] | None = None
+    max_candidates: int | None = Field(None, ge=1)
+
+
+class ValidateSettings(_Strict):
+    strategy: str = Field("selected", pattern="^(selected|full)$")
+    workers: int = Field(2, ge=1)
+    timeout_s: float | None = Field(None, gt=0)  # None: 10x the slowest baseline run, at least 20 s
+    max_f2p: int = Field(50, ge=1)
+
+
 class RunConfig(_Strict):
     name: str = "run"
     repos: list[str | dict[str, Any]] = Field(min_length=1)
     sandbox: SandboxConfig = SandboxConfig()
     baseline: BaselineConfig = BaselineConfig()
-    stages: list[str] = ["env", "baseline"]
+    mutate: MutateSettings = MutateSettings()
+    validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    stages: list[str] = ["env", "baseline", "mutate", "validate"]
 
     @field_validator("repos")
     @classmethod

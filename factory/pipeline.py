@@ -102,7 +102,7 @@ def stage_baseline(spec: RepoSpec, store: RunStore, *, reruns: int = 3, coverage
     return StageOutcome("baseline", spec.key, ok=True, seconds=time.monotonic() - t0, detail=summary)
 
 
-STAGES: dict[str, Callable[..., StageOutcome]] = {"env": stage_env, "baseline": stage_baseline}
+STAGES = ("env", "baseline", "mutate", "validate")
 
 
 def run_pipeline(cfg: RunConfig, store: RunStore, *, log: Log = print) -> list[StageOutcome]:
@@ -111,14 +111,26 @@ def run_pipeline(cfg: RunConfig, store: RunStore, *, log: Log = print) -> list[S
     if unknown:
         raise FactoryError(f"unknown stages {unknown}; known: {sorted(STAGES)}", reason="bad_config")
     store.update_manifest(config=cfg.model_dump(), name=cfg.name)
+    from factory.task_stages import stage_mutate, stage_validate  # noqa: PLC0415
+
     outcomes: list[StageOutcome] = []
     for spec in cfg.repo_specs():
         for stage in cfg.stages:
             if stage == "env":
                 out = stage_env(spec, store, log=log)
-            else:
+            elif stage == "baseline":
                 out = stage_baseline(spec, store, reruns=cfg.baseline.reruns, coverage=cfg.baseline.coverage,
                                      sandbox=cfg.sandbox, log=log)
+            elif stage == "mutate":
+                m = cfg.mutate
+                out = stage_mutate(spec, store, seed=m.seed, max_per_function=m.max_per_function,
+                                   operators=tuple(m.operators) if m.operators else None,
+                                   max_candidates=m.max_candidates, log=log)
+            else:
+                v = cfg.validate_
+                sandbox = cfg.sandbox.model_copy(update={"timeout_s": v.timeout_s}) if v.timeout_s else None
+                out = stage_validate(spec, store, strategy=v.strategy, workers=v.workers, sandbox=sandbox,
+                                     max_f2p=v.max_f2p, log=log)
             outcomes.append(out)
             if not out.ok:
                 log(f"{spec.key}: {stage} failed: {out.reason}")

@@ -18,6 +18,8 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -60,6 +62,18 @@ class Checkout:
     def tracked_files(self) -> list[str]:
         out = git(self.path, "ls-tree", "-r", "--name-only", "-z", self.commit)
         return [p for p in out.split("\0") if p]
+
+    @contextmanager
+    def worktree(self) -> Iterator[Path]:
+        """A clean, temporary working tree at ``commit`` (a shared clone; the source is untouched)."""
+        with tempfile.TemporaryDirectory(prefix="tf-worktree-") as d:
+            dest = Path(d) / "tree"
+            proc = subprocess.run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(self.path), str(dest)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RepoError(f"cannot make a worktree of {self.path}: {proc.stderr.strip()[:300]}")
+            git(dest, "checkout", "--quiet", "--detach", self.commit)
+            yield dest
 
     def archive(self) -> bytes:
         """The tree at ``commit`` as an uncompressed tar (what goes into the image)."""

@@ -46,3 +46,33 @@ def base_image(docker_client):
     from verifiers.images import ensure_base_image
 
     return ensure_base_image(docker_client, "3.11", log=lambda _m: None)
+
+
+def bug_patch(repo: Path, path: str, new_text: str) -> str:
+    """The diff that turns the committed ``path`` into ``new_text`` (the tree is left clean)."""
+    p = repo / path
+    old = p.read_text()
+    p.write_text(new_text)
+    diff = subprocess.run(["git", "-C", str(repo), "diff"], capture_output=True, text=True, check=True).stdout
+    p.write_text(old)
+    return diff
+
+
+@pytest.fixture(scope="session")
+def sample(docker_client, base_image, tmp_path_factory):
+    """The sample project (tests/verifiers/sample_repo.py): checkout, env image, baseline, coverage."""
+    from factory.repo import checkout
+    from factory.schema import RepoSpec
+    from tests.verifiers.sample_repo import SAMPLE_FILES
+    from verifiers.baseline import run_baseline
+    from verifiers.images import build_env_image
+
+    root = tmp_path_factory.mktemp("validate-sample")
+    make_repo(root, SAMPLE_FILES)
+    co = checkout(RepoSpec(source=str(root)))
+    env = build_env_image(docker_client, co, log=lambda _m: None)
+    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
+    cov = {}
+    for c in base.coverage:
+        cov.setdefault((c.file, c.line), c.nodeids)
+    return root, co, env, base, cov

@@ -84,7 +84,7 @@ def test_one_bad_repository_does_not_stop_the_others(tmp_path, docker_client, ba
     good = tmp_path / "good"
     make_repo(good, {"test_ok.py": "def test_ok():\n    assert True\n"})
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"name: two\nrepos: [{tmp_path / 'nope'}, {good}]\nbaseline: {{reruns: 1, coverage: false}}\n")
+    cfg.write_text(f"name: two\nrepos: [{tmp_path / 'nope'}, {good}]\nbaseline: {{reruns: 1, coverage: false}}\nstages: [env, baseline]\n")
     proc = _factory("run", str(cfg), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 1
     assert "1 stage(s) failed" in proc.stderr

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from factory.repo import checkout
-from factory.schema import Candidate, RepoSpec
-from tests.conftest import make_repo
+from factory.schema import Candidate
+from tests.conftest import bug_patch
 from tests.verifiers.sample_repo import SAMPLE_FILES
-from verifiers.baseline import run_baseline
-from verifiers.images import build_env_image
 from verifiers.sandbox import SandboxLimits, pytest_command, run_tests
 from verifiers.validate import ValidateConfig, validate_candidates
 
 pytestmark = pytest.mark.docker
 
 CLAMP = SAMPLE_FILES["sample/__init__.py"]
-
-
-def bug_patch(repo, path: str, new_text: str) -> str:
-    """The diff that turns the committed ``path`` into ``new_text`` (the tree is left clean)."""
-    p = repo / path
-    old = p.read_text()
-    p.write_text(new_text)
-    diff = subprocess.run(["git", "-C", str(repo), "diff"], capture_output=True, text=True, check=True).stdout
-    p.write_text(old)
-    return diff
-
-
-@pytest.fixture(scope="module")
-def sample(docker_client, base_image, tmp_path_factory):
-    root = tmp_path_factory.mktemp("validate-sample")
-    make_repo(root, SAMPLE_FILES)
-    co = checkout(RepoSpec(source=str(root)))
-    env = build_env_image(docker_client, co, log=lambda _m: None)
-    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
-    cov = {}
-    for c in base.coverage:
-        cov.setdefault((c.file, c.line), c.nodeids)
-    return root, co, env, base, cov
 
 
 def _cand(cid, patch, covering=()):

@@ -1,0 +1,138 @@
+"""``factory evaluate``: grade model patches on tasks, with SWE-bench's report layout.
+
+DATASET is an ``instances.parquet``, a published dataset folder (``data/*.parquet``) or a Hub
+dataset id; PREDICTIONS is SWE-bench's format (JSONL or a JSON list of objects with
+``instance_id``, ``model_patch``, ``model_name_or_path``). Writes, per model:
+
+    RUN/evaluation/<model>/<instance_id>/{patch.diff, report.json, test_output.txt}
+    RUN/evaluation/<model>.json        the summary (SWE-bench's report keys)
+
+A cached ``report.json`` short-circuits a re-run of that instance.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from factory.errors import ConfigError
+from factory.store import RunStore, write_json
+
+__all__ = ["load_instances", "load_predictions", "evaluate"]
+
+
+def load_instances(dataset: str) -> dict[str, dict]:
+    p = Path(dataset)
+    rows: list[dict]
+    if p.is_file() and p.suffix == ".parquet":
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        rows = pq.read_table(p).to_pylist()
+    elif p.is_file() and p.suffix in (".jsonl", ".json"):
+        text = p.read_text()
+        rows = json.loads(text) if p.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
+    elif p.is_dir() or re.match(r"^[\w.-]+/[\w.-]+$", dataset):
+        import datasets  # noqa: PLC0415
+
+        dd = datasets.load_dataset(str(p) if p.is_dir() else dataset)
+        rows = [r for split in dd.values() for r in split]
+    else:
+        raise ConfigError(f"{dataset}: not an instances.parquet, a dataset folder, or a Hub id (OWNER/NAME)")
+    out = {}
+    for r in rows:
+        for k in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+            if isinstance(r.get(k), str):  # the SWE-bench export writes them as JSON strings
+                r[k] = json.loads(r[k])
+        missing = [k for k in ("instance_id", "image_name", "base_commit", "FAIL_TO_PASS", "PASS_TO_PASS")
+                   if k not in r]
+        if missing:
+            raise ConfigError(f"{dataset}: rows lack the columns {missing}")
+        out[r["instance_id"]] = r
+    return out
+
+
+def load_predictions(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such predictions file")
+    text = path.read_text()
+    try:
+        preds = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not JSON lines ({e})") from e
+    if isinstance(preds, dict):
+        preds = list(preds.values())
+    for i, p in enumerate(preds):
+        if "instance_id" not in p or "model_name_or_path" not in p:
+            raise ConfigError(f"{path}: prediction {i} lacks instance_id or model_name_or_path")
+    return preds
+
+
+def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int = 2, timeout_s: float = 600,
+             progress: Callable[[str, bool], None] | None = None) -> dict[str, dict]:
+    """Grade every prediction; returns the summary per model (also written to disk)."""
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+    from verifiers.grade import grade_patch  # noqa: PLC0415
+    from verifiers.sandbox import SandboxLimits  # noqa: PLC0415
+
+    instances = load_instances(dataset)
+    preds = load_predictions(predictions)
+    client = ensure_engine(quiet=True)
+    root = store.root / "evaluation"
+    by_model: dict[str, list[dict]] = {}
+    for p in preds:
+        by_model.setdefault(str(p["model_name_or_path"]), []).append(p)
+
+    summaries = {}
+    for model, plist in by_model.items():
+        mdir = root / _safe(model)
+        results: dict[str, dict] = {}
+        unknown = [p["instance_id"] for p in plist if p["instance_id"] not in instances]
+
+        def _one(p: dict, _mdir: Path = mdir) -> tuple[str, dict]:
+            iid = p["instance_id"]
+            idir = _mdir / _safe(iid)
+            cached = idir / "report.json"
+            if cached.exists():
+                return iid, json.loads(cached.read_text())
+            res = grade_patch(client, instances[iid], p.get("model_patch"), SandboxLimits(timeout_s=timeout_s))
+            idir.mkdir(parents=True, exist_ok=True)
+            (idir / "patch.diff").write_text(p.get("model_patch") or "")
+            (idir / "test_output.txt").write_text(res.test_output)
+            rep = res.report()
+            rep[iid]["error"] = res.error
+            rep[iid]["restored_paths"] = res.restored
+            if not res.error:  # infrastructure errors are not cached: a re-run tries again
+                write_json(cached, rep)
+            return iid, rep
+
+        todo = [p for p in plist if p["instance_id"] in instances]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for iid, rep in pool.map(_one, todo):
+                results[iid] = rep[iid]
+                if progress is not None:
+                    progress(iid, rep[iid]["resolved"])
+        submitted = sorted(p["instance_id"] for p in plist)
+        empty = sorted(i for i, r in results.items() if not r["patch_exists"])
+        errors = sorted(set(i for i, r in results.items() if r.get("error")) | set(unknown))
+        resolved = sorted(i for i, r in results.items() if r["resolved"])
+        completed = sorted(i for i, r in results.items() if r["patch_exists"] and not r.get("error"))
+        unresolved = sorted(set(completed) - set(resolved))
+        summary = {
+            "total_instances": len(instances), "submitted_instances": len(submitted),
+            "completed_instances": len(completed), "resolved_instances": len(resolved),
+            "unresolved_instances": len(unresolved), "empty_patch_instances": len(empty),
+            "error_instances": len(errors), "completed_ids": completed,
+            "incomplete_ids": sorted(set(instances) - set(completed) - set(empty)),
+            "empty_patch_ids": empty, "submitted_ids": submitted, "resolved_ids": resolved,
+            "unresolved_ids": unresolved, "error_ids": errors, "schema_version": 2,
+        }
+        write_json(root / f"{_safe(model)}.json", summary)
+        summaries[model] = summary
+    return summaries
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", name)

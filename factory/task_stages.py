@@ -1,0 +1,187 @@
+"""The task-making stages over one repository: mutate (candidates) and validate (verdicts, tasks).
+
+Like ``factory.pipeline``'s stages, each reads its inputs from the run directory and writes its
+outputs atomically. ``validate`` writes one verdict file per candidate as soon as it is known
+(``repos/<key>/validations/<candidate_id>.json``), so an interrupted run resumes where it stopped;
+the parquet files are assembled from those files, so a candidate is never judged twice nor
+lost. Verdicts of kind ``error`` (infrastructure) are retried by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from factory.config import SandboxConfig
+from factory.errors import FactoryError
+from factory.pipeline import Log, StageOutcome, _limits, load_env, stage_env
+from factory.repo import checkout
+from factory.schema import (
+    BaselineEntry, Candidate, CoverageEntry, FileContent, RepoSpec, TaskInstance, Validation,
+)
+from factory.store import RunStore, read_json, read_records, write_json, write_records
+
+__all__ = ["stage_mutate", "stage_validate", "collect_instances"]
+
+Progress = Callable[[Validation], None]
+
+
+def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_function: int = 3,
+                 operators: tuple[str, ...] | None = None, max_candidates: int | None = None,
+                 force: bool = False, log: Log = print) -> StageOutcome:
+    """Candidates from injected bugs on code that the baseline's stable tests execute."""
+    from mutators import MutateConfig, MutatorError, mutate_repo  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    rd = store.repo(spec.key)
+    if rd.candidates.exists() and not force:
+        return StageOutcome("mutate", spec.key, ok=True, skipped=True, reason="candidates exist")
+    if not rd.baseline.exists() or not rd.coverage.exists():
+        return StageOutcome("mutate", spec.key, ok=False,
+                            reason="no baseline with coverage; run `factory env baseline SPEC` first")
+    baseline = read_records(rd.baseline, BaselineEntry)
+    coverage = read_records(rd.coverage, CoverageEntry)
+    stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
+    try:
+        cfg = MutateConfig(seed=seed, max_per_function=max_per_function, operators=operators,
+                           max_candidates=max_candidates, test_file_patterns=tuple(spec.test_file_patterns))
+        co = checkout(spec)
+        with co.worktree() as tree:
+            result = mutate_repo(tree, spec.key, co.commit, coverage, stable, cfg)
+    except (FactoryError, MutatorError) as e:
+        rd.record_failure("mutate", str(e), reason_key=getattr(e, "reason", "mutate_failed"))
+        return StageOutcome("mutate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
+    write_records(rd.candidates, result.candidates, Candidate)
+    stats = {**dict(result.stats), "candidates": len(result.candidates), "seed": seed}
+    write_json(rd.root / "mutate.json", stats)
+    rd.clear_failure("mutate")
+    return StageOutcome("mutate", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats)
+
+
+def _verdict_dir(store: RunStore, key: str) -> Path:
+    return store.repo(key).root / "validations"
+
+
+def _load_verdicts(store: RunStore, key: str) -> dict[str, dict]:
+    d = _verdict_dir(store, key)
+    out = {}
+    if d.exists():
+        for p in sorted(d.glob("*.json")):
+            try:
+                out[p.stem] = read_json(p)
+            except (json.JSONDecodeError, OSError):
+                continue  # an unreadable verdict is redone
+    return out
+
+
+def _instance_from_json(data: dict) -> TaskInstance:
+    kw = dict(data)
+    for k in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+        kw[k] = tuple(kw[k])
+    kw["start_files"] = tuple(FileContent(**f) for f in kw.get("start_files", ()))
+    return TaskInstance(**kw)
+
+
+def adaptive_timeout(store: RunStore, key: str, floor_s: float = 20.0, factor: float = 10.0) -> float:
+    """A run's wall-clock limit from the baseline: ``factor`` × the slowest full run, at least ``floor_s``.
+
+    A bug that makes the suite ten times slower than it ever was is a hang for our purposes, and
+    a fixed limit of minutes would make every hanging candidate cost minutes.
+    """
+    path = store.repo(key).root / "baseline.json"
+    walls = read_json(path).get("run_wall_s", []) if path.exists() else []
+    return max(floor_s, factor * max(walls)) if walls else 300.0
+
+
+def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected", workers: int = 2,
+                   sandbox: SandboxConfig | None = None, max_f2p: int = 50,
+                   build_task_images: bool = True, log: Log = print,
+                   progress: Progress | None = None) -> StageOutcome:
+    """Judge this repository's candidates; resumes from the verdicts already on disk."""
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+    from verifiers.validate import ValidateConfig, validate_candidates  # noqa: PLC0415
+    from verifiers.verdict import VerdictRules  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    rd = store.repo(spec.key)
+    if not rd.candidates.exists():
+        return StageOutcome("validate", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
+    if not rd.baseline.exists():
+        return StageOutcome("validate", spec.key, ok=False, reason="no baseline; run `factory env baseline` first")
+    candidates = read_records(rd.candidates, Candidate)
+    baseline = read_records(rd.baseline, BaselineEntry)
+    done = {cid: v for cid, v in _load_verdicts(store, spec.key).items()
+            if v["validation"]["verdict"] in ("accepted", "rejected")}
+    todo = [c for c in candidates if c.candidate_id not in done]
+    log(f"{spec.key}: {len(candidates)} candidates, {len(done)} already judged, {len(todo)} to go")
+    if todo:
+        env = load_env(store, spec.key)
+        try:
+            client = ensure_engine(quiet=True)
+            if env is None or not _image_exists(client, env.tag):
+                out = stage_env(spec, store, log=log)  # deleted or never built: (re)build it
+                if not out.ok:
+                    return StageOutcome("validate", spec.key, ok=False, reason=f"no environment: {out.reason}")
+                env = load_env(store, spec.key)
+            if sandbox is None:
+                sandbox = SandboxConfig(timeout_s=adaptive_timeout(store, spec.key))
+                log(f"{spec.key}: test-run limit {sandbox.timeout_s:.0f}s (10x the slowest baseline run)")
+            cfg = ValidateConfig(strategy=strategy, workers=workers, rules=VerdictRules(max_f2p=max_f2p),
+                                 limits=_limits(sandbox), build_task_images=build_task_images)
+        except (FactoryError, ValueError) as e:
+            rd.record_failure("validate", str(e))
+            return StageOutcome("validate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
+        vdir = _verdict_dir(store, spec.key)
+
+        def _on_result(val: Validation, inst: TaskInstance | None) -> None:
+            write_json(vdir / f"{val.candidate_id}.json",
+                       {"validation": asdict(val), "instance": asdict(inst) if inst else None})
+            if progress is not None:
+                progress(val)
+
+        validate_candidates(client, env, baseline, todo, cfg, on_result=_on_result, package_hint=_package(spec))
+    verdicts = _load_verdicts(store, spec.key)
+    rows = [verdicts[c.candidate_id]["validation"] for c in candidates if c.candidate_id in verdicts]
+    vals = [Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]), "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])})
+            for r in rows]
+    write_records(rd.validations, vals, Validation)
+    collect_instances(store)
+    counts: dict[str, int] = {}
+    for v in vals:
+        counts[v.reason] = counts.get(v.reason, 0) + 1
+    rd.clear_failure("validate")
+    return StageOutcome("validate", spec.key, ok=True, seconds=time.monotonic() - t0,
+                        detail={"candidates": len(candidates), "judged": len(vals), "reasons": counts,
+                                "accepted": counts.get("accepted", 0)})
+
+
+def collect_instances(store: RunStore) -> list[TaskInstance]:
+    """RUN/instances.parquet from every repository's accepted verdicts (sorted, no duplicates)."""
+    instances: dict[str, TaskInstance] = {}
+    for key in store.repo_keys():
+        for v in _load_verdicts(store, key).values():
+            if v["validation"]["verdict"] == "accepted" and v.get("instance"):
+                inst = _instance_from_json(v["instance"])
+                instances[inst.instance_id] = inst
+    out = [instances[k] for k in sorted(instances)]
+    write_records(store.instances, out, TaskInstance)
+    return out
+
+
+def _image_exists(client, tag: str) -> bool:
+    import docker  # noqa: PLC0415
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def _package(spec: RepoSpec) -> str:
+    if spec.kind == "pypi":
+        return spec.pypi[0]
+    return spec.name or Path(spec.source.rstrip("/")).name.removesuffix(".git")

@@ -1,0 +1,99 @@
+"""Grading cannot be fooled: gold resolves, empty and forged patches do not."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from factory.evaluate import evaluate
+from factory.schema import Candidate, TaskInstance
+from factory.store import RunStore, write_records
+from tests.conftest import bug_patch
+from tests.verifiers.sample_repo import SAMPLE_FILES
+from verifiers.grade import grade_patch
+from verifiers.sandbox import SandboxLimits
+from verifiers.validate import ValidateConfig, validate_candidates
+
+pytestmark = pytest.mark.docker
+
+CLAMP = SAMPLE_FILES["sample/__init__.py"]
+
+FORGED_CONFTEST = '''\
+diff --git a/conftest.py b/conftest.py
+new file mode 100644
+--- /dev/null
++++ b/conftest.py
+@@ -0,0 +1,8 @@
++import pytest
++
++
++@pytest.hookimpl(hookwrapper=True)
++def pytest_runtest_makereport(item, call):
++    outcome = yield
++    rep = outcome.get_result()
++    rep.outcome = "passed"
+'''
+
+
+@pytest.fixture(scope="module")
+def task(docker_client, sample) -> TaskInstance:
+    root, co, env, base, cov = sample
+    cand = Candidate("grade_me", "sample", co.commit, "mutation",
+                     bug_patch(root, "sample/__init__.py", CLAMP.replace("return hi", "return lo")),
+                     covering_tests=cov[("sample/__init__.py", 9)])
+    got = []
+    validate_candidates(docker_client, env, base.entries, [cand], ValidateConfig(workers=1),
+                        on_result=lambda v, i: got.append(i))
+    assert got[0] is not None
+    return got[0]
+
+
+def _weaken_test(root) -> str:
+    """A patch that edits the judging test itself so it cannot fail."""
+    text = SAMPLE_FILES["tests/test_basic.py"].replace("assert clamp(50, 0, 10) == 10", "assert True")
+    return bug_patch(root, "tests/test_basic.py", text)
+
+
+def test_gold_resolves_and_forgeries_do_not(docker_client, sample, task):
+    inst = asdict(task)
+    limits = SandboxLimits(timeout_s=60)
+    gold = grade_patch(docker_client, inst, task.patch, limits)
+    assert gold.resolved and gold.patch_applied, gold
+    assert gold.f2p_success == list(task.FAIL_TO_PASS) and not gold.p2p_failure
+
+    empty = grade_patch(docker_client, inst, "", limits)
+    assert not empty.resolved and not empty.patch_exists
+
+    forged = grade_patch(docker_client, inst, FORGED_CONFTEST, limits)
+    assert forged.patch_applied and not forged.resolved
+    assert forged.restored == ["conftest.py"]
+
+    edited = grade_patch(docker_client, inst, _weaken_test(sample[0]), limits)
+    assert edited.patch_applied and not edited.resolved
+    assert edited.restored == ["tests/test_basic.py"]
+
+    both = grade_patch(docker_client, inst, task.patch + FORGED_CONFTEST, limits)
+    assert both.resolved  # the real fix still counts once the forgery is removed
+
+
+def test_evaluate_writes_swebench_reports(docker_client, sample, task, tmp_path):
+    store = RunStore(tmp_path / "run")
+    write_records(store.instances, [task], TaskInstance)
+    preds = tmp_path / "preds.jsonl"
+    rows = [{"instance_id": task.instance_id, "model_patch": task.patch, "model_name_or_path": "gold"},
+            {"instance_id": task.instance_id, "model_patch": "", "model_name_or_path": "empty"},
+            {"instance_id": task.instance_id, "model_patch": FORGED_CONFTEST, "model_name_or_path": "org/forger"}]
+    preds.write_text("\n".join(json.dumps(r) for r in rows))
+    summaries = evaluate(str(store.instances), preds, store, workers=2)
+    assert summaries["gold"]["resolved_ids"] == [task.instance_id]
+    assert summaries["empty"]["empty_patch_ids"] == [task.instance_id]
+    assert summaries["empty"]["resolved_instances"] == 0
+    assert summaries["org/forger"]["resolved_instances"] == 0
+    assert summaries["org/forger"]["unresolved_ids"] == [task.instance_id]
+    on_disk = json.loads((store.root / "evaluation" / "gold.json").read_text())
+    assert on_disk == summaries["gold"]
+    report = json.loads((store.root / "evaluation" / "gold" / task.instance_id / "report.json").read_text())
+    assert report[task.instance_id]["resolved"] is True
+    assert (store.root / "evaluation" / "org__forger.json").exists()
