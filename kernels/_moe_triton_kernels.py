@@ -14,11 +14,16 @@ Kernels, in call order:
                                      (saved for backward) and h = silu(g) * u (S, I)
              _grouped_mm_kernel      down projection, scaled by w_S in the epilogue -> O (S, D)
              _combine_kernel         y[t] = sum_j O[pos[t, j]] in float32
-  backward   _down_bwd_swiglu_kernel G = dY[tok] @ Wd[e] (gathered), epilogue: recompute h from GU,
-                                     routing-weight grad partials, dGU, and h * w for dWd
+  backward   _grouped_mm_kernel      (default, "split") G = dY[tok] @ Wd[e] with gathered A rows, then
+             _swiglu_bwd_kernel      one pass: recompute h from GU, routing-weight grad h.G, dGU, h*w
+         or  _down_bwd_swiglu_kernel (down_bwd_split=False) the same in the GEMM's epilogue: fewer
+                                     bytes, but it spills registers and runs slower (kernels/NOTES.md)
              _grouped_wgrad_kernel   dWd[e] = dY[tok]^T (h w), dWgu[e] = dGU^T X[tok], gathering
              _grouped_mm_kernel      dXs = dGU @ Wgu[e], then _combine_kernel adds the K rows per token
 No kernel synchronises with the host: tile-to-expert maps are derived on the device from counts.
+TMA descriptors (host-made, triton.tools.tensor_descriptor) load the weights and every operand that
+is not gathered; gathered rows go through pointer loads. Where a TMA tile runs past an expert's rows
+the extra rows either are never stored or meet zeroed (masked) rows of the other operand.
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)

@@ -3,7 +3,7 @@
 One API, two implementations behind a switch:
     impl="torch"   plain PyTorch (kernels/moe_reference.py): readable, any device, used by CPU and CI;
     impl="triton"  fused Triton kernels (kernels/moe_triton.py): CUDA only, Triton imported lazily;
-    impl="auto"    Triton when x is on CUDA and Triton imports, else torch.
+    impl="auto"    Triton when x is a bf16/fp16 CUDA tensor and Triton imports, else torch.
 See kernels/moe_reference.py for the shape legend and the exact semantics (transformers' Qwen3-MoE).
 """
 
@@ -58,7 +58,10 @@ def moe(
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     _check_shapes(x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k)
     if impl == "auto":
-        impl = "triton" if x_TD.is_cuda and triton_available() else "torch"
+        from kernels.moe_triton import SUPPORTED_DTYPES  # no triton import at module level
+
+        fast = x_TD.is_cuda and x_TD.dtype in SUPPORTED_DTYPES and triton_available()
+        impl = "triton" if fast else "torch"
     lead_shape = x_TD.shape
     x2_TD = x_TD.reshape(-1, x_TD.shape[-1])
     if impl == "torch":

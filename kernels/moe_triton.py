@@ -5,8 +5,10 @@ described in kernels/_moe_triton_kernels.py, which is imported on first use, so 
 imports without Triton (the router backward below is plain PyTorch and is tested on CPU).
 
 Saved for backward: x, the weights, router logits (T, E), the pre-activation GU (S, 2I) and the
-routing indices (O(S) integers). h = silu(g) * u is recomputed from GU in the backward's epilogue.
-The router's matmul (T x D x E) and its two gradient matmuls run through cuBLAS.
+routing indices (O(S) integers). h = silu(g) * u is recomputed from GU in the backward.
+The router's matmul (T x D x E) and its two gradient matmuls run through cuBLAS; the router's
+backward through softmax/top-k/renorm is a few (T, E) PyTorch ops (router_backward below).
+Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)

@@ -153,3 +153,10 @@ def test_triton_impl_refuses_cpu_tensors():
     x, rw, gu, dn = _inputs(T=4, D=16, I=8, E=4)
     with pytest.raises(KernelUnavailableError):
         moe(x, rw, gu, dn, 2, impl="triton")
+
+
+def test_auto_impl_on_cpu_is_the_reference():
+    x, rw, gu, dn = _inputs(T=9, D=16, I=8, E=4)
+    y_auto, logits_auto = moe(x, rw, gu, dn, 2, impl="auto")
+    y_ref, logits_ref = moe_reference(x, rw, gu, dn, 2)
+    assert torch.equal(y_auto, y_ref) and torch.equal(logits_auto, logits_ref)
