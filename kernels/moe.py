@@ -3,13 +3,15 @@
 One API, two implementations behind a switch:
     impl="torch"   plain PyTorch (kernels/moe_reference.py): readable, any device, used by CPU and CI;
     impl="triton"  fused Triton kernels (kernels/moe_triton.py): CUDA only, Triton imported lazily;
-    impl="auto"    Triton when x is a bf16/fp16 CUDA tensor and Triton imports, else torch.
+    impl="auto"    Triton when x and the weights are one dtype (bf16/fp16) on CUDA and Triton imports;
+                   else torch (with a warning when only the dtype stands in the way).
 See kernels/moe_reference.py for the shape legend and the exact semantics (transformers' Qwen3-MoE).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import torch
 
@@ -40,6 +42,22 @@ def triton_available() -> bool:
     return torch.cuda.is_available() and importlib.util.find_spec("triton") is not None
 
 
+def _pick_impl(x_TD, *weights) -> str:
+    from kernels.moe_triton import SUPPORTED_DTYPES  # no triton import at module level
+
+    if not (x_TD.is_cuda and triton_available()):
+        return "torch"
+    if x_TD.dtype not in SUPPORTED_DTYPES or any(w.dtype != x_TD.dtype for w in weights):
+        # A slow path chosen silently would cost a trainer its step time without a trace.
+        warnings.warn(
+            f"kernels.moe(impl='auto'): x is {x_TD.dtype}, weights {[str(w.dtype) for w in weights]}; "
+            f"the Triton path needs one dtype of {SUPPORTED_DTYPES}, so the slow reference runs",
+            stacklevel=3,
+        )
+        return "torch"
+    return "triton"
+
+
 def moe(
     x_TD: torch.Tensor,
     router_w_ED: torch.Tensor,
@@ -58,10 +76,7 @@ def moe(
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     _check_shapes(x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k)
     if impl == "auto":
-        from kernels.moe_triton import SUPPORTED_DTYPES  # no triton import at module level
-
-        fast = x_TD.is_cuda and x_TD.dtype in SUPPORTED_DTYPES and triton_available()
-        impl = "triton" if fast else "torch"
+        impl = _pick_impl(x_TD, router_w_ED, gate_up_E2IH, down_EHI)
     lead_shape = x_TD.shape
     x2_TD = x_TD.reshape(-1, x_TD.shape[-1])
     if impl == "torch":
