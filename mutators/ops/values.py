@@ -99,9 +99,12 @@ class _YieldFinder(cst.CSTVisitor):
         return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return not self.found
+        return False  # a nested function's yields are its own
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
 
 
@@ -110,10 +113,7 @@ def _is_generator(fn: cst.FunctionDef, cache: dict[int, tuple[cst.FunctionDef, b
     if hit is not None and hit[0] is fn:
         return hit[1]
     finder = _YieldFinder()
-    # Only this function's own body: a nested def's yields are its own.
     for stmt in fn.body.body:
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            continue
         stmt.visit(finder)
     cache[id(fn)] = (fn, finder.found)
     return finder.found

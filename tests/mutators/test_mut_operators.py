@@ -54,6 +54,7 @@ PAIRS = [
     ("flip_boolean", "def f():\n    return True\n", "def f():\n    return False\n"),
     ("return_none", "def f(x):\n    return x * 2\n", "def f(x):\n    return None\n"),
     ("return_none", "def f(x):\n    return(x)\n", "def f(x):\n    return None\n"),
+    ("return_none", "def f(x):\n    if x:\n        def g():\n            yield x\n    return x + 1\n", "def f(x):\n    if x:\n        def g():\n            yield x\n    return None\n"),
     ("return_input", "def f(s):\n    return s.strip()\n", "def f(s):\n    return s\n"),
     ("swap_arguments", "def f(a, b):\n    return g(a, b)\n", "def f(a, b):\n    return g(b, a)\n"),
     ("drop_argument", "def f(p):\n    return open(p, encoding='utf-8')\n", "def f(p):\n    return open(p)\n"),
