@@ -93,9 +93,11 @@ class Operator(cst.CSTTransformer):
     """One kind of bug. Subclasses set the class attributes and implement ``mutate``.
 
     ``variants(node, ctx)`` lists the distinct mutations of one node (most operators have one
-    and return ``(None,)``; "remove the i-th base class" has one per base). ``mutate`` gets
-    the chosen variant and a ``random.Random`` seeded from (seed, operator, location), for the
-    operators that choose between equally plausible replacements.
+    and return ``(None,)``; "remove the i-th base class" has one per base, "n + 1 or n - 1" has
+    two). Alternatives are variants rather than random draws, so every one of them can be
+    tested and the seed only decides which the engine keeps. ``mutate`` also gets a
+    ``random.Random`` seeded from (seed, operator, location) for an operator whose choices are
+    too many to enumerate; none of the current ones needs it.
     """
 
     name: ClassVar[str]
