@@ -142,6 +142,14 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
         err.print(f"{mark} {o.stage} {o.repo} {o.reason if not o.ok else ''}", highlight=False)
         if o.ok and o.stage == "baseline":
             _print_baseline(store, o.repo)
+        if o.ok and o.stage in ("mutate", "validate", "train"):
+            shown = {k: v for k, v in o.detail.items() if k in ("candidates", "accepted", "reasons", "steps",
+                                                                 "final_loss", "eval_loss", "export")}
+            out.print(f"  {o.stage}: {shown}", highlight=False, soft_wrap=True)
+        if o.ok and o.stage == "publish":
+            from factory.inspect_stats import inspect_dataset  # noqa: PLC0415
+
+            inspect_dataset(store.dataset, run_dir=store.root, console=out, plots=True)
     if failed:
         _fail(f"{len(failed)} stage(s) failed; reasons in {store.root}/repos/*/failure.json")
 
@@ -180,6 +188,33 @@ def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME
         skipped = {k: v for k, v in d.items() if k.startswith("skipped_")}
         out.print(f"{d['candidates']} candidates → {store.repo(rs.key).candidates}"
                   + (f"  (skipped: {skipped})" if skipped else ""), highlight=False)
+
+
+@app.command("mine")
+def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+         run_dir: Path = RunDir,
+         github: Optional[str] = typer.Option(None, "--github", help="OWNER/REPO: merged PRs through the GitHub API."),
+         mirror: bool = typer.Option(False, "--mirror", help="Re-introduce merged fixes on HEAD (PR mirror)."),
+         since: Optional[str] = typer.Option(None, "--since", help="Only changes after this date (YYYY-MM-DD)."),
+         max_candidates: Optional[int] = typer.Option(None, "--max", min=1),
+         commits: bool = typer.Option(False, "--commits", help="Plain commits too, not only pull requests."),
+         python: Optional[str] = PythonOpt) -> None:
+    """Candidates from merged pull requests (local history, GitHub, or the PR mirror)."""
+    from factory.task_stages import stage_mine  # noqa: PLC0415
+
+    if github and mirror:
+        _fail("--github and --mirror are separate modes; pick one", 2)
+    rs = _spec(spec, python, None, None)
+    store = RunStore(run_dir)
+    with err.status(f"mining {rs.source} ..."):
+        outcome = stage_mine(rs, store, github=github, mirror=mirror, since=since, max_candidates=max_candidates,
+                             include_commits=commits, log=_log)
+    _report(outcome)
+    d = outcome.detail
+    skipped = {k: v for k, v in d.items() if k.startswith("skipped_")}
+    out.print(f"scanned {d.get('commits_scanned', '?')} commits → {d.get('prs', '?')} PRs → "
+              f"{d.get('candidates', 0)} candidates ({d.get('added', 0)} new)"
+              + (f"; skipped {skipped}" if skipped else ""), highlight=False, soft_wrap=True)
 
 
 @app.command("validate")
@@ -255,6 +290,87 @@ def evaluate_cmd(dataset: str = typer.Argument(..., help="instances.parquet, a d
         out.print(f"{model}: resolved {s['resolved_instances']}/{s['submitted_instances']} "
                   f"(empty {s['empty_patch_instances']}, errors {s['error_instances']}) → "
                   f"{store.root / 'evaluation'}", highlight=False)
+
+
+@app.command("publish")
+def publish(run: Path = typer.Argument(..., help="The run directory."),
+            dataset_dir: Optional[Path] = typer.Option(None, "--dataset-dir", help="Default: RUN/dataset."),
+            push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="OWNER/NAME on the Hub (HF_TOKEN)."),
+            private: bool = typer.Option(False, "--private"),
+            max_shard_size: str = typer.Option("500MB", "--max-shard-size"),
+            fmt: str = typer.Option("hf", "--format", help="hf (a dataset folder) or swebench (JSONL)."),
+            out_file: Optional[Path] = typer.Option(None, "--out", help="The JSONL file for --format swebench."),
+            decontam: list[str] = typer.Option([], "--decontam", help="A benchmark file or Hub id (repeatable)."),
+            test_fraction: float = typer.Option(0.2, "--test-fraction", help="Share of repositories held out."),
+            max_per_repo: Optional[int] = typer.Option(None, "--max-per-repo", min=1),
+            max_per_operator: Optional[int] = typer.Option(None, "--max-per-operator", min=1),
+            min_f2p: int = typer.Option(1, "--min-f2p", min=1),
+            overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset folder that holds another dataset.")) -> None:
+    """Curate RUN's instances and write a Hugging Face dataset (or a SWE-bench JSONL)."""
+    from factory.curate import CurateConfig  # noqa: PLC0415
+    from factory.publish import PublishConfig, export_swebench, publish_run  # noqa: PLC0415
+
+    try:
+        cfg = PublishConfig(
+            curate=CurateConfig(min_f2p=min_f2p, max_per_repo=max_per_repo, max_per_operator=max_per_operator,
+                                test_fraction=test_fraction),
+            benchmarks=tuple(decontam), max_shard_size=max_shard_size, overwrite=overwrite,
+            push_to_hub=push_to_hub, private=private)
+    except ValueError as e:
+        _fail(str(e), 2)
+        return
+    try:
+        with err.status("publishing ..."):
+            if fmt == "swebench":
+                if out_file is None:
+                    _fail("--format swebench needs --out FILE.jsonl", 2)
+                report = export_swebench(run, out_file, cfg)
+            elif fmt == "hf":
+                report = publish_run(run, dataset_dir, cfg)
+            else:
+                _fail(f"--format must be hf or swebench, not {fmt!r}", 2)
+                return
+    except FactoryError as e:
+        _fail(str(e))
+        return
+    out.print(report.summary(), highlight=False, soft_wrap=True)
+
+
+@app.command("inspect")
+def inspect(dataset_dir: Path = typer.Argument(..., help="A published dataset folder."),
+            run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="The run, for validation yield."),
+            plots_dir: Optional[Path] = typer.Option(None, "--plots-dir", help="Default: DIR-plots beside DIR."),
+            plots: bool = typer.Option(True, "--plots/--no-plots")) -> None:
+    """Stats tables in the terminal and PNG plots of a published dataset."""
+    from factory.inspect_stats import inspect_dataset  # noqa: PLC0415
+
+    try:
+        inspect_dataset(dataset_dir, plots_dir=plots_dir, run_dir=run_dir, console=out, plots=plots)
+    except FactoryError as e:
+        _fail(str(e))
+
+
+@app.command("train")
+def train_cmd(dataset: str = typer.Option(..., "--dataset", help="A dataset folder or a Hub id."),
+              recipe: str = typer.Option("tiny", "--recipe", help="tiny | small | medium"),
+              out_dir: Path = typer.Option(Path("runs/train"), "--out"),
+              steps: Optional[int] = typer.Option(None, "--steps", min=1),
+              resume: bool = typer.Option(False, "--resume", help="Continue from OUT's latest checkpoint."),
+              tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="An existing tokenizer directory."),
+              seed: Optional[int] = typer.Option(None, "--seed"),
+              device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)."),
+              ) -> None:
+    """Train the bundled Qwen3-MoE-style model on a published dataset (single process; torchrun for more)."""
+    from trainer.errors import TrainerError  # noqa: PLC0415
+    from trainer.train import train  # noqa: PLC0415
+
+    try:
+        res = train(dataset, recipe, out_dir, steps=steps, resume=resume, tokenizer=tokenizer, seed=seed, device=device)
+    except TrainerError as e:
+        _fail(str(e), 2)
+        return
+    out.print(f"trained {res.steps_done} steps: loss {res.final_loss}, eval loss {res.eval_loss}; "
+              f"export → {res.export_dir}; metrics → {res.metrics_path}", highlight=False)
 
 
 @app.command("engine")

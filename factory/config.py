@@ -52,6 +52,20 @@ class ValidateSettings(_Strict):
     max_f2p: int = Field(50, ge=1)
 
 
+class PublishSettings(_Strict):
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    max_per_repo: int | None = Field(None, ge=1)
+    max_per_operator: int | None = Field(None, ge=1)
+    overwrite: bool = True  # the run's own dataset folder is rewritten on every run
+
+
+class TrainSettings(_Strict):
+    recipe: str = "tiny"
+    steps: int = Field(30, ge=1)
+    seed: int = 0
+    device: str | None = "cpu"
+
+
 class RunConfig(_Strict):
     name: str = "run"
     repos: list[str | dict[str, Any]] = Field(min_length=1)
@@ -59,7 +73,9 @@ class RunConfig(_Strict):
     baseline: BaselineConfig = BaselineConfig()
     mutate: MutateSettings = MutateSettings()
     validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
-    stages: list[str] = ["env", "baseline", "mutate", "validate"]
+    publish: PublishSettings = PublishSettings()
+    train: TrainSettings = TrainSettings()
+    stages: list[str] = ["env", "baseline", "mutate", "validate", "publish"]
 
     @field_validator("repos")
     @classmethod

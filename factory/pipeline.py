@@ -102,7 +102,8 @@ def stage_baseline(spec: RepoSpec, store: RunStore, *, reruns: int = 3, coverage
     return StageOutcome("baseline", spec.key, ok=True, seconds=time.monotonic() - t0, detail=summary)
 
 
-STAGES = ("env", "baseline", "mutate", "validate")
+STAGES = ("env", "baseline", "mutate", "validate", "publish", "train")
+_RUN_LEVEL = ("publish", "train")  # stages over the whole run, after every repository's stages
 
 
 def run_pipeline(cfg: RunConfig, store: RunStore, *, log: Log = print) -> list[StageOutcome]:
@@ -115,7 +116,7 @@ def run_pipeline(cfg: RunConfig, store: RunStore, *, log: Log = print) -> list[S
 
     outcomes: list[StageOutcome] = []
     for spec in cfg.repo_specs():
-        for stage in cfg.stages:
+        for stage in [s for s in cfg.stages if s not in _RUN_LEVEL]:
             if stage == "env":
                 out = stage_env(spec, store, log=log)
             elif stage == "baseline":
@@ -135,5 +136,49 @@ def run_pipeline(cfg: RunConfig, store: RunStore, *, log: Log = print) -> list[S
             if not out.ok:
                 log(f"{spec.key}: {stage} failed: {out.reason}")
                 break
+    for stage in [s for s in cfg.stages if s in _RUN_LEVEL]:
+        out = stage_publish(cfg, store, log=log) if stage == "publish" else stage_train(cfg, store, log=log)
+        outcomes.append(out)
+        if not out.ok:
+            log(f"{stage} failed: {out.reason}")
+            break
     store.update_manifest(last_run={o.repo + ":" + o.stage: {"ok": o.ok, "reason": o.reason} for o in outcomes})
     return outcomes
+
+
+def stage_publish(cfg: RunConfig, store: RunStore, *, log: Log = print) -> StageOutcome:
+    """Curate the run's instances into RUN/dataset (a Hugging Face dataset folder)."""
+    from factory.curate import CurateConfig  # noqa: PLC0415
+    from factory.publish import PublishConfig, publish_run  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    p = cfg.publish
+    try:
+        report = publish_run(store.root, store.dataset, PublishConfig(
+            curate=CurateConfig(test_fraction=p.test_fraction, max_per_repo=p.max_per_repo,
+                                max_per_operator=p.max_per_operator), overwrite=p.overwrite,
+            pretty_name=cfg.name))
+    except FactoryError as e:
+        return StageOutcome("publish", "(run)", ok=False, reason=str(e), seconds=time.monotonic() - t0)
+    log(report.summary())
+    return StageOutcome("publish", "(run)", ok=True, seconds=time.monotonic() - t0,
+                        detail={"dataset": str(store.dataset), "published": report.num_published,
+                                "splits": report.splits})
+
+
+def stage_train(cfg: RunConfig, store: RunStore, *, log: Log = print) -> StageOutcome:
+    """A few steps of the bundled trainer on RUN/dataset, exported for transformers."""
+    from trainer.errors import TrainerError  # noqa: PLC0415
+    from trainer.train import train  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    t = cfg.train
+    try:
+        res = train(str(store.dataset), t.recipe, store.root / "train", steps=t.steps, seed=t.seed,
+                    device=t.device, progress=False)
+    except TrainerError as e:
+        return StageOutcome("train", "(run)", ok=False, reason=str(e), seconds=time.monotonic() - t0)
+    log(f"trained {res.steps_done} steps, final loss {res.final_loss}, export {res.export_dir}")
+    return StageOutcome("train", "(run)", ok=True, seconds=time.monotonic() - t0,
+                        detail={"steps": res.steps_done, "final_loss": res.final_loss, "eval_loss": res.eval_loss,
+                                "export": str(res.export_dir), "metrics": str(res.metrics_path)})

@@ -24,7 +24,7 @@ from factory.schema import (
 )
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
-__all__ = ["stage_mutate", "stage_validate", "collect_instances"]
+__all__ = ["stage_mine", "stage_mutate", "stage_validate", "collect_instances"]
 
 Progress = Callable[[Validation], None]
 
@@ -59,6 +59,48 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
     write_json(rd.root / "mutate.json", stats)
     rd.clear_failure("mutate")
     return StageOutcome("mutate", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats)
+
+
+def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mirror: bool = False,
+               since: str | None = None, max_candidates: int | None = None, include_commits: bool = False,
+               github_url: str | None = None, log: Log = print) -> StageOutcome:
+    """Candidates from history (local merges/squashes, the GitHub API, or the PR mirror).
+
+    New candidates join the repository's ``candidates.parquet`` (keyed by id, so a re-run adds
+    nothing twice); ``mine.json`` keeps the funnel counts of the last run of each mode.
+    """
+    import miners  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    rd = store.repo(spec.key)
+    mode = "github" if github else "mirror" if mirror else "local"
+    try:
+        co = checkout(spec)
+        if github:
+            kw = {"base_url": github_url} if github_url else {}
+            res = miners.mine_github(co.path, github, repo=spec.key, cache_dir=rd.root / "github", since=since,
+                                     max_candidates=max_candidates, **kw)
+        elif mirror:
+            res = miners.mine_mirror(co.path, repo=spec.key, head=co.commit, since=since,
+                                     max_candidates=max_candidates, test_globs=tuple(spec.test_file_patterns))
+        else:
+            res = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, max_candidates=max_candidates,
+                                    include_commits=include_commits, test_globs=tuple(spec.test_file_patterns))
+    except (FactoryError, miners.MinerError) as e:
+        rd.record_failure("mine", str(e))
+        return StageOutcome("mine", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
+    existing = read_records(rd.candidates, Candidate) if rd.candidates.exists() else []
+    by_id = {c.candidate_id: c for c in existing}
+    added = [c for c in res.candidates if c.candidate_id not in by_id]
+    for c in added:
+        by_id[c.candidate_id] = c
+    write_records(rd.candidates, list(by_id.values()), Candidate)
+    stats_path = rd.root / "mine.json"
+    stats = read_json(stats_path) if stats_path.exists() else {}
+    stats[mode] = {**dict(res.stats), "added": len(added)}
+    write_json(stats_path, stats)
+    rd.clear_failure("mine")
+    return StageOutcome("mine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats[mode])
 
 
 def _verdict_dir(store: RunStore, key: str) -> Path:
@@ -109,40 +151,47 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     rd = store.repo(spec.key)
     if not rd.candidates.exists():
         return StageOutcome("validate", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
-    if not rd.baseline.exists():
-        return StageOutcome("validate", spec.key, ok=False, reason="no baseline; run `factory env baseline` first")
     candidates = read_records(rd.candidates, Candidate)
-    baseline = read_records(rd.baseline, BaselineEntry)
     done = {cid: v for cid, v in _load_verdicts(store, spec.key).items()
             if v["validation"]["verdict"] in ("accepted", "rejected")}
     todo = [c for c in candidates if c.candidate_id not in done]
     log(f"{spec.key}: {len(candidates)} candidates, {len(done)} already judged, {len(todo)} to go")
+    vdir = _verdict_dir(store, spec.key)
+
+    def _on_result(val: Validation, inst: TaskInstance | None) -> None:
+        write_json(vdir / f"{val.candidate_id}.json",
+                   {"validation": asdict(val), "instance": asdict(inst) if inst else None})
+        if progress is not None:
+            progress(val)
+
     if todo:
-        env = load_env(store, spec.key)
         try:
             client = ensure_engine(quiet=True)
-            if env is None or not _image_exists(client, env.tag):
-                out = stage_env(spec, store, log=log)  # deleted or never built: (re)build it
-                if not out.ok:
-                    return StageOutcome("validate", spec.key, ok=False, reason=f"no environment: {out.reason}")
-                env = load_env(store, spec.key)
             if sandbox is None:
                 sandbox = SandboxConfig(timeout_s=adaptive_timeout(store, spec.key))
                 log(f"{spec.key}: test-run limit {sandbox.timeout_s:.0f}s (10x the slowest baseline run)")
             cfg = ValidateConfig(strategy=strategy, workers=workers, rules=VerdictRules(max_f2p=max_f2p),
                                  limits=_limits(sandbox), build_task_images=build_task_images)
+            at_head = [c for c in todo if c.origin != "pr"]
+            prs = [c for c in todo if c.origin == "pr"]
+            if at_head:
+                env = load_env(store, spec.key)
+                if env is None or not _image_exists(client, env.tag):
+                    out = stage_env(spec, store, log=log)  # deleted or never built: (re)build it
+                    if not out.ok:
+                        return StageOutcome("validate", spec.key, ok=False, reason=f"no environment: {out.reason}")
+                    env = load_env(store, spec.key)
+                if not rd.baseline.exists():
+                    return StageOutcome("validate", spec.key, ok=False,
+                                        reason="no baseline; run `factory env baseline` first")
+                baseline = read_records(rd.baseline, BaselineEntry)
+                validate_candidates(client, env, baseline, at_head, cfg, on_result=_on_result,
+                                    package_hint=_package(spec))
+            if prs:
+                _validate_prs(client, spec, store, prs, cfg, _on_result, log)
         except (FactoryError, ValueError) as e:
             rd.record_failure("validate", str(e))
             return StageOutcome("validate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-        vdir = _verdict_dir(store, spec.key)
-
-        def _on_result(val: Validation, inst: TaskInstance | None) -> None:
-            write_json(vdir / f"{val.candidate_id}.json",
-                       {"validation": asdict(val), "instance": asdict(inst) if inst else None})
-            if progress is not None:
-                progress(val)
-
-        validate_candidates(client, env, baseline, todo, cfg, on_result=_on_result, package_hint=_package(spec))
     verdicts = _load_verdicts(store, spec.key)
     rows = [verdicts[c.candidate_id]["validation"] for c in candidates if c.candidate_id in verdicts]
     vals = [Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]), "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])})
@@ -156,6 +205,31 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     return StageOutcome("validate", spec.key, ok=True, seconds=time.monotonic() - t0,
                         detail={"candidates": len(candidates), "judged": len(vals), "reasons": counts,
                                 "accepted": counts.get("accepted", 0)})
+
+
+def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate], cfg, on_result, log: Log) -> None:
+    """Pull requests by install group: one environment image per group, at its setup commit.
+
+    Each PR's base is reached from the group's snapshot by a diff (the group guarantees the
+    dependency files are the same), so no PR needs an image of its own.
+    """
+    import miners  # noqa: PLC0415
+
+    from factory.repo import git  # noqa: PLC0415
+    from verifiers.images import build_env_image  # noqa: PLC0415
+    from verifiers.validate import validate_candidates  # noqa: PLC0415
+
+    co = checkout(spec)
+    for key, group in miners.group_candidates(prs).items():
+        gspec = RepoSpec.parse({**{k: v for k, v in spec.__dict__.items()}, "commit": group.setup_commit})
+        gco = checkout(gspec)
+        env = build_env_image(client, gco, log=log)
+        write_json(store.repo(spec.key).root / "envs" / f"{key}.json", env.to_json())
+        starts = {c.candidate_id: git(co.path, "diff", "--binary", "--full-index", gco.commit, c.base_commit)
+                  for c in group.candidates}
+        log(f"{spec.key}: install group {key}: {len(group.candidates)} PR(s) on {env.tag}")
+        validate_candidates(client, env, [], group.candidates, cfg, on_result=on_result,
+                            package_hint=_package(spec), start_patches=starts)
 
 
 def collect_instances(store: RunStore) -> list[TaskInstance]:

@@ -45,7 +45,8 @@ def task_tag(instance_id: str) -> str:
 def build_task_image(client, env_image: str, instance_id: str, bug_patch: str, gold_paths: list[str]) -> TaskImage:
     """Commit the broken state as a fresh single-commit repository into ``task_tag(instance_id)``."""
     script = (
-        "set -e; cd /testbed; git apply --whitespace=nowarn /tmp/tf-bug.diff; rm -f /tmp/tf-bug.diff; "
+        "set -e; cd /testbed; if [ -s /tmp/tf-bug.diff ]; then git apply --whitespace=nowarn /tmp/tf-bug.diff; fi; "
+        "rm -f /tmp/tf-bug.diff; "
         "cp .git/info/exclude /tmp/tf-exclude; rm -rf .git; git init -q; "
         "cp /tmp/tf-exclude .git/info/exclude; rm -f /tmp/tf-exclude; git add -A; "
         f"{_FIXED_DATES} git commit -q --no-verify -m 'task start state'; "

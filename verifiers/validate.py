@@ -21,6 +21,7 @@ import json
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ from verifiers.problem import Evidence, ProblemWriter, TemplateWriter
 from verifiers.sandbox import SandboxLimits, pytest_command
 from verifiers.taskimage import build_task_image, patch_paths
 from verifiers.verdict import Judgement, VerdictRules, judge
-from verifiers.worker import Worker, WorkerFault
+from verifiers.worker import Worker, WorkerFault, sweep
 
 __all__ = ["ValidateConfig", "validate_candidates", "judge_candidate"]
 
@@ -60,22 +61,31 @@ class _Ctx:
     cfg: ValidateConfig
     writer: ProblemWriter
     package_hint: str
+    start_patches: dict[str, str] = field(default_factory=dict)  # PRs: env snapshot -> the PR's base
 
 
 def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], candidates: Sequence[Candidate],
                         cfg: ValidateConfig = ValidateConfig(), on_result: OnResult | None = None,
-                        writer: ProblemWriter | None = None, package_hint: str = "") -> list[Validation]:
-    """Judge every candidate with ``cfg.workers`` containers in parallel; verdicts in input order."""
+                        writer: ProblemWriter | None = None, package_hint: str = "",
+                        start_patches: dict[str, str] | None = None) -> list[Validation]:
+    """Judge every candidate with ``cfg.workers`` containers in parallel; verdicts in input order.
+
+    Mutations and mirrored PRs are judged against ``baseline`` (the environment's own commit).
+    Pull requests (origin ``pr``) are judged by their own three runs; ``start_patches`` maps each
+    to the diff from the environment's snapshot to the PR's base commit (empty when they match).
+    """
     ctx = _Ctx(env, list(baseline), {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky},
-               cfg, writer or TemplateWriter(), package_hint or env.spec.repo)
+               cfg, writer or TemplateWriter(), package_hint or env.spec.repo, dict(start_patches or {}))
     todo: queue.Queue[tuple[int, Candidate]] = queue.Queue()
     for i, c in enumerate(candidates):
         todo.put((i, c))
     results: dict[int, Validation] = {}
     lock = threading.Lock()
 
+    session = uuid.uuid4().hex[:12]
+
     def _work() -> None:
-        worker = Worker(client, env.tag, cfg.limits)
+        worker = Worker(client, env.tag, cfg.limits, session=session)
         try:
             while True:
                 try:
@@ -91,10 +101,13 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
             worker.close()
 
     threads = [threading.Thread(target=_work, daemon=True) for _ in range(min(cfg.workers, max(1, len(candidates))))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sweep(client, session)
     return [results[i] for i in range(len(candidates))]
 
 
@@ -104,6 +117,8 @@ def _judge_with_retries(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Val
         try:
             if worker.container is None:
                 worker.start()
+            if cand.origin == "pr":
+                return judge_pr(worker, cand, ctx, ctx.start_patches.get(cand.candidate_id, ""))
             return judge_candidate(worker, cand, ctx)
         except WorkerFault as e:
             last = str(e)
@@ -161,8 +176,68 @@ def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validat
     return val, inst
 
 
+def judge_pr(worker: Worker, cand: Candidate, ctx: _Ctx, start_patch: str) -> tuple[Validation, TaskInstance | None]:
+    """A pull request's three runs, as Multi-SWE-bench does: base, base + tests, base + tests + fix.
+
+    FAIL_TO_PASS: fails (or is missing) with the new tests alone and passes with the fix.
+    PASS_TO_PASS: passes at base and with the fix. A test that passed at base and fails with the
+    fix means the PR breaks something: rejected (``breaks_passing_tests``).
+    """
+    t0 = time.monotonic()
+    cfg = ctx.cfg
+    runs: list[TestRun] = []
+
+    def _verdict(verdict: str, reason: str, f2p=(), p2p=(), detail: str = "") -> Validation:
+        return Validation(cand.candidate_id, cand.repo, verdict, reason, tuple(f2p), tuple(p2p), strategy="pr",
+                          num_runs=len(runs), test_s=sum(r.wall_s for r in runs), total_s=time.monotonic() - t0,
+                          detail=detail)
+
+    def _full() -> dict[str, str] | str:
+        run, _ = worker.run_tests(pytest_command(ctx.env.spec.test_cmd))
+        if run.status == "infra_error":
+            raise WorkerFault(run.reason)
+        runs.append(run)
+        if run.status != "ok":
+            return "collection_breaks" if run.status in ("collection_error", "no_tests") else run.status
+        return {n: o for n, o in run.outcomes().items()}
+
+    worker.reset()
+    if start_patch.strip():
+        ok, msg = worker.apply(start_patch)
+        if not ok:
+            return _verdict("rejected", "base_unreachable", detail=msg[-500:]), None
+    base = _full()
+    if isinstance(base, str):
+        return _verdict("rejected", f"base_{base}"), None
+    ok, msg = worker.apply(cand.test_patch)
+    if not ok:
+        return _verdict("rejected", "test_patch_does_not_apply", detail=msg[-500:]), None
+    with_tests = _full()
+    ok, msg = worker.apply(cand.patch)
+    if not ok:
+        return _verdict("rejected", "patch_does_not_apply", detail=msg[-500:]), None
+    fixed = _full()
+    if isinstance(fixed, str):
+        return _verdict("rejected", fixed), None
+    broken_tests = {} if isinstance(with_tests, str) else with_tests  # collection broke: every new test failed
+    f2p = sorted(n for n, o in fixed.items() if o == "passed" and broken_tests.get(n, "failed") in ("failed", "error"))
+    p2p = sorted(n for n, o in fixed.items() if o == "passed" and base.get(n) == "passed" and n not in f2p)
+    broke = sorted(n for n, o in base.items() if o == "passed" and fixed.get(n, "failed") != "passed")
+    if broke:
+        return _verdict("rejected", "breaks_passing_tests", f2p, p2p, detail=", ".join(broke[:5])), None
+    if not f2p:
+        return _verdict("rejected", "no_f2p", (), p2p), None
+    if len(f2p) > cfg.rules.max_f2p:
+        return _verdict("rejected", "too_many_f2p", f2p, p2p), None
+    val = _verdict("accepted", "accepted", f2p, p2p)
+    final = Judgement("accepted", "accepted", tuple(f2p), tuple(p2p))
+    # The task starts at the PR's base without its tests: the start patch alone, then a fresh repo.
+    inst = _instance(worker, cand, ctx, final, cand.patch, runs, val, start_patch=start_patch)
+    return val, inst
+
+
 def _instance(worker: Worker, cand: Candidate, ctx: _Ctx, j: Judgement, gold: str, runs: list[TestRun],
-              val: Validation) -> TaskInstance:
+              val: Validation, start_patch: str | None = None) -> TaskInstance:
     instance_id = f"{cand.repo}__{cand.candidate_id}"
     paths = patch_paths(gold)
     failing_msgs = {}
@@ -170,12 +245,15 @@ def _instance(worker: Worker, cand: Candidate, ctx: _Ctx, j: Judgement, gold: st
         for r in run.results:
             if r.nodeid in j.fail_to_pass and r.message and r.nodeid not in failing_msgs:
                 failing_msgs[r.nodeid] = r.message
+    bug = cand.patch if start_patch is None else start_patch
     if ctx.cfg.build_task_images:
-        ti = build_task_image(worker.client, ctx.env.tag, instance_id, cand.patch, paths)
+        ti = build_task_image(worker.client, ctx.env.tag, instance_id, bug, paths)
         image_name, base_commit, start = ti.image_name, ti.base_commit, ti.start_files
     else:
         image_name, base_commit = "", ""
-        start = {p: c for p, c in worker.read_files(paths).items() if c is not None}
+        # Mutations: the worker's tree is the start state. PRs: it is past it (tests and fix applied).
+        start = {} if start_patch is not None else {
+            p: c for p, c in worker.read_files(paths).items() if c is not None}
     problem = cand.problem_statement or ctx.writer.write(Evidence(
         instance_id=instance_id, repo=cand.repo,
         failing=tuple((n, failing_msgs.get(n, "")) for n in j.fail_to_pass),

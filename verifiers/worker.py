@@ -21,7 +21,7 @@ from factory.errors import FactoryError
 from factory.schema import TestRun
 from verifiers.sandbox import SandboxLimits, SessionReport, parse_report
 
-__all__ = ["Worker", "WorkerFault"]
+__all__ = ["Worker", "WorkerFault", "sweep"]
 
 _OUT = "/tf-out"
 
@@ -33,10 +33,14 @@ class WorkerFault(FactoryError):
 
 
 class Worker:
-    def __init__(self, client, image: str, limits: SandboxLimits = SandboxLimits()) -> None:
+    """One worker container at a time; every container it ever starts carries ``session``'s label,
+    so ``sweep(client, session)`` can remove whatever an interrupted close left behind."""
+
+    def __init__(self, client, image: str, limits: SandboxLimits = SandboxLimits(), session: str = "") -> None:
         self.client = client
         self.image = image
         self.limits = limits
+        self.session = session or "default"
         self.container = None
         self.restarts = 0
 
@@ -58,6 +62,7 @@ class Worker:
                         Mount(target=_OUT, source=None, type="volume")],
                 cap_drop=["ALL"], security_opt=["no-new-privileges"], working_dir="/testbed",
                 environment={"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"},
+                labels={"taskfactory.role": "worker", "taskfactory.session": self.session},
             )
         except docker.errors.ImageNotFound as e:
             raise WorkerFault(f"environment image {self.image} is missing") from e
@@ -70,10 +75,7 @@ class Worker:
 
     def close(self) -> None:
         if self.container is not None:
-            try:
-                self.container.remove(force=True, v=True)
-            except Exception:  # already gone
-                pass
+            _remove(self.container)
             self.container = None
 
     def __enter__(self) -> Worker:
@@ -211,6 +213,28 @@ class Worker:
             data = self.get(f"/testbed/{p}")
             out[p] = data.decode("utf-8", errors="replace") if data is not None else None
         return out
+
+
+def _remove(container) -> None:
+    """Kill and remove a container; a busy one can need a second try, a gone one needs none."""
+    import docker  # noqa: PLC0415
+
+    for _ in range(3):
+        try:
+            container.remove(force=True, v=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except Exception:  # the engine was slow to kill: try again
+            time.sleep(1.0)
+
+
+def sweep(client, session: str) -> int:
+    """Remove every container left with ``session``'s label; how many there were."""
+    left = client.containers.list(all=True, filters={"label": f"taskfactory.session={session}"})
+    for c in left:
+        _remove(c)
+    return len(left)
 
 
 class _Timeout(Exception):
