@@ -157,10 +157,11 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
 def _specs_in_run(store: RunStore) -> list[RepoSpec]:
     specs = []
     for key in store.repo_keys():
-        env = store.repo(key).env_json
-        if env.exists():
-            data = json.loads(env.read_text())
-            specs.append(RepoSpec.parse(data["repo_spec"]))
+        data = store.repo(key).read_spec()
+        if data is None and store.repo(key).env_json.exists():  # runs made before spec.json existed
+            data = json.loads(store.repo(key).env_json.read_text())["repo_spec"]
+        if data is not None:
+            specs.append(RepoSpec.parse(data))
     return specs
 
 

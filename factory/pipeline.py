@@ -48,6 +48,7 @@ def stage_env(spec: RepoSpec, store: RunStore, *, force: bool = False, log: Log 
 
     t0 = time.monotonic()
     rd = store.repo(spec.key)
+    rd.write_spec(spec)
     try:
         client = ensure_engine(quiet=True)
         co = checkout(spec)

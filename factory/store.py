@@ -16,6 +16,7 @@ never sees half a file and an interrupted stage leaves the previous file intact.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -82,7 +83,16 @@ class RepoDir:
     candidates = property(lambda self: self.root / "candidates.parquet")
     validations = property(lambda self: self.root / "validations.parquet")
     failure = property(lambda self: self.root / "failure.json")
+    spec_json = property(lambda self: self.root / "spec.json")
     logs = property(lambda self: self.root / "logs")
+
+    def write_spec(self, spec: Any) -> None:
+        """Remember which RepoSpec this folder belongs to, so run-level commands can find it."""
+        if not self.spec_json.exists():
+            write_json(self.spec_json, dataclasses.asdict(spec))
+
+    def read_spec(self) -> dict[str, Any] | None:
+        return read_json(self.spec_json) if self.spec_json.exists() else None
 
     def record_failure(self, stage: str, reason: str, **detail: Any) -> None:
         """Write why a stage failed for this repository, beside (never over) its good outputs."""

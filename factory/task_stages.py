@@ -37,6 +37,7 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
 
     t0 = time.monotonic()
     rd = store.repo(spec.key)
+    rd.write_spec(spec)
     if rd.candidates.exists() and not force:
         return StageOutcome("mutate", spec.key, ok=True, skipped=True, reason="candidates exist")
     if not rd.baseline.exists() or not rd.coverage.exists():
@@ -73,6 +74,7 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
 
     t0 = time.monotonic()
     rd = store.repo(spec.key)
+    rd.write_spec(spec)
     mode = "github" if github else "mirror" if mirror else "local"
     try:
         co = checkout(spec)
