@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Union
 
@@ -46,6 +46,8 @@ class Context:
 
     path: tuple[cst.CSTNode, ...]
     module: cst.Module | None = None  # for operators that look elsewhere (a base class's methods)
+    # Class name -> method names of the classes defined anywhere in the repository (when known).
+    classes: Mapping[str, frozenset[str]] | None = None
 
     @property
     def parent(self) -> cst.CSTNode | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import random
 from collections import Counter, defaultdict
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -37,7 +37,7 @@ try:  # private, see _Renderer: every use is checked, and without it we render w
 except ImportError:  # pragma: no cover - a libcst that moved it
     CodegenState = None
 
-__all__ = ["FileMutants", "Mutant", "mutate_source", "stable_int"]
+__all__ = ["FileMutants", "Mutant", "class_index", "mutate_source", "stable_int"]
 
 
 def stable_int(*parts: object) -> int:
@@ -86,7 +86,9 @@ class _Site:
 
 
 def _collect_sites(
-    module: cst.Module, by_type: Mapping[type, list[Operator]]
+    module: cst.Module,
+    by_type: Mapping[type, list[Operator]],
+    classes: Mapping[str, frozenset[str]] | None = None,
 ) -> list[tuple[Operator, cst.CSTNode, Context, Hashable]]:
     """Every (operator, node, context, variant) in the module, in a fixed order."""
     found: list[tuple[Operator, cst.CSTNode, Context, Hashable]] = []
@@ -95,7 +97,7 @@ def _collect_sites(
     def walk(node: cst.CSTNode) -> None:
         ops = by_type.get(type(node))
         if ops:
-            ctx = Context(tuple(stack), module)
+            ctx = Context(tuple(stack), module, classes)
             for op in ops:
                 for variant in op.variants(node, ctx):
                     found.append((op, node, ctx, variant))
@@ -107,6 +109,26 @@ def _collect_sites(
     for stmt in module.body:
         walk(stmt)
     return found
+
+
+def class_index(sources: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Class name -> the methods it defines, over several modules (names merged by union).
+
+    Uses CPython's ``ast`` (fast); a module that does not parse is left out, as the stage
+    will skip it anyway.
+    """
+    out: dict[str, set[str]] = defaultdict(set)
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                out[node.name].update(
+                    n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                )
+    return {name: frozenset(methods) for name, methods in sorted(out.items())}
 
 
 def _positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
@@ -175,14 +197,17 @@ def mutate_source(
     seed: int = 0,
     max_per_function: int = 3,
     coverage: Mapping[int, Collection[str]] | None = None,
+    classes: Mapping[str, frozenset[str]] | None = None,
 ) -> FileMutants:
     """Mutants of one module.
 
     ``coverage`` maps a line to the stable passing tests that execute it; lines missing from
     it are not mutated. ``None`` means "treat every line as covered" (docs and unit tests).
+    ``classes`` (see ``class_index``) tells which methods the repository's other classes
+    define, so a method is known to override one of an imported base class.
     """
     try:
-        return _mutate_source(source, path, operators, seed, max_per_function, coverage)
+        return _mutate_source(source, path, operators, seed, max_per_function, coverage, classes)
     except RecursionError:
         # Expressions nested thousands deep (generated code): libcst and our walks recurse.
         return FileMutants([], "too_deep")
@@ -195,6 +220,7 @@ def _mutate_source(
     seed: int,
     max_per_function: int,
     coverage: Mapping[int, Collection[str]] | None,
+    classes: Mapping[str, frozenset[str]] | None,
 ) -> FileMutants:
     counts: Counter[str] = Counter()
     try:
@@ -229,7 +255,7 @@ def _mutate_source(
     for op in operators:
         for t in op.node_types:
             by_type[t].append(op)
-    found = _collect_sites(module, by_type)
+    found = _collect_sites(module, by_type, classes)
     counts["sites_found"] += len(found)
 
     units: dict[int, list[_Site]] = {}

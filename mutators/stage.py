@@ -16,7 +16,7 @@ from pathlib import Path
 
 from factory.schema import Candidate, CoverageEntry, content_hash
 from mutators.config import MutateConfig, MutateResult
-from mutators.engine import Mutant, mutate_source, stable_int
+from mutators.engine import Mutant, class_index, mutate_source, stable_int
 from mutators.errors import CheckoutError
 from mutators.ops import make_operators
 from mutators.targets import coverage_by_file, is_test_file, read_source, tracked_files
@@ -70,7 +70,7 @@ def mutate_repo(
     by_file = coverage_by_file(coverage, stable_passing)
     tracked = tracked_files(checkout)
     operators = make_operators(config.operators)
-    candidates: list[Candidate] = []
+    sources: dict[str, str] = {}
     for rel in sorted(by_file):
         stats["files_covered"] += 1
         if is_test_file(rel, config.test_file_patterns):
@@ -80,9 +80,22 @@ def mutate_repo(
         if reason is not None:
             stats[f"skipped_{reason}"] += 1
             continue
+        sources[rel] = source
+    # Which methods each class of the repository defines, so remove_method_override knows an
+    # override of a base imported from another module. Every tracked module counts, covered or
+    # not (a base's own methods need not run for an override's removal to be noticed).
+    others = []
+    for rel in sorted(tracked or ()):
+        if rel.endswith(".py") and rel not in sources and not is_test_file(rel, config.test_file_patterns):
+            text, reason = read_source(checkout, rel, max_bytes=config.max_file_bytes, tracked=tracked)
+            if reason is None:
+                others.append(text)
+    classes = class_index([*sources.values(), *others])
+    candidates: list[Candidate] = []
+    for rel, source in sources.items():
         result = mutate_source(
             source, rel, operators, seed=config.seed, max_per_function=config.max_per_function,
-            coverage=by_file[rel],
+            coverage=by_file[rel], classes=classes,
         )
         if result.skipped is not None:
             stats[f"skipped_{result.skipped}"] += 1

@@ -82,11 +82,13 @@ class RemoveMethodOverride(Operator):
         if not bases and (not dunder or name == "__init__"):
             return False  # without a base only object's dunders are overridden; no __init__ is noise
         if not dunder:
-            # An override only if a base we can see defines it; a base from elsewhere (an
-            # import) is taken on trust only for dunders, else deleting a method is a plain
-            # AttributeError, not "the base class's version runs".
+            # An override only if a base we can see (in this module, or anywhere in the
+            # repository through ctx.classes) defines it; otherwise only dunders are taken on
+            # trust, else deleting a method is a plain AttributeError, not "the base runs".
             local = self._module_methods(ctx.module)
-            if not any(name in local.get(b, ()) for b in bases):
+            known = ctx.classes or {}
+            short = [b.rsplit(".", 1)[-1] for b in bases]  # `mod.Base` is found as `Base`
+            if not any(name in local.get(b, ()) or name in known.get(b, ()) for b in short):
                 return False
         names = _decorator_names(node)
         return not _is_setter(node) and not any(n.endswith(("overload", "abstractmethod")) for n in names)

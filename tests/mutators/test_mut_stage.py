@@ -241,3 +241,17 @@ def test_unusual_formatting_still_gives_patches_git_applies(repo_factory, tmp_pa
         check = git(clone, "apply", "--check", "-", input=c.patch)
         assert check.returncode == 0, (c.operator, check.stderr, repr(c.patch))
         compile(apply_patch(source, parse_patch(c.patch)["m.py"]), "m.py", "exec")
+
+
+def test_a_method_overriding_a_base_from_another_module_can_be_removed(repo_factory):
+    base = "class Shape:\n    def area(self):\n        return 0\n\n    def name(self):\n        return 'shape'\n"
+    sub = (
+        "from pkg.base import Shape\n\n\nclass Square(Shape):\n    def __init__(self, s):\n        self.s = s\n\n"
+        "    def area(self):\n        return self.s * self.s\n\n    def extra(self):\n        return 1\n"
+    )
+    repo, commit = repo_factory({"pkg/__init__.py": "", "pkg/base.py": base, "pkg/shapes.py": sub})
+    # Only the subclass is covered: the base module is indexed anyway.
+    coverage = [CoverageEntry("pkg/shapes.py", line, ("t::sq",)) for line in range(1, 13)]
+    result = mutate_repo(repo, "r", commit, coverage, {"t::sq"}, MutateConfig(operators=("remove_method_override",), max_per_function=10))
+    removed = {c.patch.split("-    def ", 1)[1].split("(")[0] for c in result.candidates}
+    assert removed == {"area", "__init__"}  # extra() overrides nothing
