@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_row("verdict agreement (accepted or not)", f"{agree}/{len(sample)} = {100 * agree / len(sample):.1f}%")
     t.add_row("accepted by both with identical F2P and P2P", f"{same_lists}/{len(both)}")
     t.add_row(f"per-candidate s, sandbox selected (median of {len(host_sample)})", f"{med(sandbox):.2f}")
-    t.add_row(f"per-candidate s, same runs with pytest on host", f"{med(host):.2f}")
+    t.add_row("per-candidate s, same runs with pytest on host", f"{med(host):.2f}")
     t.add_row("sandbox / host per candidate (median of ratios)",
-              f"{med([s / h for s, h in zip(sandbox, host)]):.2f}x")
+              f"{med([s / h for s, h in zip(sandbox, host, strict=True)]):.2f}x")
     Console().print(t)
     reasons = {}
     for s in ("full", "selected"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -39,7 +38,7 @@ def _log(msg: str) -> None:
     err.print(f"[dim]·[/] {msg}", highlight=False, soft_wrap=True)
 
 
-def _spec(spec: str, python: Optional[str], commit: Optional[str], test_cmd: Optional[str]) -> RepoSpec:
+def _spec(spec: str, python: str | None, commit: str | None, test_cmd: str | None) -> RepoSpec:
     kw = {"source": spec}
     if python:
         kw["python"] = python
@@ -71,8 +70,8 @@ TestCmdOpt = typer.Option(None, "--test-cmd", help="Replace the detected test co
 
 @env_app.command("build")
 def env_build(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
-              run_dir: Path = RunDir, python: Optional[str] = PythonOpt, commit: Optional[str] = CommitOpt,
-              test_cmd: Optional[str] = TestCmdOpt,
+              run_dir: Path = RunDir, python: str | None = PythonOpt, commit: str | None = CommitOpt,
+              test_cmd: str | None = TestCmdOpt,
               force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists.")) -> None:
     """Build (or reuse) the environment image for SPEC."""
     rs = _spec(spec, python, commit, test_cmd)
@@ -89,8 +88,8 @@ def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pyp
                  run_dir: Path = RunDir, reruns: int = typer.Option(3, "--reruns", min=1, max=20),
                  coverage: bool = typer.Option(True, "--coverage/--no-coverage"),
                  timeout: float = typer.Option(900.0, "--timeout", help="Wall-clock limit of one run, seconds."),
-                 python: Optional[str] = PythonOpt, commit: Optional[str] = CommitOpt,
-                 test_cmd: Optional[str] = TestCmdOpt,
+                 python: str | None = PythonOpt, commit: str | None = CommitOpt,
+                 test_cmd: str | None = TestCmdOpt,
                  force: bool = typer.Option(False, "--force", help="Redo even if a baseline exists.")) -> None:
     """Run SPEC's suite N times in the sandbox: outcomes, the flaky set, the coverage map."""
     rs = _spec(spec, python, commit, test_cmd)
@@ -121,7 +120,7 @@ def _print_baseline(store: RunStore, key: str) -> None:
 
 @app.command("run")
 def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML)."),
-        run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Default: runs/<config name>.")) -> None:
+        run_dir: Path | None = typer.Option(None, "--run-dir", help="Default: runs/<config name>.")) -> None:
     """The whole pipeline from one config file."""
     try:
         cfg = load_config(config)
@@ -169,10 +168,10 @@ def _specs_in_run(store: RunStore) -> list[RepoSpec]:
 def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
            run_dir: Path = RunDir,
            max_per_function: int = typer.Option(3, "--max-per-function", min=1),
-           operators: Optional[str] = typer.Option(None, "--operators", help="Comma-separated operator names."),
+           operators: str | None = typer.Option(None, "--operators", help="Comma-separated operator names."),
            seed: int = typer.Option(0, "--seed"),
-           max_candidates: Optional[int] = typer.Option(None, "--max", min=1, help="At most this many (a seeded sample)."),
-           python: Optional[str] = PythonOpt, commit: Optional[str] = CommitOpt,
+           max_candidates: int | None = typer.Option(None, "--max", min=1, help="At most this many (a seeded sample)."),
+           python: str | None = PythonOpt, commit: str | None = CommitOpt,
            force: bool = typer.Option(False, "--force", help="Regenerate even if candidates exist.")) -> None:
     """Candidates from injected bugs, on code the baseline's stable tests execute."""
     from factory.task_stages import stage_mutate  # noqa: PLC0415
@@ -194,12 +193,12 @@ def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME
 @app.command("mine")
 def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
          run_dir: Path = RunDir,
-         github: Optional[str] = typer.Option(None, "--github", help="OWNER/REPO: merged PRs through the GitHub API."),
+         github: str | None = typer.Option(None, "--github", help="OWNER/REPO: merged PRs through the GitHub API."),
          mirror: bool = typer.Option(False, "--mirror", help="Re-introduce merged fixes on HEAD (PR mirror)."),
-         since: Optional[str] = typer.Option(None, "--since", help="Only changes after this date (YYYY-MM-DD)."),
-         max_candidates: Optional[int] = typer.Option(None, "--max", min=1),
+         since: str | None = typer.Option(None, "--since", help="Only changes after this date (YYYY-MM-DD)."),
+         max_candidates: int | None = typer.Option(None, "--max", min=1),
          commits: bool = typer.Option(False, "--commits", help="Plain commits too, not only pull requests."),
-         python: Optional[str] = PythonOpt) -> None:
+         python: str | None = PythonOpt) -> None:
     """Candidates from merged pull requests (local history, GitHub, or the PR mirror)."""
     from factory.task_stages import stage_mine  # noqa: PLC0415
 
@@ -222,7 +221,7 @@ def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==
 def validate(run: Path = typer.Argument(..., help="The run directory."),
              workers: int = typer.Option(0, "--workers", help="Containers in parallel (default: CPU cores)."),
              strategy: str = typer.Option("selected", "--strategy", help="selected | full"),
-             timeout: Optional[float] = typer.Option(
+             timeout: float | None = typer.Option(
                  None, "--timeout", help="Wall-clock limit of one test run, seconds (default: 10x the slowest baseline run)."),
              max_f2p: int = typer.Option(50, "--max-f2p", min=1, help="Reject bugs that break more tests.")) -> None:
     """Verify every repository's candidates in containers → validations and RUN/instances.parquet."""
@@ -295,16 +294,16 @@ def evaluate_cmd(dataset: str = typer.Argument(..., help="instances.parquet, a d
 
 @app.command("publish")
 def publish(run: Path = typer.Argument(..., help="The run directory."),
-            dataset_dir: Optional[Path] = typer.Option(None, "--dataset-dir", help="Default: RUN/dataset."),
-            push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="OWNER/NAME on the Hub (HF_TOKEN)."),
+            dataset_dir: Path | None = typer.Option(None, "--dataset-dir", help="Default: RUN/dataset."),
+            push_to_hub: str | None = typer.Option(None, "--push-to-hub", help="OWNER/NAME on the Hub (HF_TOKEN)."),
             private: bool = typer.Option(False, "--private"),
             max_shard_size: str = typer.Option("500MB", "--max-shard-size"),
             fmt: str = typer.Option("hf", "--format", help="hf (a dataset folder) or swebench (JSONL)."),
-            out_file: Optional[Path] = typer.Option(None, "--out", help="The JSONL file for --format swebench."),
+            out_file: Path | None = typer.Option(None, "--out", help="The JSONL file for --format swebench."),
             decontam: list[str] = typer.Option([], "--decontam", help="A benchmark file or Hub id (repeatable)."),
             test_fraction: float = typer.Option(0.2, "--test-fraction", help="Share of repositories held out."),
-            max_per_repo: Optional[int] = typer.Option(None, "--max-per-repo", min=1),
-            max_per_operator: Optional[int] = typer.Option(None, "--max-per-operator", min=1),
+            max_per_repo: int | None = typer.Option(None, "--max-per-repo", min=1),
+            max_per_operator: int | None = typer.Option(None, "--max-per-operator", min=1),
             min_f2p: int = typer.Option(1, "--min-f2p", min=1),
             overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset folder that holds another dataset.")) -> None:
     """Curate RUN's instances and write a Hugging Face dataset (or a SWE-bench JSONL)."""
@@ -339,8 +338,8 @@ def publish(run: Path = typer.Argument(..., help="The run directory."),
 
 @app.command("inspect")
 def inspect(dataset_dir: Path = typer.Argument(..., help="A published dataset folder."),
-            run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="The run, for validation yield."),
-            plots_dir: Optional[Path] = typer.Option(None, "--plots-dir", help="Default: DIR-plots beside DIR."),
+            run_dir: Path | None = typer.Option(None, "--run-dir", help="The run, for validation yield."),
+            plots_dir: Path | None = typer.Option(None, "--plots-dir", help="Default: DIR-plots beside DIR."),
             plots: bool = typer.Option(True, "--plots/--no-plots")) -> None:
     """Stats tables in the terminal and PNG plots of a published dataset."""
     from factory.inspect_stats import inspect_dataset  # noqa: PLC0415
@@ -355,11 +354,11 @@ def inspect(dataset_dir: Path = typer.Argument(..., help="A published dataset fo
 def train_cmd(dataset: str = typer.Option(..., "--dataset", help="A dataset folder or a Hub id."),
               recipe: str = typer.Option("tiny", "--recipe", help="tiny | small | medium"),
               out_dir: Path = typer.Option(Path("runs/train"), "--out"),
-              steps: Optional[int] = typer.Option(None, "--steps", min=1),
+              steps: int | None = typer.Option(None, "--steps", min=1),
               resume: bool = typer.Option(False, "--resume", help="Continue from OUT's latest checkpoint."),
-              tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="An existing tokenizer directory."),
-              seed: Optional[int] = typer.Option(None, "--seed"),
-              device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)."),
+              tokenizer: str | None = typer.Option(None, "--tokenizer", help="An existing tokenizer directory."),
+              seed: int | None = typer.Option(None, "--seed"),
+              device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)."),
               ) -> None:
     """Train the bundled Qwen3-MoE-style model on a published dataset (single process; torchrun for more)."""
     from trainer.errors import TrainerError  # noqa: PLC0415

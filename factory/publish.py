@@ -380,7 +380,7 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
             return render_card(rows, creport, dreport, config, split_rows, split_bytes, run_yield_dir=run)
 
         shards = _write_folder(rows, tmp, config, card, on_file)
-        marker = {"run": str(run), "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        marker = {"run": str(run), "written_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                   "num_rows": rows.height, "shards": shards}
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
         _swap_into_place(tmp, target)

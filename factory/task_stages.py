@@ -20,7 +20,13 @@ from factory.errors import FactoryError
 from factory.pipeline import Log, StageOutcome, _limits, load_env, stage_env
 from factory.repo import checkout
 from factory.schema import (
-    BaselineEntry, Candidate, CoverageEntry, FileContent, RepoSpec, TaskInstance, Validation,
+    BaselineEntry,
+    Candidate,
+    CoverageEntry,
+    FileContent,
+    RepoSpec,
+    TaskInstance,
+    Validation,
 )
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
@@ -216,7 +222,6 @@ def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate],
     dependency files are the same), so no PR needs an image of its own.
     """
     import miners  # noqa: PLC0415
-
     from factory.repo import git  # noqa: PLC0415
     from verifiers.images import build_env_image  # noqa: PLC0415
     from verifiers.validate import validate_candidates  # noqa: PLC0415

@@ -121,7 +121,7 @@ def github_slug(repo_path: str | Path) -> str | None:
 
 
 def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Blobs:

@@ -278,4 +278,4 @@ def _instance(worker: Worker, cand: Candidate, ctx: _Ctx, j: Judgement, gold: st
 def _now() -> str:
     import datetime as dt  # noqa: PLC0415
 
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -6,7 +6,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from factory.schema import (
-    ARROW_SCHEMAS, BaselineEntry, Candidate, CoverageEntry, FileContent, RepoSpec, TaskInstance, Validation,
+    ARROW_SCHEMAS,
+    BaselineEntry,
+    Candidate,
+    CoverageEntry,
+    FileContent,
+    RepoSpec,
+    TaskInstance,
+    Validation,
     content_hash,
 )
 from factory.store import RunStore, atomic_path, read_records, write_json, write_records

@@ -69,10 +69,10 @@ def test_an_accepted_task_starts_broken_and_the_gold_patch_fixes_it(docker_clien
     assert "return hi" not in inst.problem_statement and "test_high" in inst.problem_statement
 
     # Nothing leaks: one commit, no remotes, no reflog, no unreachable objects, a clean tree.
-    probe = ("(ls .git/logs 2>/dev/null | wc -l) > /tmp/logs && git checkout -q -f {bc} && "
+    probe = (f"(ls .git/logs 2>/dev/null | wc -l) > /tmp/logs && git checkout -q -f {inst.base_commit} && "
              "git log --all --oneline | wc -l && git remote | wc -l && cat /tmp/logs && git fsck --unreachable --no-reflogs 2>/dev/null | wc -l && "
              "git status --porcelain | wc -l && git count-objects -v | grep -E '^(count|in-pack):' | "
-             "awk '{{s+=$2}} END {{print s}}'").format(bc=inst.base_commit)
+             "awk '{s+=$2} END {print s}'")
     out = docker_client.containers.run(inst.image_name, ["bash", "-c", probe], remove=True,
                                        network_disabled=True).decode().split()
     assert out[:5] == ["1", "0", "0", "0", "0"], out
