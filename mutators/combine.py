@@ -60,6 +60,7 @@ def combine(validated: Sequence[Candidate], checkout: Path, config: MutateConfig
         groups[(c.repo, c.base_commit, c.file)].append(c)
 
     out: list[Candidate] = []
+    made_ids: set[str] = set()
     for (repo, base_commit, rel), bugs in sorted(groups.items()):
         if len(bugs) < min(cfg.sizes):
             stats["skipped_file_too_few_bugs"] += 1
@@ -98,6 +99,10 @@ def combine(validated: Sequence[Candidate], checkout: Path, config: MutateConfig
             if isinstance(cand, str):
                 stats[f"skipped_{cand}"] += 1
                 continue
+            if cand.candidate_id in made_ids:
+                stats["skipped_duplicate"] += 1
+                continue
+            made_ids.add(cand.candidate_id)
             uses.update(c.candidate_id for c in combo)
             out.append(cand)
             made += 1

@@ -57,6 +57,9 @@ def test_every_patch_applies_on_a_fresh_checkout_and_compiles(calc_repo, tmp_pat
 def test_candidates_are_complete_records(calc_repo):
     repo, commit, coverage = calc_repo
     result = mutate_repo(repo, "calc", commit, coverage, STABLE, MutateConfig(seed=7))
+    assert git(repo, "status", "--porcelain").stdout == ""  # the checkout is read, never written
+    assert list(result.stats) == sorted(result.stats)
+    assert all(isinstance(v, int) for v in result.stats.values())
     for c in result.candidates:
         assert isinstance(c, Candidate)
         assert (c.repo, c.base_commit, c.origin, c.seed, c.file) == ("calc", commit, "mutation", 7, "pkg/calc.py")
