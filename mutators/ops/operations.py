@@ -191,22 +191,41 @@ def _shift(expr: cst.BaseExpression, delta: int) -> cst.BaseExpression:
 class OffByOneConstant(Operator):
     name = "off_by_one_constant"
     family = "operations"
-    explanation = "Move an integer constant in a comparison or arithmetic by one."
-    node_types = (cst.Integer,)
+    explanation = "Move an integer constant in a comparison or arithmetic by one (an `x - 1` may also lose its `- 1`)."
+    node_types = (cst.Integer, cst.BinaryOperation)
     example = "def is_full(queue, limit):\n    return len(queue) > limit - 1\n"
 
-    def applies(self, node, ctx):
-        parent = ctx.parent
-        if ctx.in_annotation_or_decorator() or ctx.inside(cst.Subscript):
-            return False
-        return isinstance(parent, (cst.ComparisonTarget, cst.Comparison, cst.BinaryOperation))
+    @staticmethod
+    def _is_unit_offset(node: cst.CSTNode) -> bool:
+        """``x + 1`` / ``x - 1``: the constant of an off-by-one correction."""
+        return (
+            isinstance(node, cst.BinaryOperation)
+            and isinstance(node.operator, (cst.Add, cst.Subtract))
+            and _int_value(node.right) == 1
+            and isinstance(node.right, cst.Integer)
+        )
 
     def variants(self, node, ctx):
-        if not self.applies(node, ctx):
+        if ctx.in_annotation_or_decorator() or ctx.inside(cst.Subscript):
             return ()
-        return (1,) if _int_value(node) == 0 else (1, -1)
+        if isinstance(node, cst.BinaryOperation):
+            # Forgetting the correction altogether: `limit - 1` into `limit`.
+            return ("drop",) if self._is_unit_offset(node) else ()
+        if not isinstance(ctx.parent, (cst.ComparisonTarget, cst.Comparison, cst.BinaryOperation)):
+            return ()
+        value = _int_value(node)
+        if value == 0:
+            return (1,)
+        if value == 1 and self._is_unit_offset(ctx.parent) and ctx.parent.right is node:
+            return (1,)  # `limit - 0` is nobody's slip; the "drop" variant covers it
+        return (1, -1)
 
     def mutate(self, node, ctx, variant, rng):
+        if variant == "drop":
+            left = node.left
+            if node.lpar and not left.lpar:
+                left = left.with_changes(lpar=node.lpar, rpar=node.rpar)
+            return left
         return _int_literal(_int_value(node) + variant, node)
 
 

@@ -22,6 +22,8 @@ PAIRS = [
     ("swap_operands", "def f(a, b, c):\n    return a - (b - c)\n", "def f(a, b, c):\n    return (b - c) - a\n"),
     ("swap_operands", "def f(a, b):\n    return a < b\n", "def f(a, b):\n    return b < a\n"),
     ("off_by_one_constant", "def f(n):\n    return n > 0\n", "def f(n):\n    return n > 1\n"),
+    ("off_by_one_constant", "def f(xs, n):\n    return len(xs) > n - 1\n", "def f(xs, n):\n    return len(xs) > n\n"),
+    ("off_by_one_constant", "def f(xs, n):\n    return len(xs) > n - 1\n", "def f(xs, n):\n    return len(xs) > n - 2\n"),
     ("off_by_one_range", "def f(n):\n    return range(n)\n", "def f(n):\n    return range(1, n)\n"),
     ("off_by_one_range", "def f(a, b):\n    return range(a, b)\n", "def f(a, b):\n    return range(a + 1, b)\n"),
     ("off_by_one_slice", "def f(xs, n):\n    return xs[:n]\n", "def f(xs, n):\n    return xs[:n + 1]\n"),
