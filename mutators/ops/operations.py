@@ -184,6 +184,19 @@ def _shift(expr: cst.BaseExpression, delta: int) -> cst.BaseExpression:
     value = _int_value(expr)
     if value is not None:
         return _int_literal(value + delta, expr)
+    if (
+        isinstance(expr, cst.BinaryOperation)
+        and isinstance(expr.operator, (cst.Add, cst.Subtract))
+        and isinstance(expr.right, cst.Integer)
+        and not expr.lpar
+    ):
+        # Fold into the existing offset: `n - 1` moves to `n - 2` or `n`, never `n - 1 + 1`.
+        sign = 1 if isinstance(expr.operator, cst.Add) else -1
+        offset = sign * int(expr.right.value.replace("_", ""), 0) + delta
+        if offset == 0:
+            return expr.left
+        op = cst.Add() if offset > 0 else cst.Subtract()
+        return expr.with_changes(operator=op, right=cst.Integer(str(abs(offset))))
     op = cst.Add() if delta > 0 else cst.Subtract()
     return cst.BinaryOperation(left=operand(expr, op, "left"), operator=op, right=cst.Integer(str(abs(delta))))
 

@@ -28,6 +28,8 @@ PAIRS = [
     ("off_by_one_range", "def f(a, b):\n    return range(a, b)\n", "def f(a, b):\n    return range(a + 1, b)\n"),
     ("off_by_one_slice", "def f(xs, n):\n    return xs[:n]\n", "def f(xs, n):\n    return xs[:n + 1]\n"),
     ("off_by_one_slice", "def f(xs):\n    return xs[:-1]\n", "def f(xs):\n    return xs[:-2]\n"),
+    ("off_by_one_slice", "def f(xs, n):\n    return xs[:n + 1]\n", "def f(xs, n):\n    return xs[:n]\n"),
+    ("off_by_one_range", "def f(n):\n    return range(n - 1)\n", "def f(n):\n    return range(n - 2)\n"),
     ("off_by_one_index", "def f(xs):\n    return xs[0]\n", "def f(xs):\n    return xs[1]\n"),
     ("break_method_chain", "def f(s):\n    return s.strip().split(',')\n", "def f(s):\n    return s.split(',')\n"),
     ("invert_if_condition", "def f(a):\n    if a:\n        return 1\n    return 2\n", "def f(a):\n    if not a:\n        return 1\n    return 2\n"),
