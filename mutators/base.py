@@ -77,8 +77,14 @@ class Context:
         return any(isinstance(node, types) for node in self.path)
 
     def in_annotation_or_decorator(self) -> bool:
-        """Type annotations and decorator expressions are not where behaviour bugs live."""
-        return self.inside(cst.Annotation, cst.Decorator)
+        """Type annotations, decorators and class bases are not where behaviour bugs live."""
+        if self.inside(cst.Annotation, cst.Decorator):
+            return True
+        # Class bases and keywords (`class P(Base[str | None], metaclass=M)`): an Arg of a ClassDef.
+        return any(
+            isinstance(a, cst.ClassDef) and isinstance(b, cst.Arg)
+            for a, b in zip(self.path, self.path[1:], strict=False)
+        )
 
     def block_siblings(self) -> Sequence[cst.CSTNode]:
         """The statements of the block that directly holds this statement (or ``()``)."""

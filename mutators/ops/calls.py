@@ -17,6 +17,9 @@ def _is_quiet(call: cst.Call) -> bool:
 # Calls whose arguments are not "values in an order": swapping them is a TypeError or a no-op.
 _NO_SWAP = {"cast", "isinstance", "issubclass", "hasattr", "getattr", "setattr", "delattr", "super", "TypeVar", "NewType"}
 
+# Calls whose keywords are all required by the callee's text: a dropped one is a KeyError.
+_NO_DROP = {"format", "format_map", "substitute", "Template"}
+
 # name -> the arities at which the last positional argument is optional (dropping it is a
 # plausible bug, not a TypeError): d.get(k, default), s.split(sep, 1), getattr(o, n, default)...
 _OPTIONAL_LAST = {
@@ -27,6 +30,13 @@ _OPTIONAL_LAST = {
     "ljust": {2}, "rjust": {2}, "center": {2}, "read": {1}, "readline": {1}, "sorted": set(),
     "min": set(), "max": set(), "islice": {3}, "dumps": set(), "zfill": set(), "format": set(),
 }
+
+
+def _callee(call: cst.Call) -> str:
+    """The called name's last part: `format` for `"{x}".format(...)`, `get` for `d.get(...)`."""
+    if isinstance(call.func, cst.Attribute):
+        return call.func.attr.value
+    return call.func.value if isinstance(call.func, cst.Name) else ""
 
 
 def _positional(call: cst.Call) -> list[int]:
@@ -43,7 +53,7 @@ class SwapArguments(Operator):
     def variants(self, node, ctx):
         if _is_quiet(node) or ctx.in_annotation_or_decorator():
             return ()
-        if (dotted_name(node.func) or "").rsplit(".", 1)[-1] in _NO_SWAP:
+        if _callee(node) in _NO_SWAP:
             return ()
         pos = _positional(node)
         if any(a.star for a in node.args):
@@ -70,11 +80,13 @@ class DropArgument(Operator):
     def variants(self, node, ctx):
         if _is_quiet(node) or ctx.in_annotation_or_decorator():
             return ()
+        if _callee(node) in _NO_DROP:
+            return ()
         args = node.args
         keywords = [i for i, a in enumerate(args) if a.keyword is not None]
         pos = _positional(node)
         out = list(keywords)
-        last = (dotted_name(node.func) or "").rsplit(".", 1)[-1]
+        last = _callee(node)
         if (
             pos
             and len(pos) in _OPTIONAL_LAST.get(last, ())

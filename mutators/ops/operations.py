@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mutators.base import Operator, is_string_literal, operand
+from mutators.base import Operator, dotted_name, is_string_literal, operand
 
 _CONTAINER_DISPLAYS = (
     cst.List, cst.Tuple, cst.Set, cst.Dict, cst.ListComp, cst.SetComp, cst.DictComp,
@@ -18,6 +18,22 @@ def _same_ws(new_op: type, old: cst.CSTNode) -> cst.CSTNode:
 def _is_sequence_concat(left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
     # "a" + s, [x] + xs, "%s" % x: string/list building, where a swapped operator is noise.
     return any(is_string_literal(e) or isinstance(e, _CONTAINER_DISPLAYS) for e in (left, right))
+
+
+_BUILTIN_TYPES = {"str", "int", "float", "bytes", "bool", "None", "list", "dict", "tuple", "set", "type", "object", "complex", "frozenset"}
+
+
+def _is_type_like(expr: cst.BaseExpression) -> bool:
+    """A builtin type, None, a CapWords class (not an ALL_CAPS flag), a generic, or a union of them."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.BitOr):
+        return _is_type_like(expr.left) or _is_type_like(expr.right)
+    if isinstance(expr, cst.Subscript):
+        return True
+    name = dotted_name(expr)
+    if name is None:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    return last in _BUILTIN_TYPES or (last[:1].isupper() and not last.isupper())
 
 
 class SwapArithmetic(Operator):
@@ -35,6 +51,8 @@ class SwapArithmetic(Operator):
     }
 
     def applies(self, node, ctx):
+        if isinstance(node.operator, (cst.BitOr, cst.BitAnd)) and (_is_type_like(node.left) or _is_type_like(node.right)):
+            return False  # `int | None` in an isinstance() or a cast: a type, not arithmetic
         return (
             type(node.operator) in self.SWAPS
             and not ctx.in_annotation_or_decorator()
@@ -325,12 +343,22 @@ class BreakMethodChain(Operator):
     node_types = (cst.Call,)
     example = "def normalise(name):\n    return name.strip().lower()\n"
 
+    # Methods that return a changed copy of the same kind of value: dropping one from a chain
+    # is the slip (`s.strip().lower()` without the strip); dropping `.setdefault(k, [])` from
+    # `d.setdefault(k, []).append(x)` is only an AttributeError.
+    SAME_KIND = {
+        "strip", "lstrip", "rstrip", "lower", "upper", "casefold", "title", "capitalize",
+        "replace", "expandtabs", "removeprefix", "removesuffix", "copy", "resolve", "absolute",
+        "expanduser", "normalize", "normpath", "with_suffix", "with_name", "astimezone",
+    }
+
     def applies(self, node, ctx):
         func = node.func
         return (
             isinstance(func, cst.Attribute)
             and isinstance(func.value, cst.Call)
             and isinstance(func.value.func, cst.Attribute)
+            and func.value.func.attr.value in self.SAME_KIND
         )
 
     def mutate(self, node, ctx, variant, rng):

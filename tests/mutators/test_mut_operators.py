@@ -13,6 +13,7 @@ from mutators import FAMILIES, OPERATOR_CLASSES, operator_names
 PAIRS = [
     ("swap_arithmetic", "def f(a, b):\n    return a + b\n", "def f(a, b):\n    return a - b\n"),
     ("swap_arithmetic", "def f(a, b):\n    return a / b\n", "def f(a, b):\n    return a // b\n"),
+    ("swap_arithmetic", "def f(flags):\n    return flags | re.IGNORECASE\n", "def f(flags):\n    return flags & re.IGNORECASE\n"),
     ("swap_augmented_assignment", "def f(n):\n    n += 2\n    return n\n", "def f(n):\n    n -= 2\n    return n\n"),
     ("swap_comparison", "def f(a, b):\n    return a < b\n", "def f(a, b):\n    return a <= b\n"),
     ("swap_comparison", "def f(a):\n    return a is None\n", "def f(a):\n    return a is not None\n"),
@@ -79,6 +80,10 @@ LEAVE_ALONE = [
     ("swap_arithmetic", "def f(s):\n    return 'a' + s\n"),  # string building
     ("swap_arithmetic", "def f(s):\n    return '%s!' % s\n"),  # formatting
     ("swap_arithmetic", "def f(x: int | None):\n    return x\n"),  # a type annotation
+    ("swap_arithmetic", "def f(x):\n    return isinstance(x, int | None)\n"),  # a type union
+    ("swap_arithmetic", "class P(Base[str | bytes]):\n    pass\n"),  # class bases
+    ("break_method_chain", "def f(d, k, x):\n    d.setdefault(k, []).append(x)\n"),
+    ("drop_argument", "def f(n):\n    return '{n} items'.format(n=n)\n"),
     ("swap_operands", "def f(a, b):\n    return a + b\n"),  # commutative
     ("swap_string_method", "def f(s):\n    return s.split(',')\n"),  # split == rsplit here
     ("remove_call_statement", "def f(x):\n    logger.info('x=%s', x)\n    return x\n"),
