@@ -24,6 +24,19 @@ class InvertIfCondition(Operator):
     node_types = (cst.If,)
     example = "def sign(x):\n    if x < 0:\n        return -1\n    return 1\n"
 
+    # A test that is one ==, !=, is, in comparison is negated by swap_comparison, and reads
+    # naturally there (`x is None`); here it would read `not x is not None`.
+    NEGATABLE = (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot, cst.In, cst.NotIn)
+
+    def applies(self, node, ctx):
+        test = node.test
+        return not (
+            isinstance(test, cst.Comparison)
+            and not test.lpar
+            and len(test.comparisons) == 1
+            and isinstance(test.comparisons[0].operator, self.NEGATABLE)
+        )
+
     def mutate(self, node, ctx, variant, rng):
         new_test = _negate(node.test)
         ws = node.whitespace_before_test
