@@ -58,9 +58,14 @@ class SwapArguments(Operator):
         pos = _positional(node)
         if any(a.star for a in node.args):
             return ()  # f(*a, b): positions are not what they look like
+        def movable(a: cst.Arg) -> bool:  # Base.__init__(self, x): nobody swaps self
+            return not (isinstance(a.value, cst.Name) and a.value.value in ("self", "cls"))
+
         return tuple(
             i for i, j in zip(pos, pos[1:], strict=False)
-            if j == i + 1 and not node.args[i].value.deep_equals(node.args[j].value)
+            if j == i + 1
+            and movable(node.args[i]) and movable(node.args[j])
+            and not node.args[i].value.deep_equals(node.args[j].value)
         )
 
     def mutate(self, node, ctx, variant, rng):

@@ -98,6 +98,7 @@ LEAVE_ALONE = [
     ("remove_base_class", "class E(Exception):\n    pass\n"),
     ("drop_argument", "def f(a, b):\n    return isinstance(a, b)\n"),  # a required argument
     ("swap_arguments", "def f(a):\n    return cast(int, a)\n"),
+    ("swap_arguments", "class A(B):\n    def __init__(self, s):\n        B.__init__(self, s)\n"),
     ("swap_operands", "def f(n):\n    return n // 2\n"),
     ("remove_assignment", "def f(parts):\n    append = parts.append\n    return append\n"),
     ("remove_base_class", "class A(object):\n    pass\n"),
