@@ -7,7 +7,8 @@ Strategies (``ValidateConfig.strategy``):
   Something fails: one full-suite run makes FAIL_TO_PASS and PASS_TO_PASS exact.
 - ``full``: the full suite for every candidate (SWE-smith's way; the reference).
 
-Either way FAIL_TO_PASS is confirmed by a second run of just those tests; a test that does not
+Either way every FAIL_TO_PASS test must fail in two runs: with ``selected``, the covering run
+counts as one of them; the others get a second run of just those tests. A test that does not
 fail again is dropped as flaky, and no confirmed test means ``f2p_not_confirmed``. Faults of the
 infrastructure restart the worker and retry; if they persist the verdict is ``error`` with
 reason ``infra_error`` (a re-run tries again), never a rejection of the candidate.
@@ -136,8 +137,7 @@ def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validat
     t0 = time.monotonic()
     cfg = ctx.cfg
     test_cmd = ctx.env.spec.test_cmd
-    worker.reset()
-    applied, msg = worker.apply(cand.patch)
+    applied, msg = worker.apply(cand.patch, reset=True)
     apply_s = time.monotonic() - t0
     runs: list[TestRun] = []
 
@@ -157,16 +157,24 @@ def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validat
         return run
 
     selected = sorted(set(cand.covering_tests) & ctx.stable)
+    seen_failing: set[str] = set()  # F2P tests that already failed in an earlier run
     if cfg.strategy == "selected" and selected:
-        j = judge(ctx.baseline, _run(selected), scope=set(selected), rules=cfg.rules)
-        if j.verdict != "accepted":
-            return _verdict(j, "selected tests"), None
+        first = judge(ctx.baseline, _run(selected), scope=set(selected), rules=cfg.rules)
+        if first.verdict != "accepted":
+            return _verdict(first, "selected tests"), None
+        seen_failing = set(first.fail_to_pass)
     j = judge(ctx.baseline, _run(None), rules=cfg.rules)
     if j.verdict != "accepted":
         return _verdict(j, "full suite"), None
-    confirm = judge(ctx.baseline, _run(list(j.fail_to_pass)), scope=set(j.fail_to_pass), rules=VerdictRules(
-        max_f2p=10**9, max_f2p_fraction=1.0))
-    confirmed = tuple(sorted(set(j.fail_to_pass) & set(confirm.fail_to_pass)))
+    # Confirmation: each F2P test must fail in two runs. Those that failed in the selected run
+    # already have; the rest get a run of their own.
+    confirmed = set(j.fail_to_pass) & seen_failing
+    pending = sorted(set(j.fail_to_pass) - confirmed)
+    if pending:
+        again = judge(ctx.baseline, _run(pending), scope=set(pending),
+                      rules=VerdictRules(max_f2p=10**9, max_f2p_fraction=1.0))
+        confirmed |= set(pending) & set(again.fail_to_pass)
+    confirmed = tuple(sorted(confirmed))
     if not confirmed:
         return _verdict(Judgement("rejected", "f2p_not_confirmed", (), j.pass_to_pass)), None
     final = Judgement("accepted", "accepted", confirmed, j.pass_to_pass)

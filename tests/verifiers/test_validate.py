@@ -49,9 +49,13 @@ def test_verdicts_and_reasons(docker_client, sample, strategy):
     assert got["wrong_hi"].FAIL_TO_PASS == ("tests/test_basic.py::TestClamp::test_high",)
     stable = {e.nodeid for e in base.entries if e.outcome == "passed"}
     assert set(got["wrong_hi"].PASS_TO_PASS) == stable - {"tests/test_basic.py::TestClamp::test_high"}
-    # The selected strategy rejects a candidate whose covering tests all pass after one small run.
-    if strategy == "selected":
-        assert got["wrong_hi"].num_runs == 3  # covering tests, full suite, confirmation
+    # Selected: the covering run and the full run both saw the F2P test fail, so it is confirmed
+    # without a third run; full: the full run, then a confirmation run of the F2P test.
+    assert got["wrong_hi"].num_runs == 2
+    # No stable test covers "harmless": coverage cannot rule out import-time effects, so even the
+    # selected strategy runs the full suite once before rejecting it.
+    assert (got["harmless"].num_runs, got["harmless"].detail) == (1, "full suite")
+
 
 
 def test_an_accepted_task_starts_broken_and_the_gold_patch_fixes_it(docker_client, sample):
