@@ -207,9 +207,15 @@ class Worker:
                            reason=f"killed after the {timeout_s:.0f}s wall-clock limit"), SessionReport()
         wall = time.monotonic() - t0
         if code == 137:
+            # SIGKILL. Inside a live container it is the memory limit's OOM kill of the test
+            # process; a container that stopped was killed from outside (or the engine failed),
+            # which is no fault of the candidate: the caller retries on a fresh worker.
             self.container.reload()
-            if self.container.attrs.get("State", {}).get("OOMKilled") or self.container.status != "running":
+            if self.container.status != "running":
+                oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
                 self.restart()
+                if not oom:
+                    raise WorkerFault("the worker container was killed from outside during a test run")
             return TestRun("oom", code, wall, reason=f"killed (exit 137; memory limit {self.limits.mem})"), SessionReport()
         raw = self.get(f"{_OUT}/report.jsonl")
         report = parse_report(raw.decode(errors="replace") if raw else "")

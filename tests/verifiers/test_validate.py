@@ -94,3 +94,35 @@ def test_an_accepted_task_starts_broken_and_the_gold_patch_fixes_it(docker_clien
                          f"printf '%s' '{fix}' | git apply - && " + pytest_command("python -m pytest", select=select))
     assert fixed.status == "ok", fixed.log_tail
     assert {r.nodeid: r.outcome for r in fixed.results} == {n: "passed" for n in select}
+
+
+def test_a_worker_killed_from_outside_is_retried_never_blamed(docker_client, sample):
+    import threading
+    import time
+
+    root, co, env, base, cov = sample
+    slow_bug = CLAMP.replace("def clamp(x, lo, hi):\n", "def clamp(x, lo, hi):\n    import time\n    time.sleep(1.5)\n")
+    slow_bug = slow_bug.replace("return hi", "return lo")
+    cand = _cand("slow_wrong_hi", bug_patch(root, "sample/__init__.py", slow_bug), cov[("sample/__init__.py", 9)])
+    killed = []
+
+    def _killer():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not killed:
+            for c in docker_client.containers.list(filters={"label": "taskfactory.role=worker", "ancestor": env.tag}):
+                time.sleep(0.8)  # let the test run start inside it
+                c.kill()
+                killed.append(c.id)
+                return
+            time.sleep(0.05)
+
+    th = threading.Thread(target=_killer)
+    th.start()
+    cfg = ValidateConfig(workers=1, limits=SandboxLimits(timeout_s=60), build_task_images=False)
+    (val,) = validate_candidates(docker_client, env, base.entries, [cand], cfg)
+    th.join()
+    assert killed, "the killer never found a worker container"
+    assert (val.verdict, val.reason) == ("accepted", "accepted"), val
+    assert val.FAIL_TO_PASS == ("tests/test_basic.py::TestClamp::test_high",)
+    assert not docker_client.containers.list(all=True, filters={"label": "taskfactory.role=worker",
+                                                                "ancestor": env.tag})
