@@ -13,8 +13,9 @@ module it
    top-level statement must parse and compile, must differ from the original as an AST (so
    whitespace and comments never count as a change), and its diff must be new.
 
-Rendering and checking work on the one top-level statement that contains the site, so the cost
-of a mutant is proportional to that statement, not to the file.
+Rendering and checking work on the one function or class the mutant belongs to (rendered with
+its indentation and checked against the file's own lines; the whole top-level statement when
+that check fails), so the cost of a mutant is proportional to its function, not to the file.
 """
 
 from __future__ import annotations
