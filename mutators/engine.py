@@ -10,7 +10,7 @@ module it
    class (module-level code);
 4. per unit (innermost function or class) orders the sites in a seeded round-robin over
    operators and materialises them until ``max_per_function`` mutants survive: the mutated
-   top-level statement must parse and compile, must differ from the original as an AST (so
+   unit must parse and compile, must differ from the original as an AST (so
    whitespace and comments never count as a change), and its diff must be new.
 
 Rendering and checking work on the one function or class the mutant belongs to (rendered with
