@@ -126,16 +126,32 @@ class DropEarlyReturn(Operator):
 
     def applies(self, node, ctx):
         siblings = ctx.block_siblings()
-        return (
+        if not (
             ctx.in_function_body()
             and node.orelse is None
             and _ends_with(node.body, (cst.Return,))
             and bool(siblings)
             and siblings[-1] is not node
+        ):
+            return False
+        # `if not items: return result` ... `return result`: the early exit returns what the
+        # end returns anyway, so it is most often a mere shortcut (an equivalent mutant).
+        early = _last_small(node.body)
+        final = single_small(ctx.function.body.body[-1]) if ctx.function.body.body else None
+        return not (
+            isinstance(final, cst.Return)
+            and early.value is not None
+            and final.value is not None
+            and early.value.deep_equals(final.value)
         )
 
     def mutate(self, node, ctx, variant, rng):
         return as_statement_removal(ctx)
+
+
+def _last_small(block: cst.BaseSuite) -> cst.BaseSmallStatement:
+    last = block.body[-1]
+    return last if isinstance(block, cst.SimpleStatementSuite) else last.body[-1]
 
 
 _FLOW = (cst.Return, cst.Raise, cst.Break, cst.Continue, cst.Pass, cst.Global, cst.Nonlocal,

@@ -103,6 +103,7 @@ LEAVE_ALONE = [
     ("remove_assignment", "def f(parts):\n    append = parts.append\n    return append\n"),
     ("remove_base_class", "class A(object):\n    pass\n"),
     ("flip_boolean", "def f(x=True):\n    return x\n"),  # that is change_default_argument's
+    ("drop_early_return", "def f(xs):\n    out = []\n    if not xs:\n        return out\n    out.extend(xs)\n    return out\n"),
     ("invert_if_condition", "def f(x):\n    if x is not None:\n        return 1\n    return 2\n"),  # swap_comparison's
     ("swap_comparison", "x = 1 < 2\n"),  # module level: never mutated
 ]
