@@ -10,7 +10,7 @@ SPEC ?= pypi:cachetools==5.5.0
 RUN ?= runs/demo
 RERUNS ?= 3
 
-.PHONY: install engine demo test lint bench env baseline clean
+.PHONY: install engine demo test lint bench env baseline mine mutate validate publish inspect train clean
 
 install: $(STAMP)
 
@@ -34,14 +34,41 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check factory miners mutators verifiers trainer kernels tests bench
 
+# Benchmarks that run on this machine (the GPU ones, bench/moe_kernels.py and
+# bench/train_throughput.py, run on a CUDA machine: see bench/RESULTS.md).
 bench: install engine
 	$(PY) bench/spine.py --spec $(SPEC)
+	$(PY) bench/mine_speed.py --commits 2400
+	$(PY) bench/mutate_speed.py $(VENV)/lib/python3.11/site-packages/rich --check 100
+	$(FACTORY) run factory/configs/demo.yaml --run-dir runs/bench-demo
+	$(PY) bench/validate.py --run runs/bench-demo --sample 40
+	$(PY) bench/mutation_yield.py --run runs/bench-demo
 
 env: install engine
 	$(FACTORY) env build $(SPEC) --run-dir $(RUN)
 
 baseline: install engine
 	$(FACTORY) env baseline $(SPEC) --run-dir $(RUN) --reruns $(RERUNS)
+
+mine: install
+	$(FACTORY) mine $(SPEC) --run-dir $(RUN)
+
+mutate: install
+	$(FACTORY) mutate $(SPEC) --run-dir $(RUN)
+
+validate: install engine
+	$(FACTORY) validate $(RUN)
+
+publish: install
+	$(FACTORY) publish $(RUN) --dataset-dir $(RUN)/dataset --overwrite
+
+inspect: install
+	$(FACTORY) inspect $(RUN)/dataset --run-dir $(RUN)
+
+DATASET ?= $(RUN)/dataset
+RECIPE ?= tiny
+train: install
+	$(FACTORY) train --dataset $(DATASET) --recipe $(RECIPE) --out $(RUN)/train
 
 clean:
 	rm -rf runs .pytest_cache

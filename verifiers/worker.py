@@ -180,6 +180,9 @@ class Worker:
         code, out = self.sh(f"{prefix}{write} && git apply --whitespace=nowarn {flag}{_OUT}/candidate.diff", env=env)
         if code == 97 and prefix:
             raise WorkerFault(f"reset failed: {out[-300:]}")
+        if code > 128:  # killed by a signal (git apply itself exits 1, or 128 on a corrupt patch)
+            self.restart()
+            raise WorkerFault(f"git apply was killed (exit {code}); worker restarted")
         return code == 0, out.strip()
 
     def diff(self, reverse: bool = False) -> str:
@@ -216,6 +219,9 @@ class Worker:
                 self.restart()
                 if not oom:
                     raise WorkerFault("the worker container was killed from outside during a test run")
+            else:
+                # What the killed run left behind (children, memory) must not reach the next one.
+                self.restart()
             return TestRun("oom", code, wall, reason=f"killed (exit 137; memory limit {self.limits.mem})"), SessionReport()
         raw = self.get(f"{_OUT}/report.jsonl")
         report = parse_report(raw.decode(errors="replace") if raw else "")
