@@ -213,8 +213,8 @@ class Worker:
             # SIGKILL. Inside a live container it is the memory limit's OOM kill of the test
             # process; a container that stopped was killed from outside (or the engine failed),
             # which is no fault of the candidate: the caller retries on a fresh worker.
-            self.container.reload()
-            if self.container.status != "running":
+            if not self._alive():
+                self.container.reload()
                 oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
                 self.restart()
                 if not oom:
@@ -237,6 +237,20 @@ class Worker:
         if code == 5:
             return TestRun("no_tests", code, wall, results, collected, tail, "no tests collected"), report
         return TestRun("ok", code, wall, results, collected, tail), report
+
+    def _alive(self) -> bool:
+        """Whether the container still runs commands (a kill from outside takes its init with it)."""
+        time.sleep(0.2)  # let a kill in flight land before probing
+        try:
+            self.container.reload()
+            if self.container.status != "running":
+                return False
+            code, _ = self.sh("true", timeout_s=10)
+            return code == 0
+        except (WorkerFault, _Timeout):
+            return False
+        except Exception:  # the engine no longer knows the container
+            return False
 
     def read_files(self, paths: list[str]) -> dict[str, str | None]:
         """Contents at /testbed of each path now (None for a path that does not exist)."""
