@@ -172,12 +172,20 @@ def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME
            seed: int = typer.Option(0, "--seed"),
            max_candidates: int | None = typer.Option(None, "--max", min=1, help="At most this many (a seeded sample)."),
            python: str | None = PythonOpt, commit: str | None = CommitOpt,
+           combine: bool = typer.Option(False, "--combine", help="Combine 2-3 validated bugs of one file into harder candidates."),
            force: bool = typer.Option(False, "--force", help="Regenerate even if candidates exist.")) -> None:
     """Candidates from injected bugs, on code the baseline's stable tests execute."""
-    from factory.task_stages import stage_mutate  # noqa: PLC0415
+    from factory.task_stages import stage_combine, stage_mutate  # noqa: PLC0415
 
     rs = _spec(spec, python, commit, None)
     store = RunStore(run_dir)
+    if combine:
+        with err.status(f"combining validated bugs of {rs.source} ..."):
+            outcome = stage_combine(rs, store, seed=seed, log=_log)
+        _report(outcome)
+        out.print(f"{outcome.detail['candidates']} combined candidates from {outcome.detail['validated_bugs']} "
+                  f"validated bugs → {store.repo(rs.key).candidates} (run `factory validate` next)", highlight=False)
+        return
     ops = tuple(o.strip() for o in operators.split(",") if o.strip()) if operators else None
     with err.status(f"mutating {rs.source} ..."):
         outcome = stage_mutate(rs, store, seed=seed, max_per_function=max_per_function, operators=ops,

@@ -30,7 +30,7 @@ from factory.schema import (
 )
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
-__all__ = ["stage_mine", "stage_mutate", "stage_validate", "collect_instances"]
+__all__ = ["stage_combine", "stage_mine", "stage_mutate", "stage_validate", "collect_instances"]
 
 Progress = Callable[[Validation], None]
 
@@ -109,6 +109,36 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
     write_json(stats_path, stats)
     rd.clear_failure("mine")
     return StageOutcome("mine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats[mode])
+
+
+def stage_combine(spec: RepoSpec, store: RunStore, *, seed: int = 0, log: Log = print) -> StageOutcome:
+    """Harder candidates from 2-3 validated bugs of one file whose diffs do not overlap.
+
+    They join ``candidates.parquet`` (origin ``combined``, ``parents`` naming the bugs) and are
+    judged by the next ``validate`` like any other candidate.
+    """
+    from mutators import MutateConfig, MutatorError, combine  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    rd = store.repo(spec.key)
+    if not rd.candidates.exists():
+        return StageOutcome("combine", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
+    cands = read_records(rd.candidates, Candidate)
+    accepted = {cid for cid, v in _load_verdicts(store, spec.key).items() if v["validation"]["verdict"] == "accepted"}
+    validated = [c for c in cands if c.candidate_id in accepted and c.origin == "mutation"]
+    if not validated:
+        return StageOutcome("combine", spec.key, ok=False, reason="no validated mutations; run `factory validate` first")
+    try:
+        co = checkout(spec)
+        with co.worktree() as tree:
+            res = combine(validated, tree, MutateConfig(seed=seed, test_file_patterns=tuple(spec.test_file_patterns)))
+    except (FactoryError, MutatorError) as e:
+        return StageOutcome("combine", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
+    known = {c.candidate_id for c in cands}
+    added = [c for c in res.candidates if c.candidate_id not in known]
+    write_records(rd.candidates, cands + added, Candidate)
+    stats = {**dict(res.stats), "validated_bugs": len(validated), "candidates": len(added)}
+    return StageOutcome("combine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats)
 
 
 def _verdict_dir(store: RunStore, key: str) -> Path:
