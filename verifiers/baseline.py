@@ -90,6 +90,11 @@ def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage
         runs.append(run)
 
     entries = aggregate(collected, runs)
+    if not any(e.outcome == "passed" for e in entries):
+        first = next((r for r in runs[0].results if r.message), None)
+        hint = f"; first failure: {first.nodeid}: {first.message.splitlines()[0][:160]}" if first else ""
+        raise BaselineError(f"no test passes on the clean repository ({len(entries)} collected){hint}",
+                            reason="no_passing_tests")
 
     cov_entries: list[CoverageEntry] = []
     cov_wall = 0.0

@@ -37,7 +37,9 @@ __all__ = ["build_env_image", "ensure_base_image", "env_spec_for", "plugin_sourc
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 _DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 _DEBIAN_MIRROR = os.environ.get("TASKFACTORY_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-_BASE_TOOLS = "pytest coverage"
+# pytest 8: new majors turn deprecations into collection errors under the `filterwarnings = error`
+# that many suites set; a repository's own pins (its test extras) still win over this.
+_BASE_TOOLS = "'pytest>=8.3,<9' coverage"
 _LOG_TAIL = 4000
 
 Log = Callable[[str], None]

@@ -54,8 +54,11 @@ class SessionReport:
 def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tuple[str, ...] = (),
                    collect_only: bool = False) -> str:
     """The shell command for one session, always with our report plugin and no cache writes."""
+    # --continue-on-collection-errors: one module that fails to import must not hide every other
+    # test; its tests are simply absent (and so count as failed where they were expected).
     parts = [test_cmd, "-p", "tf_report", "-p", "no:cacheprovider", "-q", "-rN", "--tb=short",
-             "--color=no", "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
+             "--color=no", "--continue-on-collection-errors",
+             "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
     if collect_only:
         parts.append("--collect-only")
     args = list(select) if select else list(paths)
