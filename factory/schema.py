@@ -141,12 +141,13 @@ class EnvSpec:
     test_cmd: str
     system_packages: tuple[str, ...] = ()
     plugin_digest: str = ""  # our pytest report plugin is baked in; its content counts
+    dockerfile_digest: str = ""  # how the image is assembled (the verifiers' template) counts too
 
     @property
     def tag(self) -> str:
         digest = content_hash(
             self.base_image, self.repo, self.commit, self.install, self.system_packages,
-            self.test_cmd, self.plugin_digest, length=20,
+            self.test_cmd, self.plugin_digest, self.dockerfile_digest, length=20,
         )
         return f"taskfactory/env:{digest}"
 

@@ -47,6 +47,8 @@ def build_task_image(client, env_image: str, instance_id: str, bug_patch: str, g
     script = (
         "set -e; cd /testbed; if [ -s /tmp/tf-bug.diff ]; then git apply --whitespace=nowarn /tmp/tf-bug.diff; fi; "
         "rm -f /tmp/tf-bug.diff; "
+        # Bytecode caches hold the code as it was before the bug (or after the fix): never ship them.
+        "find /testbed -name __pycache__ -type d -prune -exec rm -rf {} +; find /testbed -name '*.py[co]' -delete; "
         "cp .git/info/exclude /tmp/tf-exclude; rm -rf .git; git init -q; "
         "cp /tmp/tf-exclude .git/info/exclude; rm -f /tmp/tf-exclude; git add -A; "
         f"{_FIXED_DATES} git commit -q --no-verify -m 'task start state'; "

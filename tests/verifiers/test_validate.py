@@ -80,6 +80,10 @@ def test_an_accepted_task_starts_broken_and_the_gold_patch_fixes_it(docker_clien
     out = docker_client.containers.run(inst.image_name, ["bash", "-c", probe], remove=True,
                                        network_disabled=True).decode().split()
     assert out[:5] == ["1", "0", "0", "0", "0"], out
+    caches = docker_client.containers.run(
+        inst.image_name, ["bash", "-c", "find /testbed -name __pycache__ -o -name '*.pyc' | wc -l"],
+        remove=True, network_disabled=True).decode().split()
+    assert caches == ["0"]  # bytecode of the clean code would reveal the fix
     tree_objects = int(out[5])
     files = docker_client.containers.run(inst.image_name, ["bash", "-c", "git ls-files | wc -l; git ls-tree -r -d HEAD | wc -l"],
                                          remove=True, network_disabled=True).decode().split()
