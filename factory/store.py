@@ -43,6 +43,8 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; outputs are for others to read too
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():

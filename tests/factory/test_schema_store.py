@@ -72,6 +72,12 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
+def test_written_files_are_readable_by_others(tmp_path):
+    dest = tmp_path / "x.json"
+    write_json(dest, {"v": 1})
+    assert dest.stat().st_mode & 0o777 == 0o644
+
+
 def test_failures_are_recorded_beside_outputs_and_cleared_on_success(tmp_path):
     store = RunStore(tmp_path)
     rd = store.repo("r")
