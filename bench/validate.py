@@ -52,13 +52,20 @@ def _host_env(co, d: Path) -> tuple[Path, Path]:
     return tree, py
 
 
+HOST_TIMEOUT_S = 300.0  # set from the sandbox's limit in main()
+
+
 def _host_pytest(py: Path, tree: Path, select: list[str] | None) -> dict[str, str]:
     """One pytest process on the host; outcomes from JUnit XML (only for the replay's decisions)."""
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
     xml = tree / ".bench-junit.xml"
-    args = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *(select or [])]
-    subprocess.run(args, cwd=tree, capture_output=True)
+    args = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+            f"--junitxml={xml}", *(select or [])]
+    try:
+        subprocess.run(args, cwd=tree, capture_output=True, timeout=HOST_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pass  # the sandbox killed this run at the same limit
     failed = 0
     if xml.exists():
         root = ET.parse(xml).getroot()
@@ -67,20 +74,27 @@ def _host_pytest(py: Path, tree: Path, select: list[str] | None) -> dict[str, st
     return {"failed": failed}
 
 
-def host_replay(py: Path, tree: Path, cand: Candidate, stable: set[str], f2p: tuple[str, ...]) -> float:
-    """The selected strategy's sequence of runs for one candidate, done with plain pytest on the host."""
+def host_replay(py: Path, tree: Path, cand: Candidate, stable: set[str], val) -> float:
+    """The selected strategy's runs for one candidate, replayed with plain pytest on the host.
+
+    The same selections in the same order as the sandbox ran them (read off its verdict: which
+    stage decided, how many runs), each in a fresh pytest process with the same collection flag.
+    """
     t0 = time.perf_counter()
     patch = tree / ".bench.diff"
     patch.write_text(cand.patch)
     ok = subprocess.run(["git", "apply", str(patch)], cwd=tree, capture_output=True).returncode == 0
     if ok:
         selected = sorted(set(cand.covering_tests) & stable)
-        go_full = True
+        runs: list[list[str] | None] = []
         if selected:
-            go_full = _host_pytest(py, tree, selected)["failed"] > 0
-        pending = sorted(set(f2p) - set(selected))  # F2P tests that the covering run did not see fail
-        if go_full and _host_pytest(py, tree, None)["failed"] > 0 and pending:
-            _host_pytest(py, tree, pending)  # the confirmation run, as the sandbox's selected strategy does
+            runs.append(selected)
+        if val.detail != "selected tests" and val.num_runs > len(runs):
+            runs.append(None)  # the full suite
+        if val.num_runs > len(runs):
+            runs.append(sorted(set(val.FAIL_TO_PASS) - set(selected)) or list(val.FAIL_TO_PASS))
+        for select in runs[: val.num_runs]:
+            _host_pytest(py, tree, select)
     subprocess.run(["git", "reset", "-q", "--hard"], cwd=tree, check=True)
     subprocess.run(["git", "clean", "-qfd"], cwd=tree, check=True)
     return time.perf_counter() - t0
@@ -110,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     sample = sorted(rng.sample(cands, min(args.sample, len(cands))), key=lambda c: c.candidate_id)
     limits = SandboxLimits(timeout_s=adaptive_timeout(store, key))
+    global HOST_TIMEOUT_S
+    HOST_TIMEOUT_S = limits.timeout_s
     client = ensure_engine(quiet=True)
 
     timings, verdicts = {}, {}
@@ -132,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     host_sample = sample[: args.host_sample]
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as d:
         tree, py = _host_env(checkout(spec), Path(d))
-        host = [host_replay(py, tree, c, stable, sel[c.candidate_id].FAIL_TO_PASS) for c in host_sample]
+        host = [host_replay(py, tree, c, stable, sel[c.candidate_id]) for c in host_sample]
     sandbox = [sel[c.candidate_id].total_s for c in host_sample]
 
     med = statistics.median

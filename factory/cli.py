@@ -157,8 +157,6 @@ def _specs_in_run(store: RunStore) -> list[RepoSpec]:
     specs = []
     for key in store.repo_keys():
         data = store.repo(key).read_spec()
-        if data is None and store.repo(key).env_json.exists():  # runs made before spec.json existed
-            data = json.loads(store.repo(key).env_json.read_text())["repo_spec"]
         if data is not None:
             specs.append(RepoSpec.parse(data))
     return specs

@@ -375,6 +375,7 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700; a published folder is for others to read
     try:
         def card(split_rows: dict[str, int], split_bytes: dict[str, int]) -> str:
             return render_card(rows, creport, dreport, config, split_rows, split_bytes, run_yield_dir=run)

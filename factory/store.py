@@ -94,7 +94,11 @@ class RepoDir:
             write_json(self.spec_json, dataclasses.asdict(spec))
 
     def read_spec(self) -> dict[str, Any] | None:
-        return read_json(self.spec_json) if self.spec_json.exists() else None
+        if self.spec_json.exists():
+            return read_json(self.spec_json)
+        if self.env_json.exists():  # folders written before spec.json existed
+            return read_json(self.env_json).get("repo_spec")
+        return None
 
     def record_failure(self, stage: str, reason: str, **detail: Any) -> None:
         """Write why a stage failed for this repository, beside (never over) its good outputs."""
