@@ -36,8 +36,11 @@ def _module(k: int, version: int, num_functions: int = NUM_FUNCTIONS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _test(k: int, version: int) -> str:
-    return f"from pkg.mod_{k} import f0\n\n\ndef test_f0_v{version}():\n    assert f0(1) == 0\n"
+def _test(k: int, version: int, num_functions: int = NUM_FUNCTIONS) -> str:
+    """A test of the function that ``version`` changed: it fails before that change and passes after."""
+    j = version % num_functions
+    return (f"from pkg.mod_{k} import f{j}\n\n\ndef test_f{j}_v{version}():\n"
+            f"    assert f{j}(1) == {j + version}\n")
 
 
 def _data(text: str) -> bytes:
@@ -73,8 +76,8 @@ def build_history(dest: Path, num_commits: int, pr_share: float, seed: int,
         return mark
 
     init = [(f"src/pkg/mod_{k}.py", _module(k, 0, num_functions)) for k in range(NUM_MODULES)]
-    init += [(f"tests/test_mod_{k}.py", _test(k, 0)) for k in range(NUM_MODULES)]
-    init += [("pyproject.toml", "[project]\nname = 'pkg'\n"), ("README.md", "# pkg\n"), ("src/pkg/__init__.py", "")]
+    init += [(f"tests/test_mod_{k}.py", _test(k, 0, num_functions)) for k in range(NUM_MODULES)]
+    init += [("pyproject.toml", "[project]\nname = 'pkg'\nversion = '0.0.0'\n"), ("README.md", "# pkg\n"), ("src/pkg/__init__.py", "")]
     prev = commit("refs/heads/main", "initial\n", init, None, None)
     made["plain"] += 1
     pr = 0
@@ -91,7 +94,7 @@ def build_history(dest: Path, num_commits: int, pr_share: float, seed: int,
         pr += 1
         if kind < 0.55:  # code with tests
             version[k] += 1
-            changes = [(f"src/pkg/mod_{k}.py", _module(k, version[k], num_functions)), (f"tests/test_mod_{k}.py", _test(k, version[k]))]
+            changes = [(f"src/pkg/mod_{k}.py", _module(k, version[k], num_functions)), (f"tests/test_mod_{k}.py", _test(k, version[k], num_functions))]
         elif kind < 0.75:  # code only
             version[k] += 1
             changes = [(f"src/pkg/mod_{k}.py", _module(k, version[k], num_functions))]
@@ -101,7 +104,7 @@ def build_history(dest: Path, num_commits: int, pr_share: float, seed: int,
             changes = [(".github/workflows/ci.yml", f"on: push\n# {pr}\n")]
         else:  # comments only, with a test
             changes = [(f"src/pkg/mod_{k}.py", _module(k, version[k], num_functions).replace("# helper 3", f"# helper 3 rev {pr}")),
-                       (f"tests/test_mod_{k}.py", _test(k, version[k]) + f"# {pr}\n")]
+                       (f"tests/test_mod_{k}.py", _test(k, version[k], num_functions) + f"# {pr}\n")]
         title = f"Change {pr} to module {k}"
         if rng.random() < 0.5:
             branch = commit(f"refs/heads/pr/{pr}", title + "\n", changes, prev, None)

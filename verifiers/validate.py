@@ -230,7 +230,8 @@ def judge_pr(worker: Worker, cand: Candidate, ctx: _Ctx, start_patch: str) -> tu
     broken_tests = {} if isinstance(with_tests, str) else with_tests  # collection broke: every new test failed
     f2p = sorted(n for n, o in fixed.items() if o == "passed" and broken_tests.get(n, "failed") in ("failed", "error"))
     p2p = sorted(n for n, o in fixed.items() if o == "passed" and base.get(n) == "passed" and n not in f2p)
-    broke = sorted(n for n, o in base.items() if o == "passed" and fixed.get(n, "failed") != "passed")
+    # A test the PR's test patch removed is not broken; one still collected that stopped passing is.
+    broke = sorted(n for n, o in base.items() if o == "passed" and n in fixed and fixed[n] != "passed")
     if broke:
         return _verdict("rejected", "breaks_passing_tests", f2p, p2p, detail=", ".join(broke[:5])), None
     if not f2p:
