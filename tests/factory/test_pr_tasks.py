@@ -71,3 +71,22 @@ def test_a_merged_fix_with_tests_becomes_a_task(tmp_path, docker_client, base_im
     ev = _factory("evaluate", str(run / "instances.parquet"), str(preds), "--run-dir", str(run))
     assert ev.returncode == 0, ev.stderr
     assert json.loads((run / "evaluation" / "gold.json").read_text())["resolved_instances"] == 1
+
+
+def test_a_merged_fix_mirrored_onto_head_becomes_a_task(tmp_path, docker_client, base_image):
+    repo, run = tmp_path / "repo", tmp_path / "run"
+    _history(repo)
+    base = _factory("env", "baseline", str(repo), "--run-dir", str(run), "--reruns", "1")
+    assert base.returncode == 0, base.stderr
+    mined = _factory("mine", str(repo), "--run-dir", str(run), "--mirror")
+    assert mined.returncode == 0, mined.stderr
+    (rd,) = list((run / "repos").iterdir())
+    (cand,) = pq.read_table(rd / "candidates.parquet").to_pylist()
+    assert cand["origin"] == "pr_mirror" and "len(xs) + 1" in cand["patch"]  # the bug, back on HEAD
+    val = _factory("validate", str(run), "--workers", "1")
+    assert val.returncode == 0, val.stderr
+    (inst,) = pq.read_table(run / "instances.parquet").to_pylist()
+    assert inst["source"] == "pr_mirror"
+    assert inst["FAIL_TO_PASS"] == ["tests/test_stats.py::test_mean"]
+    assert inst["PASS_TO_PASS"] == ["tests/test_stats.py::test_total"]
+    assert "-    return sum(xs) / (len(xs) + 1)" in inst["patch"]  # the gold patch undoes the bug
