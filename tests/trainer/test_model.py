@@ -108,3 +108,39 @@ def test_flex_attention_document_mask_equals_dense_mask(exported):
         dense = model(ids, pos, doc).logits_BTV
         out = flex_model(ids, pos, doc).logits_BTV
     torch.testing.assert_close(out, dense, rtol=1e-4, atol=1e-4)
+
+
+def _grads_ours_and_hf(model, path, experts_impl: str, device: str):
+    from transformers import AutoModelForCausalLM
+
+    ours = MoEDecoder(model.config).to(device)
+    ours.load_state_dict(model.state_dict())
+    hf = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32,
+                                              experts_implementation=experts_impl).to(device)
+    ids = torch.randint(0, model.config.vocab_size, (2, 33), generator=torch.Generator().manual_seed(5)).to(device)
+    for m, logits in ((ours, lambda: ours(ids).logits_BTV), (hf, lambda: hf(input_ids=ids).logits)):
+        m.train()
+        torch.nn.functional.cross_entropy(logits()[:, :-1].reshape(-1, model.config.vocab_size),
+                                          ids[:, 1:].reshape(-1)).backward()
+    ours_g = {k: p.grad for k, p in ours.named_parameters()}
+    return {k: (ours_g[k], p.grad) for k, p in hf.named_parameters()}
+
+
+@pytest.mark.parametrize("experts_impl", ["eager", "grouped_mm"])
+def test_gradients_equal_transformers_on_cpu(exported, experts_impl):
+    model, path = exported
+    for name, (ours, theirs) in _grads_ours_and_hf(model, path, experts_impl, "cpu").items():
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("experts_impl", ["eager", "grouped_mm"])
+def test_gradients_equal_transformers_on_cuda_fp32(exported, experts_impl):
+    # bench/results_trainer.md: on the H200 our curve and transformers' (5.17, grouped_mm) part after
+    # step 1 although CPU curves agree; this localises which parameter's gradient differs.
+    model, path = exported
+    model = MoEDecoder(dataclasses.replace(model.config, moe_impl="torch")).eval()
+    model.load_state_dict(exported[0].state_dict())
+    for name, (ours, theirs) in _grads_ours_and_hf(model, path, experts_impl, "cuda").items():
+        torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
