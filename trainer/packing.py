@@ -83,7 +83,7 @@ def pack(samples: list[Sample], seq_len: int, pad_id: int) -> Packed:
         if len(s.ids) < 2:
             continue
         inputs = list(s.ids[:-1])
-        labels = [t if keep else IGNORE for t, keep in zip(s.ids[1:], s.loss[1:])]
+        labels = [t if keep else IGNORE for t, keep in zip(s.ids[1:], s.loss[1:], strict=True)]
         if len(inputs) > seq_len:
             num_split += 1
         for k in range(0, len(inputs), seq_len):

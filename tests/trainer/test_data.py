@@ -6,7 +6,15 @@ import pytest
 from conftest import _BUGS, task_rows, unified_diff
 
 from trainer.config import DataConfig
-from trainer.data import Task, fixed_files, load_splits, render_fim, render_repair, tasks_from_split, tokenize_tasks
+from trainer.data import (
+    Task,
+    fixed_files,
+    load_splits,
+    render_fim,
+    render_repair,
+    tasks_from_split,
+    tokenize_tasks,
+)
 from trainer.errors import EmptySplitError, MissingColumnsError
 from trainer.patches import apply_file_patch, parse_patch
 from trainer.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, IM_END, train_tokenizer
