@@ -18,7 +18,7 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,25 +26,36 @@ from pathlib import Path, PurePosixPath
 from factory.errors import NotARepository, RepoError, SdistError
 from factory.schema import RepoSpec
 
-__all__ = ["Checkout", "checkout", "git", "is_test_file", "TEST_FILE_PATTERNS"]
+__all__ = ["Checkout", "checkout", "git", "is_test_file", "TEST_DIRS"]
 
-# Paths that hold tests rather than code under test, shared by every stage that must tell them
-# apart (mutators never mutate them, miners split them into the test patch, graders restore them).
-TEST_FILE_PATTERNS: tuple[str, ...] = (
-    "tests/*", "test/*", "testing/*", "*/tests/*", "*/test/*",
-    "test_*.py", "*/test_*.py", "*_test.py", "*/*_test.py", "conftest.py", "*/conftest.py",
-)
+# Paths that hold tests rather than code under test. One definition for every stage that must
+# tell them apart: mutators never mutate them, miners split them into the test patch, graders
+# restore them before judging. Repository-specific globs (``RepoSpec.test_file_patterns``) add to it.
+TEST_DIRS = frozenset({"tests", "test", "testing"})
+
+
+def is_test_file(path: str, extra_patterns: Sequence[str] = ()) -> bool:
+    """tests/, test/ or testing/ folders at any depth, test_*.py, *_test.py, conftest.py, or a glob.
+
+    A glob matches the whole posix path or the file name (``fnmatchcase``).
+    """
+    parts = PurePosixPath(path).parts
+    if not parts:
+        return False
+    name = parts[-1]
+    if any(p in TEST_DIRS for p in parts[:-1]):
+        return True
+    if name == "conftest.py" or (name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))):
+        return True
+    posix = PurePosixPath(path).as_posix()
+    return any(fnmatch.fnmatchcase(posix, g) or fnmatch.fnmatchcase(name, g) for g in extra_patterns)
+
 
 _FIXED_ENV = {
     "GIT_AUTHOR_NAME": "taskfactory", "GIT_AUTHOR_EMAIL": "taskfactory@localhost",
     "GIT_COMMITTER_NAME": "taskfactory", "GIT_COMMITTER_EMAIL": "taskfactory@localhost",
     "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
 }
-
-
-def is_test_file(path: str, extra_patterns: tuple[str, ...] = ()) -> bool:
-    p = PurePosixPath(path).as_posix()
-    return any(fnmatch.fnmatchcase(p, pat) for pat in TEST_FILE_PATTERNS + tuple(extra_patterns))
 
 
 @dataclass(frozen=True)

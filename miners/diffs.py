@@ -10,10 +10,11 @@ Not for: producing diffs (``gitio``) or deciding whether a patch applies (``git 
 from __future__ import annotations
 
 import ast
-import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from factory.repo import is_test_file
 
 __all__ = [
     "FileDiff",
@@ -218,7 +219,6 @@ def _parse_section(lines: list[bytes]) -> FileDiff:
 # What a file is
 # ---------------------------------------------------------------------------------------------
 
-_TEST_DIRS = {"tests", "test", "testing"}
 _DOC_NAMES = {"license", "licence", "authors", "contributors", "changelog", "changes", "history",
               "news", "readme", "copying", "notice", "code_of_conduct", "contributing", "security",
               "codeowners", "mailmap", ".mailmap"}
@@ -237,15 +237,8 @@ _VERSION_LINE_RE = re.compile(r"""^\s*(__version__|version|VERSION|release)\s*[:
 
 
 def is_test_path(path: str, extra_globs: Sequence[str] = ()) -> bool:
-    """Whether ``path`` holds tests: tests/ (test/, testing/), test_*.py, *_test.py, conftest.py,
-    or a repository-specific glob (matched against the whole posix path and the file name)."""
-    parts = path.split("/")
-    name = parts[-1]
-    if any(p in _TEST_DIRS for p in parts[:-1]):
-        return True
-    if name == "conftest.py" or (name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))):
-        return True
-    return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in extra_globs)
+    """Whether ``path`` holds tests: ``factory.repo.is_test_file``, the definition every stage shares."""
+    return is_test_file(path, extra_globs)
 
 
 _DEP_NAMES = {"pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "pipfile", "pipfile.lock", "poetry.lock",
