@@ -137,7 +137,7 @@ def test_gradients_equal_transformers_on_cpu(exported, experts_impl):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("experts_impl", ["eager", "grouped_mm"])
 def test_gradients_equal_transformers_on_cuda_fp32(exported, experts_impl):
-    # bench/results_trainer.md: on the H200 our curve and transformers' (5.17, grouped_mm) part after
+    # bench/RESULTS.md (Trainer): on the H200 our curve and transformers' (5.17, grouped_mm) part after
     # step 1 although CPU curves agree; this localises which parameter's gradient differs.
     model, path = exported
     model = MoEDecoder(dataclasses.replace(model.config, moe_impl="torch")).eval()
