@@ -131,7 +131,9 @@ def _debootstrap_import(client, suite: str, name: str, log: Log) -> None:
     if shutil.which("debootstrap") is None:
         if os.geteuid() == 0 and shutil.which("apt-get"):
             log("installing debootstrap with apt-get ...")
-            subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], capture_output=True, check=False)
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "debootstrap"]):
+                subprocess.run(cmd, capture_output=True, check=False, env=env)
         if shutil.which("debootstrap") is None:
             raise ImageError("no registry for python:X-slim and no debootstrap to build a base; "
                              "apt-get install debootstrap (as root) or make a registry reachable")
