@@ -25,6 +25,13 @@ REASONS = {
     "f2p_not_confirmed": "the failing tests did not fail again in the confirmation run",
     "infra_error": "infrastructure failure (retried), not the candidate's fault",
     "exit_code_disagrees": "the test command's exit code contradicts its report",
+    # pull requests (verifiers.validate.judge_pr)
+    "breaks_passing_tests": "the PR's fix makes a test that passed at its base fail",
+    "test_patch_does_not_apply": "the PR's test patch does not apply at its base",
+    "base_unreachable": "the PR's base cannot be reached from its install group's snapshot",
+    "base_collection_breaks": "the suite does not collect at the PR's base",
+    "base_timeout": "the suite hangs at the PR's base",
+    "base_oom": "the suite runs out of memory at the PR's base",
 }
 
 
