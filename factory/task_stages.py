@@ -1,4 +1,5 @@
-"""The task-making stages over one repository: mutate (candidates) and validate (verdicts, tasks).
+"""The task-making stages over one repository: mine, mutate and combine (candidates), validate
+(verdicts and tasks).
 
 Like ``factory.pipeline``'s stages, each reads its inputs from the run directory and writes its
 outputs atomically. ``validate`` writes one verdict file per candidate as soon as it is known
