@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
 from pathlib import Path
 
+from hostenv import make_host_env  # bench/hostenv.py (scripts run from bench/)
 from rich.console import Console
 from rich.table import Table
 
@@ -33,14 +33,7 @@ from verifiers.sandbox import pytest_command, run_tests
 def host_suite_seconds(co, repeats: int) -> list[float]:
     """Time the suite with pytest on the host, in a fresh venv holding the repo and pytest."""
     with tempfile.TemporaryDirectory(prefix="bench-host-") as d:
-        tree = Path(d) / "tree"
-        tree.mkdir()
-        subprocess.run(f"git -C {co.path} archive {co.commit} | tar -x -C {tree}", shell=True, check=True)
-        env_dir = Path(d) / "venv"
-        venv.create(env_dir, with_pip=True)
-        py = env_dir / "bin" / "python"
-        subprocess.run([py, "-m", "pip", "install", "-q", "-e", str(tree), "pytest"], check=True,
-                       capture_output=True)
+        tree, py = make_host_env(co, Path(d))
         out = []
         for _ in range(repeats):
             t0 = time.perf_counter()

@@ -22,9 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
 from pathlib import Path
 
+from hostenv import make_host_env  # bench/hostenv.py (scripts run from bench/)
 from rich.console import Console
 from rich.table import Table
 
@@ -36,21 +36,6 @@ from factory.task_stages import adaptive_timeout
 from verifiers.engine import ensure_engine
 from verifiers.sandbox import SandboxLimits
 from verifiers.validate import ValidateConfig, validate_candidates
-
-
-def _host_env(co, d: Path) -> tuple[Path, Path]:
-    tree = d / "tree"
-    tree.mkdir()
-    subprocess.run(f"git -C {co.path} archive {co.commit} | tar -x -C {tree}", shell=True, check=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=b", "-c", "user.email=b@b",
-                                                              "commit", "-qm", "base"]):
-        subprocess.run(cmd, cwd=tree, check=True, capture_output=True)
-    env_dir = d / "venv"
-    venv.create(env_dir, with_pip=True)
-    py = env_dir / "bin" / "python"
-    subprocess.run([py, "-m", "pip", "install", "-q", "-e", str(tree), "pytest"], check=True, capture_output=True)
-    return tree, py
-
 
 HOST_TIMEOUT_S = 300.0  # set from the sandbox's limit in main()
 
@@ -147,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
     host_sample = sample[: args.host_sample]
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as d:
-        tree, py = _host_env(checkout(spec), Path(d))
+        tree, py = make_host_env(checkout(spec), Path(d))
         host = [host_replay(py, tree, c, stable, sel[c.candidate_id]) for c in host_sample]
     sandbox = [sel[c.candidate_id].total_s for c in host_sample]
 
