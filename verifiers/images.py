@@ -276,16 +276,12 @@ def _build(client, ctx: Path, tag: str, nocache: bool = False) -> tuple[bool, st
 
 
 def _read_file_from_image(client, image: str, path: str) -> str:
+    from verifiers.sandbox import read_file  # noqa: PLC0415
+
     container = client.containers.create(image, command=["true"], network_disabled=True)
     try:
-        stream, _ = container.get_archive(path)
-        data = b"".join(stream)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            member = tf.getmembers()[0]
-            fh = tf.extractfile(member)
-            return fh.read().decode(errors="replace") if fh else ""
-    except Exception:  # a missing file here only means an older image: report an empty freeze
-        return ""
+        data = read_file(container, path)
+        return data.decode(errors="replace") if data else ""  # missing: an older image, no freeze
     finally:
         container.remove(force=True)
 

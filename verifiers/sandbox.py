@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from factory.schema import TestResult, TestRun
 
-__all__ = ["SandboxLimits", "SessionReport", "run_tests", "parse_report", "pytest_command"]
+__all__ = ["SandboxLimits", "SessionReport", "classify", "parse_report", "pytest_command", "read_file",
+           "run_tests", "tar_file"]
 
 _REPORT_DIR = "/tf-out"
 _REPORT = f"{_REPORT_DIR}/report.jsonl"
@@ -155,7 +156,8 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
         container.reload()
         oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
         log_tail = container.logs(tail=200).decode(errors="replace")[-_LOG_TAIL:]
-        report = parse_report(_read(container, _REPORT))
+        raw = read_file(container, _REPORT)
+        report = parse_report(raw.decode("utf-8", errors="replace") if raw else "")
         if keep_stdout:
             report.stdout = container.logs(stderr=False).decode(errors="replace")
     except docker.errors.NotFound:
@@ -165,45 +167,68 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
     finally:
         _remove(container)
 
+    if timed_out:
+        return TestRun("timeout", None, wall, tuple(report.results.values()), tuple(report.collected or ()),
+                       log_tail, f"killed after the {limits.timeout_s:.0f}s wall-clock limit"), report
+    if oom:
+        return TestRun("oom", exit_code, wall, tuple(report.results.values()), tuple(report.collected or ()),
+                       log_tail, f"killed: out of memory (limit {limits.mem})"), report
+    if exit_code == 137:
+        return TestRun("infra_error", exit_code, wall, tuple(report.results.values()), tuple(report.collected or ()),
+                       log_tail, "the container was killed from outside (exit 137)"), report
+    return classify(exit_code, wall, report, log_tail), report
+
+
+def classify(exit_code: int | None, wall: float, report: SessionReport, log_tail: str) -> TestRun:
+    """The TestRun of a session that finished on its own, from its exit code and structured report.
+
+    One rule for every runner (one-shot containers here, long-lived workers in verifiers.worker):
+    no report is an infrastructure fault; nothing collected is ``no_tests``; collection errors
+    and no test is ``collection_error``; otherwise ``ok``, with a reason when the exit code and
+    the report disagree (the verdict rules reject such runs).
+    """
     results = tuple(report.results.values())
     collected = tuple(report.collected or ())
-    if timed_out:
-        return TestRun("timeout", None, wall, results, collected, log_tail,
-                       f"killed after the {limits.timeout_s:.0f}s wall-clock limit"), report
-    if oom:
-        return TestRun("oom", exit_code, wall, results, collected, log_tail,
-                       f"killed: out of memory (limit {limits.mem})"), report
-    if exit_code == 137:
-        return TestRun("infra_error", exit_code, wall, results, collected, log_tail,
-                       "the container was killed from outside (exit 137)"), report
     if report.exitstatus is None and report.collected is None:
         return TestRun("infra_error", exit_code, wall, results, collected, log_tail,
-                       f"no report from the test command (exit {exit_code}); is it pytest?"), report
-    if exit_code == 5 or (report.collected is not None and not report.collected and not report.collect_errors):
-        return TestRun("no_tests", exit_code, wall, results, collected, log_tail, "no tests collected"), report
+                       f"no report from the test command (exit {exit_code}); is it pytest?")
     if report.collect_errors and not report.collected:
-        first = report.collect_errors[0]
+        where, msg = report.collect_errors[0]
+        last = msg.splitlines()[-1][:200] if msg else ""
         return TestRun("collection_error", exit_code, wall, results, collected, log_tail,
-                       f"collection failed in {first[0] or 'session'}: {first[1].splitlines()[-1][:200] if first[1] else ''}"), report
-    reason = ""
+                       f"collection failed in {where or 'session'}: {last}")
+    if exit_code == 5 or (report.collected is not None and not report.collected):
+        return TestRun("no_tests", exit_code, wall, results, collected, log_tail, "no tests collected")
     failing = any(r.outcome in ("failed", "error") for r in results)
-    if exit_code not in (0, 1) or (exit_code == 0 and failing) or (exit_code == 1 and not failing and not report.collect_errors):
-        reason = f"exit code {exit_code} disagrees with the report"
-    return TestRun("ok", exit_code, wall, results, collected, log_tail, reason), report
+    disagree = (exit_code not in (0, 1) or (exit_code == 0 and failing)
+                or (exit_code == 1 and not failing and not report.collect_errors))
+    return TestRun("ok", exit_code, wall, results, collected, log_tail,
+                   f"exit code {exit_code} disagrees with the report" if disagree else "")
 
 
-def _read(container, path: str) -> str:
+def read_file(container, path: str) -> bytes | None:
+    """One file out of a container (running or stopped); None when it does not exist."""
     import docker  # noqa: PLC0415
 
     try:
         stream, _ = container.get_archive(path)
     except docker.errors.NotFound:
-        return ""
-    data = b"".join(stream)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
         members = tf.getmembers()
         fh = tf.extractfile(members[0]) if members else None
-        return fh.read().decode("utf-8", errors="replace") if fh else ""
+        return fh.read() if fh else None
+
+
+def tar_file(name: str, data: bytes) -> bytes:
+    """A tar archive holding one file, for ``put_archive``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = int(time.time())
+        tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def _remove(container) -> None:

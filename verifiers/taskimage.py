@@ -8,12 +8,11 @@ install's left-overs stay ignored through the copied ``.git/info/exclude``.
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
 from dataclasses import dataclass
 
 from factory.errors import ImageError
+from verifiers.sandbox import read_file, tar_file
 
 __all__ = ["TaskImage", "build_task_image", "patch_paths", "task_tag"]
 
@@ -57,7 +56,7 @@ def build_task_image(client, env_image: str, instance_id: str, bug_patch: str, g
     container = client.containers.create(env_image, command=["bash", "-c", script], network_disabled=True,
                                          working_dir="/testbed")
     try:
-        container.put_archive("/tmp", _tar({"tf-bug.diff": bug_patch.encode()}))
+        container.put_archive("/tmp", tar_file("tf-bug.diff", bug_patch.encode()))
         container.start()
         status = container.wait(timeout=300).get("StatusCode")
         if status != 0:
@@ -65,34 +64,11 @@ def build_task_image(client, env_image: str, instance_id: str, bug_patch: str, g
         base_commit = container.logs(stderr=False).decode().strip().splitlines()[-1]
         start_files = {}
         for p in gold_paths:
-            try:
-                start_files[p] = _read(container, f"/testbed/{p}")
-            except FileNotFoundError:
-                continue  # the gold patch creates this file: it has no start-state content
+            data = read_file(container, f"/testbed/{p}")
+            if data is not None:  # None: the gold patch creates this file; it has no start state
+                start_files[p] = data.decode("utf-8", errors="replace")
         repo, tag = task_tag(instance_id).split(":")
         container.commit(repository=repo, tag=tag, changes=["WORKDIR /testbed", 'CMD ["bash"]'])
         return TaskImage(image_name=f"{repo}:{tag}", base_commit=base_commit, start_files=start_files)
     finally:
         container.remove(force=True)
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _read(container, path: str) -> str:
-    import docker  # noqa: PLC0415
-
-    try:
-        stream, _ = container.get_archive(path)
-    except docker.errors.NotFound as e:
-        raise FileNotFoundError(path) from e
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
-        fh = tf.extractfile(tf.getmembers()[0])
-        return fh.read().decode("utf-8", errors="replace") if fh else ""

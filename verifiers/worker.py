@@ -12,14 +12,12 @@ the caller can retry them; they are never reported as a candidate's outcome.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import threading
 import time
 
 from factory.errors import FactoryError
 from factory.schema import TestRun
-from verifiers.sandbox import SandboxLimits, SessionReport, parse_report
+from verifiers.sandbox import SandboxLimits, SessionReport, classify, parse_report, read_file, tar_file
 
 __all__ = ["Worker", "WorkerFault", "sweep"]
 
@@ -121,30 +119,16 @@ class Worker:
     def put(self, path: str, data: bytes) -> None:
         """Write one file into the container (a volume path: ``/tf-out`` or ``/testbed``)."""
         directory, name = path.rsplit("/", 1)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = int(time.time())
-            tf.addfile(info, io.BytesIO(data))
         try:
-            self.container.put_archive(directory, buf.getvalue())
+            self.container.put_archive(directory, tar_file(name, data))
         except Exception as e:
             raise WorkerFault(f"copy into container failed: {e}") from e
 
     def get(self, path: str) -> bytes | None:
-        import docker  # noqa: PLC0415
-
         try:
-            stream, _ = self.container.get_archive(path)
-        except docker.errors.NotFound:
-            return None
+            return read_file(self.container, path)
         except Exception as e:
             raise WorkerFault(f"copy out of container failed: {e}") from e
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tf:
-            members = tf.getmembers()
-            fh = tf.extractfile(members[0]) if members else None
-            return fh.read() if fh else None
 
     # -- the steps of judging a candidate ------------------------------------------------------------
 
@@ -225,18 +209,7 @@ class Worker:
             return TestRun("oom", code, wall, reason=f"killed (exit 137; memory limit {self.limits.mem})"), SessionReport()
         raw = self.get(f"{_OUT}/report.jsonl")
         report = parse_report(raw.decode(errors="replace") if raw else "")
-        results = tuple(report.results.values())
-        collected = tuple(report.collected or ())
-        tail = out[-6000:]
-        if report.exitstatus is None and report.collected is None:
-            return TestRun("infra_error", code, wall, results, collected, tail,
-                           f"no report from the test command (exit {code})"), report
-        if report.collect_errors and not report.collected:
-            return TestRun("collection_error", code, wall, results, collected, tail,
-                           f"collection failed in {report.collect_errors[0][0] or 'session'}"), report
-        if code == 5:
-            return TestRun("no_tests", code, wall, results, collected, tail, "no tests collected"), report
-        return TestRun("ok", code, wall, results, collected, tail), report
+        return classify(code, wall, report, out[-6000:]), report
 
     def _alive(self) -> bool:
         """Whether the container still runs commands (a kill from outside takes its init with it)."""
