@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
+import tests.factory.test_publish_fixtures as fx
 from factory.curate import CurateConfig, assign_splits, curate, normalise_patch, patch_stats
 from factory.decontam import find_overlaps, load_benchmark
 from factory.publish import PublishConfig, publish_run
 from factory.publish_errors import BenchmarkLoadError
 from factory.schema import to_table
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("tf_publish_fixtures", Path(__file__).with_name("test_publish_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 
 
 def frame(instances) -> pl.DataFrame:

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+import tests.factory.test_publish_fixtures as fx
 from factory.curate import CurateConfig
 from factory.inspect_stats import inspect_dataset, validation_yield
 from factory.publish import PublishConfig, publish_run
 from factory.publish_errors import EmptyRunError
 from factory.schema import Candidate, Validation
 from factory.store import RunStore, write_records
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("tf_publish_fixtures", Path(__file__).with_name("test_publish_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 
 
 def _run_with_validations(root: Path) -> Path:

@@ -8,13 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import tests.factory.test_publish_fixtures as fx
 from factory.curate import CurateConfig
 from factory.publish import (
     MARKER_FILE,
@@ -27,15 +27,6 @@ from factory.publish_errors import DatasetDirConflictError, EmptyRunError, Inval
 from factory.schema import TaskInstance, from_table, to_table
 from factory.store import RunStore, write_records
 
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("tf_publish_fixtures", Path(__file__).with_name("test_publish_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 KEEP_ALL = CurateConfig(min_f2p=0, dedupe=False, test_fraction=0.0)
 
 
