@@ -4,7 +4,7 @@ Both models get the same config (a trainer recipe), the same initial weights, th
 batches (synthetic documents of log-normal length, best-fit-decreasing packed, document-masked)
 and the same step: bf16 autocast forward, fp32 cross-entropy, backward, clip, fused AdamW.
 transformers sees the packing through `position_ids` (it derives the block-diagonal mask from
-them); ours through `doc_ids`. Tokens per second count every position of every row (B * T).
+them, given use_cache=False); ours through `doc_ids`. Tokens per second count every position of every row (B * T).
 
     python bench/train_throughput.py                      # GPU: small recipe, default variants
     python bench/train_throughput.py --recipe tiny --device cpu --batch 2 --seq-len 256 --steps 2
@@ -63,8 +63,10 @@ def _hf_model(cfg, experts_impl: str, attn_impl: str, device: torch.device, dtyp
 def _step_fn(model, is_hf: bool, use_doc_mask: bool):
     def step(batch):
         if is_hf:
+            # No KV cache: transformers derives the document mask from position_ids only without one
+            # (masking_utils skips packed-sequence detection when past_key_values is set).
             kw = {"position_ids": batch["position_ids"]} if use_doc_mask else {}
-            logits = model(input_ids=batch["input_ids"], **kw).logits
+            logits = model(input_ids=batch["input_ids"], use_cache=False, **kw).logits
         else:
             doc = batch["doc_ids"] if use_doc_mask else None
             pos = batch["position_ids"] if use_doc_mask else None
