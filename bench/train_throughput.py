@@ -12,8 +12,9 @@ Variants: ours-<moe impl>[-<attn impl>] (moe impl: torch | triton | auto; attn: 
 hf-<experts implementation>[-<attn implementation>] (experts: grouped_mm | batched_mm | eager; attn:
 sdpa | flex_attention | eager, default --hf-attn), each with an optional @precision:
 @amp (fp32 weights, bf16 autocast: what trainer.train does; the default) or @bf16 (bf16 weights,
-no autocast: how transformers' grouped_mm experts run in bf16). E.g. "ours-triton-flex,hf-grouped_mm@bf16".
-"""
+no autocast: how transformers' grouped_mm experts run in bf16), then an optional +compile
+(ours: `MoEDecoder.compile_for_training()`, what trainer.train does on CUDA; transformers:
+torch.compile of the whole model). E.g. "ours-triton-flex@bf16+compile,hf-grouped_mm@bf16"."""
 
 from __future__ import annotations
 
@@ -67,18 +68,41 @@ def _step_fn(model, is_hf: bool, use_doc_mask: bool):
             # (masking_utils skips packed-sequence detection when past_key_values is set).
             kw = {"position_ids": batch["position_ids"]} if use_doc_mask else {}
             logits = model(input_ids=batch["input_ids"], use_cache=False, **kw).logits
-        else:
+        else:  # the loss head trainer.train uses: the same fp32 cross-entropy, summed inside the model
             doc = batch["doc_ids"] if use_doc_mask else None
             pos = batch["position_ids"] if use_doc_mask else None
-            logits = model(batch["input_ids"], pos, doc).logits_BTV
+            ce_sum = model(batch["input_ids"], pos, doc, batch["labels"]).ce_sum
+            return ce_sum / (batch["labels"] != IGNORE).sum()
         logits = logits.float()
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), batch["labels"].view(-1), ignore_index=IGNORE)
     return step
 
 
+def _profile_one_step(name, model, opt, step, autocast, batch) -> None:
+    """One more step under torch.profiler: where the GPU time goes, by kernel, top 20."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        with autocast:
+            loss = step(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    total = sum(e.self_device_time_total for e in events)
+    print(f"profile {name}: GPU kernel time {total / 1e3:.1f} ms in one step")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:20]:
+        print(f"  {e.self_device_time_total / 1e3:8.2f} ms  {e.count:5d}x  {e.key[:110]}")
+
+
 def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) -> dict:
     is_hf = name.startswith("hf-")
-    spec, _, precision = name.partition("@")
+    name_core, *mods = name.split("+")
+    if set(mods) - {"compile"}:
+        raise ValueError(f"unknown modifier in {name!r}; the one modifier is +compile")
+    spec, _, precision = name_core.partition("@")
     precision = precision or "amp"
     if precision not in ("amp", "bf16"):
         raise ValueError(f"precision must be amp or bf16, got {precision!r}")
@@ -94,6 +118,8 @@ def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) ->
     missing, unexpected = model.load_state_dict(init_state, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"state dict mismatch: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    if "compile" in mods:  # ours: each layer and the loss head (trainer.train's default on CUDA)
+        model = model.compile_for_training() if not is_hf else torch.compile(model, dynamic=False)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     step = _step_fn(model, is_hf, not args.no_doc_mask)
@@ -120,6 +146,8 @@ def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) ->
         losses.append(loss.item())
         if i >= args.warmup:
             times.append(dt)
+    if args.profile and device.type == "cuda":
+        _profile_one_step(name, model, opt, step, autocast, batch)
     elapsed = sum(times)
     res = {"variant": name, "tokens_per_s": B * T * len(times) / elapsed, "step_ms": 1000 * elapsed / len(times),
            "first_loss": losses[0], "last_loss": losses[-1],
@@ -147,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write results as JSON here")
+    p.add_argument("--profile", action="store_true", help="print each variant's top GPU kernels for one step")
     args = p.parse_args(argv)
 
     device = torch.device(args.device)

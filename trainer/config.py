@@ -148,6 +148,7 @@ class TrainConfig:
     log_every: int = 1
     tokenizer_vocab_size: int = 1024
     fsdp: bool = False           # FSDP2 instead of DDP when running under torchrun
+    compile: bool | None = None  # torch.compile layers and loss head; None: on CUDA only
 
     def __post_init__(self) -> None:
         if self.steps < 1:

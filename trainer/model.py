@@ -1,7 +1,10 @@
 """The Qwen3-MoE decoder the trainer trains, written so its weights export to transformers.
 
 What it is for: training on packed sequences (document masking, per-document positions),
-returning router logits for the load-balancing loss. What it is not for: inference with a KV
+returning router logits for the load-balancing loss, and, given labels, the summed token
+cross-entropy from a loss head that never hands fp32 logits back (`forward(..., labels_BT=...)`).
+`compile_for_training()` compiles each layer's dense part and the loss head with torch.compile;
+the expert computation stays outside the graphs (it is `kernels.moe`'s own fused kernels). What it is not for: inference with a KV
 cache; exported weights run in `transformers.Qwen3MoeForCausalLM` for that (`trainer.export`).
 
 Parameter names and layouts follow transformers' Qwen3Moe modules (`model.layers.N.mlp.gate`,
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import ModelConfig
+from trainer.packing import IGNORE
 
 __all__ = ["MoEDecoder", "ModelOutput", "doc_mask", "load_balancing_loss", "expert_load"]
 
@@ -83,11 +87,12 @@ _flex_compiled = None
 
 
 def _flex_attention(device: torch.device):
-    """flex_attention, compiled on CUDA (its fast path); eager elsewhere (a slow reference, for tests)."""
+    """flex_attention, compiled on CUDA (its fast path); eager elsewhere (a slow reference, for tests).
+    Inside a graph being compiled (`compile_for_training`) the plain function is traced into it."""
     global _flex_compiled
     from torch.nn.attention.flex_attention import flex_attention
 
-    if device.type != "cuda":
+    if device.type != "cuda" or torch.compiler.is_compiling():
         return flex_attention
     if _flex_compiled is None:
         _flex_compiled = torch.compile(flex_attention, dynamic=False)
@@ -152,6 +157,15 @@ class Experts(nn.Module):
         self.down_proj = nn.Parameter(torch.empty(E, D, I))
 
 
+@torch.compiler.disable
+def _experts(x_ND, router_w_ED, gate_up_E2ID, down_EDI, top_k: int, norm_topk_prob: bool, impl: str):
+    """kernels.moe, kept out of torch.compile graphs: its Triton path is already fused, with its own
+    autograd; the graph breaks here and resumes after it."""
+    import kernels
+
+    return kernels.moe(x_ND, router_w_ED, gate_up_E2ID, down_EDI, top_k, norm_topk_prob=norm_topk_prob, impl=impl)
+
+
 class SparseMoE(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -162,8 +176,6 @@ class SparseMoE(nn.Module):
         self.impl = cfg.moe_impl
 
     def forward(self, x_BTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        import kernels
-
         B, T, D = x_BTD.shape
         x_ND = x_BTD.reshape(B * T, D)
         router_w_ED, gate_up_E2ID, down_EDI = self.gate.weight, self.experts.gate_up_proj, self.experts.down_proj
@@ -174,10 +186,8 @@ class SparseMoE(nn.Module):
             dt = torch.get_autocast_dtype(dev)
             x_ND, router_w_ED, gate_up_E2ID, down_EDI = (
                 t.to(dt) for t in (x_ND, router_w_ED, gate_up_E2ID, down_EDI))
-        y_ND, router_logits_NE = kernels.moe(
-            x_ND, router_w_ED, gate_up_E2ID, down_EDI, self.top_k, norm_topk_prob=self.norm_topk_prob,
-            impl=self.impl,
-        )
+        y_ND, router_logits_NE = _experts(x_ND, router_w_ED, gate_up_E2ID, down_EDI, self.top_k,
+                                          self.norm_topk_prob, self.impl)
         return y_ND.view(B, T, D), router_logits_NE
 
 
@@ -206,8 +216,17 @@ class Backbone(nn.Module):
 
 @dataclass
 class ModelOutput:
-    logits_BTV: torch.Tensor
+    logits_BTV: torch.Tensor | None  # None when labels were given: the loss head keeps them to itself
     router_logits: list[torch.Tensor]  # L tensors of (N, E)
+    ce_sum: torch.Tensor | None = None  # sum of fp32 token cross-entropies over labels != IGNORE
+
+
+def _ce_sum(norm: RMSNorm, lm_head: nn.Linear, x_BTD: torch.Tensor, labels_BT: torch.Tensor) -> torch.Tensor:
+    """Final norm, LM head and the summed fp32 cross-entropy in one function, so torch.compile can fuse
+    the upcast and the log-softmax into the logits' consumers: eager, the (N, V) fp32 copy of the
+    logits and its log-softmax are each written and read again (two 2 GB tensors at N=16k, V=32k)."""
+    logits_NV = lm_head(norm(x_BTD)).flatten(0, 1).float()
+    return F.cross_entropy(logits_NV, labels_BT.reshape(-1), ignore_index=IGNORE, reduction="sum")
 
 
 class MoEDecoder(nn.Module):
@@ -220,7 +239,18 @@ class MoEDecoder(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
+        self._ce_sum = _ce_sum  # compile_for_training swaps in a compiled copy
         self.reset_parameters()
+
+    def compile_for_training(self, **compile_kwargs) -> MoEDecoder:
+        """torch.compile each decoder layer (attention, norms, rotary, residuals; the experts call
+        breaks the graph and runs kernels.moe as is) and the loss head. In place; returns self.
+        Shapes are static per run (packed rows), so the default is dynamic=False."""
+        compile_kwargs.setdefault("dynamic", False)
+        for layer in self.model.layers:
+            layer.compile(**compile_kwargs)
+        self._ce_sum = torch.compile(_ce_sum, **compile_kwargs)
+        return self
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -246,7 +276,9 @@ class MoEDecoder(nn.Module):
         return _flex_block_mask(doc_ids_BT) if impl == "flex" else doc_mask(doc_ids_BT)
 
     def forward(self, input_ids_BT: torch.Tensor, position_ids_BT: torch.Tensor | None = None,
-                doc_ids_BT: torch.Tensor | None = None) -> ModelOutput:
+                doc_ids_BT: torch.Tensor | None = None, labels_BT: torch.Tensor | None = None) -> ModelOutput:
+        """Logits, or with `labels_BT` (already shifted; trainer.packing.IGNORE where no target) the
+        summed cross-entropy instead of them."""
         B, T = input_ids_BT.shape
         if position_ids_BT is None:
             position_ids_BT = torch.arange(T, device=input_ids_BT.device).expand(B, T)
@@ -257,6 +289,8 @@ class MoEDecoder(nn.Module):
         for layer in self.model.layers:
             x_BTD, rl_NE = layer(x_BTD, cos_BTA, sin_BTA, mask)
             router_logits.append(rl_NE)
+        if labels_BT is not None:
+            return ModelOutput(None, router_logits, self._ce_sum(self.model.norm, self.lm_head, x_BTD, labels_BT))
         logits_BTV = self.lm_head(self.model.norm(x_BTD))
         return ModelOutput(logits_BTV, router_logits)
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig, get_recipe
@@ -133,12 +132,10 @@ def _forward_loss(model, batch, cfg: TrainConfig, device: torch.device):
     """(sum of token cross-entropies, number of targets, aux loss, router logits, valid mask)."""
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
-    with autocast:
-        out = model(batch["input_ids"], batch["position_ids"], batch["doc_ids"])
-    logits = out.logits_BTV.float()
     labels = batch["labels"]
-    ce_sum = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=IGNORE,
-                             reduction="sum")
+    with autocast:
+        out = model(batch["input_ids"], batch["position_ids"], batch["doc_ids"], labels)
+    ce_sum = out.ce_sum
     valid_N = (batch["doc_ids"] >= 0).reshape(-1)
     mc = cfg.model
     aux = load_balancing_loss(out.router_logits, mc.num_experts, mc.num_experts_per_tok, valid_N)
@@ -238,6 +235,8 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
 
     torch.manual_seed(cfg.seed)
     model = MoEDecoder(cfg.model).to(dist.device)
+    if cfg.compile if cfg.compile is not None else dist.device.type == "cuda":
+        model.compile_for_training()
     model = _wrap(model, cfg, dist)
     optimizer = _optimizer(model, cfg, dist.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
@@ -384,10 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-every", type=int, default=None, help="steps between checkpoints (0: end only)")
     p.add_argument("--fsdp", action=argparse.BooleanOptionalAction, default=None,
                    help="FSDP2 instead of DDP under torchrun (default: the recipe's choice)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the layers and the loss head (default: on CUDA only)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     overrides = {k: v for k, v in (("micro_batch_size", a.micro_batch_size), ("grad_accum", a.grad_accum),
-                                   ("save_every", a.save_every), ("fsdp", a.fsdp)) if v is not None}
+                                   ("save_every", a.save_every), ("fsdp", a.fsdp),
+                                   ("compile", a.compile)) if v is not None}
     try:
         res = train(a.dataset, a.recipe, a.out, steps=a.steps, resume=a.resume, tokenizer=a.tokenizer,
                     seed=a.seed, device=a.device, progress=not a.no_progress, **overrides)

@@ -144,3 +144,52 @@ def test_gradients_equal_transformers_on_cuda_fp32(exported, experts_impl):
     model.load_state_dict(exported[0].state_dict())
     for name, (ours, theirs) in _grads_ours_and_hf(model, path, experts_impl, "cuda").items():
         torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def _packed_batch(vocab: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (2, 40), generator=g)
+    doc = torch.tensor([[0] * 15 + [1] * 25, [0] * 30 + [-1] * 10])
+    pos = torch.stack([torch.cat([torch.arange(15), torch.arange(25)]), torch.arange(40)])
+    labels = torch.randint(0, vocab, (2, 40), generator=g)
+    labels[1, 30:] = -100
+    labels[0, :3] = -100
+    return ids, pos, doc, labels
+
+
+def test_loss_head_equals_cross_entropy_of_the_logits(exported):
+    model, _ = exported
+    ids, pos, doc, labels = _packed_batch(model.config.vocab_size, 6)
+    with torch.no_grad():
+        logits = model(ids, pos, doc).logits_BTV
+        out = model(ids, pos, doc, labels)
+    assert out.logits_BTV is None
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+    torch.testing.assert_close(out.ce_sum, expected)
+
+
+def test_compiled_model_matches_eager_and_keeps_experts_in_kernels_moe(exported, monkeypatch):
+    import kernels
+
+    model, _ = exported
+    eager = MoEDecoder(model.config)
+    eager.load_state_dict(model.state_dict())
+    compiled = MoEDecoder(model.config)
+    compiled.load_state_dict(model.state_dict())
+    compiled.compile_for_training()  # inductor on the CPU, as on CUDA
+    calls = []
+    real = kernels.moe
+    monkeypatch.setattr(kernels, "moe", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ids, pos, doc, labels = _packed_batch(model.config.vocab_size, 7)
+    losses = []
+    for m in (eager, compiled):
+        m.train()
+        out = m(ids, pos, doc, labels)
+        (out.ce_sum + load_balancing_loss(out.router_logits, m.config.num_experts, m.config.num_experts_per_tok)).backward()
+        losses.append(out.ce_sum.detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+    # The experts run outside the compiled graphs, through kernels.moe, in both models.
+    assert len(calls) == 2 * model.config.num_hidden_layers
