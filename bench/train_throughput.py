@@ -14,7 +14,8 @@ sdpa | flex_attention | eager, default --hf-attn), each with an optional @precis
 @amp (fp32 weights, bf16 autocast: what trainer.train does; the default) or @bf16 (bf16 weights,
 no autocast: how transformers' grouped_mm experts run in bf16), then an optional +compile
 (ours: `MoEDecoder.compile_for_training()`, what trainer.train does on CUDA; transformers:
-torch.compile of the whole model). E.g. "ours-triton-flex@bf16+compile,hf-grouped_mm@bf16"."""
+torch.compile of the whole model), and +graph (CUDA only: the whole step, forward to optimizer,
+captured once and replayed as one CUDA graph; trainer/cudagraph.py). E.g. "ours-triton-flex@bf16+compile,hf-grouped_mm@bf16"."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.config import get_recipe  # noqa: E402
+from trainer.cudagraph import GraphedStep  # noqa: E402
 from trainer.data import Sample  # noqa: E402
 from trainer.model import MoEDecoder  # noqa: E402
 from trainer.packing import IGNORE, pack  # noqa: E402
@@ -78,30 +80,37 @@ def _step_fn(model, is_hf: bool, use_doc_mask: bool):
     return step
 
 
-def _profile_one_step(name, model, opt, step, autocast, batch) -> None:
-    """One more step under torch.profiler: where the GPU time goes, by kernel, top 20."""
+def _profile_one_step(name, train_step, batch) -> None:
+    """One more step under torch.profiler: GPU kernel time against the step's wall time (the gap is
+    the GPU waiting for the host), the top kernels, and the top host-side ops."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        with autocast:
-            loss = step(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        train_step(batch)
         torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
     events = prof.key_averages()
-    total = sum(e.self_device_time_total for e in events)
-    print(f"profile {name}: GPU kernel time {total / 1e3:.1f} ms in one step")
-    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:20]:
-        print(f"  {e.self_device_time_total / 1e3:8.2f} ms  {e.count:5d}x  {e.key[:110]}")
+    from torch.autograd import DeviceType
+
+    gpu = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA)  # kernels only
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cuLaunchKernelEx"))
+    print(f"profile {name}: wall {wall * 1e3:.1f} ms (profiled), GPU kernel time {gpu / 1e3:.1f} ms, "
+          f"{launches} kernel launches")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:12]:
+        print(f"  gpu {e.self_device_time_total / 1e3:8.2f} ms  {e.count:5d}x  {e.key[:100]}")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]:
+        print(f"  cpu {e.self_cpu_time_total / 1e3:8.2f} ms  {e.count:5d}x  {e.key[:100]}")
 
 
 def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) -> dict:
     is_hf = name.startswith("hf-")
     name_core, *mods = name.split("+")
-    if set(mods) - {"compile"}:
-        raise ValueError(f"unknown modifier in {name!r}; the one modifier is +compile")
+    if set(mods) - {"compile", "graph"}:
+        raise ValueError(f"unknown modifier in {name!r}; modifiers are +compile and +graph")
+    if "graph" in mods and device.type != "cuda":
+        raise ValueError("+graph needs CUDA")
     spec, _, precision = name_core.partition("@")
     precision = precision or "amp"
     if precision not in ("amp", "bf16"):
@@ -121,9 +130,26 @@ def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) ->
     if "compile" in mods:  # ours: each layer and the loss head (trainer.train's default on CUDA)
         model = model.compile_for_training() if not is_hf else torch.compile(model, dynamic=False)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    graphed = "graph" in mods
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda", capturable=graphed)
     step = _step_fn(model, is_hf, not args.no_doc_mask)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "amp")
+    # No autocast weight cache under capture: cached casts would be graph-pool tensors outliving it.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "amp",
+                              cache_enabled=not graphed)
+
+    def train_step(batch):
+        with autocast:
+            loss = step(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return {"loss": loss.detach()}
+
+    if graphed:  # the whole step as one CUDA graph (trainer/cudagraph.py), captured in the last warm-up step
+        if args.warmup < 2:
+            raise ValueError("+graph needs --warmup 2 or more: eager warm-up, then the capture, both untimed")
+        train_step = GraphedStep(train_step, warmup=args.warmup - 1)
     B, T = args.batch, args.seq_len
     losses, times = [], []
     if device.type == "cuda":
@@ -134,12 +160,7 @@ def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) ->
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        with autocast:
-            loss = step(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = train_step(batch)["loss"]
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
@@ -147,16 +168,12 @@ def run_variant(name: str, cfg, init_state, rows, args, device: torch.device) ->
         if i >= args.warmup:
             times.append(dt)
     if args.profile and device.type == "cuda":
-        _profile_one_step(name, model, opt, step, autocast, batch)
+        _profile_one_step(name, train_step, batch)
     elapsed = sum(times)
     res = {"variant": name, "tokens_per_s": B * T * len(times) / elapsed, "step_ms": 1000 * elapsed / len(times),
            "first_loss": losses[0], "last_loss": losses[-1],
            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")}
-    del model, opt
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return res
+    return res  # the model, optimizer and any graph go with this frame; main() collects them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # a variant that cannot run here is a row with its reason, not a crash
             msg = (str(e).strip().splitlines() or [""])[0][:160]
             results.append({"variant": name, "error": f"{type(e).__name__}: {msg}"})
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         # Printed and saved as each variant ends, so a run cut short keeps what it measured.
         print(f"done {name} in {time.perf_counter() - t0:.0f} s: {json.dumps(results[-1])}", flush=True)
         if args.json:

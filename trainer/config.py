@@ -149,6 +149,7 @@ class TrainConfig:
     tokenizer_vocab_size: int = 1024
     fsdp: bool = False           # FSDP2 instead of DDP when running under torchrun
     compile: bool | None = None  # torch.compile layers and loss head; None: on CUDA only
+    cuda_graph: bool | None = None  # replay steps as a CUDA graph; None: one CUDA process, compiled
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -327,12 +327,15 @@ def load_balancing_loss(router_logits: list[torch.Tensor], num_experts: int, top
 @torch.no_grad()
 def expert_load(router_logits: list[torch.Tensor], top_k: int, valid_N: torch.Tensor | None = None) -> torch.Tensor:
     """(L, E) fraction of top-k assignments per expert, per layer (rows sum to 1)."""
+    # scatter_add with 0/1 weights rather than boolean indexing and bincount: both of those read a
+    # size back to the host, which a CUDA-graphed step cannot do (trainer/cudagraph.py).
     rows = []
     for logits_NE in router_logits:
         E = logits_NE.shape[-1]
         idx_Nk = torch.topk(logits_NE.float(), top_k, dim=-1).indices
+        w_Nk = torch.ones(idx_Nk.shape, device=idx_Nk.device)
         if valid_N is not None:
-            idx_Nk = idx_Nk[valid_N.reshape(-1).to(idx_Nk.device)]
-        counts_E = torch.bincount(idx_Nk.reshape(-1), minlength=E).float()
+            w_Nk = w_Nk * valid_N.reshape(-1, 1).to(device=idx_Nk.device, dtype=w_Nk.dtype)
+        counts_E = torch.zeros(E, device=idx_Nk.device).scatter_add_(0, idx_Nk.reshape(-1), w_Nk.reshape(-1))
         rows.append(counts_E / counts_E.sum().clamp_min(1.0))
     return torch.stack(rows)

@@ -28,6 +28,7 @@ import torch
 
 from trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig, get_recipe
+from trainer.cudagraph import GraphedStep
 from trainer.data import load_splits, tasks_from_split, text_corpus, tokenize_tasks
 from trainer.errors import EmptySplitError, TrainerError
 from trainer.model import MoEDecoder, expert_load, load_balancing_loss
@@ -99,14 +100,57 @@ def lr_lambda(cfg: TrainConfig):
     return f
 
 
-def _optimizer(model, cfg: TrainConfig, device: torch.device):
+def _optimizer(model, cfg: TrainConfig, device: torch.device, capturable: bool = False):
+    """AdamW; `capturable` for a CUDA-graphed step: state and the learning rate live on the device
+    (a tensor the scheduler fills in place, so the captured step reads each step's value)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "embed_tokens" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=1e-8, fused=device.type == "cuda")
+    lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
+    return torch.optim.AdamW(groups, lr=lr, betas=cfg.betas, eps=1e-8, fused=device.type == "cuda",
+                             capturable=capturable)
+
+
+def _use_cuda_graph(cfg: TrainConfig, dist: _Dist, compiled: bool) -> bool:
+    if cfg.cuda_graph is not None:
+        if cfg.cuda_graph and (dist.device.type != "cuda" or dist.on):
+            raise TrainerError("cuda_graph needs one process on CUDA (not under torchrun, not on the CPU)")
+        return cfg.cuda_graph
+    return dist.device.type == "cuda" and not dist.on and compiled
+
+
+def _make_step(model, optimizer, cfg: TrainConfig, dist: _Dist):
+    """One optimizer step over stacked micro-batches ((A, B, T) tensors) with no host sync, so that
+    trainer/cudagraph.py can capture it; returns device tensors only."""
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        A = batch["input_ids"].shape[0]
+        num_targets = dist.all_sum((batch["labels"] != IGNORE).sum().float())
+        num_real = dist.all_sum((batch["doc_ids"] >= 0).sum().float())
+        ce_total = torch.zeros((), device=dist.device)
+        aux_total = torch.zeros((), device=dist.device)
+        load = torch.zeros((cfg.model.num_hidden_layers, cfg.model.num_experts), device=dist.device)
+        for a in range(A):
+            micro = {k: v[a] for k, v in batch.items()}
+            sync = a == A - 1
+            ctx = model.no_sync() if (dist.on and not cfg.fsdp and not sync) else contextlib.nullcontext()
+            with ctx:
+                ce_sum, _, aux, router_logits, valid_N = _forward_loss(model, micro, cfg, dist.device)
+                # DDP averages gradients over ranks, so scale by world size to get the
+                # gradient of (sum of token losses) / (targets in the global step).
+                loss = ce_sum * dist.world / num_targets.clamp_min(1) + cfg.model.router_aux_loss_coef * aux / A
+                loss.backward()
+            ce_total = ce_total + ce_sum.detach()
+            aux_total = aux_total + aux.detach() / A
+            load = load + expert_load(router_logits, cfg.model.num_experts_per_tok, valid_N)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return {"loss": dist.all_sum(ce_total) / num_targets.clamp_min(1), "aux": dist.all_sum(aux_total) / dist.world,
+                "load": dist.all_sum(load / A) / dist.world, "grad_norm": grad_norm, "num_real": num_real}
+    return step
 
 
 def _rows_for_step(num_rows: int, cursor: int, count: int, seed: int) -> list[int]:
@@ -235,10 +279,12 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
 
     torch.manual_seed(cfg.seed)
     model = MoEDecoder(cfg.model).to(dist.device)
-    if cfg.compile if cfg.compile is not None else dist.device.type == "cuda":
+    compiled = cfg.compile if cfg.compile is not None else dist.device.type == "cuda"
+    if compiled:
         model.compile_for_training()
+    graphed = _use_cuda_graph(cfg, dist, compiled)
     model = _wrap(model, cfg, dist)
-    optimizer = _optimizer(model, cfg, dist.device)
+    optimizer = _optimizer(model, cfg, dist.device, capturable=graphed)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     meta = {"recipe": cfg.recipe, "architecture": cfg.model.architecture(), "seed": cfg.seed, "steps": cfg.steps}
 
@@ -247,6 +293,9 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     if ckpt is not None:
         r = load_checkpoint(ckpt, model, optimizer, scheduler, cfg.recipe, cfg.model.architecture(), cfg.fsdp)
         start_step, cursor = r.step, r.cursor
+        if graphed:  # loading maps the learning-rate tensors to the CPU; the captured step reads them on the GPU
+            for group in optimizer.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=dist.device)
     metrics_path = out / "metrics.jsonl"
     if dist.rank == 0:
         _truncate_metrics(metrics_path, start_step)
@@ -257,49 +306,30 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     last_loss, eval_loss = None, None
     prog, ptask = _progress(progress and dist.rank == 0 and start_step < end_step, cfg.steps, start_step)
     model.train()
+    train_step = _make_step(model, optimizer, cfg, dist)
+    if graphed:  # replays one captured step (trainer/cudagraph.py); the first step runs eagerly
+        train_step = GraphedStep(train_step, warmup=1)
     with prog, metrics_path.open("a") as mf:
         for step in range(start_step, end_step):
             t0 = time.perf_counter()
             rows = _rows_for_step(len(packed), cursor, rows_per_step, cfg.seed)
             mine = rows[dist.rank * rows_per_rank:(dist.rank + 1) * rows_per_rank]
-            micro = [_batch(packed, mine[a * cfg.micro_batch_size:(a + 1) * cfg.micro_batch_size], dist.device)
-                     for a in range(cfg.grad_accum)]
-            num_targets = dist.all_sum(sum((b["labels"] != IGNORE).sum() for b in micro).float())
-            num_real = dist.all_sum(sum((b["doc_ids"] >= 0).sum() for b in micro).float())
-            ce_total = torch.zeros((), device=dist.device)
-            aux_total = torch.zeros((), device=dist.device)
-            load = None
-            for a, batch in enumerate(micro):
-                sync = a == cfg.grad_accum - 1
-                ctx = model.no_sync() if (dist.on and not cfg.fsdp and not sync) else contextlib.nullcontext()
-                with ctx:
-                    ce_sum, _, aux, router_logits, valid_N = _forward_loss(model, batch, cfg, dist.device)
-                    # DDP averages gradients over ranks, so scale by world size to get the
-                    # gradient of (sum of token losses) / (targets in the global step).
-                    loss = ce_sum * dist.world / num_targets.clamp_min(1) + \
-                        cfg.model.router_aux_loss_coef * aux / cfg.grad_accum
-                    loss.backward()
-                ce_total += ce_sum.detach()
-                aux_total += aux.detach() / cfg.grad_accum
-                el = expert_load(router_logits, cfg.model.num_experts_per_tok, valid_N)
-                load = el if load is None else load + el
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            batch = _batch(packed, mine, dist.device)
+            batch = {k: v.view(cfg.grad_accum, cfg.micro_batch_size, *v.shape[1:]) for k, v in batch.items()}
+            got = train_step(batch)
             scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             cursor += rows_per_step
-            step_loss = (dist.all_sum(ce_total) / num_targets.clamp_min(1)).item()
-            aux_mean = (dist.all_sum(aux_total) / dist.world).item()
-            load = dist.all_sum(load / cfg.grad_accum) / dist.world
+            step_loss = got["loss"].item()
             if dist.device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             last_loss = step_loss
             done = step + 1
-            record = {"step": done, "loss": step_loss, "aux_loss": aux_mean, "lr": scheduler.get_last_lr()[0],
-                      "grad_norm": float(grad_norm), "tokens": int(num_real.item()),
-                      "tokens_per_s": num_real.item() / dt, "step_time_s": dt,
-                      "expert_load": [[round(v, 4) for v in row] for row in load.tolist()]}
+            num_real = got["num_real"].item()
+            record = {"step": done, "loss": step_loss, "aux_loss": got["aux"].item(),
+                      "lr": float(scheduler.get_last_lr()[0]), "grad_norm": got["grad_norm"].item(),
+                      "tokens": int(num_real), "tokens_per_s": num_real / dt, "step_time_s": dt,
+                      "expert_load": [[round(v, 4) for v in row] for row in got["load"].tolist()]}
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 eval_loss = evaluate(model, packed_eval, cfg, dist)
                 record["eval_loss"] = eval_loss
@@ -385,11 +415,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="FSDP2 instead of DDP under torchrun (default: the recipe's choice)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the layers and the loss head (default: on CUDA only)")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay each step as one CUDA graph (default: on one CUDA process, when compiled)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     overrides = {k: v for k, v in (("micro_batch_size", a.micro_batch_size), ("grad_accum", a.grad_accum),
                                    ("save_every", a.save_every), ("fsdp", a.fsdp),
-                                   ("compile", a.compile)) if v is not None}
+                                   ("compile", a.compile), ("cuda_graph", a.cuda_graph)) if v is not None}
     try:
         res = train(a.dataset, a.recipe, a.out, steps=a.steps, resume=a.resume, tokenizer=a.tokenizer,
                     seed=a.seed, device=a.device, progress=not a.no_progress, **overrides)
