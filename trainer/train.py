@@ -211,11 +211,15 @@ def _wrap(model, cfg: TrainConfig, dist: _Dist):
     if not dist.on:
         return model
     if cfg.fsdp:
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
 
+        # An explicit mesh on the run's device: left to itself, FSDP2 builds one on CUDA whenever CUDA
+        # exists, so CPU ranks on a one-GPU machine ask for GPU `rank` and fail.
+        mesh = init_device_mesh(dist.device.type, (dist.world,))
         for layer in model.model.layers:
-            fully_shard(layer)
-        return fully_shard(model)
+            fully_shard(layer, mesh=mesh)
+        return fully_shard(model, mesh=mesh)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     return DDP(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
