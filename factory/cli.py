@@ -365,13 +365,19 @@ def train_cmd(dataset: str = typer.Option(..., "--dataset", help="A dataset fold
               tokenizer: str | None = typer.Option(None, "--tokenizer", help="An existing tokenizer directory."),
               seed: int | None = typer.Option(None, "--seed"),
               device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)."),
+              compile_model: bool | None = typer.Option(
+                  None, "--compile/--no-compile", help="torch.compile layers and loss head (default: on CUDA)."),
+              cuda_graph: bool | None = typer.Option(
+                  None, "--cuda-graph/--no-cuda-graph", help="Replay each step as one CUDA graph (default: on CUDA)."),
               ) -> None:
     """Train the bundled Qwen3-MoE-style model on a published dataset (single process; torchrun for more)."""
     from trainer.errors import TrainerError  # noqa: PLC0415
     from trainer.train import train  # noqa: PLC0415
 
+    switches = {k: v for k, v in (("compile", compile_model), ("cuda_graph", cuda_graph)) if v is not None}
     try:
-        res = train(dataset, recipe, out_dir, steps=steps, resume=resume, tokenizer=tokenizer, seed=seed, device=device)
+        res = train(dataset, recipe, out_dir, steps=steps, resume=resume, tokenizer=tokenizer, seed=seed, device=device,
+                    **switches)
     except TrainerError as e:
         _fail(str(e), 2)
         return

@@ -256,6 +256,8 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     `cfg.steps`); `--resume` then continues from the newest checkpoint exactly.
     """
     dist = _init_dist(device)
+    compiled = cfg.compile if cfg.compile is not None else dist.device.type == "cuda"
+    graphed = _use_cuda_graph(cfg, dist, compiled)  # refused here, before any data is read, if impossible
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(dataset)
@@ -283,10 +285,8 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
 
     torch.manual_seed(cfg.seed)
     model = MoEDecoder(cfg.model).to(dist.device)
-    compiled = cfg.compile if cfg.compile is not None else dist.device.type == "cuda"
     if compiled:
         model.compile_for_training()
-    graphed = _use_cuda_graph(cfg, dist, compiled)
     model = _wrap(model, cfg, dist)
     optimizer = _optimizer(model, cfg, dist.device, capturable=graphed)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))

@@ -91,3 +91,21 @@ GOLDEN_TINY = [6.234605, 6.141006, 5.981773, 5.612185, 5.580348]
 
 def test_tiny_loss_curve_matches_the_golden_curve(trained):
     assert _losses(trained.metrics_path)[:5] == pytest.approx(GOLDEN_TINY, rel=2e-4)
+
+
+def test_factory_train_cli_takes_the_compile_switches(tiny_dataset, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "factory.cli", "train", "--dataset", str(tiny_dataset), "--recipe",
+                           "tiny", "--out", str(out), "--steps", "2", "--device", "cpu", "--no-compile",
+                           "--no-cuda-graph"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trained 2 steps" in proc.stdout
+    assert len(_losses(out / "metrics.jsonl")) == 2
+    # A CUDA graph on the CPU is refused with the reason, not ignored.
+    bad = subprocess.run([sys.executable, "-m", "factory.cli", "train", "--dataset", str(tiny_dataset), "--out",
+                          str(tmp_path / "bad"), "--steps", "1", "--device", "cpu", "--cuda-graph"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "cuda_graph needs one process on CUDA" in bad.stdout + bad.stderr
