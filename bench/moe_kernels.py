@@ -69,6 +69,8 @@ def _variants():
         "s_wg256": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3), wgrad=G(128, 256, 64, 8, 3)),
         "s_g4": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 4)),
         "s_wg64": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3), wgrad=G(64, 256, 64, 8, 3)),
+        "p_loop": rep(v3, persistent="loop"),
+        "p_flat": rep(v3, persistent="flat"),
     }
 
 

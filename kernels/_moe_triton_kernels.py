@@ -335,6 +335,98 @@ def _grouped_mm_kernel(
 
 
 @triton.jit
+def _grouped_mm_persistent_kernel(
+    a_ptr,
+    b_ptr,
+    c_ptr,
+    scale_ptr,
+    counts_ptr,
+    a_idx_ptr,
+    a_desc,
+    b_desc,
+    N,
+    K,
+    stride_be,
+    stride_bk,
+    stride_bn,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    HAS_SCALE: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    GATHER_A: tl.constexpr,
+    TMA_A: tl.constexpr,
+    TMA_B: tl.constexpr,
+    B_NK: tl.constexpr,
+    NUM_PROGRAMS: tl.constexpr,
+    FLATTEN: tl.constexpr,
+):
+    """_grouped_mm_kernel as a persistent kernel: NUM_PROGRAMS programs (one per SM) walk the real
+    tiles only (their number comes from counts, on the device). With FLATTEN the tile loop and the
+    K loop are pipelined as one, so a tile's epilogue overlaps the next tile's first loads; at one
+    program per SM (the 128x256 tiles' shared memory) nothing else hides that latency."""
+    num_n = tl.cdiv(N, BN)
+    offs_e = tl.arange(0, E_P)
+    cnt = tl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
+    tiles = (cnt + BM - 1) // BM
+    cum_tiles = tl.cumsum(tiles, axis=0)
+    cum_rows = tl.cumsum(cnt, axis=0)
+    num_tiles = tl.sum(tiles, axis=0) * num_n
+    k_tiles = tl.cdiv(K, BK)
+    offs_k = tl.arange(0, BK)
+    for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_PROGRAMS, flatten=FLATTEN):
+        pid_m = tile_id // num_n
+        pid_n = tile_id % num_n
+        e = tl.sum((cum_tiles <= pid_m).to(tl.int32), axis=0)
+        sel = offs_e == e
+        tile0 = tl.sum(tl.where(sel, cum_tiles - tiles, 0), axis=0)
+        row0 = tl.sum(tl.where(sel, cum_rows - cnt, 0), axis=0)
+        m_end = row0 + tl.sum(tl.where(sel, cnt, 0), axis=0)
+        m_start = row0 + (pid_m - tile0) * BM
+        rows = m_start + tl.arange(0, BM)
+        mask_m = rows < m_end
+        rows64 = rows.to(tl.int64)
+        if GATHER_A:
+            a_rows = tl.load(a_idx_ptr + rows, mask=mask_m, other=0).to(tl.int64)
+        else:
+            a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)
+        offs_n = pid_n * BN + tl.arange(0, BN)
+        mask_n = offs_n < N
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for ki in range(k_tiles):
+            k0 = ki * BK
+            mk = offs_k < K - k0
+            if TMA_A:
+                a = a_desc.load([m_start, k0])
+            elif EVEN_K:
+                a = tl.load(a_ptr + a_rows[:, None] * K + (k0 + offs_k)[None, :])
+            else:
+                a = tl.load(a_ptr + a_rows[:, None] * K + (k0 + offs_k)[None, :], mask=mk[None, :], other=0.0)
+            if TMA_B:
+                if B_NK:
+                    b = b_desc.load([e * N + pid_n * BN, k0]).T
+                else:
+                    b = b_desc.load([e * K + k0, pid_n * BN])
+            else:
+                b_ptrs = (b_ptr + e.to(tl.int64) * stride_be + (k0 + offs_k)[:, None] * stride_bk
+                          + offs_n[None, :].to(tl.int64) * stride_bn)
+                if EVEN_K:
+                    b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
+                else:
+                    b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+            acc = tl.dot(a, b, acc)
+        if HAS_SCALE:
+            acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
+        tl.store(
+            c_ptr + rows64[:, None] * N + offs_n[None, :],
+            acc.to(c_ptr.dtype.element_ty),
+            mask=mask_m[:, None] & mask_n[None, :],
+        )
+
+
+@triton.jit
 def _down_bwd_swiglu_kernel(
     dy_ptr,  # (T, D)
     wd_ptr,  # (E, D, I)

@@ -54,6 +54,9 @@ class TritonMoEConfig:
     # routing-weight grad and h*w. False: all of it in the GEMM's epilogue, which needs 255 registers
     # and spills at every tile shape tried (kernels/NOTES.md, v3): 1.4 ms slower at (32768, 2048, 768).
     down_bwd_split: bool = True
+    # Persistent grouped GEMMs (down, G, dX): one program per SM over the real tiles; "flat" also
+    # pipelines across tiles (tl.range flatten). Off by default until measured (kernels/NOTES.md).
+    persistent: str = "off"  # off | loop | flat
 
 
 LAUNCH_INFO: dict[str, tuple] = {}  # kernel -> (registers, spills, shared bytes) of its last launch
@@ -155,6 +158,16 @@ def _desc(t: torch.Tensor, block: list[int]):
     return TensorDescriptor.from_tensor(t, block)
 
 
+_SMS: dict[int, int] = {}
+
+
+def _num_sms(device: torch.device) -> int:
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _SMS:
+        _SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _SMS[idx]
+
+
 def _m_grid(S: int, E: int, N: int, cfg: GemmConfig) -> tuple[int]:
     # Upper bound on M-tiles: each expert adds at most one partial tile. Extra programs exit at once.
     return ((triton_cdiv(S, cfg.bm) + E) * triton_cdiv(N, cfg.bn),)
@@ -205,15 +218,17 @@ def _grouped_mm(
         b_desc = _desc(w.view(E * N, K), [cfg.bn, cfg.bk])
     else:
         b_desc = _desc(w.view(E * K, N), [cfg.bk, cfg.bn])
-    compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](
-        a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E,
-        a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K,
-        stride_be, stride_bk, stride_bn,
-        E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
-        HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
-        TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk,
-        **cfg.launch(),
-    )  # fmt: skip
+    args = (a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E,
+            a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn)
+    meta = dict(E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
+                HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
+                TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk, **cfg.launch())  # fmt: skip
+    if CONFIG.persistent == "off":
+        compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](*args, **meta)
+    else:
+        progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
+        compiled = k._grouped_mm_persistent_kernel[(progs,)](
+            *args, NUM_PROGRAMS=progs, FLATTEN=CONFIG.persistent == "flat", **meta)
     _record(name, compiled)
     return c_SN
 

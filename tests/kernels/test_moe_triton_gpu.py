@@ -83,13 +83,17 @@ def _run_and_check(T, D, I, E, K, norm, routing, dtype, seed):
     return r, m
 
 
-@pytest.fixture(params=[(False, False), (True, False), (True, True)], ids=["ptr_fused", "tma_fused", "tma_split"])
+@pytest.fixture(params=[(False, False, "off"), (True, False, "off"), (True, True, "off"), (True, True, "flat"),
+                        (False, True, "loop")],
+                ids=["ptr_fused", "tma_fused", "tma_split", "tma_split_persistent", "ptr_split_persistent_loop"])
 def tma(request, monkeypatch):
-    """Weights through pointers or TMA descriptors; the down-projection backward fused or split."""
+    """Weights through pointers or TMA descriptors; the down-projection backward fused or split; the
+    grouped GEMMs one program per tile or persistent."""
     import kernels.moe_triton as mt
 
-    use_tma, split = request.param
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=use_tma, down_bwd_split=split))
+    use_tma, split, persistent = request.param
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=use_tma, down_bwd_split=split,
+                                                          persistent=persistent))
     return request.param
 
 
