@@ -48,12 +48,14 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v3 = C()  # the default: TMA, wide tiles, split down-projection backward (v3 in kernels/NOTES.md)
+    v4 = C()  # the default: v3 with persistent, flattened grouped GEMMs (kernels/NOTES.md)
+    v3 = dataclasses.replace(v4, persistent="off")  # TMA, wide tiles, split down-projection backward
     v2 = dataclasses.replace(v3, down_bwd=G(128, 128, 64, 8, 3), down_bwd_split=False)
     v1 = C(G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 4), G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 3),
-           G(128, 128, 64, 8, 4), tma=False, down_bwd_split=False)  # fmt: skip
+           G(128, 128, 64, 8, 4), tma=False, down_bwd_split=False, persistent="off")  # fmt: skip
     rep = dataclasses.replace
     return {
+        "v4": v4,
         "v1": v1,
         "v2": v2,
         "v3": v3,
