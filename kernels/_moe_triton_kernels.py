@@ -165,19 +165,30 @@ def _scatter_kernel(
 
 
 @triton.jit
-def _expert_tile(pid_m, counts_ptr, E: tl.constexpr, E_P: tl.constexpr, BM: tl.constexpr):
-    """Map an M-tile id to (expert, first sorted row, end row); expert == E means no such tile."""
+def _tile_table(counts_ptr, E: tl.constexpr, E_P: tl.constexpr, BM: tl.constexpr):
+    """Per expert: assignments, M-tiles of BM rows, and both running sums (the tile-to-expert map)."""
     offs_e = tl.arange(0, E_P)
     cnt = tl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
     tiles = (cnt + BM - 1) // BM
-    cum_tiles = tl.cumsum(tiles, axis=0)
-    cum_rows = tl.cumsum(cnt, axis=0)
+    return offs_e, cnt, tiles, tl.cumsum(tiles, axis=0), tl.cumsum(cnt, axis=0)
+
+
+@triton.jit
+def _tile_lookup(pid_m, offs_e, cnt, tiles, cum_tiles, cum_rows, BM: tl.constexpr):
+    """(expert, first sorted row, end row) of M-tile pid_m; expert == E means no such tile."""
     e = tl.sum((cum_tiles <= pid_m).to(tl.int32), axis=0)
     sel = offs_e == e
     tile0 = tl.sum(tl.where(sel, cum_tiles - tiles, 0), axis=0)
     row0 = tl.sum(tl.where(sel, cum_rows - cnt, 0), axis=0)
     n_rows = tl.sum(tl.where(sel, cnt, 0), axis=0)
     return e, row0 + (pid_m - tile0) * BM, row0 + n_rows
+
+
+@triton.jit
+def _expert_tile(pid_m, counts_ptr, E: tl.constexpr, E_P: tl.constexpr, BM: tl.constexpr):
+    """Map an M-tile id to (expert, first sorted row, end row); expert == E means no such tile."""
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM)
+    return _tile_lookup(pid_m, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
 
 
 @triton.jit
@@ -252,6 +263,56 @@ def _gate_up_swiglu_kernel(
 
 
 @triton.jit
+def _mm_tile(
+    a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
+    e, m_start, m_end, pid_n,
+    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, HAS_SCALE: tl.constexpr, EVEN_K: tl.constexpr,
+    GATHER_A: tl.constexpr, TMA_A: tl.constexpr, TMA_B: tl.constexpr, B_NK: tl.constexpr,
+):  # fmt: skip
+    """One (BM, BN) tile of c = a[row(s)] @ B[e] for expert e's sorted rows [m_start, m_end)."""
+    rows = m_start + tl.arange(0, BM)
+    mask_m = rows < m_end
+    rows64 = rows.to(tl.int64)
+    if GATHER_A:
+        a_rows = tl.load(a_idx_ptr + rows, mask=mask_m, other=0).to(tl.int64)
+    else:
+        a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)  # in-bounds loads; extra rows not stored
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    mask_n = offs_n < N
+    offs_k = tl.arange(0, BK)
+    b_base = b_ptr + e.to(tl.int64) * stride_be + offs_n[None, :].to(tl.int64) * stride_bn
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    # TMA: A rows past this expert's end (another expert's, or zero fill past S) are never stored;
+    # A columns past K are zero (fill or mask), so B rows read past K (next expert) add nothing.
+    for ki in range(tl.cdiv(K, BK)):
+        k0 = ki * BK
+        mk = offs_k < K - k0
+        if TMA_A:
+            a = a_desc.load([m_start, k0])
+        elif EVEN_K:
+            a = tl.load(a_ptr + a_rows[:, None] * K + (k0 + offs_k)[None, :])
+        else:
+            a = tl.load(a_ptr + a_rows[:, None] * K + (k0 + offs_k)[None, :], mask=mk[None, :], other=0.0)
+        if TMA_B:
+            if B_NK:
+                b = b_desc.load([e * N + pid_n * BN, k0]).T
+            else:
+                b = b_desc.load([e * K + k0, pid_n * BN])
+        elif EVEN_K:
+            b = tl.load(b_base + (k0 + offs_k)[:, None] * stride_bk, mask=mask_n[None, :], other=0.0)
+        else:
+            b = tl.load(b_base + (k0 + offs_k)[:, None] * stride_bk, mask=mk[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc)
+    if HAS_SCALE:
+        acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
+    tl.store(
+        c_ptr + rows64[:, None] * N + offs_n[None, :],
+        acc.to(c_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+
+
+@triton.jit
 def _grouped_mm_kernel(
     a_ptr,  # (S, K) sorted rows, or (T, K) rows gathered through a_idx (GATHER_A)
     b_ptr,  # (E, ...) per-expert (K, N) through strides
@@ -278,6 +339,7 @@ def _grouped_mm_kernel(
     TMA_B: tl.constexpr,
     B_NK: tl.constexpr,
 ):
+    """One program per tile of an upper bound (S/BM + E M-tiles per N-tile); empty ones exit."""
     pid = tl.program_id(0)
     num_n = tl.cdiv(N, BN)
     pid_m = pid // num_n
@@ -285,53 +347,8 @@ def _grouped_mm_kernel(
     e, m_start, m_end = _expert_tile(pid_m, counts_ptr, E, E_P, BM)
     if e >= E:
         return
-    rows = m_start + tl.arange(0, BM)
-    mask_m = rows < m_end
-    rows64 = rows.to(tl.int64)
-    if GATHER_A:
-        a_rows = tl.load(a_idx_ptr + rows, mask=mask_m, other=0).to(tl.int64)
-    else:
-        a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)  # in-bounds loads; extra rows not stored
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    mask_n = offs_n < N
-    offs_k = tl.arange(0, BK)
-    a_ptrs = a_ptr + a_rows[:, None] * K + offs_k[None, :]
-    b_ptrs = (
-        b_ptr
-        + e.to(tl.int64) * stride_be
-        + offs_k[:, None] * stride_bk
-        + offs_n[None, :].to(tl.int64) * stride_bn
-    )
-    acc = tl.zeros((BM, BN), dtype=tl.float32)
-    # TMA: A rows past this expert's end (another expert's, or zero fill past S) are never stored;
-    # A columns past K are zero (fill or mask), so B rows read past K (next expert) add nothing.
-    for k0 in range(0, tl.cdiv(K, BK)):
-        mk = offs_k < K - k0 * BK
-        if TMA_A:
-            a = a_desc.load([m_start, k0 * BK])
-        elif EVEN_K:
-            a = tl.load(a_ptrs)
-        else:
-            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
-        if TMA_B:
-            if B_NK:
-                b = b_desc.load([e * N + pid_n * BN, k0 * BK]).T
-            else:
-                b = b_desc.load([e * K + k0 * BK, pid_n * BN])
-        elif EVEN_K:
-            b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
-        else:
-            b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, b, acc)
-        a_ptrs += BK
-        b_ptrs += BK * stride_bk
-    if HAS_SCALE:
-        acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
-    tl.store(
-        c_ptr + rows64[:, None] * N + offs_n[None, :],
-        acc.to(c_ptr.dtype.element_ty),
-        mask=mask_m[:, None] & mask_n[None, :],
-    )
+    _mm_tile(a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
+             e, m_start, m_end, pid_n, BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK)
 
 
 @triton.jit
@@ -368,62 +385,12 @@ def _grouped_mm_persistent_kernel(
     K loop are pipelined as one, so a tile's epilogue overlaps the next tile's first loads; at one
     program per SM (the 128x256 tiles' shared memory) nothing else hides that latency."""
     num_n = tl.cdiv(N, BN)
-    offs_e = tl.arange(0, E_P)
-    cnt = tl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
-    tiles = (cnt + BM - 1) // BM
-    cum_tiles = tl.cumsum(tiles, axis=0)
-    cum_rows = tl.cumsum(cnt, axis=0)
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM)
     num_tiles = tl.sum(tiles, axis=0) * num_n
-    k_tiles = tl.cdiv(K, BK)
-    offs_k = tl.arange(0, BK)
     for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_PROGRAMS, flatten=FLATTEN):
-        pid_m = tile_id // num_n
-        pid_n = tile_id % num_n
-        e = tl.sum((cum_tiles <= pid_m).to(tl.int32), axis=0)
-        sel = offs_e == e
-        tile0 = tl.sum(tl.where(sel, cum_tiles - tiles, 0), axis=0)
-        row0 = tl.sum(tl.where(sel, cum_rows - cnt, 0), axis=0)
-        m_end = row0 + tl.sum(tl.where(sel, cnt, 0), axis=0)
-        m_start = row0 + (pid_m - tile0) * BM
-        rows = m_start + tl.arange(0, BM)
-        mask_m = rows < m_end
-        rows64 = rows.to(tl.int64)
-        if GATHER_A:
-            a_rows = tl.load(a_idx_ptr + rows, mask=mask_m, other=0).to(tl.int64)
-        else:
-            a_rows = tl.minimum(rows, m_end - 1).to(tl.int64)
-        offs_n = pid_n * BN + tl.arange(0, BN)
-        mask_n = offs_n < N
-        acc = tl.zeros((BM, BN), dtype=tl.float32)
-        for ki in range(k_tiles):
-            k0 = ki * BK
-            mk = offs_k < K - k0
-            if TMA_A:
-                a = a_desc.load([m_start, k0])
-            elif EVEN_K:
-                a = tl.load(a_ptr + a_rows[:, None] * K + (k0 + offs_k)[None, :])
-            else:
-                a = tl.load(a_ptr + a_rows[:, None] * K + (k0 + offs_k)[None, :], mask=mk[None, :], other=0.0)
-            if TMA_B:
-                if B_NK:
-                    b = b_desc.load([e * N + pid_n * BN, k0]).T
-                else:
-                    b = b_desc.load([e * K + k0, pid_n * BN])
-            else:
-                b_ptrs = (b_ptr + e.to(tl.int64) * stride_be + (k0 + offs_k)[:, None] * stride_bk
-                          + offs_n[None, :].to(tl.int64) * stride_bn)
-                if EVEN_K:
-                    b = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
-                else:
-                    b = tl.load(b_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
-            acc = tl.dot(a, b, acc)
-        if HAS_SCALE:
-            acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
-        tl.store(
-            c_ptr + rows64[:, None] * N + offs_n[None, :],
-            acc.to(c_ptr.dtype.element_ty),
-            mask=mask_m[:, None] & mask_n[None, :],
-        )
+        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        _mm_tile(a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
+                 e, m_start, m_end, tile_id % num_n, BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK)
 
 
 @triton.jit
