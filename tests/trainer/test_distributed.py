@@ -27,15 +27,16 @@ def single_run(tiny_dataset, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sharding", ["--no-fsdp", "--fsdp"])
+@pytest.mark.parametrize("sharding", ["--no-fsdp", "--fsdp", "--fsdp --compile"])
 def test_two_processes_match_single_process_loss(tiny_dataset, single_run, sharding, tmp_path):
+    # "--compile": each layer compiled before fully_shard, as trainer.train does on CUDA by default.
     steps, single = 4, single_run
     tok = str(single.out_dir / "tokenizer")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
            "--master-port", str(_free_port()), "-m", "trainer.train", "--dataset", str(tiny_dataset),
            "--recipe", "tiny", "--out", str(tmp_path / "ddp"), "--steps", str(steps), "--device", "cpu",
-           "--micro-batch-size", "1", "--grad-accum", "1", "--tokenizer", tok, "--no-progress", sharding]
+           "--micro-batch-size", "1", "--grad-accum", "1", "--tokenizer", tok, "--no-progress", *sharding.split()]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     read = lambda p: [json.loads(ln) for ln in p.read_text().splitlines()]  # noqa: E731
