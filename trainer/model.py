@@ -4,8 +4,9 @@ What it is for: training on packed sequences (document masking, per-document pos
 returning router logits for the load-balancing loss, and, given labels, the summed token
 cross-entropy from a loss head that never hands fp32 logits back (`forward(..., labels_BT=...)`).
 `compile_for_training()` compiles each layer's dense part and the loss head with torch.compile;
-the expert computation stays outside the graphs (it is `kernels.moe`'s own fused kernels). What it is not for: inference with a KV
-cache; exported weights run in `transformers.Qwen3MoeForCausalLM` for that (`trainer.export`).
+the expert computation stays outside the graphs (it is `kernels.moe`'s own fused kernels).
+What it is not for: inference with a KV cache; exported weights run in
+`transformers.Qwen3MoeForCausalLM` for that (`trainer.export`).
 
 Parameter names and layouts follow transformers' Qwen3Moe modules (`model.layers.N.mlp.gate`,
 `mlp.experts.gate_up_proj (E, 2I, D)`, `mlp.experts.down_proj (E, D, I)`), so export is a rename.

@@ -17,6 +17,28 @@ def test_warmup_must_be_positive():
         GraphedStep(lambda b: b, warmup=0)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no optimizer step here
+def test_capturable_optimizer_learning_rate_is_one_tensor_the_scheduler_fills():
+    # A captured step reads the learning rate from device memory; the schedule reaches it only if
+    # every scheduler step writes into that same tensor instead of replacing it.
+    from trainer.train import _optimizer, lr_lambda
+
+    cfg = tiny(256)
+    model = MoEDecoder(cfg.model)
+    opt = _optimizer(model, cfg, torch.device("cpu"), capturable=True)
+    tensors = [g["lr"] for g in opt.param_groups]
+    assert all(isinstance(t, torch.Tensor) for t in tensors)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    seen = []
+    for _ in range(4):
+        sched.step()
+        assert all(g["lr"] is t for g, t in zip(opt.param_groups, tensors, strict=True))
+        seen.append(float(tensors[0]))
+    expected = [cfg.lr * lr_lambda(cfg)(s) for s in range(1, 5)]
+    assert seen == pytest.approx(expected)
+    assert len(set(seen)) == len(seen)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_graphed_steps_equal_eager_steps_and_new_batches_are_used():
