@@ -58,6 +58,10 @@ class TritonMoEConfig:
     # pipelines across tiles (tl.range flatten): 4% faster on those GEMMs (kernels/NOTES.md, v4).
     persistent: str = "flat"  # off | loop | flat
 
+    def __post_init__(self) -> None:
+        if self.persistent not in ("off", "loop", "flat"):
+            raise ValueError(f"persistent must be off, loop or flat; got {self.persistent!r}")
+
 
 LAUNCH_INFO: dict[str, tuple] = {}  # kernel -> (registers, spills, shared bytes) of its last launch
 

@@ -160,3 +160,10 @@ def test_auto_impl_on_cpu_is_the_reference():
     y_auto, logits_auto = moe(x, rw, gu, dn, 2, impl="auto")
     y_ref, logits_ref = moe_reference(x, rw, gu, dn, 2)
     assert torch.equal(y_auto, y_ref) and torch.equal(logits_auto, logits_ref)
+
+
+def test_triton_config_refuses_an_unknown_persistent_mode():
+    from kernels.moe_triton import TritonMoEConfig
+
+    with pytest.raises(ValueError, match="persistent must be off, loop or flat"):
+        TritonMoEConfig(persistent="flatt")

@@ -193,3 +193,24 @@ def test_compiled_model_matches_eager_and_keeps_experts_in_kernels_moe(exported,
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
     # The experts run outside the compiled graphs, through kernels.moe, in both models.
     assert len(calls) == 2 * model.config.num_hidden_layers
+
+
+def test_transformers_masks_packed_documents_without_a_cache(exported):
+    # bench/train_throughput.py relies on this: transformers derives the document mask from
+    # position_ids only when it builds no KV cache (use_cache=False).
+    from transformers import AutoModelForCausalLM
+
+    model, path = exported
+    hf = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(8)
+    a = torch.randint(0, model.config.vocab_size, (1, 11), generator=g)
+    b = torch.randint(0, model.config.vocab_size, (1, 7), generator=g)
+    packed = torch.cat([a, b], dim=1)
+    pos = torch.cat([torch.arange(11), torch.arange(7)])[None]
+    doc = torch.cat([torch.zeros(11, dtype=torch.long), torch.ones(7, dtype=torch.long)])[None]
+    with torch.no_grad():
+        theirs = hf(input_ids=packed, position_ids=pos, use_cache=False).logits
+        alone_b = hf(input_ids=b, use_cache=False).logits
+        ours = model(packed, pos, doc).logits_BTV
+    torch.testing.assert_close(theirs[:, 11:], alone_b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
