@@ -33,12 +33,15 @@ def test_two_processes_match_single_process_loss(tiny_dataset, single_run, shard
     steps, single = 4, single_run
     tok = str(single.out_dir / "tokenizer")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # --tee with --log-dir: each rank's lines reach the console prefixed by its rank, so a failure
+    # says which rank died and what it printed last.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "trainer.train", "--dataset", str(tiny_dataset),
+           "--master-port", str(_free_port()), "--log-dir", str(tmp_path / "logs"), "--tee", "3",
+           "-m", "trainer.train", "--dataset", str(tiny_dataset),
            "--recipe", "tiny", "--out", str(tmp_path / "ddp"), "--steps", str(steps), "--device", "cpu",
            "--micro-batch-size", "1", "--grad-accum", "1", "--tokenizer", tok, "--no-progress", *sharding.split()]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-8000:]}"
     read = lambda p: [json.loads(ln) for ln in p.read_text().splitlines()]  # noqa: E731
     a = [r["loss"] for r in read(single.metrics_path) if "loss" in r]
     b = [r["loss"] for r in read(tmp_path / "ddp" / "metrics.jsonl") if "loss" in r]
