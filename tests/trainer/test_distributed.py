@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from trainer.train import train
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +28,9 @@ def test_two_processes_match_single_process_loss(tiny_dataset, single_run, shard
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     # --tee with --log-dir: each rank's lines reach the console prefixed by its rank, so a failure
     # says which rank died and what it printed last.
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "--log-dir", str(tmp_path / "logs"), "--tee", "3",
+    # --standalone: the rendezvous takes a free port itself (no window between choosing and binding one).
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--log-dir", str(tmp_path / "logs"), "--tee", "3",
            "-m", "trainer.train", "--dataset", str(tiny_dataset),
            "--recipe", "tiny", "--out", str(tmp_path / "ddp"), "--steps", str(steps), "--device", "cpu",
            "--micro-batch-size", "1", "--grad-accum", "1", "--tokenizer", tok, "--no-progress", *sharding.split()]
