@@ -450,7 +450,7 @@ def _exit(code: int) -> None:
     all_reduce none remain; after wrapping a module in DDP or FSDP2 they do). Finalization then
     tears the group's C++ object down in whatever order module teardown reaches it. A CI run once
     saw a rank of the two-process test abort with "terminate called without an active exception"
-    and no Python traceback, which torchrun reports as the whole job failing; ~100 local runs did
+    and no Python traceback, which torchrun reports as the whole job failing; ~80 local runs did
     not repeat it, so the cause is inferred, not proven. Every file is closed and the group
     destroyed by the time we get here, so skipping finalization loses nothing. A single process
     exits normally.
