@@ -61,14 +61,20 @@ def test_router_aux_loss_equals_transformers(exported):
     torch.testing.assert_close(ours_m, theirs_m)
 
 
-def test_packed_documents_do_not_attend_to_each_other(exported):
-    model, _ = exported
-    g = torch.Generator().manual_seed(3)
-    a = torch.randint(0, model.config.vocab_size, (1, 11), generator=g)
-    b = torch.randint(0, model.config.vocab_size, (1, 7), generator=g)
+def _two_documents(vocab: int, seed: int):
+    """Documents a (11 tokens) and b (7), and the one row that packs them: ids, positions, doc ids."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, vocab, (1, 11), generator=g)
+    b = torch.randint(0, vocab, (1, 7), generator=g)
     packed = torch.cat([a, b], dim=1)
     pos = torch.cat([torch.arange(11), torch.arange(7)])[None]
     doc = torch.cat([torch.zeros(11, dtype=torch.long), torch.ones(7, dtype=torch.long)])[None]
+    return a, b, packed, pos, doc
+
+
+def test_packed_documents_do_not_attend_to_each_other(exported):
+    model, _ = exported
+    a, b, packed, pos, doc = _two_documents(model.config.vocab_size, seed=3)
     with torch.no_grad():
         together = model(packed, pos, doc).logits_BTV
         alone_a = model(a).logits_BTV
@@ -202,12 +208,7 @@ def test_transformers_masks_packed_documents_without_a_cache(exported):
 
     model, path = exported
     hf = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
-    g = torch.Generator().manual_seed(8)
-    a = torch.randint(0, model.config.vocab_size, (1, 11), generator=g)
-    b = torch.randint(0, model.config.vocab_size, (1, 7), generator=g)
-    packed = torch.cat([a, b], dim=1)
-    pos = torch.cat([torch.arange(11), torch.arange(7)])[None]
-    doc = torch.cat([torch.zeros(11, dtype=torch.long), torch.ones(7, dtype=torch.long)])[None]
+    a, b, packed, pos, doc = _two_documents(model.config.vocab_size, seed=8)
     with torch.no_grad():
         theirs = hf(input_ids=packed, position_ids=pos, use_cache=False).logits
         alone_b = hf(input_ids=b, use_cache=False).logits
