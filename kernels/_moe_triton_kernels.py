@@ -7,9 +7,11 @@ w_S[s] its routing weight (float32 of the x-dtype value), pos_TK[t, j] the sorte
 j-th choice. Weights: gate_up (E, 2I, D) and down (E, D, I), both contiguous (last stride 1).
 
 Kernels, in call order:
-  router     _router_topk_kernel  softmax(fp32) + top-k + renorm per token block; rank of each
-             _hist_scan_kernel    assignment inside its block; per-block histogram and exact
-             _scatter_kernel      integer counts; scan -> sorted position of each assignment.
+  router     _router_topk_kernel  per chunk of tokens: softmax(fp32) + top-k + renorm, the rank of
+                                  each assignment inside its chunk, the chunk's histogram, and exact
+                                  integer counts per expert
+             _scatter_kernel      per chunk: its first sorted row per expert (offsets + earlier
+                                  chunks' histograms) -> sorted position of each assignment
   forward    _gate_up_swiglu_kernel  gathers X rows in its loads; writes pre-activation GU (S, 2I)
                                      (saved for backward) and h = silu(g) * u (S, I)
              _grouped_mm_kernel      down projection, scaled by w_S in the epilogue -> O (S, D)
@@ -19,7 +21,10 @@ Kernels, in call order:
          or  _down_bwd_swiglu_kernel (down_bwd_split=False) the same in the GEMM's epilogue: fewer
                                      bytes, but it spills registers and runs slower (kernels/NOTES.md)
              _grouped_wgrad_kernel   dWd[e] = dY[tok]^T (h w), dWgu[e] = dGU^T X[tok], gathering
+                                     (the gather indices carried one step ahead: IDX_PREFETCH)
              _grouped_mm_kernel      dXs = dGU @ Wgu[e], then _combine_kernel adds the K rows per token
+The grouped GEMMs (and gate/up) also come as persistent kernels (*_persistent_kernel: one program per
+SM walking the real tiles), which CONFIG picks (kernels/moe_triton.py, TritonMoEConfig).
 No kernel synchronises with the host: tile-to-expert maps are derived on the device from counts.
 TMA descriptors (host-made, triton.tools.tensor_descriptor) load the weights and every operand that
 is not gathered; gathered rows go through pointer loads. Where a TMA tile runs past an expert's rows
@@ -41,10 +46,11 @@ def _router_topk_kernel(
     logits_ptr,  # (T, E) x dtype
     top_idx_ptr,  # (T, K) int32, out
     top_w_ptr,  # (T, K) x dtype, out
-    rank_ptr,  # (T, K) int32, out: rank among same-expert assignments of this block
-    hist_ptr,  # (NB, E) int32, zeroed: assignments per (block, expert)
+    rank_ptr,  # (T, K) int32, out: rank among the same-expert assignments of this chunk
+    hist_ptr,  # (NC, E) int32, out: assignments per (chunk, expert)
     counts_ptr,  # (E,) int32, zeroed: assignments per expert
     T,
+    CT,  # tokens per chunk, a multiple of BT
     E: tl.constexpr,
     E_P: tl.constexpr,
     K: tl.constexpr,
@@ -52,111 +58,108 @@ def _router_topk_kernel(
     BT: tl.constexpr,
     NORM: tl.constexpr,
 ):
+    """One program per chunk of CT tokens, BT at a time: softmax(fp32), top-k, renorm, and the rank
+    of each assignment among the chunk's earlier ones with the same expert (token order)."""
     pid = tl.program_id(0)
-    offs_t = pid * BT + tl.arange(0, BT)
     offs_e = tl.arange(0, E_P)
     offs_k = tl.arange(0, K_P)
-    mask_t = offs_t < T
     mask_e = offs_e < E
-    logits = tl.load(
-        logits_ptr + offs_t[:, None] * E + offs_e[None, :],
-        mask=mask_t[:, None] & mask_e[None, :],
-        other=float("-inf"),
-    ).to(tl.float32)
-    row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
-    num = tl.exp(logits - row_max[:, None])
-    den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
-    p = tl.where(mask_e[None, :], num / den[:, None], -1.0)
+    run = tl.zeros((E_P,), dtype=tl.int32)  # this chunk's assignments per expert so far
+    for t0 in range(pid * CT, pid * CT + CT, BT):  # the last chunk's rows past T are masked
+        offs_t = t0 + tl.arange(0, BT)
+        mask_t = offs_t < T
+        logits = tl.load(
+            logits_ptr + offs_t[:, None] * E + offs_e[None, :],
+            mask=mask_t[:, None] & mask_e[None, :],
+            other=float("-inf"),
+        ).to(tl.float32)
+        row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
+        num = tl.exp(logits - row_max[:, None])
+        den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
+        p = tl.where(mask_e[None, :], num / den[:, None], -1.0)
 
-    idx_tk = tl.zeros((BT, K_P), dtype=tl.int32)
-    val_tk = tl.zeros((BT, K_P), dtype=tl.float32)
-    for j in tl.static_range(K):
-        m = tl.max(p, axis=1)
-        am = tl.min(tl.where(p == m[:, None], offs_e[None, :], E_P), axis=1)  # lowest index on ties
-        idx_tk = tl.where(offs_k[None, :] == j, am[:, None], idx_tk)
-        val_tk = tl.where(offs_k[None, :] == j, m[:, None], val_tk)
-        p = tl.where(offs_e[None, :] == am[:, None], -1.0, p)
-    if NORM:
-        val_tk = val_tk / tl.sum(val_tk, axis=1)[:, None]
+        idx_tk = tl.zeros((BT, K_P), dtype=tl.int32)
+        val_tk = tl.zeros((BT, K_P), dtype=tl.float32)
+        for j in tl.static_range(K):
+            m = tl.max(p, axis=1)
+            am = tl.min(tl.where(p == m[:, None], offs_e[None, :], E_P), axis=1)  # lowest index on ties
+            idx_tk = tl.where(offs_k[None, :] == j, am[:, None], idx_tk)
+            val_tk = tl.where(offs_k[None, :] == j, m[:, None], val_tk)
+            p = tl.where(offs_e[None, :] == am[:, None], -1.0, p)
+        if NORM:
+            val_tk = val_tk / tl.sum(val_tk, axis=1)[:, None]
+        valid = mask_t[:, None] & (offs_k[None, :] < K)
+        out_off = offs_t[:, None] * K + offs_k[None, :]
+        tl.store(top_idx_ptr + out_off, idx_tk, mask=valid)
+        tl.store(top_w_ptr + out_off, val_tk.to(top_w_ptr.dtype.element_ty), mask=valid)
 
-    valid = mask_t[:, None] & (offs_k[None, :] < K)
-    out_off = offs_t[:, None] * K + offs_k[None, :]
-    tl.store(top_idx_ptr + out_off, idx_tk, mask=valid)
-    tl.store(top_w_ptr + out_off, val_tk.to(top_w_ptr.dtype.element_ty), mask=valid)
-
-    # Rank of each assignment among the earlier (t, j) of this block with the same expert.
-    N: tl.constexpr = BT * K_P
-    ids = tl.reshape(tl.where(valid, idx_tk, -1), (N,))
-    ar = tl.arange(0, N)
-    same = (ids[:, None] == ids[None, :]) & (ids[:, None] >= 0)
-    rank = tl.sum((same & (ar[None, :] < ar[:, None])).to(tl.int32), axis=1)
-    cnt = tl.sum(same.to(tl.int32), axis=1)
-    tt = pid * BT + ar // K_P
-    jj = ar % K_P
-    valid_f = (tt < T) & (jj < K)
-    tl.store(rank_ptr + tt * K + jj, rank, mask=valid_f)
-    first = valid_f & (rank == 0)
-    tl.store(hist_ptr + pid * E + ids, cnt, mask=first)
-    tl.atomic_add(counts_ptr + ids, cnt, mask=first)
-
-
-@triton.jit
-def _hist_scan_kernel(
-    hist_ptr,  # (NB, E) int32
-    counts_ptr,  # (E,) int32
-    base_ptr,  # (NB, E) int32, out: sorted row of the first assignment of (block, expert)
-    offsets_ptr,  # (E + 1,) int32, out: exclusive prefix of counts, then S
-    NB,
-    E: tl.constexpr,
-    E_P: tl.constexpr,
-    EC: tl.constexpr,
-    RB: tl.constexpr,
-):
-    pid = tl.program_id(0)
-    offs_c = pid * EC + tl.arange(0, EC)
-    mask_c = offs_c < E
-    offs_e = tl.arange(0, E_P)
-    counts = tl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
-    start_c = tl.sum(tl.where(offs_e[None, :] < offs_c[:, None], counts[None, :], 0), axis=1)
-    tl.store(offsets_ptr + offs_c, start_c, mask=mask_c)
-    if pid == 0:
-        tl.store(offsets_ptr + E, tl.sum(counts, axis=0))
-    carry = start_c
-    for b0 in range(0, NB, RB):
-        offs_b = b0 + tl.arange(0, RB)
-        m = (offs_b[:, None] < NB) & mask_c[None, :]
-        ptr_off = offs_b[:, None] * E + offs_c[None, :]
-        h = tl.load(hist_ptr + ptr_off, mask=m, other=0)
-        incl = tl.cumsum(h, axis=0)
-        tl.store(base_ptr + ptr_off, carry[None, :] + incl - h, mask=m)
-        carry += tl.sum(h, axis=0)
+        # The K chosen experts of a token are distinct, so the rank of (t, j) is the number of
+        # earlier tokens of the chunk that chose the same expert: a scan of the one-hot choices.
+        # (p is -1 exactly at the chosen experts of valid rows.)
+        chosen = (p == -1.0) & mask_e[None, :] & mask_t[:, None]
+        onehot = chosen.to(tl.int32)
+        before = tl.cumsum(onehot, axis=0) - onehot + run[None, :]  # (BT, E_P)
+        rank_tk = tl.zeros((BT, K_P), dtype=tl.int32)
+        for j in tl.static_range(K):
+            e_j = tl.sum(tl.where(offs_k[None, :] == j, idx_tk, 0), axis=1)
+            r_j = tl.sum(tl.where(offs_e[None, :] == e_j[:, None], before, 0), axis=1)
+            rank_tk = tl.where(offs_k[None, :] == j, r_j[:, None], rank_tk)
+        tl.store(rank_ptr + out_off, rank_tk, mask=valid)
+        run += tl.sum(onehot, axis=0)
+    tl.store(hist_ptr + pid * E + offs_e, run, mask=mask_e)
+    tl.atomic_add(counts_ptr + offs_e, run, mask=mask_e & (run > 0))
 
 
 @triton.jit
 def _scatter_kernel(
     top_idx_ptr,  # (T, K) int32
     top_w_ptr,  # (T, K) x dtype
-    rank_ptr,  # (T, K) int32
-    base_ptr,  # (NB, E) int32
+    rank_ptr,  # (T, K) int32: rank inside the chunk
+    hist_ptr,  # (NC, E) int32
+    counts_ptr,  # (E,) int32
+    base_ptr,  # (NC, E) int32 scratch: sorted row of the chunk's first assignment per expert
+    offsets_ptr,  # (E + 1,) int32, out: exclusive prefix of counts, then S
     pos_ptr,  # (T, K) int32, out
     tok_ptr,  # (S,) int32, out
     w_sorted_ptr,  # (S,) float32, out
-    S,
+    T,
+    CT,
     E: tl.constexpr,
+    E_P: tl.constexpr,
     K: tl.constexpr,
-    BT_A: tl.constexpr,
+    RB: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < S
-    t = offs // K
-    e = tl.load(top_idx_ptr + offs, mask=mask, other=0)
-    r = tl.load(rank_ptr + offs, mask=mask, other=0)
-    pos = tl.load(base_ptr + (t // BT_A) * E + e, mask=mask, other=0) + r
-    w = tl.load(top_w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    tl.store(pos_ptr + offs, pos, mask=mask)
-    tl.store(tok_ptr + pos, t, mask=mask)
-    tl.store(w_sorted_ptr + pos, w, mask=mask)
+    """One program per chunk: the chunk's first sorted row per expert (expert offset plus the
+    earlier chunks' histograms, re-summed by each program: NC is kept small), then the scatter.
+    No cross-program waiting, and the order inside an expert is token order (deterministic)."""
+    pid = tl.program_id(0)
+    offs_e = tl.arange(0, E_P)
+    mask_e = offs_e < E
+    cnt = tl.load(counts_ptr + offs_e, mask=mask_e, other=0)
+    start = tl.cumsum(cnt, axis=0) - cnt
+    if pid == 0:
+        tl.store(offsets_ptr + offs_e, start, mask=mask_e)
+        tl.store(offsets_ptr + E, tl.sum(cnt, axis=0))
+    before = tl.zeros((E_P,), dtype=tl.int32)
+    for c0 in range(0, pid, RB):
+        offs_c = c0 + tl.arange(0, RB)
+        h = tl.load(hist_ptr + offs_c[:, None] * E + offs_e[None, :],
+                    mask=(offs_c[:, None] < pid) & mask_e[None, :], other=0)
+        before += tl.sum(h, axis=0)
+    tl.store(base_ptr + pid * E + offs_e, start + before, mask=mask_e)
+    tl.debug_barrier()  # the base row is read back below by other threads of this program
+    end = tl.minimum(pid * CT + CT, T) * K
+    for s0 in range(pid * CT * K, pid * CT * K + CT * K, BLOCK):
+        offs = s0 + tl.arange(0, BLOCK)
+        mask = offs < end
+        e = tl.load(top_idx_ptr + offs, mask=mask, other=0)
+        r = tl.load(rank_ptr + offs, mask=mask, other=0)
+        pos = tl.load(base_ptr + pid * E + e, mask=mask, other=0) + r
+        w = tl.load(top_w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(pos_ptr + offs, pos, mask=mask)
+        tl.store(tok_ptr + pos, offs // K, mask=mask)
+        tl.store(w_sorted_ptr + pos, w, mask=mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +195,72 @@ def _expert_tile(pid_m, counts_ptr, E: tl.constexpr, E_P: tl.constexpr, BM: tl.c
 
 
 @triton.jit
+def _gate_up_tile(
+    x_ptr, w_ptr, tok_ptr, gu_ptr, h_ptr, w_desc, D, I, e, m_start, m_end, pid_n,
+    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, EVEN_K: tl.constexpr, USE_TMA: tl.constexpr,
+    JOINT: tl.constexpr,
+):  # fmt: skip
+    """One (BM, BN) tile of gate and up for expert e's sorted rows [m_start, m_end): GU and h.
+
+    JOINT (TMA only): w_desc is w viewed (E*2, I, D) with block [2, BN, BK], so one box holds the
+    gate and the up rows of this N-tile; one (BM, 2*BN) accumulator, split in the epilogue. Rows past
+    I are zero-filled by the box's bounds. Else two (BM, BN) accumulators, one per half."""
+    rows = m_start + tl.arange(0, BM)
+    mask_m = rows < m_end
+    tok = tl.load(tok_ptr + rows, mask=mask_m, other=0).to(tl.int64)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    mask_n = offs_n < I
+    offs_k = tl.arange(0, BK)
+    a_ptrs = x_ptr + tok[:, None] * D + offs_k[None, :]
+    wg_ptrs = w_ptr + e.to(tl.int64) * (2 * I) * D + offs_n[None, :].to(tl.int64) * D + offs_k[:, None]
+    wu_ptrs = wg_ptrs + I * D
+    if JOINT:
+        acc = tl.zeros((BM, 2 * BN), dtype=tl.float32)
+        for ki in range(0, tl.cdiv(D, BK)):
+            k0 = ki * BK
+            if EVEN_K:
+                a = tl.load(a_ptrs + k0)
+            else:
+                a = tl.load(a_ptrs + k0, mask=(offs_k < D - k0)[None, :], other=0.0)
+            b = tl.reshape(w_desc.load([2 * e, pid_n * BN, k0]), (2 * BN, BK))
+            acc = tl.dot(a, b.T, acc)
+        acc_g, acc_u = tl.split(tl.permute(tl.reshape(acc, (BM, 2, BN)), (0, 2, 1)))
+    else:
+        acc_g = tl.zeros((BM, BN), dtype=tl.float32)
+        acc_u = tl.zeros((BM, BN), dtype=tl.float32)
+        # Rows of a gate tile past I (I % BN != 0) read up rows: they only feed columns never stored.
+        row_g = e * (2 * I) + pid_n * BN
+        for ki in range(0, tl.cdiv(D, BK)):
+            k0 = ki * BK
+            if EVEN_K:
+                a = tl.load(a_ptrs + k0)
+            else:
+                mk = offs_k < D - k0
+                a = tl.load(a_ptrs + k0, mask=mk[None, :], other=0.0)
+            if USE_TMA:
+                bg = w_desc.load([row_g, k0]).T
+                bu = w_desc.load([row_g + I, k0]).T
+            elif EVEN_K:
+                bg = tl.load(wg_ptrs + k0, mask=mask_n[None, :], other=0.0)
+                bu = tl.load(wu_ptrs + k0, mask=mask_n[None, :], other=0.0)
+            else:
+                bg = tl.load(wg_ptrs + k0, mask=mk[:, None] & mask_n[None, :], other=0.0)
+                bu = tl.load(wu_ptrs + k0, mask=mk[:, None] & mask_n[None, :], other=0.0)
+            acc_g = tl.dot(a, bg, acc_g)
+            acc_u = tl.dot(a, bu, acc_u)
+    g = acc_g.to(gu_ptr.dtype.element_ty)
+    u = acc_u.to(gu_ptr.dtype.element_ty)
+    rows64 = rows.to(tl.int64)
+    smask = mask_m[:, None] & mask_n[None, :]
+    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
+    tl.store(gu_ptr + gu_off, g, mask=smask)
+    tl.store(gu_ptr + gu_off + I, u, mask=smask)
+    gf = g.to(tl.float32)
+    h = gf * tl.sigmoid(gf) * u.to(tl.float32)
+    tl.store(h_ptr + rows64[:, None] * I + offs_n[None, :], h.to(h_ptr.dtype.element_ty), mask=smask)
+
+
+@triton.jit
 def _gate_up_swiglu_kernel(
     x_ptr,  # (T, D)
     w_ptr,  # (E, 2I, D)
@@ -209,57 +278,32 @@ def _gate_up_swiglu_kernel(
     BK: tl.constexpr,
     EVEN_K: tl.constexpr,
     USE_TMA: tl.constexpr,
+    JOINT: tl.constexpr,
 ):
     pid = tl.program_id(0)
     num_n = tl.cdiv(I, BN)
-    pid_m = pid // num_n
-    pid_n = pid % num_n
-    e, m_start, m_end = _expert_tile(pid_m, counts_ptr, E, E_P, BM)
+    e, m_start, m_end = _expert_tile(pid // num_n, counts_ptr, E, E_P, BM)
     if e >= E:
         return
-    rows = m_start + tl.arange(0, BM)
-    mask_m = rows < m_end
-    tok = tl.load(tok_ptr + rows, mask=mask_m, other=0).to(tl.int64)
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    mask_n = offs_n < I
-    offs_k = tl.arange(0, BK)
-    a_ptrs = x_ptr + tok[:, None] * D + offs_k[None, :]
-    wg_ptrs = w_ptr + e.to(tl.int64) * (2 * I) * D + offs_n[None, :].to(tl.int64) * D + offs_k[:, None]
-    wu_ptrs = wg_ptrs + I * D
-    acc_g = tl.zeros((BM, BN), dtype=tl.float32)
-    acc_u = tl.zeros((BM, BN), dtype=tl.float32)
-    # Rows of a gate tile past I (I % BN != 0) read up rows: they only feed columns never stored.
-    row_g = e * (2 * I) + pid_n * BN
-    for k0 in range(0, tl.cdiv(D, BK)):
-        if EVEN_K:
-            a = tl.load(a_ptrs)
-        else:
-            mk = offs_k < D - k0 * BK
-            a = tl.load(a_ptrs, mask=mk[None, :], other=0.0)
-        if USE_TMA:
-            bg = w_desc.load([row_g, k0 * BK]).T
-            bu = w_desc.load([row_g + I, k0 * BK]).T
-        elif EVEN_K:
-            bg = tl.load(wg_ptrs, mask=mask_n[None, :], other=0.0)
-            bu = tl.load(wu_ptrs, mask=mask_n[None, :], other=0.0)
-        else:
-            bg = tl.load(wg_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
-            bu = tl.load(wu_ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
-        acc_g = tl.dot(a, bg, acc_g)
-        acc_u = tl.dot(a, bu, acc_u)
-        a_ptrs += BK
-        wg_ptrs += BK
-        wu_ptrs += BK
-    g = acc_g.to(gu_ptr.dtype.element_ty)
-    u = acc_u.to(gu_ptr.dtype.element_ty)
-    rows64 = rows.to(tl.int64)
-    smask = mask_m[:, None] & mask_n[None, :]
-    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
-    tl.store(gu_ptr + gu_off, g, mask=smask)
-    tl.store(gu_ptr + gu_off + I, u, mask=smask)
-    gf = g.to(tl.float32)
-    h = gf * tl.sigmoid(gf) * u.to(tl.float32)
-    tl.store(h_ptr + rows64[:, None] * I + offs_n[None, :], h.to(h_ptr.dtype.element_ty), mask=smask)
+    _gate_up_tile(x_ptr, w_ptr, tok_ptr, gu_ptr, h_ptr, w_desc, D, I, e, m_start, m_end, pid % num_n,
+                  BM, BN, BK, EVEN_K, USE_TMA, JOINT)
+
+
+@triton.jit
+def _gate_up_swiglu_persistent_kernel(
+    x_ptr, w_ptr, tok_ptr, counts_ptr, gu_ptr, h_ptr, w_desc, D, I,
+    E: tl.constexpr, E_P: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+    EVEN_K: tl.constexpr, USE_TMA: tl.constexpr, JOINT: tl.constexpr, NUM_PROGRAMS: tl.constexpr,
+    FLATTEN: tl.constexpr,
+):  # fmt: skip
+    """_gate_up_swiglu_kernel as a persistent kernel (see _grouped_mm_persistent_kernel)."""
+    num_n = tl.cdiv(I, BN)
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM)
+    num_tiles = tl.sum(tiles, axis=0) * num_n
+    for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_PROGRAMS, flatten=FLATTEN):
+        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        _gate_up_tile(x_ptr, w_ptr, tok_ptr, gu_ptr, h_ptr, w_desc, D, I, e, m_start, m_end, tile_id % num_n,
+                      BM, BN, BK, EVEN_K, USE_TMA, JOINT)
 
 
 @triton.jit
@@ -500,6 +544,7 @@ def _grouped_wgrad_kernel(
     GATHER_B: tl.constexpr,
     TMA_A: tl.constexpr,
     TMA_B: tl.constexpr,
+    IDX_PREFETCH: tl.constexpr,
 ):
     """out[e] = sum over expert e's sorted rows s of a_src[row_a(s)]^T b_src[row_b(s)]."""
     pid = tl.program_id(0)
@@ -515,17 +560,41 @@ def _grouped_wgrad_kernel(
     mask_n = offs_n < N
     offs_k = tl.arange(0, BK)
     acc = tl.zeros((BM, BN), dtype=tl.float32)
+    # IDX_PREFETCH: the next step's gather indices are loaded one step ahead and carried through the
+    # loop, so the gathered load's address comes from a loop-carried value, not from a load in the
+    # same step. Triton's pipeliner counts a load-fed address as one level of indirection and then
+    # gives every load in the loop only (num_stages - 1) // 2 steps of lead (double buffering at 3
+    # or 4 stages); without it the loads get num_stages - 1.
+    if IDX_PREFETCH:
+        nxt = start + offs_k
+        if GATHER_A:
+            ra_next = tl.load(a_idx_ptr + nxt, mask=offs_k < cnt, other=0)
+        if GATHER_B:
+            rb_next = tl.load(b_idx_ptr + nxt, mask=offs_k < cnt, other=0)
     for r0 in range(0, cnt, BK):
         mr = (r0 + offs_k) < cnt
         rows = start + r0 + offs_k
-        if GATHER_A:
-            ra = tl.load(a_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
+        if IDX_PREFETCH:
+            mr_next = (r0 + BK + offs_k) < cnt
+            if GATHER_A:
+                ra = ra_next.to(tl.int64)
+                ra_next = tl.load(a_idx_ptr + rows + BK, mask=mr_next, other=0)
+            else:
+                ra = rows.to(tl.int64)
+            if GATHER_B:
+                rb = rb_next.to(tl.int64)
+                rb_next = tl.load(b_idx_ptr + rows + BK, mask=mr_next, other=0)
+            else:
+                rb = rows.to(tl.int64)
         else:
-            ra = rows.to(tl.int64)
-        if GATHER_B:
-            rb = tl.load(b_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
-        else:
-            rb = rows.to(tl.int64)
+            if GATHER_A:
+                ra = tl.load(a_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
+            else:
+                ra = rows.to(tl.int64)
+            if GATHER_B:
+                rb = tl.load(b_idx_ptr + rows, mask=mr, other=0).to(tl.int64)
+            else:
+                rb = rows.to(tl.int64)
         # A TMA side reads whole row blocks: rows past this expert (other experts' finite values,
         # zero fill past S) meet rows of the other, gathered side, which are masked to zero.
         if TMA_A:

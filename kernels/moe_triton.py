@@ -46,7 +46,10 @@ class TritonMoEConfig:
     gate_up: GemmConfig = GemmConfig(128, 128, 64, 8, 3)  # two (BM, BN) accumulators: gate and up
     down: GemmConfig = GemmConfig(128, 256, 64, 8, 3)
     down_bwd: GemmConfig = GemmConfig(128, 256, 64, 8, 3)  # the G GEMM when split, else the fused kernel
-    wgrad: GemmConfig = GemmConfig(128, 128, 64, 8, 3)
+    # dWd; also dWgu unless wgrad_gu is set. 4 stages = 4 buffers of 48 KB once the gather indices
+    # are carried ahead (wgrad_idx_prefetch): 4.4-4.7 ms for both against 5.2 (kernels/NOTES.md, v5).
+    wgrad: GemmConfig = GemmConfig(128, 256, 64, 8, 4)
+    wgrad_gu: GemmConfig | None = None  # dWgu (gathered side is N = D): None = wgrad
     dx: GemmConfig = GemmConfig(128, 256, 64, 8, 3)
     tma: bool = True  # weights and ungathered operands through TMA descriptors (where aligned)
     down_bwd_prefetch: bool = True  # load GU before the main loop of the down-projection backward
@@ -57,10 +60,18 @@ class TritonMoEConfig:
     # Persistent grouped GEMMs (down, G, dX): one program per SM over the real tiles; "flat" also
     # pipelines across tiles (tl.range flatten): 4% faster on those GEMMs (kernels/NOTES.md, v4).
     persistent: str = "flat"  # off | loop | flat
+    gate_up_persistent: str = "off"  # the same choice for the gate/up kernel
+    # Gate/up through one 3-D TMA box per step (gate and up rows of the tile together) into one
+    # (BM, 2*BN) accumulator, instead of two boxes and two accumulators.
+    gate_up_joint: bool = False
+    # Weight-grad GEMMs: carry the next step's gather indices through the K loop, so that Triton's
+    # pipeliner sees no load-to-load indirection and gives the loads num_stages - 1 steps of lead.
+    wgrad_idx_prefetch: bool = True
 
     def __post_init__(self) -> None:
-        if self.persistent not in ("off", "loop", "flat"):
-            raise ValueError(f"persistent must be off, loop or flat; got {self.persistent!r}")
+        for name in ("persistent", "gate_up_persistent"):
+            if getattr(self, name) not in ("off", "loop", "flat"):
+                raise ValueError(f"{name} must be off, loop or flat; got {getattr(self, name)!r}")
 
 
 LAUNCH_INFO: dict[str, tuple] = {}  # kernel -> (registers, spills, shared bytes) of its last launch
@@ -100,50 +111,44 @@ class Routing:
     w_S: torch.Tensor  # float32, routing weight of sorted row s
 
 
+ROUTER_CHUNKS = 256  # token chunks of the router: each scatter program re-sums up to this many histograms
+
+
 def route(router_logits_TE: torch.Tensor, top_k: int, norm_topk_prob: bool) -> Routing:
-    """Softmax/top-k/renorm and the expert-sorted permutation, in three small kernels."""
+    """Softmax/top-k/renorm and the expert-sorted permutation, in two kernels, no host sync.
+
+    Tokens are cut into at most ROUTER_CHUNKS chunks. The first kernel ranks each assignment
+    inside its chunk and writes the chunk's per-expert histogram; the second gives each chunk its
+    first sorted row per expert by summing the histograms of the chunks before it (a few hundred
+    rows of E integers, read again by every program instead of a separate scan kernel) and
+    scatters. Order inside an expert is token order, so the backward's sums are deterministic.
+    """
     k = _k()
     T, E = router_logits_TE.shape
     dev = router_logits_TE.device
     S = T * top_k
     e_p, k_p = _pow2(E), _pow2(top_k)
-    bt = max(1, min(256 // k_p, 16384 // e_p))  # rank test is (BT*K_P)^2; logits tile BT*E_P
-    nb = triton_cdiv(T, bt)
+    bt = max(1, min(64, 4096 // e_p))  # (BT, E_P) tiles: logits, then the one-hot scan
+    ct = bt * triton_cdiv(triton_cdiv(T, bt), ROUTER_CHUNKS)  # tokens per chunk
+    nc = triton_cdiv(T, ct)
     top_idx = torch.empty((T, top_k), dtype=torch.int32, device=dev)
     top_w = torch.empty((T, top_k), dtype=router_logits_TE.dtype, device=dev)
     rank = torch.empty((T, top_k), dtype=torch.int32, device=dev)
-    hist = torch.zeros((nb, E), dtype=torch.int32, device=dev)
+    hist = torch.empty((nc, E), dtype=torch.int32, device=dev)
     counts = torch.zeros((E,), dtype=torch.int32, device=dev)
-    logits = router_logits_TE.contiguous()
-    k._router_topk_kernel[(nb,)](
-        logits,
-        top_idx,
-        top_w,
-        rank,
-        hist,
-        counts,
-        T,
-        E=E,
-        E_P=e_p,
-        K=top_k,
-        K_P=k_p,
-        BT=bt,
-        NORM=bool(norm_topk_prob),
-        num_warps=8,
-    )
-    base = torch.empty((nb, E), dtype=torch.int32, device=dev)
+    k._router_topk_kernel[(nc,)](
+        router_logits_TE.contiguous(), top_idx, top_w, rank, hist, counts, T, ct,
+        E=E, E_P=e_p, K=top_k, K_P=k_p, BT=bt, NORM=bool(norm_topk_prob), num_warps=4,
+    )  # fmt: skip
+    base = torch.empty((nc, E), dtype=torch.int32, device=dev)
     offsets = torch.empty((E + 1,), dtype=torch.int32, device=dev)
-    ec = min(8, e_p)
-    k._hist_scan_kernel[(triton_cdiv(E, ec),)](
-        hist, counts, base, offsets, nb, E=E, E_P=e_p, EC=ec, RB=256, num_warps=4
-    )
     pos = torch.empty((T, top_k), dtype=torch.int32, device=dev)
     tok = torch.empty((S,), dtype=torch.int32, device=dev)
     w_sorted = torch.empty((S,), dtype=torch.float32, device=dev)
-    block = 1024
-    k._scatter_kernel[(triton_cdiv(S, block),)](
-        top_idx, top_w, rank, base, pos, tok, w_sorted, S, E=E, K=top_k, BT_A=bt, BLOCK=block, num_warps=4
-    )
+    k._scatter_kernel[(nc,)](
+        top_idx, top_w, rank, hist, counts, base, offsets, pos, tok, w_sorted, T, ct,
+        E=E, E_P=e_p, K=top_k, RB=max(1, 2048 // e_p), BLOCK=1024, num_warps=4,
+    )  # fmt: skip
     return Routing(top_idx, top_w, counts, offsets, pos, tok, w_sorted)
 
 
@@ -152,10 +157,10 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 def _desc(t: torch.Tensor, block: list[int]):
-    """Host TMA descriptor of a 2-D view, or None where TMA is off or the layout does not allow it."""
+    """Host TMA descriptor of a view, or None where TMA is off or the layout does not allow it."""
     if not CONFIG.tma:
         return None
-    if t.stride(-1) != 1 or (t.stride(0) * t.element_size()) % 16 or t.data_ptr() % 16:
+    if t.stride(-1) != 1 or t.data_ptr() % 16 or any(st * t.element_size() % 16 for st in t.stride()[:-1]):
         return None
     from triton.tools.tensor_descriptor import TensorDescriptor
 
@@ -184,26 +189,20 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     I, S = I2 // 2, r.tok_S.shape[0]
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
-    w_desc = _desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
-    compiled = k._gate_up_swiglu_kernel[_m_grid(S, E, I, cfg)](
-        x_TD,
-        gate_up_E2IH,
-        r.tok_S,
-        r.counts_E,
-        gu_S2I,
-        h_SI,
-        w_desc,
-        D,
-        I,
-        E=E,
-        E_P=_pow2(E),
-        BM=cfg.bm,
-        BN=cfg.bn,
-        BK=cfg.bk,
-        EVEN_K=D % cfg.bk == 0,
-        USE_TMA=w_desc is not None,
-        **cfg.launch(),
-    )
+    w_desc = _desc(gate_up_E2IH.view(E * 2, I, D), [2, cfg.bn, cfg.bk]) if CONFIG.gate_up_joint else None
+    joint = w_desc is not None  # one box holds a tile's gate and up rows
+    if not joint:
+        w_desc = _desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
+    args = (x_TD, gate_up_E2IH, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I)
+    meta = dict(E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, EVEN_K=D % cfg.bk == 0,
+                USE_TMA=w_desc is not None, JOINT=joint, **cfg.launch())  # fmt: skip
+    grid = _m_grid(S, E, I, cfg)
+    if CONFIG.gate_up_persistent == "off":
+        compiled = k._gate_up_swiglu_kernel[grid](*args, **meta)
+    else:
+        progs = min(_num_sms(x_TD.device), grid[0])
+        compiled = k._gate_up_swiglu_persistent_kernel[(progs,)](
+            *args, NUM_PROGRAMS=progs, FLATTEN=CONFIG.gate_up_persistent == "flat", **meta)
     _record('gate_up', compiled)
     return gu_S2I, h_SI
 
@@ -316,9 +315,9 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
-def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
+def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: GemmConfig):
     """out[e] (M, N) = sum_s a_src[a_idx[s]]^T b_src[b_idx[s]] over expert e's sorted rows."""
-    k, cfg = _k(), CONFIG.wgrad
+    k = _k()
     E = r.counts_E.shape[0]
     out = torch.empty((E, M, N), dtype=dtype, device=a_src.device)
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)
@@ -347,9 +346,10 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype):
         GATHER_B=b_idx is not None,
         TMA_A=a_desc is not None,
         TMA_B=b_desc is not None,
+        IDX_PREFETCH=CONFIG.wgrad_idx_prefetch,
         **cfg.launch(),
     )
-    _record('wgrad', compiled)
+    _record(f"wgrad{M}x{N}", compiled)
     return out
 
 
@@ -423,11 +423,12 @@ class _MoETriton(torch.autograd.Function):
         dgu_S2I, hw_SI, dw_S = _down_bwd(dy_TD, down_EHI, gu_S2I, r)
         d_down = None
         if ctx.needs_input_grad[3]:
-            d_down = _wgrad(dy_TD, r.tok_S, hw_SI, None, D, I, r, down_EHI.dtype)  # (E, D, I)
+            d_down = _wgrad(dy_TD, r.tok_S, hw_SI, None, D, I, r, down_EHI.dtype, CONFIG.wgrad)  # (E, D, I)
         del hw_SI
         d_gate_up = None
         if ctx.needs_input_grad[2]:
-            d_gate_up = _wgrad(dgu_S2I, None, x_TD, r.tok_S, I2, D, r, gate_up_E2IH.dtype)  # (E, 2I, D)
+            cfg_gu = CONFIG.wgrad_gu or CONFIG.wgrad
+            d_gate_up = _wgrad(dgu_S2I, None, x_TD, r.tok_S, I2, D, r, gate_up_E2IH.dtype, cfg_gu)  # (E, 2I, D)
         # dXs = dGU @ gate_up[e]: B[k=j, n=d] = gate_up[e, j, d]
         dxs_SD = _grouped_mm(dgu_S2I, gate_up_E2IH, I2 * D, D, 1, D, r, None, CONFIG.dx, name="dx")
         del dgu_S2I

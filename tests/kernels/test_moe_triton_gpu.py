@@ -21,6 +21,7 @@ import torch
 from kernels import moe
 from kernels.moe_inputs import make_moe_inputs
 from kernels.moe_reference import moe_reference
+from kernels.moe_triton import GemmConfig
 
 pytestmark = [
     pytest.mark.gpu,
@@ -83,17 +84,27 @@ def _run_and_check(T, D, I, E, K, norm, routing, dtype, seed):
     return r, m
 
 
-@pytest.fixture(params=[(False, False, "off"), (True, False, "off"), (True, True, "off"), (True, True, "flat"),
-                        (False, True, "loop")],
-                ids=["ptr_fused", "tma_fused", "tma_split", "tma_split_persistent", "ptr_split_persistent_loop"])
+_OFF = dict(persistent="off", gate_up_persistent="off")
+_CONFIGS = {
+    "ptr_fused": dict(tma=False, down_bwd_split=False, wgrad_idx_prefetch=False, **_OFF),
+    "tma_fused": dict(tma=True, down_bwd_split=False, **_OFF),
+    "tma_split": dict(tma=True, down_bwd_split=True, wgrad_idx_prefetch=False, **_OFF),
+    "ptr_split_idx_prefetch": dict(tma=False, down_bwd_split=True, wgrad_idx_prefetch=True, **_OFF),
+    "default": dict(),  # TMA, split, persistent flattened grouped GEMMs, indices carried ahead
+    "ptr_split_persistent_loop": dict(tma=False, persistent="loop", gate_up_persistent="loop"),
+    "tma_joint_gate_up_flat_wgrad_gu": dict(
+        gate_up_persistent="flat", gate_up_joint=True, wgrad_gu=GemmConfig(128, 128, 64, 8, 3)
+    ),
+}
+
+
+@pytest.fixture(params=list(_CONFIGS), ids=list(_CONFIGS))
 def tma(request, monkeypatch):
     """Weights through pointers or TMA descriptors; the down-projection backward fused or split; the
-    grouped GEMMs one program per tile or persistent."""
+    grouped GEMMs one program per tile or persistent; weight-grad indices loaded in step or ahead."""
     import kernels.moe_triton as mt
 
-    use_tma, split, persistent = request.param
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=use_tma, down_bwd_split=split,
-                                                          persistent=persistent))
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, **_CONFIGS[request.param]))
     return request.param
 
 
@@ -113,11 +124,13 @@ def test_triton_fp16():
     _run_and_check(513, 128, 64, 16, 2, True, "uniform", torch.float16, seed=7)
 
 
-def test_router_is_a_valid_top_k_and_permutation():
+# The router cuts tokens into at most ROUTER_CHUNKS chunks: 3001 tokens give one sub-block per
+# chunk, 70001 several, and E=512 the smallest sub-blocks and a chunk-prefix loop of many steps.
+@pytest.mark.parametrize("T,E,K", [(3001, 128, 8), (70001, 64, 8), (40000, 512, 10), (5, 16, 4)])
+def test_router_is_a_valid_top_k_and_permutation(T, E, K):
     from kernels.moe_reference import route as ref_route
     from kernels.moe_triton import route
 
-    T, E, K = 3001, 128, 8
     logits = torch.randn(T, E, device="cuda").to(torch.bfloat16)
     r = route(logits, K, True)
     probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
