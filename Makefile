@@ -34,7 +34,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check factory miners mutators verifiers trainer kernels tests bench
 
-# Benchmarks that run on this machine (the GPU ones, bench/moe_kernels.py and
+# Benchmarks that run on this machine (the GPU ones, bench/moe_kernels.py, bench/moe_timing.py and
 # bench/train_throughput.py, run on a CUDA machine: see bench/RESULTS.md).
 bench: install engine
 	$(PY) bench/spine.py --spec $(SPEC)

@@ -42,13 +42,15 @@ DEFAULT_SHAPES = [
     (32768, 2048, 512, 512, 10),
 ]
 IMPLS = ("ours", "hf_eager", "hf_grouped", "torch_gmm")
+TIMELINE = False  # --timeline: print one fwd+bwd's kernels with the idle time before each
 
 
 def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v4 = C()  # the default: v3 with persistent, flattened grouped GEMMs (kernels/NOTES.md)
+    v5 = C()  # the default: v4 with weight-grad indices carried ahead, 128x256 tiles (kernels/NOTES.md)
+    v4 = dataclasses.replace(v5, wgrad=G(128, 128, 64, 8, 3), wgrad_idx_prefetch=False)  # persistent GEMMs
     v3 = dataclasses.replace(v4, persistent="off")  # TMA, wide tiles, split down-projection backward
     v2 = dataclasses.replace(v3, down_bwd=G(128, 128, 64, 8, 3), down_bwd_split=False)
     v1 = C(G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 4), G(128, 64, 64, 8, 4), G(128, 128, 64, 8, 3),
@@ -73,11 +75,39 @@ def _variants():
         "s_wg64": rep(v2, down_bwd_split=True, down_bwd=G(128, 256, 64, 8, 3), wgrad=G(64, 256, 64, 8, 3)),
         "p_loop": rep(v3, persistent="loop"),
         "p_flat": rep(v3, persistent="flat"),
+        # weight-grad pipelining (kernels/NOTES.md, v5): more stages, or indices carried ahead
+        "wg5": rep(v4, wgrad=G(128, 128, 64, 8, 5)),
+        "wg7": rep(v4, wgrad=G(128, 128, 64, 8, 7)),
+        "wg256s5": rep(v4, wgrad=G(128, 256, 64, 8, 5)),
+        "wgpf": rep(v4, wgrad_idx_prefetch=True),
+        "wgpf4": rep(v4, wgrad=G(128, 128, 64, 8, 4), wgrad_idx_prefetch=True),
+        "wgpf256": rep(v4, wgrad=G(128, 256, 64, 8, 4), wgrad_idx_prefetch=True),
+        "guflat": rep(v4, gate_up_persistent="flat"),
+        "guloop": rep(v4, gate_up_persistent="loop"),
+        # v5 = wgpf256; then gate/up through one joint (BM, 2*BN) accumulator (kernels/NOTES.md, v6)
+        "v5": v5,
+        "v5j": rep(v5, gate_up_joint=True),
+        "v5jf": rep(v5, gate_up_joint=True, gate_up_persistent="flat"),
+        "v5jl": rep(v5, gate_up_joint=True, gate_up_persistent="loop"),
+        "v5jf2": rep(v5, gate_up_joint=True, gate_up_persistent="flat", gate_up=G(128, 128, 64, 8, 2)),
+        "v5gu128": rep(v5, gate_up=G(128, 128, 128, 8, 2)),
+        "v5k32": rep(v5, wgrad=G(128, 256, 32, 8, 7)),
+        "v5w256m": rep(v5, wgrad=G(256, 128, 64, 8, 4)),
+        # dWgu with its own tile: its gathered side (X rows) the narrow one (kernels/NOTES.md, v6)
+        "v6": rep(v5, wgrad_gu=G(256, 128, 64, 8, 4)),
+        "v6s3": rep(v5, wgrad_gu=G(256, 128, 64, 8, 3)),
+        "v6_128": rep(v5, wgrad_gu=G(128, 128, 64, 8, 3)),
+        "v6_64": rep(v5, wgrad_gu=G(256, 64, 64, 8, 4)),
     }
 
 
 def cuda_time_ms(fn, warmup: int, reps: int) -> float:
     """Median over reps of one call, timed with CUDA events (each call its own pair)."""
+    return statistics.median(cuda_times_ms(fn, warmup, reps))
+
+
+def cuda_times_ms(fn, warmup: int, reps: int) -> list[float]:
+    """Each of reps calls timed with its own pair of CUDA events, after warm-up calls."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -89,7 +119,7 @@ def cuda_time_ms(fn, warmup: int, reps: int) -> float:
         b.record()
         b.synchronize()
         times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    return times
 
 
 def matmul_peak_tflops() -> float:
@@ -251,6 +281,8 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
             r.impl = f"ours:{name}"
             print(fmt_row(r, peak_tf), flush=True)
             if not r.error:
+                print("    " + spread(inputs, norm, 40), flush=True)
+                print(f"    fwd+bwd replayed as one CUDA graph: {graphed_ms(inputs, norm, reps):.2f} ms", flush=True)
                 print("    per kernel (ms per fwd+bwd): " + kernel_breakdown(inputs, norm), flush=True)
                 print(
                     "    rel diff vs torch_gmm (y, dx, drw, dgu, ddn): " + grad_parity(inputs, norm),
@@ -260,6 +292,47 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
         del inputs
         torch.cuda.empty_cache()
     mt.CONFIG = default
+
+
+def spread(inputs, norm, reps: int) -> str:
+    """Spread of fwd+bwd times over reps back-to-back calls: a drift from first to last is clocks."""
+    x, rw, gu, dn = inputs.tensors()
+    dy = torch.randn_like(x)
+
+    def both():
+        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
+        torch.autograd.grad(y, (x, rw, gu, dn), dy)
+
+    t = cuda_times_ms(both, 3, reps)
+    n = max(1, reps // 8)
+    return (
+        f"fwd+bwd over {reps} reps: min {min(t):.2f} median {statistics.median(t):.2f} max {max(t):.2f} ms; "
+        f"first {n} {statistics.mean(t[:n]):.2f}, last {n} {statistics.mean(t[-n:]):.2f}"
+    )
+
+
+def graphed_ms(inputs, norm, reps: int) -> float:
+    """fwd+bwd of ours captured once and replayed: the device time without host launch gaps."""
+    x, rw, gu, dn = inputs.tensors()
+    dy = torch.randn_like(x)
+
+    def both():
+        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
+        return torch.autograd.grad(y, (x, rw, gu, dn), dy)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            both()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        both()
+    ms = cuda_time_ms(graph.replay, warmup=3, reps=reps)
+    del graph
+    torch.cuda.empty_cache()
+    return ms
 
 
 def grad_parity(inputs, norm) -> str:
@@ -295,6 +368,34 @@ def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
             both()
         torch.cuda.synchronize()
     ours, other = {}, 0.0
+    span = ""
+    try:  # device busy time against the span, and the widest idle gaps between two kernels
+        kern = sorted(
+            (e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA),
+            key=lambda e: e.time_range.start,
+        )
+        start, end = kern[0].time_range.start, max(e.time_range.end for e in kern)
+        busy = sum(e.time_range.end - e.time_range.start for e in kern)
+        gaps: dict[str, float] = {}
+        for a, b in zip(kern, kern[1:], strict=False):
+            gap = b.time_range.start - a.time_range.end
+            if gap > 5:  # microseconds
+                key = f"{a.name[:28]} -> {b.name[:28]}"
+                gaps[key] = gaps.get(key, 0.0) + gap / iters
+        top = sorted(gaps.items(), key=lambda kv: -kv[1])[:6]
+        if TIMELINE:
+            per = len(kern) // iters  # the middle iteration's kernels, with the idle time before each
+            one = kern[per : 2 * per]
+            for a, b in zip([one[0], *one], one, strict=False):
+                t0 = b.time_range.start - one[0].time_range.start
+                idle = b.time_range.start - a.time_range.end if a is not b else 0
+                print(f"      {t0:8.0f} us +{idle:5.0f} idle {b.time_range.elapsed_us():6.0f} us  {b.name[:100]}")
+        span = (
+            f"; busy {busy / 1e3 / iters:.2f} of span {(end - start) / 1e3 / iters:.2f} ms per fwd+bwd; "
+            "widest gaps (us per fwd+bwd): " + ", ".join(f"{k} {v:.0f}" for k, v in top)
+        )
+    except Exception as exc:  # a diagnostic only: the table does not depend on it
+        span = f"; span n/a ({type(exc).__name__})"
     for ev in prof.key_averages():
         t = getattr(ev, "device_time_total", 0.0)
         t = t / 1e3 / iters
@@ -303,7 +404,7 @@ def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
         else:
             other += t
     parts = [f"{k} {v:.2f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])]
-    return ", ".join(parts + [f"other {other:.2f}"])
+    return ", ".join(parts + [f"other {other:.2f}"]) + span
 
 
 def profile_ours(shape, norm) -> None:
@@ -341,7 +442,10 @@ def main(argv=None) -> int:
         "--variants", default="", help="comma list of Triton block configs to compare (ours only)"
     )
     ap.add_argument("--profile", action="store_true", help="per-kernel CUDA times of ours, first shape")
+    ap.add_argument("--timeline", action="store_true", help="with --variants: one fwd+bwd's kernel timeline")
     args = ap.parse_args(argv)
+    global TIMELINE
+    TIMELINE = args.timeline
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
     impls = args.impls.split(",")
     norm = not args.no_norm
