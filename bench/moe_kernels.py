@@ -311,6 +311,20 @@ def spread(inputs, norm, reps: int) -> str:
     )
 
 
+def capture_graph(fn) -> torch.cuda.CUDAGraph:
+    """fn captured as one CUDA graph, after two warm-up calls on a side stream (as capture needs)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
+
+
 def graphed_ms(inputs, norm, reps: int) -> float:
     """fwd+bwd of ours captured once and replayed: the device time without host launch gaps."""
     x, rw, gu, dn = inputs.tensors()
@@ -320,15 +334,7 @@ def graphed_ms(inputs, norm, reps: int) -> float:
         y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
         return torch.autograd.grad(y, (x, rw, gu, dn), dy)
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            both()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        both()
+    graph = capture_graph(both)
     ms = cuda_time_ms(graph.replay, warmup=3, reps=reps)
     del graph
     torch.cuda.empty_cache()

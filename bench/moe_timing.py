@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from moe_kernels import cuda_times_ms, make_hf_block  # noqa: E402
+from moe_kernels import capture_graph, cuda_times_ms, make_hf_block  # noqa: E402
 
 from kernels import moe  # noqa: E402
 from kernels.moe_inputs import make_moe_inputs  # noqa: E402
@@ -79,19 +79,6 @@ def host_enqueue_ms(fn, big, reps: int = 10) -> float:
     return statistics.median(out)
 
 
-def as_graph(fn):
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="32768,2048,768,128,8", help="T,D,I,E,K")
@@ -118,7 +105,7 @@ def main(argv=None) -> int:
         fn()
         torch.cuda.synchronize()
         eager = (per_call(fn), back_to_back(fn), host_ahead(fn, big), host_enqueue_ms(fn, big))
-        graph = as_graph(fn)
+        graph = capture_graph(fn)
         replay = (per_call(graph.replay), back_to_back(graph.replay))
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in (*eager, *replay)) + " |", flush=True)
         del graph
