@@ -42,7 +42,6 @@ DEFAULT_SHAPES = [
     (32768, 2048, 512, 512, 10),
 ]
 IMPLS = ("ours", "hf_eager", "hf_grouped", "torch_gmm")
-TIMELINE = False  # --timeline: print one fwd+bwd's kernels with the idle time before each
 
 
 def _variants():
@@ -268,7 +267,7 @@ def check_parity(inputs, norm) -> str:
     return f"{((ours - ref).norm() / ref.norm()).item():.2e}"
 
 
-def run_variants(names, shapes, norm, reps, peak_tf) -> None:
+def run_variants(names, shapes, norm, reps, peak_tf, timeline: bool = False) -> None:
     import kernels.moe_triton as mt
 
     table = _variants()
@@ -283,7 +282,7 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
             if not r.error:
                 print("    " + spread(inputs, norm, 40), flush=True)
                 print(f"    fwd+bwd replayed as one CUDA graph: {graphed_ms(inputs, norm, reps):.2f} ms", flush=True)
-                print("    per kernel (ms per fwd+bwd): " + kernel_breakdown(inputs, norm), flush=True)
+                print("    per kernel (ms per fwd+bwd): " + kernel_breakdown(inputs, norm, timeline=timeline), flush=True)
                 print(
                     "    rel diff vs torch_gmm (y, dx, drw, dgu, ddn): " + grad_parity(inputs, norm),
                     flush=True,
@@ -294,14 +293,21 @@ def run_variants(names, shapes, norm, reps, peak_tf) -> None:
     mt.CONFIG = default
 
 
-def spread(inputs, norm, reps: int) -> str:
-    """Spread of fwd+bwd times over reps back-to-back calls: a drift from first to last is clocks."""
+def ours_fwd_bwd(inputs, norm):
+    """One fwd+bwd of ours on these inputs, against a fixed random dY: the call the diagnostics time."""
     x, rw, gu, dn = inputs.tensors()
     dy = torch.randn_like(x)
 
     def both():
         y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
-        torch.autograd.grad(y, (x, rw, gu, dn), dy)
+        return torch.autograd.grad(y, (x, rw, gu, dn), dy)
+
+    return both
+
+
+def spread(inputs, norm, reps: int) -> str:
+    """Spread of fwd+bwd times over reps back-to-back calls: a drift from first to last is clocks."""
+    both = ours_fwd_bwd(inputs, norm)
 
     t = cuda_times_ms(both, 3, reps)
     n = max(1, reps // 8)
@@ -327,12 +333,7 @@ def capture_graph(fn) -> torch.cuda.CUDAGraph:
 
 def graphed_ms(inputs, norm, reps: int) -> float:
     """fwd+bwd of ours captured once and replayed: the device time without host launch gaps."""
-    x, rw, gu, dn = inputs.tensors()
-    dy = torch.randn_like(x)
-
-    def both():
-        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
-        return torch.autograd.grad(y, (x, rw, gu, dn), dy)
+    both = ours_fwd_bwd(inputs, norm)
 
     graph = capture_graph(both)
     ms = cuda_time_ms(graph.replay, warmup=3, reps=reps)
@@ -357,15 +358,11 @@ def grad_parity(inputs, norm) -> str:
     return " ".join(f"{v:.1e}" for v in rel)
 
 
-def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
+def kernel_breakdown(inputs, norm, iters: int = 3, timeline: bool = False) -> str:
+    """Per-kernel CUDA times of ours; with timeline, also one fwd+bwd's kernels and idle gaps."""
     from torch.profiler import ProfilerActivity, profile
 
-    x, rw, gu, dn = inputs.tensors()
-    dy = torch.randn_like(x)
-
-    def both():
-        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
-        torch.autograd.grad(y, (x, rw, gu, dn), dy)
+    both = ours_fwd_bwd(inputs, norm)
 
     both()
     torch.cuda.synchronize()
@@ -389,7 +386,7 @@ def kernel_breakdown(inputs, norm, iters: int = 3) -> str:
                 key = f"{a.name[:28]} -> {b.name[:28]}"
                 gaps[key] = gaps.get(key, 0.0) + gap / iters
         top = sorted(gaps.items(), key=lambda kv: -kv[1])[:6]
-        if TIMELINE:
+        if timeline:
             per = len(kern) // iters  # the middle iteration's kernels, with the idle time before each
             one = kern[per : 2 * per]
             for a, b in zip([one[0], *one], one, strict=False):
@@ -417,12 +414,7 @@ def profile_ours(shape, norm) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=3, requires_grad=True)
-    x, rw, gu, dn = inputs.tensors()
-    dy = torch.randn_like(x)
-
-    def both():
-        y = moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
-        torch.autograd.grad(y, (x, rw, gu, dn), dy)
+    both = ours_fwd_bwd(inputs, norm)
 
     both()
     torch.cuda.synchronize()
@@ -450,8 +442,6 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="per-kernel CUDA times of ours, first shape")
     ap.add_argument("--timeline", action="store_true", help="with --variants: one fwd+bwd's kernel timeline")
     args = ap.parse_args(argv)
-    global TIMELINE
-    TIMELINE = args.timeline
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
     impls = args.impls.split(",")
     norm = not args.no_norm
@@ -461,7 +451,7 @@ def main(argv=None) -> int:
         f"device {torch.cuda.get_device_name()} torch {torch.__version__} bf16 matmul peak {peak_tf:.0f} TFLOP/s"
     )
     if args.variants:  # a tuning run: only our variants, no baselines
-        run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf)
+        run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf, timeline=args.timeline)
         return 0
     if args.profile:
         profile_ours(shapes[0], norm)

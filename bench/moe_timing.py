@@ -27,9 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from moe_kernels import capture_graph, cuda_times_ms, make_hf_block  # noqa: E402
+from moe_kernels import capture_graph, cuda_times_ms, make_hf_block, ours_fwd_bwd  # noqa: E402
 
-from kernels import moe  # noqa: E402
 from kernels.moe_inputs import make_moe_inputs  # noqa: E402
 
 
@@ -85,14 +84,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     T, D, I, E, K = (int(v) for v in args.shape.split(","))  # noqa: E741
     inputs = make_moe_inputs(T, D, I, E, K, "uniform", device="cuda", seed=1, requires_grad=True)
-    x, rw, gu, dn = inputs.tensors()
+    x = inputs.tensors()[0]
     dy = torch.randn_like(x)
     hf = make_hf_block(inputs, True, "grouped_mm")
     hf_params = [x, hf.gate.weight, hf.experts.gate_up_proj, hf.experts.down_proj]
-
-    def ours():
-        y = moe(x, rw, gu, dn, K, norm_topk_prob=True, impl="triton")[0]
-        torch.autograd.grad(y, (x, rw, gu, dn), dy)
 
     def hf_grouped():
         torch.autograd.grad(hf(x[None])[0], hf_params, dy)
@@ -101,7 +96,7 @@ def main(argv=None) -> int:
     print(f"device {torch.cuda.get_device_name()} torch {torch.__version__}; shape {(T, D, I, E, K)}, fwd+bwd ms")
     print("| impl | per-call | back-to-back | host-ahead | host enqueue | graph per-call | graph back-to-back |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, fn in (("ours", ours), ("hf_grouped", hf_grouped)):
+    for name, fn in (("ours", ours_fwd_bwd(inputs, True)), ("hf_grouped", hf_grouped)):
         fn()
         torch.cuda.synchronize()
         eager = (per_call(fn), back_to_back(fn), host_ahead(fn, big), host_enqueue_ms(fn, big))
