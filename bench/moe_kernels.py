@@ -97,6 +97,33 @@ def _variants():
         "v6s3": rep(v5, wgrad_gu=G(256, 128, 64, 8, 3)),
         "v6_128": rep(v5, wgrad_gu=G(128, 128, 64, 8, 3)),
         "v6_64": rep(v5, wgrad_gu=G(256, 64, 64, 8, 4)),
+        # fewer passes in the backward (kernels/NOTES.md, v7): the router backward as one kernel, with
+        # or without dlogits @ router_w inside the dX combine; the SwiGLU backward in the G GEMM's
+        # epilogue; warp-specialised TMA-fed persistent GEMMs
+        "v7r": rep(v5, router_bwd="triton"),
+        "v7rd": rep(v5, router_bwd="triton", combine_dot=True),
+        "v7g": rep(v5, g_epilogue=True),
+        "v7g128": rep(v5, g_epilogue=True, down_bwd=G(128, 128, 64, 8, 4)),
+        "v7g64": rep(v5, g_epilogue=True, down_bwd=G(64, 256, 64, 8, 4)),
+        "v7g64n": rep(v5, g_epilogue=True, down_bwd=G(64, 128, 64, 4, 4)),
+        "v7gl": rep(v5, g_epilogue=True, persistent="loop", down_bwd=G(128, 128, 64, 8, 3)),
+        "v7ws": rep(v5, warp_specialize=True),
+        "v7jf": rep(v5, router_bwd="triton", gate_up_joint=True, gate_up_persistent="flat"),
+        "v7j": rep(v5, router_bwd="triton", gate_up_joint=True),
+        "v7gu4": rep(v5, gate_up=G(128, 128, 64, 8, 4)),
+        "v7gul": rep(v5, gate_up_persistent="loop"),
+        "v7dx4": rep(v5, dx=G(128, 256, 64, 8, 4), down=G(128, 256, 64, 8, 4)),
+        # dWgu computed as its transpose, gathered X rows on the tile's M side (kernels/NOTES.md, v8)
+        "v8t": rep(v5, dwgu_t=True),
+        "v8t3": rep(v5, dwgu_t=True, wgrad_gu=G(128, 256, 64, 8, 3)),
+        "v8t128": rep(v5, dwgu_t=True, wgrad_gu=G(128, 128, 64, 8, 4)),
+        "v8": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True),
+        "v8jf": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, gate_up_persistent="flat"),
+        "v8j4": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, gate_up=G(128, 128, 64, 8, 4)),
+        "v8jl": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, gate_up_persistent="loop"),
+        "v8d2": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, down=G(128, 256, 128, 8, 2)),
+        "v8w3": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, wgrad=G(128, 256, 64, 8, 3)),
+        "v8g4": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, down_bwd=G(128, 256, 64, 8, 4)),
     }
 
 
@@ -293,6 +320,61 @@ def run_variants(names, shapes, norm, reps, peak_tf, timeline: bool = False) -> 
     mt.CONFIG = default
 
 
+def stage_fns(inputs, norm) -> dict:
+    """Each stage of our fwd+bwd as its own call on fixed intermediates, under the current CONFIG."""
+    import kernels.moe_triton as mt
+
+    x, rw, gu, dn = (t.detach() for t in inputs.tensors())
+    K, T, dt = inputs.top_k, x.shape[0], x.dtype
+    with torch.no_grad():
+        logits = F.linear(x, rw)
+        r = mt.route(logits, K, norm)
+        gu_S2I, h = mt._gate_up(x, gu, r)
+        o = mt._down(h, dn, r)
+        dy = torch.randn_like(x)
+        dgu, hw, dw = mt._down_bwd(dy, dn, gu_S2I, r)
+        dxs = mt._dxs(dgu, gu, r)
+        dl_out = torch.zeros_like(logits)
+    return {
+        "router": lambda: mt.route(F.linear(x, rw), K, norm),
+        "gate_up": lambda: mt._gate_up(x, gu, r),
+        "down": lambda: mt._down(h, dn, r),
+        "combine": lambda: mt._combine(o, r, T),
+        "down_bwd": lambda: mt._down_bwd(dy, dn, gu_S2I, r),
+        "dWd": lambda: mt._dwd(dy, hw, r, dt),
+        "dWgu": lambda: mt._dwgu(dgu, x, r, dt),
+        "dx": lambda: mt._dxs(dgu, gu, r),
+        "router_grads": lambda: mt._router_grads(dxs, dw, logits, x, rw, r, norm, dl_out, True),
+    }
+
+
+def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
+    """Per-stage A/B of variants: every round times every stage of every variant (the median of
+    reps CUDA-event timings), so clock drift within the run hits all variants alike; the table
+    gives the median over rounds."""
+    import kernels.moe_triton as mt
+
+    table, default = _variants(), mt.CONFIG
+    inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=2, requires_grad=False)
+    fns = stage_fns(inputs, norm)
+    got: dict[tuple[str, str], list[float]] = {}
+    for i in range(rounds):
+        for name in names:
+            mt.CONFIG = table[name]
+            for stage, fn in fns.items():
+                got.setdefault((name, stage), []).append(cuda_time_ms(fn, 2, reps))
+            if i == 0:
+                print(f"  {name} (regs, spills, smem): {mt.LAUNCH_INFO}", flush=True)
+    mt.CONFIG = default
+    med = {k: statistics.median(v) for k, v in got.items()}
+    print(f"per-stage ms at {shape}, median of {rounds} rounds (each the median of {reps} calls)")
+    print("| stage | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for stage in fns:
+        print(f"| {stage} | " + " | ".join(f"{med[n, stage]:.3f}" for n in names) + " |")
+    print("| sum | " + " | ".join(f"{sum(med[n, st] for st in fns):.3f}" for n in names) + " |", flush=True)
+
+
 def ours_fwd_bwd(inputs, norm):
     """One fwd+bwd of ours on these inputs, against a fixed random dY: the call the diagnostics time."""
     x, rw, gu, dn = inputs.tensors()
@@ -441,6 +523,8 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--profile", action="store_true", help="per-kernel CUDA times of ours, first shape")
     ap.add_argument("--timeline", action="store_true", help="with --variants: one fwd+bwd's kernel timeline")
+    ap.add_argument("--parts", default="", help="comma list of variants: per-stage A/B on the first shape")
+    ap.add_argument("--rounds", type=int, default=5, help="with --parts: interleaved rounds")
     args = ap.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
     impls = args.impls.split(",")
@@ -450,6 +534,9 @@ def main(argv=None) -> int:
     print(
         f"device {torch.cuda.get_device_name()} torch {torch.__version__} bf16 matmul peak {peak_tf:.0f} TFLOP/s"
     )
+    if args.parts:  # per-stage A/B of our variants
+        run_parts(args.parts.split(","), shapes[0], norm, args.rounds, args.reps)
+        return 0
     if args.variants:  # a tuning run: only our variants, no baselines
         run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf, timeline=args.timeline)
         return 0

@@ -162,6 +162,64 @@ def _scatter_kernel(
         tl.store(w_sorted_ptr + pos, w, mask=mask)
 
 
+@triton.jit
+def _router_bwd_kernel(
+    logits_ptr,  # (T, E) x dtype
+    top_idx_ptr,  # (T, K) int32
+    pos_ptr,  # (T, K) int32
+    dw_sorted_ptr,  # (S,) float32: grad of the routing weight of each sorted row
+    dlogits_out_ptr,  # (T, E): grad arriving on the returned logits (HAS_DOUT)
+    dlogits_ptr,  # (T, E) x dtype, out
+    T,
+    E: tl.constexpr,
+    E_P: tl.constexpr,
+    K: tl.constexpr,
+    K_P: tl.constexpr,
+    BT: tl.constexpr,
+    NORM: tl.constexpr,
+    HAS_DOUT: tl.constexpr,
+):
+    """Backward of softmax(fp32) -> top-k -> renorm for BT tokens (kernels/moe_triton.py's
+    router_backward is the same in PyTorch): with v the chosen probabilities and dv their grads
+    (through the renorm), dlogits = p * (scatter(dv) - sum(v * dv)) + the direct grad."""
+    offs_t = tl.program_id(0) * BT + tl.arange(0, BT)
+    offs_e = tl.arange(0, E_P)
+    offs_k = tl.arange(0, K_P)
+    mask_t = offs_t < T
+    mask_e = offs_e < E
+    te_mask = mask_t[:, None] & mask_e[None, :]
+    te_off = offs_t[:, None].to(tl.int64) * E + offs_e[None, :]
+    logits = tl.load(logits_ptr + te_off, mask=te_mask, other=float("-inf")).to(tl.float32)
+    row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
+    num = tl.exp(logits - row_max[:, None])
+    den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
+    p = num / den[:, None]  # 0 at masked experts; rows past T are never stored
+    tk_mask = mask_t[:, None] & (offs_k[None, :] < K)
+    tk_off = offs_t[:, None] * K + offs_k[None, :]
+    idx = tl.load(top_idx_ptr + tk_off, mask=tk_mask, other=0)
+    pos = tl.load(pos_ptr + tk_off, mask=tk_mask, other=0)
+    dv = tl.load(dw_sorted_ptr + pos, mask=tk_mask, other=0.0)
+    v = tl.zeros((BT, K_P), dtype=tl.float32)
+    for j in tl.static_range(K):
+        e_j = tl.sum(tl.where(offs_k[None, :] == j, idx, 0), axis=1)
+        p_j = tl.sum(tl.where(offs_e[None, :] == e_j[:, None], p, 0.0), axis=1)
+        v = tl.where(offs_k[None, :] == j, p_j[:, None], v)
+    if NORM:
+        s = tl.where(mask_t, tl.sum(v, axis=1), 1.0)
+        dv = (dv - tl.sum(dv * (v / s[:, None]), axis=1)[:, None]) / s[:, None]
+        dv = tl.where(tk_mask, dv, 0.0)
+    dp = tl.zeros((BT, E_P), dtype=tl.float32)
+    for j in tl.static_range(K):
+        sel_k = offs_k[None, :] == j
+        e_j = tl.sum(tl.where(sel_k, idx, 0), axis=1)
+        dv_j = tl.sum(tl.where(sel_k, dv, 0.0), axis=1)
+        dp = tl.where(offs_e[None, :] == e_j[:, None], dv_j[:, None], dp)
+    dlog = p * (dp - tl.sum(v * dv, axis=1)[:, None])
+    if HAS_DOUT:
+        dlog += tl.load(dlogits_out_ptr + te_off, mask=te_mask, other=0.0).to(tl.float32)
+    tl.store(dlogits_ptr + te_off, dlog.to(dlogits_ptr.dtype.element_ty), mask=te_mask)
+
+
 # --------------------------------------------------------------------------------------------
 # Grouped GEMMs
 # --------------------------------------------------------------------------------------------
@@ -309,11 +367,15 @@ def _gate_up_swiglu_persistent_kernel(
 @triton.jit
 def _mm_tile(
     a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-    e, m_start, m_end, pid_n,
+    gu_ptr, dgu_ptr, dw_part_ptr, e, m_start, m_end, pid_n,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, HAS_SCALE: tl.constexpr, EVEN_K: tl.constexpr,
     GATHER_A: tl.constexpr, TMA_A: tl.constexpr, TMA_B: tl.constexpr, B_NK: tl.constexpr,
+    SWIGLU_BWD: tl.constexpr,
 ):  # fmt: skip
-    """One (BM, BN) tile of c = a[row(s)] @ B[e] for expert e's sorted rows [m_start, m_end)."""
+    """One (BM, BN) tile of c = a[row(s)] @ B[e] for expert e's sorted rows [m_start, m_end).
+
+    SWIGLU_BWD: the tile is G = dL/dh / w (N = I); the epilogue is the SwiGLU backward
+    (_swiglu_bwd_tile) and c receives h * w instead of the tile itself."""
     rows = m_start + tl.arange(0, BM)
     mask_m = rows < m_end
     rows64 = rows.to(tl.int64)
@@ -347,13 +409,36 @@ def _mm_tile(
         else:
             b = tl.load(b_base + (k0 + offs_k)[:, None] * stride_bk, mask=mk[:, None] & mask_n[None, :], other=0.0)
         acc = tl.dot(a, b, acc)
-    if HAS_SCALE:
-        acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
-    tl.store(
-        c_ptr + rows64[:, None] * N + offs_n[None, :],
-        acc.to(c_ptr.dtype.element_ty),
-        mask=mask_m[:, None] & mask_n[None, :],
-    )
+    if SWIGLU_BWD:
+        _swiglu_bwd_tile(acc, rows64, offs_n, mask_m, mask_n, N, gu_ptr, scale_ptr, dgu_ptr, c_ptr,
+                         dw_part_ptr + rows64 * tl.cdiv(N, BN) + pid_n)
+    else:
+        if HAS_SCALE:
+            acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
+        tl.store(
+            c_ptr + rows64[:, None] * N + offs_n[None, :],
+            acc.to(c_ptr.dtype.element_ty),
+            mask=mask_m[:, None] & mask_n[None, :],
+        )
+
+
+@triton.jit
+def _swiglu_bwd_tile(G, rows64, offs_n, mask_m, mask_n, I, gu_ptr, w_sorted_ptr, dgu_ptr, hw_ptr, dw_ptrs):
+    """SwiGLU backward of one (rows, offs_n) tile of G = dL/dh / w: recompute h from the saved GU,
+    write dGU (w folded in) and h * w, and this tile's part of the routing-weight grad h . G."""
+    smask = mask_m[:, None] & mask_n[None, :]
+    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
+    w = tl.load(w_sorted_ptr + rows64, mask=mask_m, other=0.0)
+    g = tl.load(gu_ptr + gu_off, mask=smask, other=0.0).to(tl.float32)
+    u = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0).to(tl.float32)
+    sig = tl.sigmoid(g)
+    silu = g * sig
+    h = silu * u
+    tl.store(dw_ptrs, tl.sum(h * G, axis=1), mask=mask_m)
+    dh = G * w[:, None]
+    tl.store(dgu_ptr + gu_off, (dh * u * sig * (1.0 + g * (1.0 - sig))).to(dgu_ptr.dtype.element_ty), mask=smask)
+    tl.store(dgu_ptr + gu_off + I, (dh * silu).to(dgu_ptr.dtype.element_ty), mask=smask)
+    tl.store(hw_ptr + rows64[:, None] * I + offs_n[None, :], (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=smask)
 
 
 @triton.jit
@@ -371,6 +456,9 @@ def _grouped_mm_kernel(
     stride_be,
     stride_bk,
     stride_bn,
+    gu_ptr,  # SWIGLU_BWD: (S, 2I) saved pre-activation (else unused)
+    dgu_ptr,  # SWIGLU_BWD: (S, 2I) out
+    dw_part_ptr,  # SWIGLU_BWD: (S, cdiv(N, BN)) float32 out
     E: tl.constexpr,
     E_P: tl.constexpr,
     BM: tl.constexpr,
@@ -382,6 +470,7 @@ def _grouped_mm_kernel(
     TMA_A: tl.constexpr,
     TMA_B: tl.constexpr,
     B_NK: tl.constexpr,
+    SWIGLU_BWD: tl.constexpr,
 ):
     """One program per tile of an upper bound (S/BM + E M-tiles per N-tile); empty ones exit."""
     pid = tl.program_id(0)
@@ -392,7 +481,8 @@ def _grouped_mm_kernel(
     if e >= E:
         return
     _mm_tile(a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-             e, m_start, m_end, pid_n, BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK)
+             gu_ptr, dgu_ptr, dw_part_ptr, e, m_start, m_end, pid_n,
+             BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK, SWIGLU_BWD)
 
 
 @triton.jit
@@ -410,6 +500,9 @@ def _grouped_mm_persistent_kernel(
     stride_be,
     stride_bk,
     stride_bn,
+    gu_ptr,
+    dgu_ptr,
+    dw_part_ptr,
     E: tl.constexpr,
     E_P: tl.constexpr,
     BM: tl.constexpr,
@@ -421,8 +514,10 @@ def _grouped_mm_persistent_kernel(
     TMA_A: tl.constexpr,
     TMA_B: tl.constexpr,
     B_NK: tl.constexpr,
+    SWIGLU_BWD: tl.constexpr,
     NUM_PROGRAMS: tl.constexpr,
     FLATTEN: tl.constexpr,
+    WARP_SPECIALIZE: tl.constexpr,
 ):
     """_grouped_mm_kernel as a persistent kernel: NUM_PROGRAMS programs (one per SM) walk the real
     tiles only (their number comes from counts, on the device). With FLATTEN the tile loop and the
@@ -431,10 +526,13 @@ def _grouped_mm_persistent_kernel(
     num_n = tl.cdiv(N, BN)
     offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM)
     num_tiles = tl.sum(tiles, axis=0) * num_n
-    for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_PROGRAMS, flatten=FLATTEN):
+    for tile_id in tl.range(
+        tl.program_id(0), num_tiles, NUM_PROGRAMS, flatten=FLATTEN, warp_specialize=WARP_SPECIALIZE
+    ):
         e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
         _mm_tile(a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-                 e, m_start, m_end, tile_id % num_n, BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK)
+                 gu_ptr, dgu_ptr, dw_part_ptr, e, m_start, m_end, tile_id % num_n,
+                 BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK, SWIGLU_BWD)
 
 
 @triton.jit
@@ -526,7 +624,7 @@ def _down_bwd_swiglu_kernel(
 def _grouped_wgrad_kernel(
     a_ptr,  # rows a_src[r, m], row stride stride_a
     b_ptr,  # rows b_src[r, n], row stride stride_b
-    out_ptr,  # (E, M, N) out
+    out_ptr,  # (E, M, N) out; (E, N, M) with OUT_T
     a_idx_ptr,  # (S,) int32 row of a_src for sorted row s (GATHER_A)
     b_idx_ptr,  # (S,) int32 row of b_src for sorted row s (GATHER_B)
     counts_ptr,  # (E,) int32
@@ -545,8 +643,10 @@ def _grouped_wgrad_kernel(
     TMA_A: tl.constexpr,
     TMA_B: tl.constexpr,
     IDX_PREFETCH: tl.constexpr,
+    OUT_T: tl.constexpr,
 ):
-    """out[e] = sum over expert e's sorted rows s of a_src[row_a(s)]^T b_src[row_b(s)]."""
+    """out[e] = sum over expert e's sorted rows s of a_src[row_a(s)]^T b_src[row_b(s)], stored
+    transposed with OUT_T (so a caller picks which operand is the tile's M side)."""
     pid = tl.program_id(0)
     e = tl.program_id(1)
     num_n = tl.cdiv(N, BN)
@@ -614,7 +714,10 @@ def _grouped_wgrad_kernel(
                 other=0.0,
             )
         acc = tl.dot(tl.trans(a_t), b, acc)
-    out_off = e.to(tl.int64) * M * N + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
+    if OUT_T:
+        out_off = e.to(tl.int64) * M * N + offs_n[None, :].to(tl.int64) * M + offs_m[:, None]
+    else:
+        out_off = e.to(tl.int64) * M * N + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
@@ -666,11 +769,16 @@ def _combine_kernel(
     src_ptr,  # (S, D) sorted rows
     pos_ptr,  # (T, K) int32
     extra_ptr,  # (T, D) added before rounding (HAS_EXTRA)
+    dlogits_ptr,  # (T, E) router-logit grads (HAS_DOT)
+    router_w_ptr,  # (E, D) router weights (HAS_DOT): out += dlogits @ router_w, in float32
     out_ptr,  # (T, D) out
     T,
     D,
+    E,
     K: tl.constexpr,
     HAS_EXTRA: tl.constexpr,
+    HAS_DOT: tl.constexpr,
+    E_P: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
 ):
@@ -685,4 +793,12 @@ def _combine_kernel(
     out_off = offs_t[:, None].to(tl.int64) * D + offs_d[None, :]
     if HAS_EXTRA:
         acc += tl.load(extra_ptr + out_off, mask=mask, other=0.0).to(tl.float32)
+    if HAS_DOT:
+        offs_e = tl.arange(0, E_P)
+        mask_e = offs_e < E
+        dl = tl.load(dlogits_ptr + offs_t[:, None].to(tl.int64) * E + offs_e[None, :],
+                     mask=mask_t[:, None] & mask_e[None, :], other=0.0)
+        wr = tl.load(router_w_ptr + offs_e[:, None] * D + offs_d[None, :],
+                     mask=mask_e[:, None] & (offs_d[None, :] < D), other=0.0)
+        acc = tl.dot(dl, wr, acc)
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask)

@@ -67,11 +67,28 @@ class TritonMoEConfig:
     # Weight-grad GEMMs: carry the next step's gather indices through the K loop, so that Triton's
     # pipeliner sees no load-to-load indirection and gives the loads num_stages - 1 steps of lead.
     wgrad_idx_prefetch: bool = True
+    # dWgu as X[tok]^T dGU stored transposed: the gathered operand (X rows) becomes the tile's M side,
+    # the layout dWd has, instead of the N side.
+    dwgu_t: bool = False
+    # (split only) the SwiGLU backward in the G GEMM's epilogue instead of its own pass: G is never
+    # written to memory (0.8 GB less traffic at (32768, 2048, 768)).
+    g_epilogue: bool = False
+    # Router backward (softmax/top-k/renorm): "triton" = one kernel (_router_bwd_kernel), "torch" =
+    # router_backward below (~20 small PyTorch ops).
+    router_bwd: str = "torch"
+    # dlogits @ router_w as a small dot inside the dX combine, instead of a cuBLAS matmul whose (T, D)
+    # result the combine reads back.
+    combine_dot: bool = False
+    # Warp-specialised persistent grouped GEMMs (tl.range warp_specialize) where both operands are
+    # TMA-fed (down, dX); Triton's Hopper support for it is experimental.
+    warp_specialize: bool = False
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
             if getattr(self, name) not in ("off", "loop", "flat"):
                 raise ValueError(f"{name} must be off, loop or flat; got {getattr(self, name)!r}")
+        if self.router_bwd not in ("torch", "triton"):
+            raise ValueError(f"router_bwd must be torch or triton; got {self.router_bwd!r}")
 
 
 LAUNCH_INFO: dict[str, tuple] = {}  # kernel -> (registers, spills, shared bytes) of its last launch
@@ -208,13 +225,18 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
 
 
 def _grouped_mm(
-    a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig, a_idx=None, name="mm"
-):
-    """c[s] = a[row(s)] @ B[e(s)]; B[e][k, n] = w[e] at k*stride_bk + n*stride_bn; row(s) = a_idx[s] or s."""
+    a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig, a_idx=None, name="mm",
+    swiglu_bwd=None,
+):  # fmt: skip
+    """c[s] = a[row(s)] @ B[e(s)]; B[e][k, n] = w[e] at k*stride_bk + n*stride_bn; row(s) = a_idx[s] or s.
+
+    swiglu_bwd = (gu_S2I, dgu_S2I, dw_part): the tile is G and the SwiGLU backward runs in the
+    epilogue (scale_S is then w_S); c receives h * w, dgu_S2I and dw_part (S, cdiv(N, BN)) the rest."""
     k = _k()
     S, K = r.tok_S.shape[0], a_SK.shape[1]
     E = w.shape[0]
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
+    gu, dgu, dw_part = swiglu_bwd if swiglu_bwd is not None else (c_SN, c_SN, c_SN)
     b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N)
     a_desc = _desc(a_SK, [cfg.bm, cfg.bk]) if a_idx is None else None
     if b_nk:
@@ -222,40 +244,56 @@ def _grouped_mm(
     else:
         b_desc = _desc(w.view(E * K, N), [cfg.bk, cfg.bn])
     args = (a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E,
-            a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn)
+            a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
+            gu, dgu, dw_part)
+    sw = swiglu_bwd is not None
     meta = dict(E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
-                HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
-                TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk, **cfg.launch())  # fmt: skip
+                HAS_SCALE=scale_S is not None and not sw, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
+                TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk, SWIGLU_BWD=sw,
+                **cfg.launch())  # fmt: skip
     if CONFIG.persistent == "off":
         compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](*args, **meta)
     else:
         progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
+        ws = CONFIG.warp_specialize and a_desc is not None and b_desc is not None
         compiled = k._grouped_mm_persistent_kernel[(progs,)](
-            *args, NUM_PROGRAMS=progs, FLATTEN=CONFIG.persistent == "flat", **meta)
+            *args, NUM_PROGRAMS=progs, FLATTEN=CONFIG.persistent == "flat", WARP_SPECIALIZE=ws, **meta)
     _record(name, compiled)
     return c_SN
 
 
-def _combine(src_SD, r: Routing, T: int, extra_TD=None):
+def _combine(src_SD, r: Routing, T: int, extra_TD=None, dot=None):
+    """out[t] = sum_j src[pos[t, j]] (+ extra[t]) (+ dlogits[t] @ router_w, dot = (dlogits, router_w))."""
     k = _k()
     D = src_SD.shape[1]
     top_k = r.pos_TK.shape[1]
     out_TD = torch.empty((T, D), dtype=src_SD.dtype, device=src_SD.device)
-    bt, bd = 16, 256
+    dl, rw = dot if dot is not None else (src_SD, src_SD)
+    E = dl.shape[1] if dot is not None else 1
+    bt, bd = (64, 128) if dot is not None else (16, 256)  # taller tiles: fewer re-reads of router_w
     k._combine_kernel[(triton_cdiv(T, bt), triton_cdiv(D, bd))](
-        src_SD,
-        r.pos_TK,
-        extra_TD if extra_TD is not None else src_SD,
-        out_TD,
-        T,
-        D,
-        K=top_k,
-        HAS_EXTRA=extra_TD is not None,
-        BT=bt,
-        BD=bd,
-        num_warps=4,
-    )
+        src_SD, r.pos_TK, extra_TD if extra_TD is not None else src_SD, dl, rw, out_TD, T, D, E,
+        K=top_k, HAS_EXTRA=extra_TD is not None, HAS_DOT=dot is not None, E_P=max(16, _pow2(E)),
+        BT=bt, BD=bd, num_warps=4,
+    )  # fmt: skip
     return out_TD
+
+
+def _router_bwd(logits_TE, r: Routing, dw_S, norm_topk_prob: bool, dlogits_out_TE=None):
+    """router_backward below as one kernel; returns dlogits (T, E) in the logits' dtype."""
+    k = _k()
+    T, E = logits_TE.shape
+    top_k = r.top_idx_TK.shape[1]
+    e_p = _pow2(E)
+    bt = max(1, min(64, 4096 // e_p))
+    out = torch.empty_like(logits_TE)
+    k._router_bwd_kernel[(triton_cdiv(T, bt),)](
+        logits_TE, r.top_idx_TK, r.pos_TK, dw_S,
+        dlogits_out_TE.contiguous() if dlogits_out_TE is not None else logits_TE, out, T,
+        E=E, E_P=e_p, K=top_k, K_P=_pow2(top_k), BT=bt, NORM=bool(norm_topk_prob),
+        HAS_DOUT=dlogits_out_TE is not None, num_warps=4,
+    )  # fmt: skip
+    return out
 
 
 def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
@@ -265,6 +303,12 @@ def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
     E, _, I = down_EHI.shape
     S = gu_S2I.shape[0]
     # B[k=d, n=i] = down[e, d, i]
+    if CONFIG.g_epilogue:
+        dgu_S2I = torch.empty_like(gu_S2I)
+        dw_part = torch.empty((S, triton_cdiv(I, CONFIG.down_bwd.bn)), dtype=torch.float32, device=dy_TD.device)
+        hw_SI = _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, r.w_S, CONFIG.down_bwd, a_idx=r.tok_S, name="g",
+                            swiglu_bwd=(gu_S2I, dgu_S2I, dw_part))  # fmt: skip
+        return dgu_S2I, hw_SI, dw_part.sum(dim=1)
     g_SI = _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, None, CONFIG.down_bwd, a_idx=r.tok_S, name="g")
     dgu_S2I = torch.empty_like(gu_S2I)
     hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
@@ -315,11 +359,12 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
-def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: GemmConfig):
-    """out[e] (M, N) = sum_s a_src[a_idx[s]]^T b_src[b_idx[s]] over expert e's sorted rows."""
+def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: GemmConfig, out_t: bool = False):
+    """out[e] (M, N) = sum_s a_src[a_idx[s]]^T b_src[b_idx[s]] over expert e's sorted rows; (N, M),
+    the transpose, with out_t."""
     k = _k()
     E = r.counts_E.shape[0]
-    out = torch.empty((E, M, N), dtype=dtype, device=a_src.device)
+    out = torch.empty((E, N, M) if out_t else (E, M, N), dtype=dtype, device=a_src.device)
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)
     # TMA only on the ungathered side, and only when the other side is gathered (and so masked).
     assert (a_idx is None) != (b_idx is None)
@@ -347,9 +392,10 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: G
         TMA_A=a_desc is not None,
         TMA_B=b_desc is not None,
         IDX_PREFETCH=CONFIG.wgrad_idx_prefetch,
+        OUT_T=out_t,
         **cfg.launch(),
     )
-    _record(f"wgrad{M}x{N}", compiled)
+    _record(f"wgrad{M}x{N}" + ("T" if out_t else ""), compiled)
     return out
 
 
@@ -380,18 +426,61 @@ def router_backward(
     return dlogits_TE
 
 
+def _down(h_SI, down_EHI, r: Routing):
+    """O = (h @ Wd[e]^T) * w per sorted row: B[k=i, n=d] = down[e, d, i]."""
+    E, D, I = down_EHI.shape
+    return _grouped_mm(h_SI, down_EHI, D * I, 1, I, D, r, r.w_S, CONFIG.down, name="down")
+
+
+def _dwd(dy_TD, hw_SI, r: Routing, dtype):
+    """dWd[e] (D, I) = dY[tok]^T (h * w) over expert e's rows."""
+    return _wgrad(dy_TD, r.tok_S, hw_SI, None, dy_TD.shape[1], hw_SI.shape[1], r, dtype, CONFIG.wgrad)
+
+
+def _dwgu(dgu_S2I, x_TD, r: Routing, dtype):
+    """dWgu[e] (2I, D) = dGU^T X[tok] over expert e's rows; with dwgu_t, computed as its transpose
+    X[tok]^T dGU (the gathered X rows on the tile's M side, as in dWd) and stored transposed."""
+    cfg = CONFIG.wgrad_gu or CONFIG.wgrad
+    I2, D = dgu_S2I.shape[1], x_TD.shape[1]
+    if CONFIG.dwgu_t:
+        return _wgrad(x_TD, r.tok_S, dgu_S2I, None, D, I2, r, dtype, cfg, out_t=True)
+    return _wgrad(dgu_S2I, None, x_TD, r.tok_S, I2, D, r, dtype, cfg)
+
+
+def _dxs(dgu_S2I, gate_up_E2IH, r: Routing):
+    """dXs = dGU @ Wgu[e] per sorted row: B[k=j, n=d] = gate_up[e, j, d]."""
+    E, I2, D = gate_up_E2IH.shape
+    return _grouped_mm(dgu_S2I, gate_up_E2IH, I2 * D, D, 1, D, r, None, CONFIG.dx, name="dx")
+
+
+def _router_grads(dxs_SD, dw_S, logits_TE, x_TD, router_w_ED, r: Routing, norm_topk_prob, dlogits_out_TE,
+                  need_router_w: bool):  # fmt: skip
+    """The backward's tail: router-logit grads, d router_w, and dX (the combine of dXs plus the
+    router's share dlogits @ router_w)."""
+    if CONFIG.router_bwd == "triton":
+        dlogits_TE = _router_bwd(logits_TE, r, dw_S, norm_topk_prob, dlogits_out_TE)
+    else:
+        d_top_w_TK = dw_S[r.pos_TK.long()]  # routing-weight grads, from sorted rows back to (t, j)
+        dlogits_TE = router_backward(logits_TE, r.top_idx_TK, d_top_w_TK, norm_topk_prob, dlogits_out_TE)
+        dlogits_TE = dlogits_TE.to(x_TD.dtype)
+    T = x_TD.shape[0]
+    if CONFIG.combine_dot:
+        dx_TD = _combine(dxs_SD, r, T, dot=(dlogits_TE, router_w_ED))
+    else:
+        dx_TD = _combine(dxs_SD, r, T, extra_TD=dlogits_TE @ router_w_ED)
+    d_router_w = dlogits_TE.t() @ x_TD if need_router_w else None
+    return dx_TD, d_router_w
+
+
 class _MoETriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob):
-        T, D = x_TD.shape
-        E, _, I = down_EHI.shape
         logits_TE = F.linear(x_TD, router_w_ED)
         r = route(logits_TE, top_k, norm_topk_prob)
         gu_S2I, h_SI = _gate_up(x_TD, gate_up_E2IH, r)
-        # down: B[k=i, n=d] = down[e, d, i]
-        o_SD = _grouped_mm(h_SI, down_EHI, D * I, 1, I, D, r, r.w_S, CONFIG.down, name="down")
+        o_SD = _down(h_SI, down_EHI, r)
         del h_SI
-        y_TD = _combine(o_SD, r, T)
+        y_TD = _combine(o_SD, r, x_TD.shape[0])
         ctx.save_for_backward(
             x_TD,
             router_w_ED,
@@ -414,30 +503,17 @@ class _MoETriton(torch.autograd.Function):
     def backward(ctx, dy_TD, dlogits_out_TE):
         (x_TD, router_w_ED, gate_up_E2IH, down_EHI, logits_TE, gu_S2I, *rt) = ctx.saved_tensors
         r = Routing(*rt)
-        T, D = x_TD.shape
-        E, I2, _ = gate_up_E2IH.shape
-        I = I2 // 2
         if dy_TD is None:
             dy_TD = torch.zeros_like(x_TD)
         dy_TD = dy_TD.contiguous()
         dgu_S2I, hw_SI, dw_S = _down_bwd(dy_TD, down_EHI, gu_S2I, r)
-        d_down = None
-        if ctx.needs_input_grad[3]:
-            d_down = _wgrad(dy_TD, r.tok_S, hw_SI, None, D, I, r, down_EHI.dtype, CONFIG.wgrad)  # (E, D, I)
+        d_down = _dwd(dy_TD, hw_SI, r, down_EHI.dtype) if ctx.needs_input_grad[3] else None
         del hw_SI
-        d_gate_up = None
-        if ctx.needs_input_grad[2]:
-            cfg_gu = CONFIG.wgrad_gu or CONFIG.wgrad
-            d_gate_up = _wgrad(dgu_S2I, None, x_TD, r.tok_S, I2, D, r, gate_up_E2IH.dtype, cfg_gu)  # (E, 2I, D)
-        # dXs = dGU @ gate_up[e]: B[k=j, n=d] = gate_up[e, j, d]
-        dxs_SD = _grouped_mm(dgu_S2I, gate_up_E2IH, I2 * D, D, 1, D, r, None, CONFIG.dx, name="dx")
+        d_gate_up = _dwgu(dgu_S2I, x_TD, r, gate_up_E2IH.dtype) if ctx.needs_input_grad[2] else None
+        dxs_SD = _dxs(dgu_S2I, gate_up_E2IH, r)
         del dgu_S2I
-        # Routing-weight grads, from sorted rows back to (t, j).
-        d_top_w_TK = dw_S[r.pos_TK.long()]
-        dlogits_TE = router_backward(logits_TE, r.top_idx_TK, d_top_w_TK, ctx.norm_topk_prob, dlogits_out_TE)
-        dlogits_TE = dlogits_TE.to(x_TD.dtype)
-        d_router_w = dlogits_TE.t() @ x_TD if ctx.needs_input_grad[1] else None
-        dx_TD = _combine(dxs_SD, r, T, extra_TD=dlogits_TE @ router_w_ED)
+        dx_TD, d_router_w = _router_grads(dxs_SD, dw_S, logits_TE, x_TD, router_w_ED, r, ctx.norm_topk_prob,
+                                          dlogits_out_TE, ctx.needs_input_grad[1])  # fmt: skip
         return dx_TD, d_router_w, d_gate_up, d_down, None, None
 
 

@@ -95,6 +95,14 @@ _CONFIGS = {
     "tma_joint_gate_up_flat_wgrad_gu": dict(
         gate_up_persistent="flat", gate_up_joint=True, wgrad_gu=GemmConfig(128, 128, 64, 8, 3)
     ),
+    "g_epilogue_router_bwd_triton": dict(g_epilogue=True, router_bwd="triton"),
+    "router_bwd_triton_combine_dot": dict(router_bwd="triton", combine_dot=True),
+    "dwgu_t_router_bwd_triton_joint": dict(dwgu_t=True, router_bwd="triton", gate_up_joint=True),
+    "ptr_dwgu_t_per_tile": dict(tma=False, dwgu_t=True, wgrad_idx_prefetch=False, **_OFF),
+    "ptr_g_epilogue_per_tile": dict(tma=False, g_epilogue=True, **_OFF),
+    "warp_specialize_g_epilogue_128": dict(
+        warp_specialize=True, g_epilogue=True, down_bwd=GemmConfig(128, 128, 64, 8, 4)
+    ),
 }
 
 
