@@ -48,7 +48,9 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v5 = C()  # the default: v4 with weight-grad indices carried ahead, 128x256 tiles (kernels/NOTES.md)
+    v8 = C()  # the default (kernels/NOTES.md, v8)
+    # v4 with weight-grad indices carried ahead and 128x256 tiles
+    v5 = dataclasses.replace(v8, gate_up_joint=False, dwgu_t=False, router_bwd="torch")
     v4 = dataclasses.replace(v5, wgrad=G(128, 128, 64, 8, 3), wgrad_idx_prefetch=False)  # persistent GEMMs
     v3 = dataclasses.replace(v4, persistent="off")  # TMA, wide tiles, split down-projection backward
     v2 = dataclasses.replace(v3, down_bwd=G(128, 128, 64, 8, 3), down_bwd_split=False)
@@ -97,16 +99,9 @@ def _variants():
         "v6s3": rep(v5, wgrad_gu=G(256, 128, 64, 8, 3)),
         "v6_128": rep(v5, wgrad_gu=G(128, 128, 64, 8, 3)),
         "v6_64": rep(v5, wgrad_gu=G(256, 64, 64, 8, 4)),
-        # fewer passes in the backward (kernels/NOTES.md, v7): the router backward as one kernel, with
-        # or without dlogits @ router_w inside the dX combine; the SwiGLU backward in the G GEMM's
-        # epilogue; warp-specialised TMA-fed persistent GEMMs
+        # v7 tries (kernels/NOTES.md): the router backward as one kernel; warp-specialised TMA-fed
+        # persistent GEMMs; gate/up tiles and pipelines
         "v7r": rep(v5, router_bwd="triton"),
-        "v7rd": rep(v5, router_bwd="triton", combine_dot=True),
-        "v7g": rep(v5, g_epilogue=True),
-        "v7g128": rep(v5, g_epilogue=True, down_bwd=G(128, 128, 64, 8, 4)),
-        "v7g64": rep(v5, g_epilogue=True, down_bwd=G(64, 256, 64, 8, 4)),
-        "v7g64n": rep(v5, g_epilogue=True, down_bwd=G(64, 128, 64, 4, 4)),
-        "v7gl": rep(v5, g_epilogue=True, persistent="loop", down_bwd=G(128, 128, 64, 8, 3)),
         "v7ws": rep(v5, warp_specialize=True),
         "v7jf": rep(v5, router_bwd="triton", gate_up_joint=True, gate_up_persistent="flat"),
         "v7j": rep(v5, router_bwd="triton", gate_up_joint=True),
@@ -117,13 +112,13 @@ def _variants():
         "v8t": rep(v5, dwgu_t=True),
         "v8t3": rep(v5, dwgu_t=True, wgrad_gu=G(128, 256, 64, 8, 3)),
         "v8t128": rep(v5, dwgu_t=True, wgrad_gu=G(128, 128, 64, 8, 4)),
-        "v8": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True),
-        "v8jf": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, gate_up_persistent="flat"),
-        "v8j4": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, gate_up=G(128, 128, 64, 8, 4)),
-        "v8jl": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, gate_up_persistent="loop"),
-        "v8d2": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, down=G(128, 256, 128, 8, 2)),
-        "v8w3": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, wgrad=G(128, 256, 64, 8, 3)),
-        "v8g4": rep(v5, dwgu_t=True, router_bwd="triton", gate_up_joint=True, down_bwd=G(128, 256, 64, 8, 4)),
+        "v8": v8,
+        "v8jf": rep(v8, gate_up_persistent="flat"),
+        "v8j4": rep(v8, gate_up=G(128, 128, 64, 8, 4)),
+        "v8jl": rep(v8, gate_up_persistent="loop"),
+        "v8d2": rep(v8, down=G(128, 256, 128, 8, 2)),
+        "v8w3": rep(v8, wgrad=G(128, 256, 64, 8, 3)),
+        "v8g4": rep(v8, down_bwd=G(128, 256, 64, 8, 4)),
     }
 
 

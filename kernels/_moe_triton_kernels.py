@@ -367,15 +367,11 @@ def _gate_up_swiglu_persistent_kernel(
 @triton.jit
 def _mm_tile(
     a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-    gu_ptr, dgu_ptr, dw_part_ptr, e, m_start, m_end, pid_n,
+    e, m_start, m_end, pid_n,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, HAS_SCALE: tl.constexpr, EVEN_K: tl.constexpr,
     GATHER_A: tl.constexpr, TMA_A: tl.constexpr, TMA_B: tl.constexpr, B_NK: tl.constexpr,
-    SWIGLU_BWD: tl.constexpr,
 ):  # fmt: skip
-    """One (BM, BN) tile of c = a[row(s)] @ B[e] for expert e's sorted rows [m_start, m_end).
-
-    SWIGLU_BWD: the tile is G = dL/dh / w (N = I); the epilogue is the SwiGLU backward
-    (_swiglu_bwd_tile) and c receives h * w instead of the tile itself."""
+    """One (BM, BN) tile of c = a[row(s)] @ B[e] for expert e's sorted rows [m_start, m_end)."""
     rows = m_start + tl.arange(0, BM)
     mask_m = rows < m_end
     rows64 = rows.to(tl.int64)
@@ -409,36 +405,13 @@ def _mm_tile(
         else:
             b = tl.load(b_base + (k0 + offs_k)[:, None] * stride_bk, mask=mk[:, None] & mask_n[None, :], other=0.0)
         acc = tl.dot(a, b, acc)
-    if SWIGLU_BWD:
-        _swiglu_bwd_tile(acc, rows64, offs_n, mask_m, mask_n, N, gu_ptr, scale_ptr, dgu_ptr, c_ptr,
-                         dw_part_ptr + rows64 * tl.cdiv(N, BN) + pid_n)
-    else:
-        if HAS_SCALE:
-            acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
-        tl.store(
-            c_ptr + rows64[:, None] * N + offs_n[None, :],
-            acc.to(c_ptr.dtype.element_ty),
-            mask=mask_m[:, None] & mask_n[None, :],
-        )
-
-
-@triton.jit
-def _swiglu_bwd_tile(G, rows64, offs_n, mask_m, mask_n, I, gu_ptr, w_sorted_ptr, dgu_ptr, hw_ptr, dw_ptrs):
-    """SwiGLU backward of one (rows, offs_n) tile of G = dL/dh / w: recompute h from the saved GU,
-    write dGU (w folded in) and h * w, and this tile's part of the routing-weight grad h . G."""
-    smask = mask_m[:, None] & mask_n[None, :]
-    gu_off = rows64[:, None] * (2 * I) + offs_n[None, :]
-    w = tl.load(w_sorted_ptr + rows64, mask=mask_m, other=0.0)
-    g = tl.load(gu_ptr + gu_off, mask=smask, other=0.0).to(tl.float32)
-    u = tl.load(gu_ptr + gu_off + I, mask=smask, other=0.0).to(tl.float32)
-    sig = tl.sigmoid(g)
-    silu = g * sig
-    h = silu * u
-    tl.store(dw_ptrs, tl.sum(h * G, axis=1), mask=mask_m)
-    dh = G * w[:, None]
-    tl.store(dgu_ptr + gu_off, (dh * u * sig * (1.0 + g * (1.0 - sig))).to(dgu_ptr.dtype.element_ty), mask=smask)
-    tl.store(dgu_ptr + gu_off + I, (dh * silu).to(dgu_ptr.dtype.element_ty), mask=smask)
-    tl.store(hw_ptr + rows64[:, None] * I + offs_n[None, :], (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=smask)
+    if HAS_SCALE:
+        acc = acc * tl.load(scale_ptr + rows, mask=mask_m, other=0.0)[:, None]
+    tl.store(
+        c_ptr + rows64[:, None] * N + offs_n[None, :],
+        acc.to(c_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
 
 
 @triton.jit
@@ -456,9 +429,6 @@ def _grouped_mm_kernel(
     stride_be,
     stride_bk,
     stride_bn,
-    gu_ptr,  # SWIGLU_BWD: (S, 2I) saved pre-activation (else unused)
-    dgu_ptr,  # SWIGLU_BWD: (S, 2I) out
-    dw_part_ptr,  # SWIGLU_BWD: (S, cdiv(N, BN)) float32 out
     E: tl.constexpr,
     E_P: tl.constexpr,
     BM: tl.constexpr,
@@ -470,7 +440,6 @@ def _grouped_mm_kernel(
     TMA_A: tl.constexpr,
     TMA_B: tl.constexpr,
     B_NK: tl.constexpr,
-    SWIGLU_BWD: tl.constexpr,
 ):
     """One program per tile of an upper bound (S/BM + E M-tiles per N-tile); empty ones exit."""
     pid = tl.program_id(0)
@@ -481,8 +450,7 @@ def _grouped_mm_kernel(
     if e >= E:
         return
     _mm_tile(a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-             gu_ptr, dgu_ptr, dw_part_ptr, e, m_start, m_end, pid_n,
-             BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK, SWIGLU_BWD)
+             e, m_start, m_end, pid_n, BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK)
 
 
 @triton.jit
@@ -500,9 +468,6 @@ def _grouped_mm_persistent_kernel(
     stride_be,
     stride_bk,
     stride_bn,
-    gu_ptr,
-    dgu_ptr,
-    dw_part_ptr,
     E: tl.constexpr,
     E_P: tl.constexpr,
     BM: tl.constexpr,
@@ -514,7 +479,6 @@ def _grouped_mm_persistent_kernel(
     TMA_A: tl.constexpr,
     TMA_B: tl.constexpr,
     B_NK: tl.constexpr,
-    SWIGLU_BWD: tl.constexpr,
     NUM_PROGRAMS: tl.constexpr,
     FLATTEN: tl.constexpr,
     WARP_SPECIALIZE: tl.constexpr,
@@ -531,8 +495,7 @@ def _grouped_mm_persistent_kernel(
     ):
         e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
         _mm_tile(a_ptr, b_ptr, c_ptr, scale_ptr, a_idx_ptr, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-                 gu_ptr, dgu_ptr, dw_part_ptr, e, m_start, m_end, tile_id % num_n,
-                 BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK, SWIGLU_BWD)
+                 e, m_start, m_end, tile_id % num_n, BM, BN, BK, HAS_SCALE, EVEN_K, GATHER_A, TMA_A, TMA_B, B_NK)
 
 
 @triton.jit
@@ -769,16 +732,11 @@ def _combine_kernel(
     src_ptr,  # (S, D) sorted rows
     pos_ptr,  # (T, K) int32
     extra_ptr,  # (T, D) added before rounding (HAS_EXTRA)
-    dlogits_ptr,  # (T, E) router-logit grads (HAS_DOT)
-    router_w_ptr,  # (E, D) router weights (HAS_DOT): out += dlogits @ router_w, in float32
     out_ptr,  # (T, D) out
     T,
     D,
-    E,
     K: tl.constexpr,
     HAS_EXTRA: tl.constexpr,
-    HAS_DOT: tl.constexpr,
-    E_P: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
 ):
@@ -793,12 +751,4 @@ def _combine_kernel(
     out_off = offs_t[:, None].to(tl.int64) * D + offs_d[None, :]
     if HAS_EXTRA:
         acc += tl.load(extra_ptr + out_off, mask=mask, other=0.0).to(tl.float32)
-    if HAS_DOT:
-        offs_e = tl.arange(0, E_P)
-        mask_e = offs_e < E
-        dl = tl.load(dlogits_ptr + offs_t[:, None].to(tl.int64) * E + offs_e[None, :],
-                     mask=mask_t[:, None] & mask_e[None, :], other=0.0)
-        wr = tl.load(router_w_ptr + offs_e[:, None] * D + offs_d[None, :],
-                     mask=mask_e[:, None] & (offs_d[None, :] < D), other=0.0)
-        acc = tl.dot(dl, wr, acc)
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=mask)

@@ -63,22 +63,16 @@ class TritonMoEConfig:
     gate_up_persistent: str = "off"  # the same choice for the gate/up kernel
     # Gate/up through one 3-D TMA box per step (gate and up rows of the tile together) into one
     # (BM, 2*BN) accumulator, instead of two boxes and two accumulators.
-    gate_up_joint: bool = False
+    gate_up_joint: bool = True
     # Weight-grad GEMMs: carry the next step's gather indices through the K loop, so that Triton's
     # pipeliner sees no load-to-load indirection and gives the loads num_stages - 1 steps of lead.
     wgrad_idx_prefetch: bool = True
     # dWgu as X[tok]^T dGU stored transposed: the gathered operand (X rows) becomes the tile's M side,
     # the layout dWd has, instead of the N side.
-    dwgu_t: bool = False
-    # (split only) the SwiGLU backward in the G GEMM's epilogue instead of its own pass: G is never
-    # written to memory (0.8 GB less traffic at (32768, 2048, 768)).
-    g_epilogue: bool = False
+    dwgu_t: bool = True
     # Router backward (softmax/top-k/renorm): "triton" = one kernel (_router_bwd_kernel), "torch" =
     # router_backward below (~20 small PyTorch ops).
-    router_bwd: str = "torch"
-    # dlogits @ router_w as a small dot inside the dX combine, instead of a cuBLAS matmul whose (T, D)
-    # result the combine reads back.
-    combine_dot: bool = False
+    router_bwd: str = "triton"
     # Warp-specialised persistent grouped GEMMs (tl.range warp_specialize) where both operands are
     # TMA-fed (down, dX); Triton's Hopper support for it is experimental.
     warp_specialize: bool = False
@@ -225,18 +219,13 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
 
 
 def _grouped_mm(
-    a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig, a_idx=None, name="mm",
-    swiglu_bwd=None,
-):  # fmt: skip
-    """c[s] = a[row(s)] @ B[e(s)]; B[e][k, n] = w[e] at k*stride_bk + n*stride_bn; row(s) = a_idx[s] or s.
-
-    swiglu_bwd = (gu_S2I, dgu_S2I, dw_part): the tile is G and the SwiGLU backward runs in the
-    epilogue (scale_S is then w_S); c receives h * w, dgu_S2I and dw_part (S, cdiv(N, BN)) the rest."""
+    a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig, a_idx=None, name="mm"
+):
+    """c[s] = a[row(s)] @ B[e(s)]; B[e][k, n] = w[e] at k*stride_bk + n*stride_bn; row(s) = a_idx[s] or s."""
     k = _k()
     S, K = r.tok_S.shape[0], a_SK.shape[1]
     E = w.shape[0]
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
-    gu, dgu, dw_part = swiglu_bwd if swiglu_bwd is not None else (c_SN, c_SN, c_SN)
     b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N)
     a_desc = _desc(a_SK, [cfg.bm, cfg.bk]) if a_idx is None else None
     if b_nk:
@@ -244,13 +233,10 @@ def _grouped_mm(
     else:
         b_desc = _desc(w.view(E * K, N), [cfg.bk, cfg.bn])
     args = (a_SK, w, c_SN, scale_S if scale_S is not None else a_SK, r.counts_E,
-            a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn,
-            gu, dgu, dw_part)
-    sw = swiglu_bwd is not None
+            a_idx if a_idx is not None else r.tok_S, a_desc, b_desc, N, K, stride_be, stride_bk, stride_bn)
     meta = dict(E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
-                HAS_SCALE=scale_S is not None and not sw, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
-                TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk, SWIGLU_BWD=sw,
-                **cfg.launch())  # fmt: skip
+                HAS_SCALE=scale_S is not None, EVEN_K=K % cfg.bk == 0, GATHER_A=a_idx is not None,
+                TMA_A=a_desc is not None, TMA_B=b_desc is not None, B_NK=b_nk, **cfg.launch())  # fmt: skip
     if CONFIG.persistent == "off":
         compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](*args, **meta)
     else:
@@ -262,19 +248,16 @@ def _grouped_mm(
     return c_SN
 
 
-def _combine(src_SD, r: Routing, T: int, extra_TD=None, dot=None):
-    """out[t] = sum_j src[pos[t, j]] (+ extra[t]) (+ dlogits[t] @ router_w, dot = (dlogits, router_w))."""
+def _combine(src_SD, r: Routing, T: int, extra_TD=None):
+    """out[t] = sum_j src[pos[t, j]] (+ extra[t]), in float32."""
     k = _k()
     D = src_SD.shape[1]
     top_k = r.pos_TK.shape[1]
     out_TD = torch.empty((T, D), dtype=src_SD.dtype, device=src_SD.device)
-    dl, rw = dot if dot is not None else (src_SD, src_SD)
-    E = dl.shape[1] if dot is not None else 1
-    bt, bd = (64, 128) if dot is not None else (16, 256)  # taller tiles: fewer re-reads of router_w
+    bt, bd = 16, 256
     k._combine_kernel[(triton_cdiv(T, bt), triton_cdiv(D, bd))](
-        src_SD, r.pos_TK, extra_TD if extra_TD is not None else src_SD, dl, rw, out_TD, T, D, E,
-        K=top_k, HAS_EXTRA=extra_TD is not None, HAS_DOT=dot is not None, E_P=max(16, _pow2(E)),
-        BT=bt, BD=bd, num_warps=4,
+        src_SD, r.pos_TK, extra_TD if extra_TD is not None else src_SD, out_TD, T, D,
+        K=top_k, HAS_EXTRA=extra_TD is not None, BT=bt, BD=bd, num_warps=4,
     )  # fmt: skip
     return out_TD
 
@@ -303,12 +286,6 @@ def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
     E, _, I = down_EHI.shape
     S = gu_S2I.shape[0]
     # B[k=d, n=i] = down[e, d, i]
-    if CONFIG.g_epilogue:
-        dgu_S2I = torch.empty_like(gu_S2I)
-        dw_part = torch.empty((S, triton_cdiv(I, CONFIG.down_bwd.bn)), dtype=torch.float32, device=dy_TD.device)
-        hw_SI = _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, r.w_S, CONFIG.down_bwd, a_idx=r.tok_S, name="g",
-                            swiglu_bwd=(gu_S2I, dgu_S2I, dw_part))  # fmt: skip
-        return dgu_S2I, hw_SI, dw_part.sum(dim=1)
     g_SI = _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, None, CONFIG.down_bwd, a_idx=r.tok_S, name="g")
     dgu_S2I = torch.empty_like(gu_S2I)
     hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
@@ -463,11 +440,7 @@ def _router_grads(dxs_SD, dw_S, logits_TE, x_TD, router_w_ED, r: Routing, norm_t
         d_top_w_TK = dw_S[r.pos_TK.long()]  # routing-weight grads, from sorted rows back to (t, j)
         dlogits_TE = router_backward(logits_TE, r.top_idx_TK, d_top_w_TK, norm_topk_prob, dlogits_out_TE)
         dlogits_TE = dlogits_TE.to(x_TD.dtype)
-    T = x_TD.shape[0]
-    if CONFIG.combine_dot:
-        dx_TD = _combine(dxs_SD, r, T, dot=(dlogits_TE, router_w_ED))
-    else:
-        dx_TD = _combine(dxs_SD, r, T, extra_TD=dlogits_TE @ router_w_ED)
+    dx_TD = _combine(dxs_SD, r, x_TD.shape[0], extra_TD=dlogits_TE @ router_w_ED)
     d_router_w = dlogits_TE.t() @ x_TD if need_router_w else None
     return dx_TD, d_router_w
 
