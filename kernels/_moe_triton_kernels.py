@@ -13,7 +13,8 @@ Kernels, in call order:
              _scatter_kernel      per chunk: its first sorted row per expert (offsets + earlier
                                   chunks' histograms) -> sorted position of each assignment
   forward    _gate_up_swiglu_kernel  gathers X rows in its loads; writes pre-activation GU (S, 2I)
-                                     (saved for backward) and h = silu(g) * u (S, I)
+                                     (saved for backward) and h = silu(g) * u (S, I); by default
+                                     one 3-D TMA box per step holds a tile's gate and up rows (JOINT)
              _grouped_mm_kernel      down projection, scaled by w_S in the epilogue -> O (S, D)
              _combine_kernel         y[t] = sum_j O[pos[t, j]] in float32
   backward   _grouped_mm_kernel      (default, "split") G = dY[tok] @ Wd[e] with gathered A rows, then
@@ -21,8 +22,11 @@ Kernels, in call order:
          or  _down_bwd_swiglu_kernel (down_bwd_split=False) the same in the GEMM's epilogue: fewer
                                      bytes, but it spills registers and runs slower (kernels/NOTES.md)
              _grouped_wgrad_kernel   dWd[e] = dY[tok]^T (h w), dWgu[e] = dGU^T X[tok], gathering
-                                     (the gather indices carried one step ahead: IDX_PREFETCH)
+                                     (the gather indices carried one step ahead: IDX_PREFETCH);
+                                     dWgu by default as (X[tok]^T dGU) stored transposed (OUT_T),
+                                     so the gathered rows are the tile's M side, as in dWd
              _grouped_mm_kernel      dXs = dGU @ Wgu[e], then _combine_kernel adds the K rows per token
+             _router_bwd_kernel      dlogits from the routing-weight grads (softmax/top-k/renorm)
 The grouped GEMMs (and gate/up) also come as persistent kernels (*_persistent_kernel: one program per
 SM walking the real tiles), which CONFIG picks (kernels/moe_triton.py, TritonMoEConfig).
 No kernel synchronises with the host: tile-to-expert maps are derived on the device from counts.

@@ -2,12 +2,15 @@
 
 Same function as kernels/moe_reference.py (legend there); the kernels and the sorted-row layout are
 described in kernels/_moe_triton_kernels.py, which is imported on first use, so this module itself
-imports without Triton (the router backward below is plain PyTorch and is tested on CPU).
+imports without Triton (router_backward below, the PyTorch form of the router's backward, is tested
+on CPU against autograd, and the Triton kernel against it on the GPU).
 
 Saved for backward: x, the weights, router logits (T, E), the pre-activation GU (S, 2I) and the
 routing indices (O(S) integers). h = silu(g) * u is recomputed from GU in the backward.
 The router's matmul (T x D x E) and its two gradient matmuls run through cuBLAS; the router's
-backward through softmax/top-k/renorm is a few (T, E) PyTorch ops (router_backward below).
+backward through softmax/top-k/renorm is one Triton kernel (CONFIG.router_bwd; "torch" runs
+router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _dxs,
+_router_grads) are separate functions so that bench/moe_kernels.py --parts can time each alone.
 Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
 """
 
