@@ -46,6 +46,21 @@ import triton.language as tl
 
 
 @triton.jit
+def _softmax_rows(logits_ptr, offs_t, offs_e, mask_t, mask_e, E):
+    """float32 softmax of the (offs_t, offs_e) tile of (T, E) logits: 0 at masked experts, finite
+    (and unused) on masked rows. The forward's top-k and the backward read the same probabilities."""
+    logits = tl.load(
+        logits_ptr + offs_t[:, None].to(tl.int64) * E + offs_e[None, :],
+        mask=mask_t[:, None] & mask_e[None, :],
+        other=float("-inf"),
+    ).to(tl.float32)
+    row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
+    num = tl.exp(logits - row_max[:, None])
+    den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
+    return num / den[:, None]
+
+
+@triton.jit
 def _router_topk_kernel(
     logits_ptr,  # (T, E) x dtype
     top_idx_ptr,  # (T, K) int32, out
@@ -72,15 +87,8 @@ def _router_topk_kernel(
     for t0 in range(pid * CT, pid * CT + CT, BT):  # the last chunk's rows past T are masked
         offs_t = t0 + tl.arange(0, BT)
         mask_t = offs_t < T
-        logits = tl.load(
-            logits_ptr + offs_t[:, None] * E + offs_e[None, :],
-            mask=mask_t[:, None] & mask_e[None, :],
-            other=float("-inf"),
-        ).to(tl.float32)
-        row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
-        num = tl.exp(logits - row_max[:, None])
-        den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
-        p = tl.where(mask_e[None, :], num / den[:, None], -1.0)
+        p = _softmax_rows(logits_ptr, offs_t, offs_e, mask_t, mask_e, E)
+        p = tl.where(mask_e[None, :], p, -1.0)
 
         idx_tk = tl.zeros((BT, K_P), dtype=tl.int32)
         val_tk = tl.zeros((BT, K_P), dtype=tl.float32)
@@ -193,11 +201,7 @@ def _router_bwd_kernel(
     mask_e = offs_e < E
     te_mask = mask_t[:, None] & mask_e[None, :]
     te_off = offs_t[:, None].to(tl.int64) * E + offs_e[None, :]
-    logits = tl.load(logits_ptr + te_off, mask=te_mask, other=float("-inf")).to(tl.float32)
-    row_max = tl.where(mask_t, tl.max(logits, axis=1), 0.0)
-    num = tl.exp(logits - row_max[:, None])
-    den = tl.where(mask_t, tl.sum(num, axis=1), 1.0)
-    p = num / den[:, None]  # 0 at masked experts; rows past T are never stored
+    p = _softmax_rows(logits_ptr, offs_t, offs_e, mask_t, mask_e, E)  # rows past T are never stored
     tk_mask = mask_t[:, None] & (offs_k[None, :] < K)
     tk_off = offs_t[:, None] * K + offs_k[None, :]
     idx = tl.load(top_idx_ptr + tk_off, mask=tk_mask, other=0)
