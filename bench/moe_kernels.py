@@ -119,6 +119,7 @@ def _variants():
         "v8d2": rep(v8, down=G(128, 256, 128, 8, 2)),
         "v8w3": rep(v8, wgrad=G(128, 256, 64, 8, 3)),
         "v8g4": rep(v8, down_bwd=G(128, 256, 64, 8, 4)),
+        "v8ws": rep(v8, warp_specialize=True),
     }
 
 

@@ -76,8 +76,8 @@ class TritonMoEConfig:
     # Router backward (softmax/top-k/renorm): "triton" = one kernel (_router_bwd_kernel), "torch" =
     # router_backward below (~20 small PyTorch ops).
     router_bwd: str = "triton"
-    # Warp-specialised persistent grouped GEMMs (tl.range warp_specialize) where both operands are
-    # TMA-fed (down, dX); Triton's Hopper support for it is experimental.
+    # Warp-specialised persistent grouped GEMMs (tl.range warp_specialize) where the weights are
+    # TMA-fed (down, G, dX); Triton's Hopper support for it is experimental. Correct, no gain (v7).
     warp_specialize: bool = False
 
     def __post_init__(self) -> None:
@@ -244,7 +244,7 @@ def _grouped_mm(
         compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](*args, **meta)
     else:
         progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
-        ws = CONFIG.warp_specialize and a_desc is not None and b_desc is not None
+        ws = CONFIG.warp_specialize and (b_desc is not None)
         compiled = k._grouped_mm_persistent_kernel[(progs,)](
             *args, NUM_PROGRAMS=progs, FLATTEN=CONFIG.persistent == "flat", WARP_SPECIALIZE=ws, **meta)
     _record(name, compiled)
