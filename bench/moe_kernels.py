@@ -128,20 +128,23 @@ def cuda_time_ms(fn, warmup: int, reps: int) -> float:
     return statistics.median(cuda_times_ms(fn, warmup, reps))
 
 
+def event_ms(fn, n: int = 1) -> float:
+    """ms per call of n back-to-back calls between one pair of CUDA events (synced at the end)."""
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(n):
+        fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) / n
+
+
 def cuda_times_ms(fn, warmup: int, reps: int) -> list[float]:
     """Each of reps calls timed with its own pair of CUDA events, after warm-up calls."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return times
+    return [event_ms(fn) for _ in range(reps)]
 
 
 def matmul_peak_tflops() -> float:

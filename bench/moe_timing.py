@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from moe_kernels import capture_graph, cuda_times_ms, make_hf_block, ours_fwd_bwd  # noqa: E402
+from moe_kernels import capture_graph, cuda_times_ms, event_ms, make_hf_block, ours_fwd_bwd  # noqa: E402
 
 from kernels.moe_inputs import make_moe_inputs  # noqa: E402
 
@@ -40,13 +40,7 @@ def back_to_back(fn, n: int = 10, reps: int = 5) -> float:
     out = []
     for _ in range(reps):
         torch.cuda.synchronize()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(n):
-            fn()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b) / n)
+        out.append(event_ms(fn, n))
     return statistics.median(out)
 
 
@@ -56,12 +50,7 @@ def host_ahead(fn, big, reps: int = 15) -> float:
         torch.cuda.synchronize()
         for _ in range(6):
             big @ big
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b))
+        out.append(event_ms(fn))
     return statistics.median(out)
 
 

@@ -244,7 +244,7 @@ def _grouped_mm(
         compiled = k._grouped_mm_kernel[_m_grid(S, E, N, cfg)](*args, **meta)
     else:
         progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
-        ws = CONFIG.warp_specialize and (b_desc is not None)
+        ws = CONFIG.warp_specialize and b_desc is not None
         compiled = k._grouped_mm_persistent_kernel[(progs,)](
             *args, NUM_PROGRAMS=progs, FLATTEN=CONFIG.persistent == "flat", WARP_SPECIALIZE=ws, **meta)
     _record(name, compiled)
