@@ -120,6 +120,13 @@ def _variants():
         "v8w3": rep(v8, wgrad=G(128, 256, 64, 8, 3)),
         "v8g4": rep(v8, down_bwd=G(128, 256, 64, 8, 4)),
         "v8ws": rep(v8, warp_specialize=True),
+        # gate/up as the warp-specialised Gluon kernel (kernels/NOTES.md, v9)
+        "v9": rep(v8, gate_up_ws=G(128, 128, 64, 8, 3, 168)),
+        "v9s4": rep(v8, gate_up_ws=G(128, 128, 64, 8, 4, 168)),
+        "v9k32": rep(v8, gate_up_ws=G(128, 128, 32, 8, 8, 168)),
+        "v9d": rep(v8, down_bwd_ws=G(128, 128, 64, 8, 4, 128)),
+        "v9d3": rep(v8, down_bwd_ws=G(128, 128, 64, 8, 3, 128)),
+        "v9gd": rep(v8, gate_up_ws=G(128, 128, 64, 8, 4, 168), down_bwd_ws=G(128, 128, 64, 8, 4, 128)),
     }
 
 

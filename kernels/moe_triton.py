@@ -12,6 +12,9 @@ backward through softmax/top-k/renorm is one Triton kernel (CONFIG.router_bwd; "
 router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _dxs,
 _router_grads) are separate functions so that bench/moe_kernels.py --parts can time each alone.
 Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
+Two Hopper-only Gluon kernels (kernels/_moe_gluon_kernels.py, warp-specialised) can replace the
+gate/up and the down-projection backward (CONFIG.gate_up_ws, down_bwd_ws); they are tested options,
+not the default (kernels/NOTES.md, v9).
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -79,6 +82,14 @@ class TritonMoEConfig:
     # Warp-specialised persistent grouped GEMMs (tl.range warp_specialize) where the weights are
     # TMA-fed (down, G, dX); Triton's Hopper support for it is experimental. Correct, no gain (v7).
     warp_specialize: bool = False
+    # Gate/up as the Gluon kernel (kernels/_moe_gluon_kernels.py): persistent and warp-specialised, a
+    # 4-warp producer gathering X rows with cp.async and loading the weights by TMA, two consumer
+    # warpgroups. None = the Triton kernel above. Needs Hopper (9.x) and D % bk == 0; else Triton.
+    gate_up_ws: GemmConfig | None = None
+    # The down-projection backward as one Gluon kernel (Hopper): the G GEMM with its SwiGLU backward in
+    # a separate epilogue partition that works on the previous tile while the MMAs run (instead of
+    # down_bwd and the _swiglu_bwd_kernel pass). None = down_bwd_split as configured.
+    down_bwd_ws: GemmConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
@@ -196,6 +207,38 @@ def _m_grid(S: int, E: int, N: int, cfg: GemmConfig) -> tuple[int]:
     return ((triton_cdiv(S, cfg.bm) + E) * triton_cdiv(N, cfg.bn),)
 
 
+def _gluon_ok(x_TD: torch.Tensor, K: int, cfg: GemmConfig | None) -> bool:
+    """Whether a configured Gluon kernel runs: on a 9.x GPU with K a multiple of bk (else the Triton
+    kernel does the same work); a Triton without Gluon is an error, not a silent fallback."""
+    if cfg is None or torch.cuda.get_device_capability(x_TD.device)[0] != 9 or K % cfg.bk:
+        return False
+    try:
+        import triton.experimental.gluon  # noqa: F401
+    except ImportError as exc:
+        raise KernelUnavailableError(
+            "CONFIG.gate_up_ws / down_bwd_ws need Triton's Gluon (triton >= 3.5); set them to None"
+        ) from exc
+    return True
+
+
+def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig) -> None:
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from kernels import _moe_gluon_kernels as g
+
+    T, D = x_TD.shape
+    E, I2, _ = gate_up_E2IH.shape
+    dt = gl.bfloat16 if x_TD.dtype == torch.bfloat16 else gl.float16
+    layout = gl.NVMMASharedLayout.get_default_for([cfg.bn, cfg.bk], dt)
+    w_desc = TensorDescriptor.from_tensor(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk], layout)
+    progs = min(_num_sms(x_TD.device), _m_grid(r.tok_S.shape[0], E, I2 // 2, cfg)[0])
+    compiled = g.gate_up_ws_kernel[(progs,)](
+        x_TD, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I2 // 2, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn,
+        BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)
+    _record("gate_up", compiled)
+
+
 def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     k, cfg = _k(), CONFIG.gate_up
     T, D = x_TD.shape
@@ -203,6 +246,9 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     I, S = I2 // 2, r.tok_S.shape[0]
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
+    if _gluon_ok(x_TD, D, CONFIG.gate_up_ws):
+        _gate_up_gluon(x_TD, gate_up_E2IH, r, gu_S2I, h_SI, CONFIG.gate_up_ws)
+        return gu_S2I, h_SI
     w_desc = _desc(gate_up_E2IH.view(E * 2, I, D), [2, cfg.bn, cfg.bk]) if CONFIG.gate_up_joint else None
     joint = w_desc is not None  # one box holds a tile's gate and up rows
     if not joint:
@@ -300,7 +346,41 @@ def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
     return dgu_S2I, hw_SI, dw_S
 
 
+def _down_bwd_outputs(gu_S2I, I: int, num_n: int):
+    """dGU (S, 2I), h*w (S, I) and the per-N-tile routing-weight grad partials (S, num_n) fp32."""
+    S = gu_S2I.shape[0]
+    return (torch.empty_like(gu_S2I), gu_S2I.new_empty((S, I)),
+            torch.empty((S, num_n), dtype=torch.float32, device=gu_S2I.device))  # fmt: skip
+
+
+def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from kernels import _moe_gluon_kernels as g
+
+    T, D = dy_TD.shape
+    E, _, I = down_EHI.shape
+    S = gu_S2I.shape[0]
+    num_n = triton_cdiv(I, cfg.bn)
+    dgu_S2I, hw_SI, dw_part = _down_bwd_outputs(gu_S2I, I, num_n)
+    dt = gl.bfloat16 if dy_TD.dtype == torch.bfloat16 else gl.float16
+    layout = gl.NVMMASharedLayout.get_default_for([cfg.bk, cfg.bn], dt)
+    wd_desc = TensorDescriptor.from_tensor(down_EHI.view(E * D, I), [cfg.bk, cfg.bn], layout)
+    gu_layout = gl.NVMMASharedLayout.get_default_for([cfg.bm, cfg.bn], dt)
+    gu_desc = TensorDescriptor.from_tensor(gu_S2I, [cfg.bm, cfg.bn], gu_layout)
+    progs = min(_num_sms(dy_TD.device), _m_grid(S, E, I, cfg)[0])
+    compiled = g.down_bwd_ws_kernel[(progs,)](
+        dy_TD, r.tok_S, r.counts_E, gu_desc, r.w_S, dgu_S2I, hw_SI, dw_part, wd_desc, D, I, E=E, E_P=_pow2(E),
+        BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, STAGES=cfg.num_stages, SR=8, NUM_PROGRAMS=progs,
+        num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
+    _record("down_bwd", compiled)
+    return dgu_S2I, hw_SI, dw_part.sum(dim=1) if num_n > 1 else dw_part[:, 0]
+
+
 def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
+    if _gluon_ok(dy_TD, dy_TD.shape[1], CONFIG.down_bwd_ws):
+        return _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r, CONFIG.down_bwd_ws)
     if CONFIG.down_bwd_split:
         return _down_bwd_split(dy_TD, down_EHI, gu_S2I, r)
     k, cfg = _k(), CONFIG.down_bwd
@@ -308,9 +388,7 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     E, _, I = down_EHI.shape
     S = gu_S2I.shape[0]
     num_n = triton_cdiv(I, cfg.bn)
-    dgu_S2I = torch.empty_like(gu_S2I)
-    hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
-    dw_part = torch.empty((S, num_n), dtype=torch.float32, device=dy_TD.device)
+    dgu_S2I, hw_SI, dw_part = _down_bwd_outputs(gu_S2I, I, num_n)
     wd_desc = _desc(down_EHI.view(E * D, I), [cfg.bk, cfg.bn])
     compiled = k._down_bwd_swiglu_kernel[_m_grid(S, E, I, cfg)](
         dy_TD,

@@ -100,6 +100,12 @@ _CONFIGS = {
     "v5_two_acc_gate_up_dwgu_torch_router_bwd": dict(gate_up_joint=False, dwgu_t=False, router_bwd="torch"),
     "ptr_dwgu_untransposed_per_tile": dict(tma=False, dwgu_t=False, wgrad_idx_prefetch=False, **_OFF),
     "warp_specialize": dict(warp_specialize=True),
+    # The Gluon kernels (Hopper only; elsewhere, and where D % bk != 0, the Triton kernels run):
+    # gate/up at 4 stages of BK=64 and at 8 of BK=32, and the fused down-projection backward.
+    "gluon_gate_up": dict(gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168)),
+    "gluon_gate_up_k32_down_bwd": dict(
+        gate_up_ws=GemmConfig(128, 128, 32, 8, 8, 168), down_bwd_ws=GemmConfig(128, 128, 64, 8, 4, 128)
+    ),
 }
 
 

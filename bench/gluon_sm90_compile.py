@@ -1,0 +1,98 @@
+"""Compile the Gluon MoE kernels for sm_90 without a GPU and print registers, spills and shared memory.
+
+Needs only `pip install triton` (its bundled ptxas); no CUDA device. This is how the Gluon kernels'
+register budgets (kernels/_moe_gluon_kernels.py: EPILOGUE_REGS, SR) and stage counts were chosen
+before spending device time: a spill or a shared-memory overflow shows here in seconds.
+
+    python3 bench/gluon_sm90_compile.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SMEM_LIMIT = 232448  # bytes of dynamic shared memory per block on sm_90
+
+# (kernel, BM, BN, BK, stages, maxnreg)
+CASES = [
+    ("gate_up", 128, 128, 64, 3, 168),
+    ("gate_up", 128, 128, 64, 4, 168),
+    ("gate_up", 128, 128, 32, 8, 168),
+    ("down_bwd", 128, 128, 64, 3, 128),
+    ("down_bwd", 128, 128, 64, 4, 128),
+]
+
+
+def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: int) -> dict:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    from kernels import _moe_gluon_kernels as g
+
+    def desc(block):
+        return f"tensordesc<bf16[{block[0]},{block[1]}],{gl.NVMMASharedLayout.get_default_for(block, gl.bfloat16)!r}>"
+
+    if kernel == "gate_up":
+        fn = g.gate_up_ws_kernel
+        ptrs = {"x_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32", "gu_ptr": "*bf16", "h_ptr": "*bf16"}
+        sig = {**ptrs, "w_desc": desc([bn, bk]), "D": "i32", "I": "i32"}
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, num_warps=8)
+    else:
+        fn = g.down_bwd_ws_kernel
+        ptrs = {"dy_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32"}
+        outs = {"w_ptr": "*fp32", "dgu_ptr": "*bf16", "hw_ptr": "*bf16", "dw_ptr": "*fp32"}
+        sig = {**ptrs, "gu_desc": desc([bm, bn]), **outs, "wd_desc": desc([bk, bn]), "D": "i32", "I": "i32"}
+        ptrs.update(outs)
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, SR=8, NUM_PROGRAMS=132, num_warps=8)
+    for c in const:
+        sig[c] = "constexpr"
+    # What the launcher specialises at run time for 16-aligned pointers and sizes (D=2048, I=768).
+    attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in [*ptrs, "D", "I"]}
+    cc = triton.compile(
+        GluonASTSource(fn=fn, signature=sig, constexprs=const, attrs=attrs),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": 8, "maxnreg": maxnreg},
+    )
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.ptx")
+        with open(path, "w") as f:
+            f.write(cc.asm["ptx"])
+        info = subprocess.run(
+            [ptxas, "-v", "-arch=sm_90a", path, "-o", os.devnull], capture_output=True, text=True, check=True
+        ).stderr
+    spills = re.search(r"(\d+) bytes spill stores", info)
+    maxn = [int(v) for v in re.findall(r"setmaxnreg\.\w+\.sync\.aligned\.u32\s+(\d+)", cc.asm["ptx"])]
+    return dict(
+        warps=cc.metadata.num_warps,
+        spill=int(spills.group(1)) if spills else -1,
+        shared=cc.metadata.shared,
+        partition_regs=sorted(set(maxn)),
+    )
+
+
+def main() -> int:
+    print("| kernel | BM x BN x BK | stages | maxnreg | warps | spill bytes | shared bytes (limit 232448) | setmaxnreg values |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    bad = 0
+    for kernel, bm, bn, bk, stages, maxnreg in CASES:
+        r = compile_case(kernel, bm, bn, bk, stages, maxnreg)
+        bad += r["spill"] != 0 or r["shared"] > SMEM_LIMIT
+        print(
+            f"| {kernel} | {bm}x{bn}x{bk} | {stages} | {maxnreg} | {r['warps']} | {r['spill']} | {r['shared']} | "
+            f"{r['partition_regs']} |",
+            flush=True,
+        )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The Gluon kernels against the Triton paths they replace: same outputs, and each timed alone (H200).
+
+Gate/up (CONFIG.gate_up_ws) against the Triton gate/up; the fused down-projection backward
+(CONFIG.down_bwd_ws) against the split Triton path (G GEMM + SwiGLU-backward pass), on the same
+routed inputs per shape. Prints one table row per (shape, kernel, stages).
+
+    python3 bench/moe_gluon_check.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.moe_kernels import cuda_time_ms  # noqa: E402
+
+SHAPES = [(1000, 256, 192, 16, 4), (777, 128, 96, 40, 8), (8192, 2048, 768, 128, 8), (32768, 2048, 768, 128, 8)]
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
+    d = a.float() - b.float()
+    return f"{d.abs().max().item():.1e} / {(d.norm() / b.float().norm().clamp_min(1e-30)).item():.1e}"
+
+
+def check_shape(mt, shape) -> None:
+    """Print the gate/up and down_bwd rows of one shape (the Triton timing once, Gluon per stage count)."""
+    from kernels.moe_inputs import make_moe_inputs
+
+    G, base = mt.GemmConfig, mt.CONFIG
+    x, rw, gu, dn = make_moe_inputs(*shape, "uniform", device="cuda", seed=1, requires_grad=False).tensors()
+    r = mt.route(torch.nn.functional.linear(x, rw), shape[4], True)
+    dy = torch.randn_like(x)
+    gu_ref, h_ref = mt._gate_up(x, gu, r)
+    db_ref = mt._down_bwd(dy, dn, gu_ref, r)
+
+    def gate_up():
+        return mt._gate_up(x, gu, r)
+
+    def down_bwd():
+        return mt._down_bwd(dy, dn, gu_ref, r)
+
+    t_gu, t_db = cuda_time_ms(gate_up, 2, 10), cuda_time_ms(down_bwd, 2, 10)
+    try:
+        for stages in (3, 4):
+            mt.CONFIG = dataclasses.replace(base, gate_up_ws=G(128, 128, 64, 8, stages, 168))
+            out = gate_up()
+            diffs = f"GU {_diff(out[0], gu_ref)}, h {_diff(out[1], h_ref)}"
+            print(f"| {shape} | gate_up | {stages} | {diffs} | {t_gu:.3f} | {cuda_time_ms(gate_up, 2, 10):.3f} |")
+            mt.CONFIG = dataclasses.replace(base, down_bwd_ws=G(128, 128, 64, 8, stages, 128))
+            out = down_bwd()
+            diffs = ", ".join(f"{n} {_diff(a, b)}" for n, a, b in zip(("dGU", "hw", "dw"), out, db_ref, strict=True))
+            print(f"| {shape} | down_bwd | {stages} | {diffs} | {t_db:.3f} | {cuda_time_ms(down_bwd, 2, 10):.3f} |")
+    finally:
+        mt.CONFIG = base
+
+
+def main() -> int:
+    import kernels.moe_triton as mt
+
+    print("| shape | kernel | stages | max / rel diff of the outputs | Triton ms | Gluon ms |")
+    print("|---|---|---:|---|---:|---:|", flush=True)
+    for shape in SHAPES:
+        check_shape(mt, shape)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""Gluon (Hopper) kernels of the fused MoE path: warp-specialised grouped GEMMs with gathered A rows.
+
+Why Gluon: Triton's own pipeliner feeds gathered rows (X[tok] in gate/up, dY[tok] in the G GEMM)
+with cp.async issued by the same warps that run the wgmma, with a barrier across all of them every
+K step, and Hopper's TMA cannot gather. Here a producer partition of 4 warps gathers the rows with
+cp.async and loads the weights with TMA into a ring of shared-memory stages, each stage's mbarrier
+completing when both have landed (one cp.async arrival per producer thread plus the TMA bytes); the
+8 consumer warps (two warpgroups) only wait, multiply and hand each stage back. Both kernels are
+persistent, so the producer runs ahead into the next tile while the consumers finish this one.
+
+  gate_up_ws_kernel    gate/up with SwiGLU: GU and h, the epilogue in the consumers
+  down_bwd_ws_kernel   G = dY[tok] @ Wd[e] with the SwiGLU backward in a third partition (4 warps)
+                       that takes finished G tiles through shared memory, prefetches the tile's GU
+                       by TMA, and writes dGU, h*w and per-N-tile routing-weight grads
+
+With 16 warps a kernel launches at 128 registers per thread at most and ptxas compiles every
+partition under that cap, so down_bwd_ws is limited to a (128, 128) tile; that is why it measured
+slower than the split Triton path (kernels/NOTES.md, v9). Both are options in
+kernels/moe_triton.py (CONFIG.gate_up_ws, down_bwd_ws); bench/gluon_sm90_compile.py compiles them
+for sm_90 without a GPU and bench/moe_gluon_check.py compares them with the Triton paths.
+
+Imported only by kernels/moe_triton.py, only on a GPU with compute capability 9.x (the layouts
+below are Hopper's: wgmma accumulators, 128-byte swizzled NVMMA shared memory).
+"""
+
+# ruff: noqa: E741  (I is the expert width, as in the shape legend)
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    async_copy,
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+PRODUCER_WARPS = gl.constexpr(4)
+PRODUCER_REGS = gl.constexpr(48)
+
+
+@gluon.jit
+def _add(a, b):
+    return a + b
+
+
+@gluon.jit
+def _tile_table(counts_ptr, E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, NW: gl.constexpr):
+    """Per expert: assignments, M-tiles, and both running sums. Every warp holds the whole table (a
+    replicated layout), so the lookups below reduce inside a warp, with no shared memory."""
+    L: gl.constexpr = gl.BlockedLayout([max(E_P // 32, 1)], [32], [NW], [0])
+    offs_e = gl.arange(0, E_P, layout=L)
+    cnt = gl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
+    tiles = (cnt + BM - 1) // BM
+    return offs_e, cnt, tiles, gl.associative_scan(tiles, 0, _add), gl.associative_scan(cnt, 0, _add)
+
+
+@gluon.jit
+def _tile_lookup(pid_m, offs_e, cnt, tiles, cum_tiles, cum_rows, BM: gl.constexpr):
+    """(expert, first sorted row, end row) of M-tile pid_m (the same map as the Triton kernels')."""
+    e = gl.sum((cum_tiles <= pid_m).to(gl.int32), axis=0)
+    sel = offs_e == e
+    tile0 = gl.sum(gl.where(sel, cum_tiles - tiles, 0), axis=0)
+    row0 = gl.sum(gl.where(sel, cum_rows - cnt, 0), axis=0)
+    n_rows = gl.sum(gl.where(sel, cnt, 0), axis=0)
+    return e, row0 + (pid_m - tile0) * BM, row0 + n_rows
+
+
+@gluon.jit
+def _gathered_producer(
+    a_ptr, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, GATE_UP: gl.constexpr,
+):  # fmt: skip
+    """Per K step: wait for a free stage, TMA the weight boxes, cp.async the gathered a_ptr rows
+    (a_ptr[tok] is (rows, K)). GATE_UP: b_desc is gate_up viewed (E*2N, K), block [BN, BK], and
+    each stage holds the tile's gate rows then its up rows; else b_desc is down viewed (E*K, N),
+    block [BK, BN]."""
+    NW: gl.constexpr = PRODUCER_WARPS
+    blk: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
+    num_n = gl.cdiv(N, BN)
+    num_tiles = gl.sum(tiles, axis=0) * num_n
+    k_steps = gl.cdiv(K, BK)
+    offs_k = gl.arange(0, BK, layout=gl.SliceLayout(0, blk))
+    it = 0
+    for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
+        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, blk))
+        # Rows past the expert's end read token 0: finite values in rows that are never stored.
+        tok = gl.load(tok_ptr + rows, mask=rows < m_end, other=0).to(gl.int64)
+        a_ptrs = a_ptr + tok[:, None] * K + offs_k[None, :]
+        n0 = (tile_id % num_n) * BN
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)  # a fresh barrier passes parity 1
+            bar = ready.index(s)
+            k0 = ki * BK
+            b = b_bufs.index(s)
+            if GATE_UP:
+                mbarrier.expect(bar, 2 * b_desc.block_type.nbytes)
+                tma.async_copy_global_to_shared(b_desc, [e * (2 * N) + n0, k0], bar, b.slice(0, BN))
+                tma.async_copy_global_to_shared(b_desc, [e * (2 * N) + N + n0, k0], bar, b.slice(BN, BN))
+            else:
+                mbarrier.expect(bar, b_desc.block_type.nbytes)
+                tma.async_copy_global_to_shared(b_desc, [e * K + k0, n0], bar, b)
+            async_copy.async_copy_global_to_shared(a_bufs.index(s), a_ptrs + k0)
+            async_copy.mbarrier_arrive(bar, increment_count=False)  # once this thread's copies land
+            it += 1
+
+
+@gluon.jit
+def _gate_up_consumer(
+    counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr,
+):  # fmt: skip
+    """Per tile: two (BM, BN) wgmma accumulators (gate, up) over the stages, then GU and h."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    st: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
+    num_n = gl.cdiv(I, BN)
+    num_tiles = gl.sum(tiles, axis=0) * num_n
+    k_steps = gl.cdiv(D, BK)
+    it = 0
+    for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
+        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        acc_g = gl.zeros((BM, BN), gl.float32, mma)
+        acc_u = gl.zeros((BM, BN), gl.float32, mma)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            fence_async_shared()  # the cp.async writes (generic proxy) before wgmma's reads (async proxy)
+            a = a_bufs.index(s)
+            b = b_bufs.index(s)
+            acc_g = warpgroup_mma(a, b.slice(0, BN).permute((1, 0)), acc_g, is_async=True)
+            acc_u = warpgroup_mma(a, b.slice(BN, BN).permute((1, 0)), acc_u, is_async=True)
+            # This step's two groups stay in flight; the previous step's are done: free its stage.
+            acc_g, acc_u = warpgroup_mma_wait(num_outstanding=2, deps=(acc_g, acc_u))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        acc_g, acc_u = warpgroup_mma_wait(num_outstanding=0, deps=(acc_g, acc_u))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
+        # Epilogue, as in the Triton kernel: GU rounded to the output dtype, h from the rounded values.
+        g = gl.convert_layout(acc_g.to(gu_ptr.dtype.element_ty), st)
+        u = gl.convert_layout(acc_u.to(gu_ptr.dtype.element_ty), st)
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, st))
+        cols = (tile_id % num_n) * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
+        mask = (rows < m_end)[:, None] & (cols < I)[None, :]
+        rows64 = rows.to(gl.int64)
+        gu_off = rows64[:, None] * (2 * I) + cols[None, :]
+        gl.store(gu_ptr + gu_off, g, mask=mask)
+        gl.store(gu_ptr + gu_off + I, u, mask=mask)
+        gf = g.to(gl.float32)
+        h = gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)
+        gl.store(h_ptr + rows64[:, None] * I + cols[None, :], h.to(h_ptr.dtype.element_ty), mask=mask)
+
+
+@gluon.jit
+def gate_up_ws_kernel(
+    x_ptr,  # (T, D)
+    tok_ptr,  # (S,) int32
+    counts_ptr,  # (E,) int32
+    gu_ptr,  # (S, 2I) out: pre-activation [gate | up]
+    h_ptr,  # (S, I) out: silu(gate) * up
+    w_desc,  # gluon TMA descriptor of gate_up viewed (E*2I, D), block [BN, BK]
+    D,
+    I,
+    E: gl.constexpr,
+    E_P: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent, warp-specialised gate/up grouped GEMM (D % BK == 0; the caller checks)."""
+    dtype: gl.constexpr = x_ptr.dtype.element_ty
+    # X rows and weight rows are both [*, BK] K-contiguous tiles: the same swizzled layout.
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], w_desc.layout)
+    b_bufs = gl.allocate_shared_memory(dtype, [STAGES, 2 * BN, BK], w_desc.layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        # ready: the TMA's expect-arrive plus one cp.async arrival per producer thread.
+        mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
+        mbarrier.init(empty.index(i), count=1)
+    gl.warp_specialize(
+        [
+            (_gate_up_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
+                                 E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps)),
+            (_gathered_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
+                                  E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True)),
+        ],
+        [PRODUCER_WARPS],
+        [PRODUCER_REGS],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Down-projection backward with the SwiGLU backward fused (issue 8, part 3)
+# --------------------------------------------------------------------------------------------
+EPILOGUE_WARPS = gl.constexpr(4)
+EPILOGUE_REGS = gl.constexpr(152)  # below it the unrolled slices spill (ptxas, SR=8)
+
+
+@gluon.jit
+def _down_bwd_mma(
+    counts_ptr, a_bufs, b_bufs, ready, empty, g_buf, g_ready, g_free, D, I,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr,
+):  # fmt: skip
+    """G = dY[tok] @ Wd[e] per tile; the tile goes to shared memory (rounded to the dtype, as the
+    split path stores it) for the epilogue partition, and the MMAs go on with the next tile."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
+    num_n = gl.cdiv(I, BN)
+    num_tiles = gl.sum(tiles, axis=0) * num_n
+    k_steps = gl.cdiv(D, BK)
+    it = 0
+    t = 0
+    for _tile in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
+        acc = gl.zeros((BM, BN), gl.float32, mma)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            fence_async_shared()
+            acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
+        mbarrier.wait(g_free, (t & 1) ^ 1)  # the epilogue has read the previous tile
+        g_buf.store(acc.to(g_buf.dtype))
+        mbarrier.arrive(g_ready)
+        t += 1
+
+
+@gluon.jit
+def _down_bwd_epilogue(
+    counts_ptr, gu_desc, w_ptr, dgu_ptr, hw_ptr, dw_ptr, g_buf, g_ready, g_free, gu_bufs, gu_bar, I,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, SR: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+):  # fmt: skip
+    """The SwiGLU backward of one G tile, SR rows at a time: recompute h from GU, write dGU (the
+    routing weight folded in), h*w (dWd's input) and this N-tile's share of the routing-weight
+    grad h.G (summed over the N-tiles by the caller). The tile's gate and up columns of GU (sorted
+    rows: TMA-able) are loaded into shared memory while the MMA partition still computes G."""
+    NW: gl.constexpr = EPILOGUE_WARPS
+    # 8 elements (16 bytes) per thread, a warp spanning BN columns exactly: no replicated lanes.
+    blk: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (BN // 8), BN // 8], [NW, 1], [1, 0])
+    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
+    num_n = gl.cdiv(I, BN)
+    num_tiles = gl.sum(tiles, axis=0) * num_n
+    t = 0
+    for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
+        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        pid_n = tile_id % num_n
+        # The previous tile's reads of gu_bufs are done (all warps): let the TMA overwrite them.
+        gl.thread_barrier()
+        fence_async_shared()
+        mbarrier.expect(gu_bar, 2 * gu_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(gu_desc, [m_start, pid_n * BN], gu_bar, gu_bufs.index(0))
+        tma.async_copy_global_to_shared(gu_desc, [m_start, I + pid_n * BN], gu_bar, gu_bufs.index(1))
+        cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, blk))
+        mask_c = cols < I
+        mbarrier.wait(gu_bar, t & 1)
+        mbarrier.wait(g_ready, t & 1)
+        for j in gl.static_range(BM // SR):
+            rows = m_start + j * SR + gl.arange(0, SR, layout=gl.SliceLayout(1, blk))
+            mask_r = rows < m_end
+            m = mask_r[:, None] & mask_c[None, :]
+            rows64 = rows.to(gl.int64)
+            gu_off = rows64[:, None] * (2 * I) + cols[None, :]
+            i_off = rows64[:, None] * I + cols[None, :]
+            G = g_buf.slice(j * SR, SR).load(blk).to(gl.float32)
+            # After the last slice is in registers the MMA partition may overwrite the buffer.
+            mbarrier.arrive(g_free, pred=j == BM // SR - 1)
+            g = gu_bufs.index(0).slice(j * SR, SR).load(blk).to(gl.float32)
+            u = gu_bufs.index(1).slice(j * SR, SR).load(blk).to(gl.float32)
+            w = gl.load(w_ptr + rows, mask=mask_r, other=0.0)
+            sig = 1.0 / (1.0 + gl.exp(-g))
+            silu = g * sig
+            h = silu * u
+            gl.store(dw_ptr + rows64 * num_n + pid_n, gl.sum(h * G, axis=1), mask=mask_r)
+            dh = G * w[:, None]
+            gl.store(dgu_ptr + gu_off, (dh * u * sig * (1.0 + g * (1.0 - sig))).to(dgu_ptr.dtype.element_ty), mask=m)
+            gl.store(dgu_ptr + gu_off + I, (dh * silu).to(dgu_ptr.dtype.element_ty), mask=m)
+            gl.store(hw_ptr + i_off, (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=m)
+        t += 1
+
+
+@gluon.jit
+def down_bwd_ws_kernel(
+    dy_ptr,  # (T, D)
+    tok_ptr,  # (S,) int32
+    counts_ptr,  # (E,) int32
+    gu_desc,  # gluon TMA descriptor of the saved pre-activation GU (S, 2I), block [BM, BN]
+    w_ptr,  # (S,) float32 routing weights of the sorted rows
+    dgu_ptr,  # (S, 2I) out
+    hw_ptr,  # (S, I) out: h * w
+    dw_ptr,  # (S, cdiv(I, BN)) float32 out: per N-tile partial h . G
+    wd_desc,  # gluon TMA descriptor of down viewed (E*D, I), block [BK, BN]
+    D,
+    I,
+    E: gl.constexpr,
+    E_P: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    SR: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent, warp-specialised G = dY[tok] @ Wd[e] with the SwiGLU backward in a separate
+    epilogue partition, overlapped with the next tile's MMAs (D % BK == 0; the caller checks)."""
+    dtype: gl.constexpr = dy_ptr.dtype.element_ty
+    smem: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], smem)
+    b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], wd_desc.layout)
+    # G tile handed to the epilogue partition: only these two partitions touch it (no TMA/wgmma).
+    g_buf = gl.allocate_shared_memory(dtype, [BM, BN], gl.SwizzledSharedLayout(8, 1, 8, [1, 0]))
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    g_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    g_free = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    gu_bufs = gl.allocate_shared_memory(dtype, [2, BM, BN], gu_desc.layout)  # the tile's gate, up
+    gu_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    mbarrier.init(gu_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
+        mbarrier.init(empty.index(i), count=1)
+    mbarrier.init(g_ready, count=1)
+    mbarrier.init(g_free, count=1)
+    gl.warp_specialize(
+        [
+            (_down_bwd_mma, (counts_ptr, a_bufs, b_bufs, ready, empty, g_buf, g_ready, g_free, D, I,
+                             E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps)),
+            (_gathered_producer, (dy_ptr, tok_ptr, counts_ptr, wd_desc, a_bufs, b_bufs, ready, empty, D, I,
+                                  E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, False)),
+            (_down_bwd_epilogue, (counts_ptr, gu_desc, w_ptr, dgu_ptr, hw_ptr, dw_ptr, g_buf, g_ready, g_free,
+                                  gu_bufs, gu_bar, I,
+                                  E, E_P, BM, BN, SR, NUM_PROGRAMS)),
+        ],
+        [PRODUCER_WARPS, EPILOGUE_WARPS],
+        [PRODUCER_REGS, EPILOGUE_REGS],
+    )  # fmt: skip
