@@ -46,25 +46,31 @@ def _add(a, b):
 
 
 @gluon.jit
-def _tile_table(counts_ptr, E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, NW: gl.constexpr):
-    """Per expert: assignments, M-tiles, and both running sums. Every warp holds the whole table (a
-    replicated layout), so the lookups below reduce inside a warp, with no shared memory."""
+def _tile_space(counts_ptr, N, E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr,
+                NW: gl.constexpr):  # fmt: skip
+    """The real (BM, BN) tiles of an (S, N) grouped output: the per-expert table (assignments,
+    M-tiles, both running sums), N-tiles per M-tile, and the tile count. Every warp holds the whole
+    table (a replicated layout), so _tile_of reduces inside a warp, with no shared memory."""
     L: gl.constexpr = gl.BlockedLayout([max(E_P // 32, 1)], [32], [NW], [0])
     offs_e = gl.arange(0, E_P, layout=L)
     cnt = gl.load(counts_ptr + offs_e, mask=offs_e < E, other=0)
     tiles = (cnt + BM - 1) // BM
-    return offs_e, cnt, tiles, gl.associative_scan(tiles, 0, _add), gl.associative_scan(cnt, 0, _add)
+    table = (offs_e, cnt, tiles, gl.associative_scan(tiles, 0, _add), gl.associative_scan(cnt, 0, _add))
+    num_n = gl.cdiv(N, BN)
+    return table, num_n, gl.sum(tiles, axis=0) * num_n
 
 
 @gluon.jit
-def _tile_lookup(pid_m, offs_e, cnt, tiles, cum_tiles, cum_rows, BM: gl.constexpr):
-    """(expert, first sorted row, end row) of M-tile pid_m (the same map as the Triton kernels')."""
+def _tile_of(tile_id, table, num_n, BM: gl.constexpr):
+    """(expert, first sorted row, end row, N-tile) of a tile (the same map as the Triton kernels')."""
+    offs_e, cnt, tiles, cum_tiles, cum_rows = table
+    pid_m = tile_id // num_n
     e = gl.sum((cum_tiles <= pid_m).to(gl.int32), axis=0)
     sel = offs_e == e
     tile0 = gl.sum(gl.where(sel, cum_tiles - tiles, 0), axis=0)
     row0 = gl.sum(gl.where(sel, cum_rows - cnt, 0), axis=0)
     n_rows = gl.sum(gl.where(sel, cnt, 0), axis=0)
-    return e, row0 + (pid_m - tile0) * BM, row0 + n_rows
+    return e, row0 + (pid_m - tile0) * BM, row0 + n_rows, tile_id % num_n
 
 
 @gluon.jit
@@ -79,19 +85,17 @@ def _gathered_producer(
     block [BK, BN]."""
     NW: gl.constexpr = PRODUCER_WARPS
     blk: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
-    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
-    num_n = gl.cdiv(N, BN)
-    num_tiles = gl.sum(tiles, axis=0) * num_n
+    table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(K, BK)
     offs_k = gl.arange(0, BK, layout=gl.SliceLayout(0, blk))
     it = 0
     for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
-        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
         rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, blk))
         # Rows past the expert's end read token 0: finite values in rows that are never stored.
         tok = gl.load(tok_ptr + rows, mask=rows < m_end, other=0).to(gl.int64)
         a_ptrs = a_ptr + tok[:, None] * K + offs_k[None, :]
-        n0 = (tile_id % num_n) * BN
+        n0 = pid_n * BN
         for ki in range(k_steps):
             s = it % STAGES
             mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)  # a fresh barrier passes parity 1
@@ -119,13 +123,11 @@ def _gate_up_consumer(
     """Per tile: two (BM, BN) wgmma accumulators (gate, up) over the stages, then GU and h."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
     st: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
-    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
-    num_n = gl.cdiv(I, BN)
-    num_tiles = gl.sum(tiles, axis=0) * num_n
+    table, num_n, num_tiles = _tile_space(counts_ptr, I, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(D, BK)
     it = 0
     for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
-        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
         acc_g = gl.zeros((BM, BN), gl.float32, mma)
         acc_u = gl.zeros((BM, BN), gl.float32, mma)
         for ki in range(k_steps):
@@ -146,7 +148,7 @@ def _gate_up_consumer(
         g = gl.convert_layout(acc_g.to(gu_ptr.dtype.element_ty), st)
         u = gl.convert_layout(acc_u.to(gu_ptr.dtype.element_ty), st)
         rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, st))
-        cols = (tile_id % num_n) * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
+        cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
         mask = (rows < m_end)[:, None] & (cols < I)[None, :]
         rows64 = rows.to(gl.int64)
         gu_off = rows64[:, None] * (2 * I) + cols[None, :]
@@ -215,9 +217,7 @@ def _down_bwd_mma(
     """G = dY[tok] @ Wd[e] per tile; the tile goes to shared memory (rounded to the dtype, as the
     split path stores it) for the epilogue partition, and the MMAs go on with the next tile."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
-    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
-    num_n = gl.cdiv(I, BN)
-    num_tiles = gl.sum(tiles, axis=0) * num_n
+    table, num_n, num_tiles = _tile_space(counts_ptr, I, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(D, BK)
     it = 0
     t = 0
@@ -252,13 +252,10 @@ def _down_bwd_epilogue(
     NW: gl.constexpr = EPILOGUE_WARPS
     # 8 elements (16 bytes) per thread, a warp spanning BN columns exactly: no replicated lanes.
     blk: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (BN // 8), BN // 8], [NW, 1], [1, 0])
-    offs_e, cnt, tiles, cum_tiles, cum_rows = _tile_table(counts_ptr, E, E_P, BM, NW)
-    num_n = gl.cdiv(I, BN)
-    num_tiles = gl.sum(tiles, axis=0) * num_n
+    table, num_n, num_tiles = _tile_space(counts_ptr, I, E, E_P, BM, BN, NW)
     t = 0
     for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
-        e, m_start, m_end = _tile_lookup(tile_id // num_n, offs_e, cnt, tiles, cum_tiles, cum_rows, BM)
-        pid_n = tile_id % num_n
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
         # The previous tile's reads of gu_bufs are done (all warps): let the TMA overwrite them.
         gl.thread_barrier()
         fence_async_shared()

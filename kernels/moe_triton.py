@@ -375,7 +375,7 @@ def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
         BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, STAGES=cfg.num_stages, SR=8, NUM_PROGRAMS=progs,
         num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
     _record("down_bwd", compiled)
-    return dgu_S2I, hw_SI, dw_part.sum(dim=1) if num_n > 1 else dw_part[:, 0]
+    return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
 def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
