@@ -26,6 +26,9 @@ CASES = [
     ("gate_up", 128, 128, 32, 8, 168),
     ("down_bwd", 128, 128, 64, 3, 128),
     ("down_bwd", 128, 128, 64, 4, 128),
+    ("wgrad", 128, 256, 64, 3, 168),
+    ("wgrad_t", 128, 256, 64, 3, 168),
+    ("wgrad_t", 128, 256, 32, 6, 168),
 ]
 
 
@@ -45,6 +48,15 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
         ptrs = {"x_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32", "gu_ptr": "*bf16", "h_ptr": "*bf16"}
         sig = {**ptrs, "w_desc": desc([bn, bk]), "D": "i32", "I": "i32"}
         const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, num_warps=8)
+    elif kernel.startswith("wgrad"):
+        fn = g.wgrad_ws_kernel
+        out_t = kernel == "wgrad_t"
+        ptrs = {"a_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32", "offsets_ptr": "*i32"}
+        out_block = [bn, bm] if out_t else [bm, bn]
+        sig = {**ptrs, "b_desc": desc([bk, bn]), "out_desc": desc(out_block), "M": "i32", "N": "i32",
+               "stride_a": "i32"}
+        const = dict(E=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, OUT_T=out_t, num_warps=8)
+        sizes = ["M", "N", "stride_a"]
     else:
         fn = g.down_bwd_ws_kernel
         ptrs = {"dy_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32"}
@@ -55,7 +67,8 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
     for c in const:
         sig[c] = "constexpr"
     # What the launcher specialises at run time for 16-aligned pointers and sizes (D=2048, I=768).
-    attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in [*ptrs, "D", "I"]}
+    sizes = sizes if kernel.startswith("wgrad") else ["D", "I"]
+    attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in [*ptrs, *sizes]}
     cc = triton.compile(
         GluonASTSource(fn=fn, signature=sig, constexprs=const, attrs=attrs),
         target=GPUTarget("cuda", 90, 32),

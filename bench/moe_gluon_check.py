@@ -1,8 +1,9 @@
 """The Gluon kernels against the Triton paths they replace: same outputs, and each timed alone (H200).
 
 Gate/up (CONFIG.gate_up_ws) against the Triton gate/up; the fused down-projection backward
-(CONFIG.down_bwd_ws) against the split Triton path (G GEMM + SwiGLU-backward pass), on the same
-routed inputs per shape. Prints one table row per (shape, kernel, stages).
+(CONFIG.down_bwd_ws) against the split Triton path (G GEMM + SwiGLU-backward pass); the weight-grad
+GEMMs dWd and dWgu (CONFIG.wgrad_ws) against the Triton weight-grad kernel; on the same routed inputs
+per shape. Prints one table row per (shape, kernel, stages).
 
     python3 bench/moe_gluon_check.py
 """
@@ -19,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.moe_kernels import cuda_time_ms  # noqa: E402
 
-SHAPES = [(1000, 256, 192, 16, 4), (777, 128, 96, 40, 8), (8192, 2048, 768, 128, 8), (32768, 2048, 768, 128, 8)]
+SHAPES = [(1000, 256, 192, 16, 4), (777, 128, 96, 40, 8), (515, 128, 256, 24, 4), (8192, 2048, 768, 128, 8),
+          (32768, 2048, 768, 128, 8)]
 
 
 def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
@@ -55,6 +57,23 @@ def check_shape(mt, shape) -> None:
             out = down_bwd()
             diffs = ", ".join(f"{n} {_diff(a, b)}" for n, a, b in zip(("dGU", "hw", "dw"), out, db_ref, strict=True))
             print(f"| {shape} | down_bwd | {stages} | {diffs} | {t_db:.3f} | {cuda_time_ms(down_bwd, 2, 10):.3f} |")
+        dwd_ref, dwgu_ref = mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)
+        t_wg = cuda_time_ms(lambda: (mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)), 2, 10)
+        for cfg in (G(128, 256, 64, 8, 3, 168), G(128, 256, 32, 8, 6, 168)):
+            mt.CONFIG = dataclasses.replace(base, wgrad_ws=cfg)
+            mt.LAUNCH_INFO.clear()
+
+            def wgrad():
+                return mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)
+
+            out = wgrad()
+            if not any(k.startswith("wgrad_ws") for k in mt.LAUNCH_INFO):
+                print(f"| {shape} | wgrad BK={cfg.bk} | {cfg.num_stages} | (Gluon does not apply: D or I not a "
+                      f"multiple of the tile) | {t_wg:.3f} | |")
+                continue
+            diffs = f"dWd {_diff(out[0], dwd_ref)}, dWgu {_diff(out[1], dwgu_ref)}"
+            print(f"| {shape} | wgrad BK={cfg.bk} | {cfg.num_stages} | {diffs} | {t_wg:.3f} | "
+                  f"{cuda_time_ms(wgrad, 2, 10):.3f} |", flush=True)
     finally:
         mt.CONFIG = base
 

@@ -127,6 +127,10 @@ def _variants():
         "v9d": rep(v8, down_bwd_ws=G(128, 128, 64, 8, 4, 128)),
         "v9d3": rep(v8, down_bwd_ws=G(128, 128, 64, 8, 3, 128)),
         "v9gd": rep(v8, gate_up_ws=G(128, 128, 64, 8, 4, 168), down_bwd_ws=G(128, 128, 64, 8, 4, 128)),
+        # the weight-grad GEMMs as the persistent warp-specialised Gluon kernel (kernels/NOTES.md, v10)
+        "v10": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168)),
+        "v10k32": rep(v8, wgrad_ws=G(128, 256, 32, 8, 6, 168)),
+        "v10g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),
     }
 
 

@@ -346,3 +346,145 @@ def down_bwd_ws_kernel(
         [PRODUCER_WARPS, EPILOGUE_WARPS],
         [PRODUCER_REGS, EPILOGUE_REGS],
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Weight-gradient grouped GEMMs (dWd, dWgu): K-grouped, the reduction runs over an expert's rows
+# --------------------------------------------------------------------------------------------
+# The wgrad producer holds the next step's token ids as well as the copy addresses: at 48 registers
+# it spills 8 bytes (bench/gluon_sm90_compile.py), at 64 it does not; the consumers keep 216.
+WGRAD_PRODUCER_REGS = gl.constexpr(64)
+
+
+@gluon.jit
+def _wgrad_tile(tile_id, counts_ptr, offsets_ptr, num_m, num_n):
+    """(expert, M-tile, N-tile, first sorted row, rows) of a tile; tiles run expert-major as in the
+    Triton kernel's grid, so the programs in flight share one or two experts' rows in L2."""
+    per_e = num_m * num_n
+    e = tile_id // per_e
+    rem = tile_id % per_e
+    return e, rem // num_n, rem % num_n, gl.load(offsets_ptr + e), gl.load(counts_ptr + e)
+
+
+@gluon.jit
+def _wgrad_producer(
+    a_ptr, tok_ptr, counts_ptr, offsets_ptr, b_desc, a_bufs, b_bufs, ready, empty, M, N, stride_a,
+    E: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+):  # fmt: skip
+    """Per step of BK sorted rows: TMA the (BK, BN) box of the sorted operand, cp.async the BK gathered
+    rows' (BK, BM) slice of a_ptr (rows past the expert zero-filled: they meet the other operand's
+    rows of the next expert). The next step's token ids are loaded one step ahead, so that load's
+    latency overlaps the wait for a free stage instead of delaying the copies."""
+    NW: gl.constexpr = PRODUCER_WARPS
+    blk: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (BM // 8), BM // 8], [NW, 1], [1, 0])
+    num_m = gl.cdiv(M, BM)
+    num_n = gl.cdiv(N, BN)
+    offs_k = gl.arange(0, BK, layout=gl.SliceLayout(1, blk))
+    offs_m = gl.arange(0, BM, layout=gl.SliceLayout(0, blk))
+    it = 0
+    for tile_id in range(gl.program_id(0), E * num_m * num_n, NUM_PROGRAMS):
+        e, pid_m, pid_n, start, cnt = _wgrad_tile(tile_id, counts_ptr, offsets_ptr, num_m, num_n)
+        cols = pid_m * BM + offs_m
+        n0 = pid_n * BN
+        tok_next = gl.load(tok_ptr + start + offs_k, mask=offs_k < cnt, other=0)
+        for r0 in range(0, cnt, BK):
+            tok = tok_next.to(gl.int64)
+            valid = (r0 + offs_k) < cnt
+            tok_next = gl.load(tok_ptr + start + r0 + BK + offs_k, mask=(r0 + BK + offs_k) < cnt, other=0)
+            s = it % STAGES
+            mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
+            bar = ready.index(s)
+            mbarrier.expect(bar, b_desc.block_type.nbytes)
+            tma.async_copy_global_to_shared(b_desc, [start + r0, n0], bar, b_bufs.index(s))
+            async_copy.async_copy_global_to_shared(
+                a_bufs.index(s), a_ptr + tok[:, None] * stride_a + cols[None, :], mask=valid[:, None]
+            )
+            async_copy.mbarrier_arrive(bar, increment_count=False)
+            it += 1
+
+
+@gluon.jit
+def _wgrad_consumer(
+    counts_ptr, offsets_ptr, out_desc, a_bufs, b_bufs, ready, empty, out_buf, M, N,
+    E: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, OUT_T: gl.constexpr,
+):  # fmt: skip
+    """acc (BM, BN) += a_tile^T b_tile over the expert's rows (wgmma with the A tile read
+    M-major from shared memory), then the tile through shared memory to a TMA store, which drains
+    while the next tile's MMAs run. An expert with no rows gets a zero tile, as in the Triton kernel."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    num_m = gl.cdiv(M, BM)
+    num_n = gl.cdiv(N, BN)
+    it = 0
+    for tile_id in range(gl.program_id(0), E * num_m * num_n, NUM_PROGRAMS):
+        e, pid_m, pid_n, start, cnt = _wgrad_tile(tile_id, counts_ptr, offsets_ptr, num_m, num_n)
+        k_steps = gl.cdiv(cnt, BK)
+        acc = gl.zeros((BM, BN), gl.float32, mma)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            fence_async_shared()
+            acc = warpgroup_mma(a_bufs.index(s).permute((1, 0)), b_bufs.index(s), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=k_steps > 0)
+        tma.store_wait(pendings=0)  # the previous tile's store has read out_buf
+        gl.thread_barrier()
+        if OUT_T:
+            out_buf.store(gl.permute(acc.to(out_buf.dtype), (1, 0)))
+        else:
+            out_buf.store(acc.to(out_buf.dtype))
+        fence_async_shared()
+        gl.thread_barrier()
+        if OUT_T:
+            tma.async_copy_shared_to_global(out_desc, [e * N + pid_n * BN, pid_m * BM], out_buf)
+        else:
+            tma.async_copy_shared_to_global(out_desc, [e * M + pid_m * BM, pid_n * BN], out_buf)
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
+def wgrad_ws_kernel(
+    a_ptr,  # (T, M) gathered operand: x or dY, row stride stride_a
+    tok_ptr,  # (S,) int32 row of a_ptr of sorted row s
+    counts_ptr,  # (E,) int32
+    offsets_ptr,  # (E + 1,) int32
+    b_desc,  # gluon TMA descriptor of the sorted operand (S, N): h*w or dGU, block [BK, BN]
+    out_desc,  # gluon TMA descriptor of out viewed (E*M, N), block [BM, BN]; (E*N, M), [BN, BM] with OUT_T
+    M,
+    N,
+    stride_a,
+    E: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    OUT_T: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent, warp-specialised out[e] = a[tok]^T b over expert e's sorted rows (M % BM == 0 and
+    N % BN == 0, so no tile crosses an expert in the flattened output; the caller checks)."""
+    dtype: gl.constexpr = a_ptr.dtype.element_ty
+    a_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BM], a_layout)
+    b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], b_desc.layout)
+    out_buf = gl.allocate_shared_memory(dtype, out_desc.block_type.shape, out_desc.layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
+        mbarrier.init(empty.index(i), count=1)
+    gl.warp_specialize(
+        [
+            (_wgrad_consumer, (counts_ptr, offsets_ptr, out_desc, a_bufs, b_bufs, ready, empty, out_buf, M, N,
+                               E, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, OUT_T)),
+            (_wgrad_producer, (a_ptr, tok_ptr, counts_ptr, offsets_ptr, b_desc, a_bufs, b_bufs, ready, empty,
+                               M, N, stride_a, E, BM, BN, BK, STAGES, NUM_PROGRAMS)),
+        ],
+        [PRODUCER_WARPS],
+        [WGRAD_PRODUCER_REGS],
+    )  # fmt: skip

@@ -12,9 +12,9 @@ backward through softmax/top-k/renorm is one Triton kernel (CONFIG.router_bwd; "
 router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _dxs,
 _router_grads) are separate functions so that bench/moe_kernels.py --parts can time each alone.
 Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
-Two Hopper-only Gluon kernels (kernels/_moe_gluon_kernels.py, warp-specialised) can replace the
-gate/up and the down-projection backward (CONFIG.gate_up_ws, down_bwd_ws); they are tested options,
-not the default (kernels/NOTES.md, v9).
+Hopper-only Gluon kernels (kernels/_moe_gluon_kernels.py, persistent and warp-specialised) can
+replace the gate/up, the down-projection backward and the weight-grad GEMMs (CONFIG.gate_up_ws,
+down_bwd_ws, wgrad_ws; kernels/NOTES.md, v9 and v10).
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -90,6 +90,10 @@ class TritonMoEConfig:
     # a separate epilogue partition that works on the previous tile while the MMAs run (instead of
     # down_bwd and the _swiglu_bwd_kernel pass). None = down_bwd_split as configured.
     down_bwd_ws: GemmConfig | None = None
+    # The weight-grad GEMMs (dWd; dWgu with dwgu_t) as one Gluon kernel (Hopper): persistent and
+    # warp-specialised, so the producer streams the next tile's rows while the consumers finish this
+    # one and its TMA store drains. Needs M % bm == 0 and N % bn == 0 (D, I, 2I); else Triton.
+    wgrad_ws: GemmConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
@@ -207,16 +211,19 @@ def _m_grid(S: int, E: int, N: int, cfg: GemmConfig) -> tuple[int]:
     return ((triton_cdiv(S, cfg.bm) + E) * triton_cdiv(N, cfg.bn),)
 
 
-def _gluon_ok(x_TD: torch.Tensor, K: int, cfg: GemmConfig | None) -> bool:
-    """Whether a configured Gluon kernel runs: on a 9.x GPU with K a multiple of bk (else the Triton
-    kernel does the same work); a Triton without Gluon is an error, not a silent fallback."""
-    if cfg is None or torch.cuda.get_device_capability(x_TD.device)[0] != 9 or K % cfg.bk:
+def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, *dims: tuple[int, str]) -> bool:
+    """Whether a configured Gluon kernel runs: on a 9.x GPU with each size of dims a multiple of the
+    named block of cfg, e.g. (D, "bk") (else the Triton kernel does the same work); a Triton without
+    Gluon is an error, not a silent fallback."""
+    if cfg is None or torch.cuda.get_device_capability(x_TD.device)[0] != 9:
+        return False
+    if any(n % getattr(cfg, block) for n, block in dims):
         return False
     try:
         import triton.experimental.gluon  # noqa: F401
     except ImportError as exc:
         raise KernelUnavailableError(
-            "CONFIG.gate_up_ws / down_bwd_ws need Triton's Gluon (triton >= 3.5); set them to None"
+            "CONFIG.gate_up_ws / down_bwd_ws / wgrad_ws need Triton's Gluon (triton >= 3.5); set them to None"
         ) from exc
     return True
 
@@ -246,7 +253,7 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     I, S = I2 // 2, r.tok_S.shape[0]
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
-    if _gluon_ok(x_TD, D, CONFIG.gate_up_ws):
+    if _gluon_ok(x_TD, CONFIG.gate_up_ws, (D, "bk")):
         _gate_up_gluon(x_TD, gate_up_E2IH, r, gu_S2I, h_SI, CONFIG.gate_up_ws)
         return gu_S2I, h_SI
     w_desc = _desc(gate_up_E2IH.view(E * 2, I, D), [2, cfg.bn, cfg.bk]) if CONFIG.gate_up_joint else None
@@ -379,7 +386,7 @@ def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
 
 
 def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
-    if _gluon_ok(dy_TD, dy_TD.shape[1], CONFIG.down_bwd_ws):
+    if _gluon_ok(dy_TD, CONFIG.down_bwd_ws, (dy_TD.shape[1], "bk")):
         return _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r, CONFIG.down_bwd_ws)
     if CONFIG.down_bwd_split:
         return _down_bwd_split(dy_TD, down_EHI, gu_S2I, r)
@@ -417,12 +424,40 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
+def _wgrad_gluon(a_src, a_idx, b_src, out, M: int, N: int, r: Routing, cfg: GemmConfig, out_t: bool) -> None:
+    """out[e] = a_src[a_idx]^T b_src over expert e's rows by the Gluon kernel (the gathered operand on
+    the tile's M side, b_src sorted and TMA-fed)."""
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from kernels import _moe_gluon_kernels as g
+
+    E = r.counts_E.shape[0]
+    dt = gl.bfloat16 if a_src.dtype == torch.bfloat16 else gl.float16
+
+    def desc(t, block):
+        return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, dt))
+
+    b_desc = desc(b_src, [cfg.bk, cfg.bn])
+    out_desc = desc(out.view(E * N, M), [cfg.bn, cfg.bm]) if out_t else desc(out.view(E * M, N), [cfg.bm, cfg.bn])
+    tiles = E * (M // cfg.bm) * (N // cfg.bn)
+    progs = min(_num_sms(a_src.device), tiles)
+    compiled = g.wgrad_ws_kernel[(progs,)](
+        a_src, a_idx, r.counts_E, r.offsets_E1, b_desc, out_desc, M, N, a_src.stride(0), E=E, BM=cfg.bm,
+        BN=cfg.bn, BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, OUT_T=out_t,
+        num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
+    _record(f"wgrad_ws{M}x{N}" + ("T" if out_t else ""), compiled)
+
+
 def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: GemmConfig, out_t: bool = False):
     """out[e] (M, N) = sum_s a_src[a_idx[s]]^T b_src[b_idx[s]] over expert e's sorted rows; (N, M),
     the transpose, with out_t."""
     k = _k()
     E = r.counts_E.shape[0]
     out = torch.empty((E, N, M) if out_t else (E, M, N), dtype=dtype, device=a_src.device)
+    if a_idx is not None and _gluon_ok(a_src, CONFIG.wgrad_ws, (M, "bm"), (N, "bn")):
+        _wgrad_gluon(a_src, a_idx, b_src, out, M, N, r, CONFIG.wgrad_ws, out_t)
+        return out
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)
     # TMA only on the ungathered side, and only when the other side is gathered (and so masked).
     assert (a_idx is None) != (b_idx is None)

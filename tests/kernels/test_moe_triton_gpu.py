@@ -37,6 +37,7 @@ CASES = [
     (1000, 256, 192, 16, 4, True),
     (777, 200, 96, 64, 8, True),
     (301, 128, 64, 40, 6, False),
+    (515, 128, 256, 24, 4, True),  # D % 128 == 0, I % 256 == 0: where the Gluon weight-grad kernel runs
 ]
 TOL = {torch.bfloat16: 1.5e-2, torch.float16: 3e-3}
 
@@ -106,6 +107,9 @@ _CONFIGS = {
     "gluon_gate_up_k32_down_bwd": dict(
         gate_up_ws=GemmConfig(128, 128, 32, 8, 8, 168), down_bwd_ws=GemmConfig(128, 128, 64, 8, 4, 128)
     ),
+    # The weight-grad GEMMs in Gluon at (128, 256) tiles, BK=64 (3 stages) and BK=32 (6 stages).
+    "gluon_wgrad": dict(wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
+    "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168)),
 }
 
 
@@ -193,3 +197,33 @@ def test_router_backward_kernel_matches_pytorch(T, E, K, norm):
         want = router_backward(logits, r.top_idx_TK, dw_S[r.pos_TK.long()], norm, direct)
         assert got.dtype == logits.dtype and got.shape == (T, E)
         torch.testing.assert_close(got.float(), want.to(logits.dtype).float(), rtol=1e-2, atol=1e-4)
+
+
+# The Gluon weight-grad kernel against the Triton one on the same operands: every routing (experts
+# with no rows get zero tiles), row counts that are not multiples of BK, both output layouts.
+@pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
+@pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8)])
+def test_gluon_wgrad_matches_triton(T, D, I, E, K, routing, monkeypatch):
+    import kernels.moe_triton as mt
+
+    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
+        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
+    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + E, requires_grad=False)
+    x, rw, gu, dn = m.tensors()
+    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    g = torch.Generator(device="cpu").manual_seed(T)
+    dy = torch.randn(T, D, generator=g).to("cuda", x.dtype)
+    hw = torch.randn(T * K, I, generator=g).to("cuda", x.dtype)
+    dgu = torch.randn(T * K, 2 * I, generator=g).to("cuda", x.dtype)
+    want = (mt._dwd(dy, hw, r, x.dtype), mt._dwgu(dgu, x, r, x.dtype))
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168)))
+    _poison_allocator()
+    mt.LAUNCH_INFO.clear()
+    got = (mt._dwd(dy, hw, r, x.dtype), mt._dwgu(dgu, x, r, x.dtype))
+    assert {f"wgrad_ws{D}x{I}", f"wgrad_ws{D}x{2 * I}T"} <= set(mt.LAUNCH_INFO), "the Gluon kernel did not run"
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and torch.isfinite(a).all()
+        torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
+    zero = r.counts_E == 0
+    if routing == "empty":
+        assert zero.any() and (got[0][zero] == 0).all() and (got[1][zero] == 0).all()
