@@ -29,6 +29,9 @@ CASES = [
     ("wgrad", 128, 256, 64, 3, 168),
     ("wgrad_t", 128, 256, 64, 3, 168),
     ("wgrad_t", 128, 256, 32, 6, 168),
+    ("mm_down", 128, 256, 64, 3, 168),
+    ("mm_dx", 128, 256, 64, 3, 168),
+    ("mm_g", 128, 256, 64, 3, 168),
 ]
 
 
@@ -57,6 +60,18 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
                "stride_a": "i32"}
         const = dict(E=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, OUT_T=out_t, num_warps=8)
         sizes = ["M", "N", "stride_a"]
+    elif kernel.startswith("mm_"):
+        fn = g.grouped_mm_ws_kernel
+        gather, b_nk = kernel == "mm_g", kernel == "mm_down"
+        ptrs = {"tok_ptr": "*i32", "counts_ptr": "*i32", "c_ptr": "*bf16", "scale_ptr": "*fp32"}
+        sig = {"a_src": "*bf16" if gather else desc([bm, bk]), "tok_ptr": "*i32", "counts_ptr": "*i32",
+               "b_desc": desc([bn, bk] if b_nk else [bk, bn]), "c_ptr": "*bf16", "c_desc": desc([bm, bn]),
+               "scale_ptr": "*fp32", "K": "i32", "N": "i32"}
+        if gather:
+            ptrs["a_src"] = "*bf16"
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, GATHER=gather,
+                     B_MODE=int(b_nk), HAS_SCALE=b_nk, num_warps=8)
+        sizes = ["K", "N"]
     else:
         fn = g.down_bwd_ws_kernel
         ptrs = {"dy_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32"}
@@ -67,7 +82,7 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
     for c in const:
         sig[c] = "constexpr"
     # What the launcher specialises at run time for 16-aligned pointers and sizes (D=2048, I=768).
-    sizes = sizes if kernel.startswith("wgrad") else ["D", "I"]
+    sizes = sizes if kernel.startswith(("wgrad", "mm_")) else ["D", "I"]
     attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in [*ptrs, *sizes]}
     cc = triton.compile(
         GluonASTSource(fn=fn, signature=sig, constexprs=const, attrs=attrs),

@@ -2,8 +2,8 @@
 
 Gate/up (CONFIG.gate_up_ws) against the Triton gate/up; the fused down-projection backward
 (CONFIG.down_bwd_ws) against the split Triton path (G GEMM + SwiGLU-backward pass); the weight-grad
-GEMMs dWd and dWgu (CONFIG.wgrad_ws) against the Triton weight-grad kernel; on the same routed inputs
-per shape. Prints one table row per (shape, kernel, stages).
+GEMMs dWd and dWgu (CONFIG.wgrad_ws) against the Triton weight-grad kernel; down, dX and the G GEMM
+(CONFIG.grouped_mm_ws) against the Triton grouped GEMM; on the same routed inputs per shape. Prints one table row per (shape, kernel, stages).
 
     python3 bench/moe_gluon_check.py
 """
@@ -74,6 +74,21 @@ def check_shape(mt, shape) -> None:
             diffs = f"dWd {_diff(out[0], dwd_ref)}, dWgu {_diff(out[1], dwgu_ref)}"
             print(f"| {shape} | wgrad BK={cfg.bk} | {cfg.num_stages} | {diffs} | {t_wg:.3f} | "
                   f"{cuda_time_ms(wgrad, 2, 10):.3f} |", flush=True)
+        D, I = shape[1], shape[2]
+        h = torch.randn_like(db_ref[1])
+
+        def mms():
+            g_SI = mt._grouped_mm(dy, dn, D * I, I, 1, I, r, None, mt.CONFIG.down_bwd, a_idx=r.tok_S, name="g")
+            return mt._down(h, dn, r), mt._dxs(db_ref[0], gu, r), g_SI
+
+        mm_ref, t_mm = mms(), cuda_time_ms(mms, 2, 10)
+        mt.CONFIG = dataclasses.replace(base, grouped_mm_ws=G(128, 256, 64, 8, 3, 168))
+        mt.LAUNCH_INFO.clear()
+        out = mms()
+        ran = sorted(k for k in mt.LAUNCH_INFO if k.endswith("_ws"))
+        diffs = ", ".join(f"{n} {_diff(a, b)}" for n, a, b in zip(("O", "dXs", "G"), out, mm_ref, strict=True))
+        print(f"| {shape} | down+dx+G (Gluon: {', '.join(ran) or 'none'}) | 3 | {diffs} | {t_mm:.3f} | "
+              f"{cuda_time_ms(mms, 2, 10):.3f} |", flush=True)
     finally:
         mt.CONFIG = base
 

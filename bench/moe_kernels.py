@@ -12,6 +12,8 @@ what inputs and weights already held.
 
     python3 bench/moe_kernels.py                      # the issue's shapes, uniform and skewed
     python3 bench/moe_kernels.py --shapes 8192,2048,768,128,8 --impls ours,hf_grouped
+    python3 bench/moe_kernels.py --shapes 32768,2048,768,128,8 --ab v8,v10 --rounds 7   # fwd+bwd A/B
+    python3 bench/moe_kernels.py --shapes 32768,2048,768,128,8 --parts v8,v10           # per stage
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -131,6 +133,10 @@ def _variants():
         "v10": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168)),
         "v10k32": rep(v8, wgrad_ws=G(128, 256, 32, 8, 6, 168)),
         "v10g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),
+        # and down, G, dX as the persistent warp-specialised Gluon grouped GEMM
+        "v11": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168)),
+        "v11g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168),
+                    gate_up_ws=G(128, 128, 64, 8, 4, 168)),
     }
 
 
@@ -385,6 +391,30 @@ def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     print("| sum | " + " | ".join(f"{sum(med[n, st] for st in fns):.3f}" for n in names) + " |", flush=True)
 
 
+def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
+    """Whole fwd+bwd A/B of variants, interleaved: every round times each variant (the median of reps
+    per-call CUDA-event timings, the table's method), so the GPU's clock and power drift over the run
+    hits all variants alike; prints every round and the median over rounds."""
+    import kernels.moe_triton as mt
+
+    table, default = _variants(), mt.CONFIG
+    inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=2, requires_grad=True)
+    got: dict[str, list[float]] = {n: [] for n in names}
+    try:
+        for i in range(rounds):
+            for name in names:
+                mt.CONFIG = table[name]
+                got[name].append(cuda_time_ms(ours_fwd_bwd(inputs, norm), 2, reps))
+            print(f"  round {i}: " + ", ".join(f"{n} {got[n][-1]:.2f}" for n in names), flush=True)
+    finally:
+        mt.CONFIG = default
+    print(f"fwd+bwd ms at {shape}, median of {rounds} interleaved rounds (each the median of {reps} calls)")
+    print("| variant | median | min | max |")
+    print("|---|---:|---:|---:|")
+    for n in names:
+        print(f"| {n} | {statistics.median(got[n]):.2f} | {min(got[n]):.2f} | {max(got[n]):.2f} |", flush=True)
+
+
 def ours_fwd_bwd(inputs, norm):
     """One fwd+bwd of ours on these inputs, against a fixed random dY: the call the diagnostics time."""
     x, rw, gu, dn = inputs.tensors()
@@ -534,7 +564,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="per-kernel CUDA times of ours, first shape")
     ap.add_argument("--timeline", action="store_true", help="with --variants: one fwd+bwd's kernel timeline")
     ap.add_argument("--parts", default="", help="comma list of variants: per-stage A/B on the first shape")
-    ap.add_argument("--rounds", type=int, default=5, help="with --parts: interleaved rounds")
+    ap.add_argument("--ab", default="", help="comma list of variants: interleaved fwd+bwd A/B on the first shape")
+    ap.add_argument("--rounds", type=int, default=5, help="with --parts or --ab: interleaved rounds")
     args = ap.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
     impls = args.impls.split(",")
@@ -546,6 +577,9 @@ def main(argv=None) -> int:
     )
     if args.parts:  # per-stage A/B of our variants
         run_parts(args.parts.split(","), shapes[0], norm, args.rounds, args.reps)
+        return 0
+    if args.ab:  # whole fwd+bwd A/B of our variants
+        run_ab(args.ab.split(","), shapes[0], norm, args.rounds, args.reps)
         return 0
     if args.variants:  # a tuning run: only our variants, no baselines
         run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf, timeline=args.timeline)

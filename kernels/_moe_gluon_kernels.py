@@ -73,16 +73,21 @@ def _tile_of(tile_id, table, num_n, BM: gl.constexpr):
     return e, row0 + (pid_m - tile0) * BM, row0 + n_rows, tile_id % num_n
 
 
+# How a stage's weight box is laid out (the B operand of the M-grouped GEMMs).
+B_KN = gl.constexpr(0)  # w viewed (E*K, N), box [BK, BN]: dX's gate_up, the G GEMM's down
+B_NK = gl.constexpr(1)  # w viewed (E*N, K), box [BN, BK]: the down projection
+B_GATE_UP = gl.constexpr(2)  # gate_up viewed (E*2N, K): the tile's gate rows, then its up rows
+
+
 @gluon.jit
-def _gathered_producer(
-    a_ptr, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
+def _stage_producer(
+    a_src, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
     E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
-    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, GATE_UP: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, GATHER: gl.constexpr, B_MODE: gl.constexpr,
 ):  # fmt: skip
-    """Per K step: wait for a free stage, TMA the weight boxes, cp.async the gathered a_ptr rows
-    (a_ptr[tok] is (rows, K)). GATE_UP: b_desc is gate_up viewed (E*2N, K), block [BN, BK], and
-    each stage holds the tile's gate rows then its up rows; else b_desc is down viewed (E*K, N),
-    block [BK, BN]."""
+    """Per K step of every tile of this program: wait for a free stage, TMA the weight box(es), and
+    load the tile's A rows: GATHER, a_src[tok] rows of a (rows, K) pointer by cp.async (one arrival
+    per thread once its copies land); else a_src is the TMA descriptor of the sorted (S, K) rows."""
     NW: gl.constexpr = PRODUCER_WARPS
     blk: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
     table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
@@ -91,10 +96,11 @@ def _gathered_producer(
     it = 0
     for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
         e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
-        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, blk))
-        # Rows past the expert's end read token 0: finite values in rows that are never stored.
-        tok = gl.load(tok_ptr + rows, mask=rows < m_end, other=0).to(gl.int64)
-        a_ptrs = a_ptr + tok[:, None] * K + offs_k[None, :]
+        if GATHER:
+            rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, blk))
+            # Rows past the expert's end read token 0: finite values in rows that are never stored.
+            tok = gl.load(tok_ptr + rows, mask=rows < m_end, other=0).to(gl.int64)
+            a_ptrs = a_src + tok[:, None] * K + offs_k[None, :]
         n0 = pid_n * BN
         for ki in range(k_steps):
             s = it % STAGES
@@ -102,15 +108,23 @@ def _gathered_producer(
             bar = ready.index(s)
             k0 = ki * BK
             b = b_bufs.index(s)
-            if GATE_UP:
-                mbarrier.expect(bar, 2 * b_desc.block_type.nbytes)
+            nbytes: gl.constexpr = b_desc.block_type.nbytes * (2 if B_MODE == B_GATE_UP else 1)
+            if GATHER:
+                mbarrier.expect(bar, nbytes)
+            else:
+                mbarrier.expect(bar, nbytes + a_src.block_type.nbytes)
+                # Rows past the expert's end (the next expert's, or zero fill past S) are not stored.
+                tma.async_copy_global_to_shared(a_src, [m_start, k0], bar, a_bufs.index(s))
+            if B_MODE == B_GATE_UP:
                 tma.async_copy_global_to_shared(b_desc, [e * (2 * N) + n0, k0], bar, b.slice(0, BN))
                 tma.async_copy_global_to_shared(b_desc, [e * (2 * N) + N + n0, k0], bar, b.slice(BN, BN))
+            elif B_MODE == B_NK:
+                tma.async_copy_global_to_shared(b_desc, [e * N + n0, k0], bar, b)
             else:
-                mbarrier.expect(bar, b_desc.block_type.nbytes)
                 tma.async_copy_global_to_shared(b_desc, [e * K + k0, n0], bar, b)
-            async_copy.async_copy_global_to_shared(a_bufs.index(s), a_ptrs + k0)
-            async_copy.mbarrier_arrive(bar, increment_count=False)  # once this thread's copies land
+            if GATHER:
+                async_copy.async_copy_global_to_shared(a_bufs.index(s), a_ptrs + k0)
+                async_copy.mbarrier_arrive(bar, increment_count=False)  # once this thread's copies land
             it += 1
 
 
@@ -193,8 +207,110 @@ def gate_up_ws_kernel(
         [
             (_gate_up_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
                                  E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps)),
-            (_gathered_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
-                                  E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True)),
+            (_stage_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
+                               E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_GATE_UP)),
+        ],
+        [PRODUCER_WARPS],
+        [PRODUCER_REGS],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Plain M-grouped GEMMs (down, dX, the G GEMM): c[s] = a[row(s)] @ B[e(s)] (* scale[s])
+# --------------------------------------------------------------------------------------------
+@gluon.jit
+def _grouped_mm_consumer(
+    counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_buf, K, N,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, B_MODE: gl.constexpr,
+    HAS_SCALE: gl.constexpr,
+):  # fmt: skip
+    """One (BM, BN) accumulator per tile; a whole tile leaves through shared memory by a TMA store
+    that drains during the next tile's MMAs, an expert's last, partial tile by a masked store (a
+    TMA store would write the next expert's rows)."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
+    k_steps = gl.cdiv(K, BK)
+    it = 0
+    for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
+        acc = gl.zeros((BM, BN), gl.float32, mma)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            fence_async_shared()  # gathered rows arrive by cp.async (generic proxy)
+            if B_MODE == B_NK:
+                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s).permute((1, 0)), acc, is_async=True)
+            else:
+                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, mma))
+        if HAS_SCALE:
+            acc = acc * gl.load(scale_ptr + rows, mask=rows < m_end, other=0.0)[:, None]
+        out = acc.to(c_buf.dtype)
+        if m_end - m_start >= BM:
+            tma.store_wait(pendings=0)  # the previous tile's store has read c_buf
+            gl.thread_barrier()
+            c_buf.store(out)
+            fence_async_shared()
+            gl.thread_barrier()
+            tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
+        else:
+            cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
+            mask = (rows < m_end)[:, None] & (cols < N)[None, :]
+            gl.store(c_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], out, mask=mask)
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
+def grouped_mm_ws_kernel(
+    a_src,  # GATHER: (T, K) pointer, rows a_src[tok]; else the TMA descriptor of (S, K), block [BM, BK]
+    tok_ptr,  # (S,) int32 (GATHER)
+    counts_ptr,  # (E,) int32
+    b_desc,  # weights: B_KN (E*K, N) block [BK, BN]; B_NK (E*N, K) block [BN, BK]
+    c_ptr,  # (S, N) out
+    c_desc,  # TMA descriptor of c, block [BM, BN]
+    scale_ptr,  # (S,) float32 row scale (HAS_SCALE)
+    K,
+    N,
+    E: gl.constexpr,
+    E_P: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    GATHER: gl.constexpr,
+    B_MODE: gl.constexpr,
+    HAS_SCALE: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent, warp-specialised M-grouped GEMM (K % BK == 0, so B boxes never cross experts;
+    the caller checks)."""
+    dtype: gl.constexpr = c_ptr.dtype.element_ty
+    a_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], a_layout)
+    if B_MODE == B_NK:
+        b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, BK], b_desc.layout)
+    else:
+        b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], b_desc.layout)
+    c_buf = gl.allocate_shared_memory(dtype, [BM, BN], c_desc.layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        # ready: the TMA's expect-arrive, plus one cp.async arrival per producer thread when gathering.
+        mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS if GATHER else 1)
+        mbarrier.init(empty.index(i), count=1)
+    gl.warp_specialize(
+        [
+            (_grouped_mm_consumer, (counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_buf, K, N,
+                                    E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE, HAS_SCALE)),
+            (_stage_producer, (a_src, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
+                               E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, GATHER, B_MODE)),
         ],
         [PRODUCER_WARPS],
         [PRODUCER_REGS],
@@ -337,8 +453,8 @@ def down_bwd_ws_kernel(
         [
             (_down_bwd_mma, (counts_ptr, a_bufs, b_bufs, ready, empty, g_buf, g_ready, g_free, D, I,
                              E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps)),
-            (_gathered_producer, (dy_ptr, tok_ptr, counts_ptr, wd_desc, a_bufs, b_bufs, ready, empty, D, I,
-                                  E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, False)),
+            (_stage_producer, (dy_ptr, tok_ptr, counts_ptr, wd_desc, a_bufs, b_bufs, ready, empty, D, I,
+                               E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_KN)),
             (_down_bwd_epilogue, (counts_ptr, gu_desc, w_ptr, dgu_ptr, hw_ptr, dw_ptr, g_buf, g_ready, g_free,
                                   gu_bufs, gu_bar, I,
                                   E, E_P, BM, BN, SR, NUM_PROGRAMS)),

@@ -13,8 +13,8 @@ router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _
 _router_grads) are separate functions so that bench/moe_kernels.py --parts can time each alone.
 Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
 Hopper-only Gluon kernels (kernels/_moe_gluon_kernels.py, persistent and warp-specialised) can
-replace the gate/up, the down-projection backward and the weight-grad GEMMs (CONFIG.gate_up_ws,
-down_bwd_ws, wgrad_ws; kernels/NOTES.md, v9 and v10).
+replace the gate/up, the down-projection backward, the weight-grad GEMMs and the other grouped
+GEMMs (CONFIG.gate_up_ws, down_bwd_ws, wgrad_ws, grouped_mm_ws; kernels/NOTES.md, v9 and v10).
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -94,6 +94,10 @@ class TritonMoEConfig:
     # warp-specialised, so the producer streams the next tile's rows while the consumers finish this
     # one and its TMA store drains. Needs M % bm == 0 and N % bn == 0 (D, I, 2I); else Triton.
     wgrad_ws: GemmConfig | None = None
+    # The M-grouped GEMMs (down, the G GEMM, dX) as one Gluon kernel (Hopper): persistent and
+    # warp-specialised, whole tiles stored by TMA from shared memory while the next tile's MMAs run.
+    # Needs K % bk == 0; else Triton.
+    grouped_mm_ws: GemmConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
@@ -185,11 +189,17 @@ def triton_cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _tma_ok(*ts: torch.Tensor) -> bool:
+    """Whether TMA can address these views: unit inner stride, 16-byte aligned base and row strides."""
+    return all(
+        t.stride(-1) == 1 and t.data_ptr() % 16 == 0 and all(st * t.element_size() % 16 == 0 for st in t.stride()[:-1])
+        for t in ts
+    )
+
+
 def _desc(t: torch.Tensor, block: list[int]):
     """Host TMA descriptor of a view, or None where TMA is off or the layout does not allow it."""
-    if not CONFIG.tma:
-        return None
-    if t.stride(-1) != 1 or t.data_ptr() % 16 or any(st * t.element_size() % 16 for st in t.stride()[:-1]):
+    if not CONFIG.tma or not _tma_ok(t):
         return None
     from triton.tools.tensor_descriptor import TensorDescriptor
 
@@ -223,7 +233,7 @@ def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, *dims: tuple[int, str]
         import triton.experimental.gluon  # noqa: F401
     except ImportError as exc:
         raise KernelUnavailableError(
-            "CONFIG.gate_up_ws / down_bwd_ws / wgrad_ws need Triton's Gluon (triton >= 3.5); set them to None"
+            "CONFIG.gate_up_ws / down_bwd_ws / wgrad_ws / grouped_mm_ws need Triton's Gluon (triton >= 3.5); set them to None"
         ) from exc
     return True
 
@@ -274,6 +284,31 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     return gu_S2I, h_SI
 
 
+def _grouped_mm_gluon(a_SK, w, c_SN, b_nk: bool, N: int, r: Routing, scale_S, cfg: GemmConfig, a_idx, name: str):
+    """_grouped_mm by the Gluon kernel: A rows gathered (a_idx) or TMA-fed, weights and C by TMA."""
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from kernels import _moe_gluon_kernels as g
+
+    S, K = c_SN.shape[0], a_SK.shape[1]
+    E = w.shape[0]
+    dt = gl.bfloat16 if a_SK.dtype == torch.bfloat16 else gl.float16
+
+    def desc(t, block):
+        return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, dt))
+
+    b_desc = desc(w.view(E * N, K), [cfg.bn, cfg.bk]) if b_nk else desc(w.view(E * K, N), [cfg.bk, cfg.bn])
+    a_src = a_SK if a_idx is not None else desc(a_SK, [cfg.bm, cfg.bk])
+    progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
+    compiled = g.grouped_mm_ws_kernel[(progs,)](
+        a_src, a_idx if a_idx is not None else r.tok_S, r.counts_E, b_desc, c_SN, desc(c_SN, [cfg.bm, cfg.bn]),
+        scale_S if scale_S is not None else r.w_S, K, N, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
+        STAGES=cfg.num_stages, NUM_PROGRAMS=progs, GATHER=a_idx is not None, B_MODE=int(b_nk),
+        HAS_SCALE=scale_S is not None, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
+    _record(f"{name}_ws", compiled)
+
+
 def _grouped_mm(
     a_SK, w, stride_be, stride_bk, stride_bn, N, r: Routing, scale_S, cfg: GemmConfig, a_idx=None, name="mm"
 ):
@@ -283,6 +318,10 @@ def _grouped_mm(
     E = w.shape[0]
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
     b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N)
+    tma_ok = _tma_ok(c_SN, w, *(() if a_idx is not None else (a_SK,)))
+    if tma_ok and _gluon_ok(a_SK, CONFIG.grouped_mm_ws, (K, "bk")):
+        _grouped_mm_gluon(a_SK, w, c_SN, b_nk, N, r, scale_S, CONFIG.grouped_mm_ws, a_idx, name)
+        return c_SN
     a_desc = _desc(a_SK, [cfg.bm, cfg.bk]) if a_idx is None else None
     if b_nk:
         b_desc = _desc(w.view(E * N, K), [cfg.bn, cfg.bk])
@@ -455,7 +494,7 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: G
     k = _k()
     E = r.counts_E.shape[0]
     out = torch.empty((E, N, M) if out_t else (E, M, N), dtype=dtype, device=a_src.device)
-    if a_idx is not None and _gluon_ok(a_src, CONFIG.wgrad_ws, (M, "bm"), (N, "bn")):
+    if a_idx is not None and _tma_ok(b_src, out) and _gluon_ok(a_src, CONFIG.wgrad_ws, (M, "bm"), (N, "bn")):
         _wgrad_gluon(a_src, a_idx, b_src, out, M, N, r, CONFIG.wgrad_ws, out_t)
         return out
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)

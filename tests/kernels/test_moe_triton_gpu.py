@@ -110,6 +110,12 @@ _CONFIGS = {
     # The weight-grad GEMMs in Gluon at (128, 256) tiles, BK=64 (3 stages) and BK=32 (6 stages).
     "gluon_wgrad": dict(wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
     "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168)),
+    # down, G and dX in Gluon (where K % 64 == 0), alone and with every other Gluon kernel.
+    "gluon_grouped_mm": dict(grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
+    "gluon_all": dict(
+        grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168), wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168),
+        gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168),
+    ),
 }
 
 
@@ -199,11 +205,13 @@ def test_router_backward_kernel_matches_pytorch(T, E, K, norm):
         torch.testing.assert_close(got.float(), want.to(logits.dtype).float(), rtol=1e-2, atol=1e-4)
 
 
-# The Gluon weight-grad kernel against the Triton one on the same operands: every routing (experts
-# with no rows get zero tiles), row counts that are not multiples of BK, both output layouts.
+# The Gluon GEMMs against the Triton ones on the same operands: every routing (experts with no rows
+# get zero weight-grad tiles, partial M tiles take the masked store), row counts that are not
+# multiples of BK, both weight-grad output layouts, gathered and TMA-fed A rows.
 @pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
 @pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8)])
-def test_gluon_wgrad_matches_triton(T, D, I, E, K, routing, monkeypatch):
+@pytest.mark.parametrize("kernel", ["wgrad_ws", "grouped_mm_ws"])
+def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     import kernels.moe_triton as mt
 
     if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
@@ -213,17 +221,29 @@ def test_gluon_wgrad_matches_triton(T, D, I, E, K, routing, monkeypatch):
     r = mt.route(torch.nn.functional.linear(x, rw), K, True)
     g = torch.Generator(device="cpu").manual_seed(T)
     dy = torch.randn(T, D, generator=g).to("cuda", x.dtype)
-    hw = torch.randn(T * K, I, generator=g).to("cuda", x.dtype)
+    h = torch.randn(T * K, I, generator=g).to("cuda", x.dtype)
     dgu = torch.randn(T * K, 2 * I, generator=g).to("cuda", x.dtype)
-    want = (mt._dwd(dy, hw, r, x.dtype), mt._dwgu(dgu, x, r, x.dtype))
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168)))
+    if kernel == "wgrad_ws":
+        names = [f"wgrad_ws{D}x{I}", f"wgrad_ws{D}x{2 * I}T"]
+
+        def run():
+            return mt._dwd(dy, h, r, x.dtype), mt._dwgu(dgu, x, r, x.dtype)
+    else:
+        names = ["down_ws", "dx_ws", "g_ws"]
+
+        def run():
+            g_SI = mt._grouped_mm(dy, dn, D * I, I, 1, I, r, None, mt.CONFIG.down_bwd, a_idx=r.tok_S, name="g")
+            return mt._down(h, dn, r), mt._dxs(dgu, gu, r), g_SI
+
+    want = run()
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, **{kernel: GemmConfig(128, 256, 64, 8, 3, 168)}))
     _poison_allocator()
     mt.LAUNCH_INFO.clear()
-    got = (mt._dwd(dy, hw, r, x.dtype), mt._dwgu(dgu, x, r, x.dtype))
-    assert {f"wgrad_ws{D}x{I}", f"wgrad_ws{D}x{2 * I}T"} <= set(mt.LAUNCH_INFO), "the Gluon kernel did not run"
+    got = run()
+    assert set(names) <= set(mt.LAUNCH_INFO), f"the Gluon kernel did not run: {sorted(mt.LAUNCH_INFO)}"
     for a, b in zip(got, want, strict=True):
         assert a.shape == b.shape and torch.isfinite(a).all()
         torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
     zero = r.counts_E == 0
-    if routing == "empty":
+    if routing == "empty" and kernel == "wgrad_ws":
         assert zero.any() and (got[0][zero] == 0).all() and (got[1][zero] == 0).all()
