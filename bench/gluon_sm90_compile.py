@@ -49,12 +49,8 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
     if kernel == "gate_up":
         fn = g.gate_up_ws_kernel
         ptrs = {"x_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32", "gu_ptr": "*bf16", "h_ptr": "*bf16"}
-        sig = {**ptrs, "w_desc": desc([bn, bk]), "gu_desc": desc([bm, bn]), "h_desc": desc([bm, bn]), "D": "i32",
-               "I": "i32"}
-        # TMA_OUT as kernels/moe_triton.py picks it: where two (BM, BN) buffers fit beside the stages.
-        tma_out = stages * (bm + 2 * bn) * bk * 2 + 2 * bm * bn * 2 <= 220 * 1024
-        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, TMA_OUT=tma_out,
-                     num_warps=8)
+        sig = {**ptrs, "w_desc": desc([bn, bk]), "D": "i32", "I": "i32"}
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, num_warps=8)
     elif kernel.startswith("wgrad"):
         fn = g.wgrad_ws_kernel
         out_t = kernel == "wgrad_t"

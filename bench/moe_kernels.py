@@ -137,9 +137,6 @@ def _variants():
         "v11": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168)),
         "v11g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168),
                     gate_up_ws=G(128, 128, 64, 8, 4, 168)),
-        # gate/up's GU and h stored by TMA from shared memory (3 stages leave room for two buffers)
-        "v11g3": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168),
-                     gate_up_ws=G(128, 128, 64, 8, 3, 168)),
     }
 
 

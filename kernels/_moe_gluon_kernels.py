@@ -129,35 +129,14 @@ def _stage_producer(
 
 
 @gluon.jit
-def _gate_up_store(acc_g, acc_u, gu_ptr, h_ptr, m_start, m_end, n0, I, BM: gl.constexpr, BN: gl.constexpr,
-                   NW: gl.constexpr):  # fmt: skip
-    """Masked stores of a tile's GU and h (rows past the expert's end are the next expert's)."""
-    st: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
-    g = gl.convert_layout(acc_g.to(gu_ptr.dtype.element_ty), st)
-    u = gl.convert_layout(acc_u.to(gu_ptr.dtype.element_ty), st)
-    rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, st))
-    cols = n0 + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
-    mask = (rows < m_end)[:, None] & (cols < I)[None, :]
-    rows64 = rows.to(gl.int64)
-    gu_off = rows64[:, None] * (2 * I) + cols[None, :]
-    gl.store(gu_ptr + gu_off, g, mask=mask)
-    gl.store(gu_ptr + gu_off + I, u, mask=mask)
-    gf = g.to(gl.float32)
-    h = gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)
-    gl.store(h_ptr + rows64[:, None] * I + cols[None, :], h.to(h_ptr.dtype.element_ty), mask=mask)
-
-
-@gluon.jit
 def _gate_up_consumer(
-    counts_ptr, gu_ptr, h_ptr, gu_desc, h_desc, a_bufs, b_bufs, ready, empty, c_bufs, D, I,
+    counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
     E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
-    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, TMA_OUT: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr,
 ):  # fmt: skip
-    """Per tile: two (BM, BN) wgmma accumulators (gate, up) over the stages, then GU and h. TMA_OUT:
-    a whole tile's gate and up leave through two shared-memory buffers by TMA stores, h through the
-    first buffer again once the gate's store has read it; the stores drain during the next tile's
-    MMAs. Else (and for an expert's partial last tile) plain masked stores."""
+    """Per tile: two (BM, BN) wgmma accumulators (gate, up) over the stages, then GU and h."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    st: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
     table, num_n, num_tiles = _tile_space(counts_ptr, I, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(D, BK)
     it = 0
@@ -180,32 +159,18 @@ def _gate_up_consumer(
         acc_g, acc_u = warpgroup_mma_wait(num_outstanding=0, deps=(acc_g, acc_u))
         mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
         # Epilogue, as in the Triton kernel: GU rounded to the output dtype, h from the rounded values.
-        n0 = pid_n * BN
-        if TMA_OUT:
-            if m_end - m_start >= BM:
-                g = acc_g.to(gu_ptr.dtype.element_ty)
-                u = acc_u.to(gu_ptr.dtype.element_ty)
-                tma.store_wait(pendings=0)  # the previous tile's stores have read c_bufs
-                gl.thread_barrier()
-                c_bufs.index(0).store(g)
-                c_bufs.index(1).store(u)
-                fence_async_shared()
-                gl.thread_barrier()
-                tma.async_copy_shared_to_global(gu_desc, [m_start, n0], c_bufs.index(0))
-                tma.async_copy_shared_to_global(gu_desc, [m_start, I + n0], c_bufs.index(1))
-                gf = g.to(gl.float32)
-                h = (gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)).to(h_ptr.dtype.element_ty)
-                tma.store_wait(pendings=1)  # the gate's store has read the first buffer
-                gl.thread_barrier()
-                c_bufs.index(0).store(h)
-                fence_async_shared()
-                gl.thread_barrier()
-                tma.async_copy_shared_to_global(h_desc, [m_start, n0], c_bufs.index(0))
-            else:
-                _gate_up_store(acc_g, acc_u, gu_ptr, h_ptr, m_start, m_end, n0, I, BM, BN, NW)
-        else:
-            _gate_up_store(acc_g, acc_u, gu_ptr, h_ptr, m_start, m_end, n0, I, BM, BN, NW)
-    tma.store_wait(pendings=0)
+        g = gl.convert_layout(acc_g.to(gu_ptr.dtype.element_ty), st)
+        u = gl.convert_layout(acc_u.to(gu_ptr.dtype.element_ty), st)
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, st))
+        cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
+        mask = (rows < m_end)[:, None] & (cols < I)[None, :]
+        rows64 = rows.to(gl.int64)
+        gu_off = rows64[:, None] * (2 * I) + cols[None, :]
+        gl.store(gu_ptr + gu_off, g, mask=mask)
+        gl.store(gu_ptr + gu_off + I, u, mask=mask)
+        gf = g.to(gl.float32)
+        h = gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)
+        gl.store(h_ptr + rows64[:, None] * I + cols[None, :], h.to(h_ptr.dtype.element_ty), mask=mask)
 
 
 @gluon.jit
@@ -216,8 +181,6 @@ def gate_up_ws_kernel(
     gu_ptr,  # (S, 2I) out: pre-activation [gate | up]
     h_ptr,  # (S, I) out: silu(gate) * up
     w_desc,  # gluon TMA descriptor of gate_up viewed (E*2I, D), block [BN, BK]
-    gu_desc,  # TMA_OUT: gluon TMA descriptor of GU, block [BM, BN]
-    h_desc,  # TMA_OUT: gluon TMA descriptor of h, block [BM, BN], the same layout
     D,
     I,
     E: gl.constexpr,
@@ -227,29 +190,23 @@ def gate_up_ws_kernel(
     BK: gl.constexpr,
     STAGES: gl.constexpr,
     NUM_PROGRAMS: gl.constexpr,
-    TMA_OUT: gl.constexpr,
     num_warps: gl.constexpr,
 ):
-    """Persistent, warp-specialised gate/up grouped GEMM (D % BK == 0; the caller checks; TMA_OUT
-    needs I % BN == 0, so a tile's gate columns never spill into its up columns)."""
+    """Persistent, warp-specialised gate/up grouped GEMM (D % BK == 0; the caller checks)."""
     dtype: gl.constexpr = x_ptr.dtype.element_ty
     # X rows and weight rows are both [*, BK] K-contiguous tiles: the same swizzled layout.
     a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], w_desc.layout)
     b_bufs = gl.allocate_shared_memory(dtype, [STAGES, 2 * BN, BK], w_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    if TMA_OUT:
-        c_bufs = gl.allocate_shared_memory(dtype, [2, BM, BN], gu_desc.layout)
-    else:
-        c_bufs = gl.allocate_shared_memory(dtype, [1, 8, BN], gu_desc.layout)  # unused
     for i in gl.static_range(STAGES):
         # ready: the TMA's expect-arrive plus one cp.async arrival per producer thread.
         mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
         mbarrier.init(empty.index(i), count=1)
     gl.warp_specialize(
         [
-            (_gate_up_consumer, (counts_ptr, gu_ptr, h_ptr, gu_desc, h_desc, a_bufs, b_bufs, ready, empty, c_bufs,
-                                 D, I, E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, TMA_OUT)),
+            (_gate_up_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
+                                 E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps)),
             (_stage_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
                                E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_GATE_UP)),
         ],

@@ -238,9 +238,6 @@ def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, *dims: tuple[int, str]
     return True
 
 
-GLUON_SMEM_BYTES = 220 * 1024  # of the 227 KB per block on sm_90, with room for barriers and scratch
-
-
 def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig) -> None:
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
@@ -253,16 +250,9 @@ def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig
     layout = gl.NVMMASharedLayout.get_default_for([cfg.bn, cfg.bk], dt)
     w_desc = TensorDescriptor.from_tensor(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk], layout)
     progs = min(_num_sms(x_TD.device), _m_grid(r.tok_S.shape[0], E, I2 // 2, cfg)[0])
-    out_layout = gl.NVMMASharedLayout.get_default_for([cfg.bm, cfg.bn], dt)
-    gu_desc = TensorDescriptor.from_tensor(gu_S2I, [cfg.bm, cfg.bn], out_layout)
-    h_desc = TensorDescriptor.from_tensor(h_SI, [cfg.bm, cfg.bn], out_layout)
-    # Whole tiles leave by TMA from two (BM, BN) buffers where they fit beside the stages.
-    stage_bytes = (cfg.bm + 2 * cfg.bn) * cfg.bk * x_TD.element_size()
-    tma_out = (I2 // 2) % cfg.bn == 0 and cfg.num_stages * stage_bytes + 2 * cfg.bm * cfg.bn * 2 <= GLUON_SMEM_BYTES
     compiled = g.gate_up_ws_kernel[(progs,)](
-        x_TD, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, gu_desc, h_desc, D, I2 // 2, E=E, E_P=_pow2(E),
-        BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, TMA_OUT=tma_out,
-        num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)
+        x_TD, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I2 // 2, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn,
+        BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)
     _record("gate_up", compiled)
 
 

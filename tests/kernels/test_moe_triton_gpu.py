@@ -114,7 +114,7 @@ _CONFIGS = {
     "gluon_grouped_mm": dict(grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
     "gluon_all": dict(
         grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168), wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168),
-        gate_up_ws=GemmConfig(128, 128, 64, 8, 3, 168),  # 3 stages: GU and h by TMA where I % 128 == 0
+        gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168),
     ),
 }
 
