@@ -50,7 +50,8 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v8 = C()  # the default (kernels/NOTES.md, v8)
+    v11 = C()  # the default: v8 with the weight-grad and other grouped GEMMs in Gluon (kernels/NOTES.md, v10)
+    v8 = C(wgrad_ws=None, grouped_mm_ws=None)  # Triton kernels only (kernels/NOTES.md, v8)
     # v4 with weight-grad indices carried ahead and 128x256 tiles
     v5 = dataclasses.replace(v8, gate_up_joint=False, dwgu_t=False, router_bwd="torch")
     v4 = dataclasses.replace(v5, wgrad=G(128, 128, 64, 8, 3), wgrad_idx_prefetch=False)  # persistent GEMMs
@@ -134,7 +135,7 @@ def _variants():
         "v10k32": rep(v8, wgrad_ws=G(128, 256, 32, 8, 6, 168)),
         "v10g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),
         # and down, G, dX as the persistent warp-specialised Gluon grouped GEMM
-        "v11": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168)),
+        "v11": v11,
         "v11g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168),
                     gate_up_ws=G(128, 128, 64, 8, 4, 168)),
     }

@@ -12,9 +12,11 @@ backward through softmax/top-k/renorm is one Triton kernel (CONFIG.router_bwd; "
 router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _dxs,
 _router_grads) are separate functions so that bench/moe_kernels.py --parts can time each alone.
 Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
-Hopper-only Gluon kernels (kernels/_moe_gluon_kernels.py, persistent and warp-specialised) can
-replace the gate/up, the down-projection backward, the weight-grad GEMMs and the other grouped
-GEMMs (CONFIG.gate_up_ws, down_bwd_ws, wgrad_ws, grouped_mm_ws; kernels/NOTES.md, v9 and v10).
+On Hopper, Gluon kernels (kernels/_moe_gluon_kernels.py, persistent and warp-specialised) run the
+weight-grad GEMMs and the other grouped GEMMs by default (CONFIG.wgrad_ws, grouped_mm_ws), and can
+run the gate/up and a fused down-projection backward (gate_up_ws, down_bwd_ws; tested options, not
+faster); elsewhere, or where a shape does not fit their tiles, the Triton kernels run
+(kernels/NOTES.md, v9 and v10).
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -22,6 +24,9 @@ GEMMs (CONFIG.gate_up_ws, down_bwd_ws, wgrad_ws, grouped_mm_ws; kernels/NOTES.md
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -93,11 +98,13 @@ class TritonMoEConfig:
     # The weight-grad GEMMs (dWd; dWgu with dwgu_t) as one Gluon kernel (Hopper): persistent and
     # warp-specialised, so the producer streams the next tile's rows while the consumers finish this
     # one and its TMA store drains. Needs M % bm == 0 and N % bn == 0 (D, I, 2I); else Triton.
-    wgrad_ws: GemmConfig | None = None
+    # 3 stages: two fewer buffers than wgrad's 4 leave room for the output tile (kernels/NOTES.md, v10).
+    wgrad_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
     # The M-grouped GEMMs (down, the G GEMM, dX) as one Gluon kernel (Hopper): persistent and
     # warp-specialised, whole tiles stored by TMA from shared memory while the next tile's MMAs run.
-    # Needs K % bk == 0; else Triton.
-    grouped_mm_ws: GemmConfig | None = None
+    # Needs K % bk == 0; else Triton. With wgrad_ws: -0.44 to -0.48 ms f+b at (32768, 2048, 768)
+    # against the Triton kernels alone (v8), kernels/NOTES.md v10.
+    grouped_mm_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
@@ -221,21 +228,39 @@ def _m_grid(S: int, E: int, N: int, cfg: GemmConfig) -> tuple[int]:
     return ((triton_cdiv(S, cfg.bm) + E) * triton_cdiv(N, cfg.bn),)
 
 
+GLUON_MIN_TRITON = (3, 6)  # the Gluon API the kernels were written against (experimental, still moving)
+
+
+@functools.cache
+def _gluon_available() -> bool:
+    """Whether this Triton has the Gluon API the kernels use; if not, say so once and let the Triton
+    kernels do the work (the Gluon ones are on by default, so an older Triton must still run)."""
+    import triton
+
+    version = tuple(int(v) for v in re.findall(r"\d+", triton.__version__)[:2])
+    try:
+        import triton.experimental.gluon  # noqa: F401
+    except ImportError:
+        version = (0, 0)
+    if version < GLUON_MIN_TRITON:
+        warnings.warn(
+            f"triton {triton.__version__} has no Gluon API >= {'.'.join(map(str, GLUON_MIN_TRITON))}: the MoE "
+            "runs the Triton kernels instead of the warp-specialised Gluon ones (slower on Hopper)",
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
 def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, *dims: tuple[int, str]) -> bool:
-    """Whether a configured Gluon kernel runs: on a 9.x GPU with each size of dims a multiple of the
-    named block of cfg, e.g. (D, "bk") (else the Triton kernel does the same work); a Triton without
-    Gluon is an error, not a silent fallback."""
-    if cfg is None or torch.cuda.get_device_capability(x_TD.device)[0] != 9:
+    """Whether a configured Gluon kernel runs: TMA on (CONFIG.tma), a 9.x GPU, each size of dims a
+    multiple of the named block of cfg, e.g. (D, "bk"), and a Triton with Gluon; else the Triton
+    kernel does the same work."""
+    if cfg is None or not CONFIG.tma or torch.cuda.get_device_capability(x_TD.device)[0] != 9:
         return False
     if any(n % getattr(cfg, block) for n, block in dims):
         return False
-    try:
-        import triton.experimental.gluon  # noqa: F401
-    except ImportError as exc:
-        raise KernelUnavailableError(
-            "CONFIG.gate_up_ws / down_bwd_ws / wgrad_ws / grouped_mm_ws need Triton's Gluon (triton >= 3.5); set them to None"
-        ) from exc
-    return True
+    return _gluon_available()
 
 
 def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig) -> None:

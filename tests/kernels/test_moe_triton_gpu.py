@@ -85,37 +85,41 @@ def _run_and_check(T, D, I, E, K, norm, routing, dtype, seed):
     return r, m
 
 
-_OFF = dict(persistent="off", gate_up_persistent="off")
+# Triton kernels only: the Gluon GEMMs (on by default on Hopper) off, so these configurations test
+# the Triton paths they name. tma=False turns the Gluon kernels off by itself.
+_OFF = dict(persistent="off", gate_up_persistent="off", wgrad_ws=None, grouped_mm_ws=None)
+_TRITON = dict(wgrad_ws=None, grouped_mm_ws=None)
 _CONFIGS = {
     "ptr_fused": dict(tma=False, down_bwd_split=False, wgrad_idx_prefetch=False, **_OFF),
     "tma_fused": dict(tma=True, down_bwd_split=False, **_OFF),
     "tma_split": dict(tma=True, down_bwd_split=True, wgrad_idx_prefetch=False, **_OFF),
     "ptr_split_idx_prefetch": dict(tma=False, down_bwd_split=True, wgrad_idx_prefetch=True, **_OFF),
-    # TMA, split, persistent flattened grouped GEMMs, indices carried ahead, joint gate/up, dWgu
-    # transposed, the router backward in Triton
+    # TMA, split, joint gate/up, dWgu transposed, the router backward in Triton; on Hopper the
+    # weight-grad and other grouped GEMMs in Gluon where the shape fits their tiles
     "default": dict(),
+    # the same with every GEMM in Triton: persistent flattened grouped GEMMs, indices carried ahead (v8)
+    "v8_triton": dict(**_TRITON),
     "ptr_split_persistent_loop": dict(tma=False, persistent="loop", gate_up_persistent="loop"),
     "tma_joint_gate_up_flat_wgrad_gu": dict(
-        gate_up_persistent="flat", gate_up_joint=True, wgrad_gu=GemmConfig(128, 128, 64, 8, 3)
+        gate_up_persistent="flat", gate_up_joint=True, wgrad_gu=GemmConfig(128, 128, 64, 8, 3), **_TRITON
     ),
-    "v5_two_acc_gate_up_dwgu_torch_router_bwd": dict(gate_up_joint=False, dwgu_t=False, router_bwd="torch"),
+    "v5_two_acc_gate_up_dwgu_torch_router_bwd": dict(
+        gate_up_joint=False, dwgu_t=False, router_bwd="torch", **_TRITON
+    ),
     "ptr_dwgu_untransposed_per_tile": dict(tma=False, dwgu_t=False, wgrad_idx_prefetch=False, **_OFF),
-    "warp_specialize": dict(warp_specialize=True),
-    # The Gluon kernels (Hopper only; elsewhere, and where D % bk != 0, the Triton kernels run):
-    # gate/up at 4 stages of BK=64 and at 8 of BK=32, and the fused down-projection backward.
+    "warp_specialize": dict(warp_specialize=True, **_TRITON),
+    # The Gluon kernels (Hopper only; elsewhere, and where a shape does not fit, the Triton kernels
+    # run), beside the default's Gluon GEMMs: gate/up at 4 stages of BK=64 and at 8 of BK=32, and the
+    # fused down-projection backward.
     "gluon_gate_up": dict(gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168)),
     "gluon_gate_up_k32_down_bwd": dict(
         gate_up_ws=GemmConfig(128, 128, 32, 8, 8, 168), down_bwd_ws=GemmConfig(128, 128, 64, 8, 4, 128)
     ),
     # The weight-grad GEMMs in Gluon at (128, 256) tiles, BK=64 (3 stages) and BK=32 (6 stages).
-    "gluon_wgrad": dict(wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
-    "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168)),
-    # down, G and dX in Gluon (where K % 64 == 0), alone and with every other Gluon kernel.
-    "gluon_grouped_mm": dict(grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
-    "gluon_all": dict(
-        grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168), wgrad_ws=GemmConfig(128, 256, 64, 8, 3, 168),
-        gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168),
-    ),
+    "gluon_wgrad": dict(grouped_mm_ws=None),
+    "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168), grouped_mm_ws=None),
+    # down, G and dX in Gluon (where K % 64 == 0) without the Gluon weight-grad kernel.
+    "gluon_grouped_mm": dict(wgrad_ws=None),
 }
 
 
@@ -235,8 +239,10 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
             g_SI = mt._grouped_mm(dy, dn, D * I, I, 1, I, r, None, mt.CONFIG.down_bwd, a_idx=r.tok_S, name="g")
             return mt._down(h, dn, r), mt._dxs(dgu, gu, r), g_SI
 
+    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None)
+    monkeypatch.setattr(mt, "CONFIG", triton_only)
     want = run()
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, **{kernel: GemmConfig(128, 256, 64, 8, 3, 168)}))
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(triton_only, **{kernel: GemmConfig(128, 256, 64, 8, 3, 168)}))
     _poison_allocator()
     mt.LAUNCH_INFO.clear()
     got = run()
