@@ -105,6 +105,10 @@ class TritonMoEConfig:
     # Needs K % bk == 0; else Triton. With wgrad_ws: -0.44 to -0.48 ms f+b at (32768, 2048, 768)
     # against the Triton kernels alone (v8), kernels/NOTES.md v10.
     grouped_mm_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
+    # Smallest GEMM (FLOPs) a Gluon kernel takes. A Gluon launch costs the host 40-140 us more than a
+    # Triton one (measured on the H200's host: ~100-210 against ~60-120 us), which only GEMMs that
+    # keep the GPU busy longer than that hide; 5e10 is ~90 us at 550 TFLOP/s (kernels/NOTES.md, v10).
+    gluon_min_flops: float = 5e10
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
@@ -252,11 +256,13 @@ def _gluon_available() -> bool:
     return True
 
 
-def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, *dims: tuple[int, str]) -> bool:
-    """Whether a configured Gluon kernel runs: TMA on (CONFIG.tma), a 9.x GPU, each size of dims a
-    multiple of the named block of cfg, e.g. (D, "bk"), and a Triton with Gluon; else the Triton
-    kernel does the same work."""
-    if cfg is None or not CONFIG.tma or torch.cuda.get_device_capability(x_TD.device)[0] != 9:
+def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, flops: float, *dims: tuple[int, str]) -> bool:
+    """Whether a configured Gluon kernel runs: TMA on (CONFIG.tma), a 9.x GPU, a GEMM of at least
+    CONFIG.gluon_min_flops, each size of dims a multiple of the named block of cfg, e.g. (D, "bk"),
+    and a Triton with Gluon; else the Triton kernel does the same work."""
+    if cfg is None or not CONFIG.tma or flops < CONFIG.gluon_min_flops:
+        return False
+    if torch.cuda.get_device_capability(x_TD.device)[0] != 9:
         return False
     if any(n % getattr(cfg, block) for n, block in dims):
         return False
@@ -288,7 +294,7 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     I, S = I2 // 2, r.tok_S.shape[0]
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
-    if _gluon_ok(x_TD, CONFIG.gate_up_ws, (D, "bk")):
+    if _gluon_ok(x_TD, CONFIG.gate_up_ws, 2.0 * S * I2 * D, (D, "bk")):
         _gate_up_gluon(x_TD, gate_up_E2IH, r, gu_S2I, h_SI, CONFIG.gate_up_ws)
         return gu_S2I, h_SI
     w_desc = _desc(gate_up_E2IH.view(E * 2, I, D), [2, cfg.bn, cfg.bk]) if CONFIG.gate_up_joint else None
@@ -344,7 +350,7 @@ def _grouped_mm(
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
     b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N)
     tma_ok = _tma_ok(c_SN, w, *(() if a_idx is not None else (a_SK,)))
-    if tma_ok and _gluon_ok(a_SK, CONFIG.grouped_mm_ws, (K, "bk")):
+    if tma_ok and _gluon_ok(a_SK, CONFIG.grouped_mm_ws, 2.0 * S * N * K, (K, "bk")):
         _grouped_mm_gluon(a_SK, w, c_SN, b_nk, N, r, scale_S, CONFIG.grouped_mm_ws, a_idx, name)
         return c_SN
     a_desc = _desc(a_SK, [cfg.bm, cfg.bk]) if a_idx is None else None
@@ -450,7 +456,8 @@ def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
 
 
 def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
-    if _gluon_ok(dy_TD, CONFIG.down_bwd_ws, (dy_TD.shape[1], "bk")):
+    T, D = dy_TD.shape
+    if _gluon_ok(dy_TD, CONFIG.down_bwd_ws, 2.0 * gu_S2I.shape[0] * (gu_S2I.shape[1] // 2) * D, (D, "bk")):
         return _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r, CONFIG.down_bwd_ws)
     if CONFIG.down_bwd_split:
         return _down_bwd_split(dy_TD, down_EHI, gu_S2I, r)
@@ -519,7 +526,8 @@ def _wgrad(a_src, a_idx, b_src, b_idx, M: int, N: int, r: Routing, dtype, cfg: G
     k = _k()
     E = r.counts_E.shape[0]
     out = torch.empty((E, N, M) if out_t else (E, M, N), dtype=dtype, device=a_src.device)
-    if a_idx is not None and _tma_ok(b_src, out) and _gluon_ok(a_src, CONFIG.wgrad_ws, (M, "bm"), (N, "bn")):
+    flops = 2.0 * r.tok_S.shape[0] * M * N
+    if a_idx is not None and _tma_ok(b_src, out) and _gluon_ok(a_src, CONFIG.wgrad_ws, flops, (M, "bm"), (N, "bn")):
         _wgrad_gluon(a_src, a_idx, b_src, out, M, N, r, CONFIG.wgrad_ws, out_t)
         return out
     grid = (triton_cdiv(M, cfg.bm) * triton_cdiv(N, cfg.bn), E)

@@ -129,7 +129,9 @@ def tma(request, monkeypatch):
     grouped GEMMs one program per tile or persistent; weight-grad indices loaded in step or ahead."""
     import kernels.moe_triton as mt
 
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, **_CONFIGS[request.param]))
+    # gluon_min_flops=0: the Gluon kernels take these small shapes too (by default they leave GEMMs
+    # this small to the Triton kernels, whose launch costs the host less).
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, gluon_min_flops=0, **_CONFIGS[request.param]))
     return request.param
 
 
@@ -239,7 +241,7 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
             g_SI = mt._grouped_mm(dy, dn, D * I, I, 1, I, r, None, mt.CONFIG.down_bwd, a_idx=r.tok_S, name="g")
             return mt._down(h, dn, r), mt._dxs(dgu, gu, r), g_SI
 
-    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None)
+    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", triton_only)
     want = run()
     monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(triton_only, **{kernel: GemmConfig(128, 256, 64, 8, 3, 168)}))
@@ -253,3 +255,14 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     zero = r.counts_E == 0
     if routing == "empty" and kernel == "wgrad_ws":
         assert zero.any() and (got[0][zero] == 0).all() and (got[1][zero] == 0).all()
+
+
+def test_small_gemms_stay_on_triton_by_default():
+    """Below CONFIG.gluon_min_flops the default leaves a GEMM to the Triton kernels."""
+    import kernels.moe_triton as mt
+
+    m = make_moe_inputs(515, 128, 256, 24, 4, "uniform", device="cuda", seed=3, requires_grad=True)
+    mt.LAUNCH_INFO.clear()
+    y, _ = moe(*m.tensors(), 4, impl="triton")
+    y.float().sum().backward()
+    assert not [k for k in mt.LAUNCH_INFO if "_ws" in k], sorted(mt.LAUNCH_INFO)
