@@ -106,8 +106,9 @@ class TritonMoEConfig:
     # against the Triton kernels alone (v8), kernels/NOTES.md v10.
     grouped_mm_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
     # Smallest GEMM (FLOPs) a Gluon kernel takes. A Gluon launch costs the host 40-140 us more than a
-    # Triton one (measured on the H200's host: ~100-210 against ~60-120 us), which only GEMMs that
-    # keep the GPU busy longer than that hide; 5e10 is ~90 us at 550 TFLOP/s (kernels/NOTES.md, v10).
+    # Triton one (bench/moe_launch_cost.py on the H200's host: 98-212 against 49-118 us), which only
+    # GEMMs that keep the GPU busy longer than that hide; 5e10 is ~90 us at 550 TFLOP/s
+    # (kernels/NOTES.md, v10).
     gluon_min_flops: float = 5e10
 
     def __post_init__(self) -> None:
