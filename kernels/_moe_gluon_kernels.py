@@ -1,23 +1,28 @@
-"""Gluon (Hopper) kernels of the fused MoE path: warp-specialised grouped GEMMs with gathered A rows.
+"""Gluon (Hopper) kernels of the fused MoE path: persistent, warp-specialised grouped GEMMs.
 
 Why Gluon: Triton's own pipeliner feeds gathered rows (X[tok] in gate/up, dY[tok] in the G GEMM)
 with cp.async issued by the same warps that run the wgmma, with a barrier across all of them every
-K step, and Hopper's TMA cannot gather. Here a producer partition of 4 warps gathers the rows with
-cp.async and loads the weights with TMA into a ring of shared-memory stages, each stage's mbarrier
-completing when both have landed (one cp.async arrival per producer thread plus the TMA bytes); the
-8 consumer warps (two warpgroups) only wait, multiply and hand each stage back. Both kernels are
-persistent, so the producer runs ahead into the next tile while the consumers finish this one.
+K step, and Hopper's TMA cannot gather; its flattened persistent loop does not take the weight-grad
+GEMMs' data-dependent K loops at all. Here a producer partition of 4 warps (_stage_producer, or
+_wgrad_producer) fills a ring of shared-memory stages: gathered rows by cp.async (one arrival per
+thread once its copies land), sorted rows and weights by TMA, each stage's mbarrier completing when
+all have landed. The 8 consumer warps (two warpgroups) only wait, multiply and hand each stage back.
+Every kernel is persistent, so the producer runs ahead into the next tile while the consumers
+finish this one.
 
-  gate_up_ws_kernel    gate/up with SwiGLU: GU and h, the epilogue in the consumers
-  down_bwd_ws_kernel   G = dY[tok] @ Wd[e] with the SwiGLU backward in a third partition (4 warps)
-                       that takes finished G tiles through shared memory, prefetches the tile's GU
-                       by TMA, and writes dGU, h*w and per-N-tile routing-weight grads
+  grouped_mm_ws_kernel  down, G and dX: c = a[row] @ B[e] (* scale); whole tiles stored by TMA
+  wgrad_ws_kernel       dWd and dWgu (transposed): out[e] = a[tok]^T b over the expert's rows
+  gate_up_ws_kernel     gate/up with SwiGLU: GU and h, the epilogue in the consumers
+  down_bwd_ws_kernel    G = dY[tok] @ Wd[e] with the SwiGLU backward in a third partition (4 warps)
+                        that takes finished G tiles through shared memory, prefetches the tile's GU
+                        by TMA, and writes dGU, h*w and per-N-tile routing-weight grads
 
-With 16 warps a kernel launches at 128 registers per thread at most and ptxas compiles every
-partition under that cap, so down_bwd_ws is limited to a (128, 128) tile; that is why it measured
-slower than the split Triton path (kernels/NOTES.md, v9). Both are options in
-kernels/moe_triton.py (CONFIG.gate_up_ws, down_bwd_ws); bench/gluon_sm90_compile.py compiles them
-for sm_90 without a GPU and bench/moe_gluon_check.py compares them with the Triton paths.
+The first two are the default on Hopper (CONFIG.grouped_mm_ws, wgrad_ws in kernels/moe_triton.py,
+for GEMMs of at least CONFIG.gluon_min_flops); the last two are tested options that did not beat
+the Triton paths (kernels/NOTES.md, v9, v10). With 16 warps a kernel launches at 128 registers per
+thread at most and ptxas compiles every partition under that cap, so down_bwd_ws is limited to a
+(128, 128) tile. bench/gluon_sm90_compile.py compiles all of them for sm_90 without a GPU and
+bench/moe_gluon_check.py compares them with the Triton paths.
 
 Imported only by kernels/moe_triton.py, only on a GPU with compute capability 9.x (the layouts
 below are Hopper's: wgmma accumulators, 128-byte swizzled NVMMA shared memory).
