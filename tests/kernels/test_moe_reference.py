@@ -167,3 +167,29 @@ def test_triton_config_refuses_an_unknown_persistent_mode():
 
     with pytest.raises(ValueError, match="persistent must be off, loop or flat"):
         TritonMoEConfig(persistent="flatt")
+
+
+def test_gluon_is_chosen_only_where_it_pays(monkeypatch):
+    """The decisions before any GPU query: no config, TMA off, or a GEMM under gluon_min_flops
+    leave the work to the Triton kernels (these return before touching CUDA, so they run here)."""
+    import dataclasses
+
+    import kernels.moe_triton as mt
+
+    x = torch.empty(4, 128, dtype=torch.bfloat16)
+    cfg = mt.GemmConfig(128, 256, 64, 8, 3, 168)
+    assert mt.CONFIG.wgrad_ws is not None and mt.CONFIG.grouped_mm_ws is not None  # the default on Hopper
+    assert not mt._gluon_ok(x, None, 1e12, (128, "bk"))
+    assert not mt._gluon_ok(x, cfg, mt.CONFIG.gluon_min_flops / 2, (128, "bk"))
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(mt.CONFIG, tma=False))
+    assert not mt._gluon_ok(x, cfg, 1e12, (128, "bk"))
+
+
+def test_tma_needs_unit_inner_stride_and_16_byte_rows():
+    from kernels.moe_triton import _tma_ok
+
+    t = torch.empty(64, 256, dtype=torch.bfloat16)
+    assert _tma_ok(t) and _tma_ok(t, t[:, :128])
+    assert not _tma_ok(t.t())  # inner stride 64
+    assert not _tma_ok(torch.empty(64, 100, dtype=torch.bfloat16))  # 200-byte rows
+    assert not _tma_ok(t.view(-1)[1:].view(-1)[: 63 * 256].view(63, 256))  # base 2 bytes off
