@@ -30,7 +30,8 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
 
 
 def check_shape(mt, shape) -> None:
-    """Print the gate/up and down_bwd rows of one shape (the Triton timing once, Gluon per stage count)."""
+    """Print the gate/up, down_bwd, weight-grad and grouped-GEMM rows of one shape (each Triton timing
+    once, the Gluon kernel per configuration)."""
     from kernels.moe_inputs import make_moe_inputs
 
     G, default = mt.GemmConfig, mt.CONFIG
@@ -60,15 +61,14 @@ def check_shape(mt, shape) -> None:
             out = down_bwd()
             diffs = ", ".join(f"{n} {_diff(a, b)}" for n, a, b in zip(("dGU", "hw", "dw"), out, db_ref, strict=True))
             print(f"| {shape} | down_bwd | {stages} | {diffs} | {t_db:.3f} | {cuda_time_ms(down_bwd, 2, 10):.3f} |")
-        dwd_ref, dwgu_ref = mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)
-        t_wg = cuda_time_ms(lambda: (mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)), 2, 10)
+        def wgrad():
+            return mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)
+
+        mt.CONFIG = base
+        (dwd_ref, dwgu_ref), t_wg = wgrad(), cuda_time_ms(wgrad, 2, 10)
         for cfg in (G(128, 256, 64, 8, 3, 168), G(128, 256, 32, 8, 6, 168)):
             mt.CONFIG = dataclasses.replace(base, wgrad_ws=cfg)
             mt.LAUNCH_INFO.clear()
-
-            def wgrad():
-                return mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)
-
             out = wgrad()
             if not any(k.startswith("wgrad_ws") for k in mt.LAUNCH_INFO):
                 print(f"| {shape} | wgrad BK={cfg.bk} | {cfg.num_stages} | (Gluon does not apply: D or I not a "
@@ -77,13 +77,12 @@ def check_shape(mt, shape) -> None:
             diffs = f"dWd {_diff(out[0], dwd_ref)}, dWgu {_diff(out[1], dwgu_ref)}"
             print(f"| {shape} | wgrad BK={cfg.bk} | {cfg.num_stages} | {diffs} | {t_wg:.3f} | "
                   f"{cuda_time_ms(wgrad, 2, 10):.3f} |", flush=True)
-        D, I = shape[1], shape[2]
         h = torch.randn_like(db_ref[1])
 
         def mms():
-            g_SI = mt._grouped_mm(dy, dn, D * I, I, 1, I, r, None, mt.CONFIG.down_bwd, a_idx=r.tok_S, name="g")
-            return mt._down(h, dn, r), mt._dxs(db_ref[0], gu, r), g_SI
+            return mt._down(h, dn, r), mt._dxs(db_ref[0], gu, r), mt._g_gemm(dy, dn, r)
 
+        mt.CONFIG = base
         mm_ref, t_mm = mms(), cuda_time_ms(mms, 2, 10)
         mt.CONFIG = dataclasses.replace(base, grouped_mm_ws=G(128, 256, 64, 8, 3, 168))
         mt.LAUNCH_INFO.clear()

@@ -136,8 +136,7 @@ def _variants():
         "v10g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),
         # and down, G, dX as the persistent warp-specialised Gluon grouped GEMM
         "v11": v11,
-        "v11g": rep(v8, wgrad_ws=G(128, 256, 64, 8, 3, 168), grouped_mm_ws=G(128, 256, 64, 8, 3, 168),
-                    gate_up_ws=G(128, 128, 64, 8, 4, 168)),
+        "v11g": rep(v11, gate_up_ws=G(128, 128, 64, 8, 4, 168)),
     }
 
 

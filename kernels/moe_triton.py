@@ -102,10 +102,10 @@ class TritonMoEConfig:
     wgrad_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
     # The M-grouped GEMMs (down, the G GEMM, dX) as one Gluon kernel (Hopper): persistent and
     # warp-specialised, whole tiles stored by TMA from shared memory while the next tile's MMAs run.
-    # Needs K % bk == 0; else Triton. With wgrad_ws: -0.44 to -0.48 ms f+b at (32768, 2048, 768)
-    # against the Triton kernels alone (v8), kernels/NOTES.md v10.
+    # Needs K % bk == 0; else Triton. With wgrad_ws: -0.29 to -0.48 ms f+b at (32768, 2048, 768) in
+    # three interleaved A/Bs against the Triton kernels alone (v8), kernels/NOTES.md v10.
     grouped_mm_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
-    # Smallest GEMM (FLOPs) a Gluon kernel takes. A Gluon launch costs the host 40-140 us more than a
+    # Smallest GEMM (FLOPs) a Gluon kernel takes. A Gluon launch costs the host 20-140 us more than a
     # Triton one (bench/moe_launch_cost.py on the H200's host: 98-212 against 49-118 us), which only
     # GEMMs that keep the GPU busy longer than that hide; 5e10 is ~90 us at 550 TFLOP/s
     # (kernels/NOTES.md, v10).
@@ -270,22 +270,26 @@ def _gluon_ok(x_TD: torch.Tensor, cfg: GemmConfig | None, flops: float, *dims: t
     return _gluon_available()
 
 
-def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig) -> None:
+def _gluon_desc(t: torch.Tensor, block: list[int]):
+    """Gluon host TMA descriptor of a view, in the default swizzled (NVMMA) layout for its block."""
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
+    dt = gl.bfloat16 if t.dtype == torch.bfloat16 else gl.float16
+    return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, dt))
+
+
+def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig) -> None:
     from kernels import _moe_gluon_kernels as g
 
     T, D = x_TD.shape
     E, I2, _ = gate_up_E2IH.shape
-    dt = gl.bfloat16 if x_TD.dtype == torch.bfloat16 else gl.float16
-    layout = gl.NVMMASharedLayout.get_default_for([cfg.bn, cfg.bk], dt)
-    w_desc = TensorDescriptor.from_tensor(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk], layout)
+    w_desc = _gluon_desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
     progs = min(_num_sms(x_TD.device), _m_grid(r.tok_S.shape[0], E, I2 // 2, cfg)[0])
     compiled = g.gate_up_ws_kernel[(progs,)](
         x_TD, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I2 // 2, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn,
         BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)
-    _record("gate_up", compiled)
+    _record("gate_up_ws", compiled)
 
 
 def _gate_up(x_TD, gate_up_E2IH, r: Routing):
@@ -318,18 +322,11 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
 
 def _grouped_mm_gluon(a_SK, w, c_SN, b_nk: bool, N: int, r: Routing, scale_S, cfg: GemmConfig, a_idx, name: str):
     """_grouped_mm by the Gluon kernel: A rows gathered (a_idx) or TMA-fed, weights and C by TMA."""
-    from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
     from kernels import _moe_gluon_kernels as g
 
     S, K = c_SN.shape[0], a_SK.shape[1]
     E = w.shape[0]
-    dt = gl.bfloat16 if a_SK.dtype == torch.bfloat16 else gl.float16
-
-    def desc(t, block):
-        return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, dt))
-
+    desc = _gluon_desc
     b_desc = desc(w.view(E * N, K), [cfg.bn, cfg.bk]) if b_nk else desc(w.view(E * K, N), [cfg.bk, cfg.bn])
     a_src = a_SK if a_idx is not None else desc(a_SK, [cfg.bm, cfg.bk])
     progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
@@ -406,14 +403,18 @@ def _router_bwd(logits_TE, r: Routing, dw_S, norm_topk_prob: bool, dlogits_out_T
     return out
 
 
+def _g_gemm(dy_TD, down_EHI, r: Routing):
+    """G = dY[tok] @ Wd[e] per sorted row (the unweighted grad of h): B[k=d, n=i] = down[e, d, i]."""
+    E, D, I = down_EHI.shape
+    return _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, None, CONFIG.down_bwd, a_idx=r.tok_S, name="g")
+
+
 def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
     """G = dY[tok] @ Wd[e] as a plain gathered grouped GEMM, then the SwiGLU backward as a pass."""
     k = _k()
-    T, D = dy_TD.shape
-    E, _, I = down_EHI.shape
+    I = down_EHI.shape[2]
     S = gu_S2I.shape[0]
-    # B[k=d, n=i] = down[e, d, i]
-    g_SI = _grouped_mm(dy_TD, down_EHI, D * I, I, 1, I, r, None, CONFIG.down_bwd, a_idx=r.tok_S, name="g")
+    g_SI = _g_gemm(dy_TD, down_EHI, r)
     dgu_S2I = torch.empty_like(gu_S2I)
     hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
     dw_S = torch.empty((S,), dtype=torch.float32, device=dy_TD.device)
@@ -432,9 +433,6 @@ def _down_bwd_outputs(gu_S2I, I: int, num_n: int):
 
 
 def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
-    from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
     from kernels import _moe_gluon_kernels as g
 
     T, D = dy_TD.shape
@@ -442,17 +440,14 @@ def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
     S = gu_S2I.shape[0]
     num_n = triton_cdiv(I, cfg.bn)
     dgu_S2I, hw_SI, dw_part = _down_bwd_outputs(gu_S2I, I, num_n)
-    dt = gl.bfloat16 if dy_TD.dtype == torch.bfloat16 else gl.float16
-    layout = gl.NVMMASharedLayout.get_default_for([cfg.bk, cfg.bn], dt)
-    wd_desc = TensorDescriptor.from_tensor(down_EHI.view(E * D, I), [cfg.bk, cfg.bn], layout)
-    gu_layout = gl.NVMMASharedLayout.get_default_for([cfg.bm, cfg.bn], dt)
-    gu_desc = TensorDescriptor.from_tensor(gu_S2I, [cfg.bm, cfg.bn], gu_layout)
+    wd_desc = _gluon_desc(down_EHI.view(E * D, I), [cfg.bk, cfg.bn])
+    gu_desc = _gluon_desc(gu_S2I, [cfg.bm, cfg.bn])
     progs = min(_num_sms(dy_TD.device), _m_grid(S, E, I, cfg)[0])
     compiled = g.down_bwd_ws_kernel[(progs,)](
         dy_TD, r.tok_S, r.counts_E, gu_desc, r.w_S, dgu_S2I, hw_SI, dw_part, wd_desc, D, I, E=E, E_P=_pow2(E),
         BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, STAGES=cfg.num_stages, SR=8, NUM_PROGRAMS=progs,
         num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
-    _record("down_bwd", compiled)
+    _record("down_bwd_ws", compiled)
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
@@ -463,7 +458,6 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     if CONFIG.down_bwd_split:
         return _down_bwd_split(dy_TD, down_EHI, gu_S2I, r)
     k, cfg = _k(), CONFIG.down_bwd
-    T, D = dy_TD.shape
     E, _, I = down_EHI.shape
     S = gu_S2I.shape[0]
     num_n = triton_cdiv(I, cfg.bn)
@@ -499,17 +493,10 @@ def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
 def _wgrad_gluon(a_src, a_idx, b_src, out, M: int, N: int, r: Routing, cfg: GemmConfig, out_t: bool) -> None:
     """out[e] = a_src[a_idx]^T b_src over expert e's rows by the Gluon kernel (the gathered operand on
     the tile's M side, b_src sorted and TMA-fed)."""
-    from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
     from kernels import _moe_gluon_kernels as g
 
     E = r.counts_E.shape[0]
-    dt = gl.bfloat16 if a_src.dtype == torch.bfloat16 else gl.float16
-
-    def desc(t, block):
-        return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, dt))
-
+    desc = _gluon_desc
     b_desc = desc(b_src, [cfg.bk, cfg.bn])
     out_desc = desc(out.view(E * N, M), [cfg.bn, cfg.bm]) if out_t else desc(out.view(E * M, N), [cfg.bm, cfg.bn])
     tiles = E * (M // cfg.bm) * (N // cfg.bn)
