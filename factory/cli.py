@@ -203,7 +203,9 @@ def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==
          mirror: bool = typer.Option(False, "--mirror", help="Re-introduce merged fixes on HEAD (PR mirror)."),
          since: str | None = typer.Option(None, "--since", help="Only changes after this date (YYYY-MM-DD)."),
          max_candidates: int | None = typer.Option(None, "--max", min=1),
-         commits: bool = typer.Option(False, "--commits", help="Plain commits too, not only pull requests."),
+         commits: bool | None = typer.Option(
+             None, "--commits/--no-commits",
+             help="Direct fix commits too, in every mode (default: only when the history has no PRs)."),
          python: str | None = PythonOpt) -> None:
     """Candidates from merged pull requests (local history, GitHub, or the PR mirror)."""
     from factory.task_stages import stage_mine  # noqa: PLC0415
@@ -217,10 +219,7 @@ def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==
                              include_commits=commits, log=_log)
     _report(outcome)
     d = outcome.detail
-    skipped = {k: v for k, v in d.items() if k.startswith("skipped_")}
-    out.print(f"scanned {d.get('commits_scanned', '?')} commits → {d.get('prs', '?')} PRs → "
-              f"{d.get('candidates', 0)} candidates ({d.get('added', 0)} new)"
-              + (f"; skipped {skipped}" if skipped else ""), highlight=False, soft_wrap=True)
+    out.print(f"{rs.key}: {d['funnel']} ({d.get('added', 0)} new)", highlight=False, soft_wrap=True)
 
 
 @app.command("validate")

@@ -70,12 +70,16 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
 
 
 def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mirror: bool = False,
-               since: str | None = None, max_candidates: int | None = None, include_commits: bool = False,
+               since: str | None = None, max_candidates: int | None = None, include_commits: bool | None = None,
                github_url: str | None = None, log: Log = print) -> StageOutcome:
     """Candidates from history (local merges/squashes, the GitHub API, or the PR mirror).
 
+    ``include_commits`` (``--commits``) holds in every mode: True adds direct fix commits, False
+    keeps pull requests only, None takes direct commits only when the history has no PR. With
+    ``github`` the API gives the PRs and the local history the direct commits (``commits`` stats).
     New candidates join the repository's ``candidates.parquet`` (keyed by id, so a re-run adds
-    nothing twice); ``mine.json`` keeps the funnel counts of the last run of each mode.
+    nothing twice); ``mine.json`` keeps the funnel counts of the last run of each mode, and
+    ``detail["funnel"]`` is the line a user reads (``miners.local.funnel``).
     """
     import miners  # noqa: PLC0415
 
@@ -89,9 +93,19 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
             kw = {"base_url": github_url} if github_url else {}
             res = miners.mine_github(co.path, github, repo=spec.key, cache_dir=rd.root / "github", since=since,
                                      max_candidates=max_candidates, **kw)
+            if include_commits:  # the API knows PRs only; direct commits come from the local history
+                direct = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, include_commits=True,
+                                           test_globs=tuple(spec.test_file_patterns))
+                extra = [c for c in direct.candidates if c.pr_number is None]
+                res.candidates.extend(extra)
+                res.stats.update({"commits_scanned": direct.stats.get("commits_scanned", 0),
+                                  "commits_considered": direct.stats.get("commits_considered", 0),
+                                  "commit_candidates": len(extra)})
+                res.stats["candidates"] = len(res.candidates)
         elif mirror:
             res = miners.mine_mirror(co.path, repo=spec.key, head=co.commit, since=since,
-                                     max_candidates=max_candidates, test_globs=tuple(spec.test_file_patterns))
+                                     max_candidates=max_candidates, include_commits=include_commits,
+                                     test_globs=tuple(spec.test_file_patterns))
         else:
             res = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, max_candidates=max_candidates,
                                     include_commits=include_commits, test_globs=tuple(spec.test_file_patterns))
@@ -106,7 +120,9 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
     write_records(rd.candidates, list(by_id.values()), Candidate)
     stats_path = rd.root / "mine.json"
     stats = read_json(stats_path) if stats_path.exists() else {}
-    stats[mode] = {**dict(res.stats), "added": len(added)}
+    from miners.local import funnel  # noqa: PLC0415
+
+    stats[mode] = {**dict(res.stats), "added": len(added), "funnel": funnel(res.stats)}
     write_json(stats_path, stats)
     rd.clear_failure("mine")
     return StageOutcome("mine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats[mode])

@@ -224,7 +224,11 @@ _DOC_NAMES = {"license", "licence", "authors", "contributors", "changelog", "cha
               "codeowners", "mailmap", ".mailmap"}
 _DOC_EXTS = {".md", ".rst", ".txt", ".adoc", ".png", ".jpg", ".jpeg", ".svg", ".gif", ".ipynb"}
 _DOC_DIRS = {"docs", "doc", "documentation", "changelog.d", "changes", "newsfragments", "news",
-             "examples", "example"}
+             "examples", "example", "releasenotes", "release-notes", "release_notes", "changes.d",
+             "changelog", ".changes", ".changeset", "unreleased"}
+# Message catalogs: part of a fix (they ship with the code), but one edit of a message touches
+# every language, so they do not count against the code limits.
+_CATALOG_EXTS = (".po", ".pot")
 _CI_DIRS = {".github", ".circleci", ".azure-pipelines", ".buildkite", ".gitlab", ".ci", "ci"}
 _CI_FILES = {".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".appveyor.yml", "azure-pipelines.yml",
              ".pre-commit-config.yaml", ".readthedocs.yml", ".readthedocs.yaml", "codecov.yml",
@@ -342,15 +346,16 @@ def split_change(files: Iterable[FileDiff], *, subject: str = "", test_globs: Se
         return SplitChange(skip="deps_only" if "deps" in kinds.values() else "tests_only")
     if require_tests and not tests:
         return SplitChange(skip="no_tests")
-    if len(files) > limits.max_files:
+    if len([f for f in files if not f.path.lower().endswith(_CATALOG_EXTS)]) > limits.max_files:
         return SplitChange(skip="too_many_files")
-    if len(code) > limits.max_code_files:
+    counted = [f for f in code if not f.path.lower().endswith(_CATALOG_EXTS)] or code
+    if len(counted) > limits.max_code_files:
         return SplitChange(skip="too_many_code_files")
-    if sum(f.num_added + f.num_removed for f in code) > limits.max_code_lines:
+    if sum(f.num_added + f.num_removed for f in counted) > limits.max_code_lines:
         return SplitChange(skip="too_many_lines")
     if sum(f.num_added + f.num_removed for f in tests) > limits.max_test_lines:
         return SplitChange(skip="too_many_test_lines")
-    if sum(f.num_hunks for f in code) > limits.max_hunks:
+    if sum(f.num_hunks for f in counted) > limits.max_hunks:
         return SplitChange(skip="too_many_hunks")
     if all(_only_comment_lines(f) for f in code):
         return SplitChange(skip="comments_only")

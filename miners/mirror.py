@@ -37,6 +37,7 @@ def mine_mirror(
     candidates: Iterable[Candidate] | None = None,
     since: str | None = None,
     max_candidates: int | None = None,
+    include_commits: bool | None = None,
     test_globs: Sequence[str] = (),
     limits: Limits = Limits(),
     env_mode: Literal["deps", "tag"] = "deps",
@@ -45,15 +46,16 @@ def mine_mirror(
     """``pr_mirror`` candidates on ``head`` from merged fixes.
 
     The fixes are ``candidates`` when given (e.g. from ``mine_github``, whose issue texts become
-    the problem statements), else ``mine_local`` of the same history. Stats: ``sources``,
+    the problem statements), else ``mine_local`` of the same history (``include_commits`` as
+    there: direct fix commits too, or by default only when the history has no PRs). Stats: ``sources``,
     ``candidates``, ``skipped_not_reversible``, ``skipped_no_code``, ``skipped_duplicate_patch``.
     ``progress`` gets the stats every 50 sources.
     """
     repo_path = Path(repo_path)
     result = MineResult()
     if candidates is None:
-        src = mine_local(repo_path, repo=repo, ref=head, since=since, test_globs=test_globs, limits=limits,
-                         env_mode=env_mode)
+        src = mine_local(repo_path, repo=repo, ref=head, since=since, include_commits=include_commits,
+                         test_globs=test_globs, limits=limits, env_mode=env_mode)
         for k, v in src.stats.items():
             result.stats[f"source_{k}"] = v
         candidates = src.candidates
@@ -118,7 +120,8 @@ def mirror_candidate(repo_path: Path, cand: Candidate, head_sha: str, *, repo: s
         "env_files": list(env[1]),
         "code_files": [f.path for f in files if file_kind(f.path) == "code"],
         "original_test_files": original.get("test_files", []),
-        "problem_statement_source": original.get("problem_statement_source", ""),
+        "problem_statement_source": "issue" if _from_issue(cand) else "evidence",
+        "commit_message": original.get("commit_message", ""),
         "direction": "patch re-introduces the bug on base_commit; its reverse is the fix",
     }
     return Candidate(
@@ -129,8 +132,13 @@ def mirror_candidate(repo_path: Path, cand: Candidate, head_sha: str, *, repo: s
         patch=patch,
         test_patch="",
         pr_number=cand.pr_number,
-        problem_statement=cand.problem_statement,
+        problem_statement=cand.problem_statement if _from_issue(cand) else "",
         hints_text=cand.hints_text,
         created_at=cand.created_at,
         provenance=json.dumps(provenance, sort_keys=True),
     )
+
+
+def _from_issue(cand: Candidate) -> bool:
+    """The source's statement is a linked issue's text (not a commit message of an older run)."""
+    return json.loads(cand.provenance or "{}").get("problem_statement_source") == "issue"

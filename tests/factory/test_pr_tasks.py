@@ -42,7 +42,7 @@ def test_a_merged_fix_with_tests_becomes_a_task(tmp_path, docker_client, base_im
     _history(repo)
     mined = _factory("mine", str(repo), "--run-dir", str(run))
     assert mined.returncode == 0, mined.stderr
-    assert "1 candidates" in mined.stdout.replace("\n", " ")
+    assert "with tests and code 1 → candidates 1" in mined.stdout.replace("\n", " ")
     (rd,) = list((run / "repos").iterdir())
     cands = pq.read_table(rd / "candidates.parquet").to_pylist()
     assert [(c["origin"], c["pr_number"]) for c in cands] == [("pr", 7)]

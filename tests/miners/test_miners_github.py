@@ -253,7 +253,12 @@ def test_since_and_require_issue(clone, standin, tmp_path):
     res = _mine(clone, standin, tmp_path, since="2023-11-18", require_issue=False)
     assert sorted(c.pr_number for c in res.candidates) == [5, 6, 7]
     c5 = {c.pr_number: c for c in res.candidates}[5]
-    assert c5.problem_statement.startswith("Tidy")
+    # No linked issue: the PR's own title names the fix, so it is provenance, not the task's text;
+    # validation writes the statement from the failing tests.
+    assert c5.problem_statement == ""
+    prov = json.loads(c5.provenance)
+    assert prov["problem_statement_source"] == "evidence"
+    assert prov["commit_message"].startswith("Tidy")
     assert res.stats["skipped_before_since"] == 4 - 1  # 1, 2, 4 merged earlier; 3 was never merged
 
 

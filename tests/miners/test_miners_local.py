@@ -68,7 +68,9 @@ def history(tmp_path_factory):
     r.squash_pr(11, "Unicode path", {"src/pkg/caf\xe9.py": "x = 1\n",
                                  "tests/test_odd.py": "def test():\n    pass\n"})
     r.squash_pr(12, "Vendored bump", {"src/pkg/_vendor/six.py": "X = 1\n", "tests/test_v.py": "def test():\n    pass\n"})
-    # a PR number seen again lower down the history (a rewritten or re-merged PR): newest wins
+    # a PR number seen again lower down the history for another change (a repository that moved
+    # and numbered again): two changes, two candidates; the same change merged twice is one
+    # (tests/miners/test_miners_forms.py)
     shas[13] = r.squash_pr(14, "Guard mul again", {"src/pkg/core.py": CORE_FIXED + "LOGO = 3\n",
                                                  "tests/test_core.py": TEST + "\n\ndef test_logo3():\n    pass\n"})
     return r, shas
@@ -100,7 +102,8 @@ def test_merge_and_squash_prs_become_candidates_with_their_split(history):
         "@@ -1,2 +1,5 @@\n-def test_ok():\n-    pass\n+from pkg.core import add\n+\n+\n+def test_add():\n"
         "+    assert add(1, 2) == 3\n"
     )
-    assert c1.problem_statement == "Fix add"
+    assert c1.problem_statement == ""  # the message names the fix: provenance only
+    assert json.loads(c1.provenance)["commit_message"].startswith("Fix add")
     prov = json.loads(c1.provenance)
     assert prov["merge_commit"] == shas[1] and prov["style"] == "merge"
     assert prov["env_group"].startswith("deps-") and prov["env_files"] == ["pyproject.toml"]
@@ -110,13 +113,14 @@ def test_merge_and_squash_prs_become_candidates_with_their_split(history):
     assert c2.base_commit == shas["base2"]
     assert _files(c2.patch) == ["CHANGELOG.md", "src/pkg/core.py"]  # docs ride along with the code
     assert _files(c2.test_patch) == ["tests/test_mul.py"]
-    assert "Fixes #40" in c2.problem_statement
+    assert "Fixes #40" in json.loads(c2.provenance)["commit_message"]
     assert json.loads(c2.provenance)["linked_issues"] == [40]
     assert _files(by_pr[5].patch) == ["src/pkg/helpers.py"] and "rename from src/pkg/util.py" in by_pr[5].patch
     assert _files(by_pr[9].patch) == ["src/pkg/old.py"] and "deleted file mode" in by_pr[9].patch
     assert by_pr[9].base_commit == shas["base9"]
-    # newest first; the re-merged #14 is the one kept
+    # newest first; both #14 are kept, since they change different things
     assert by_pr[14].base_commit == r.head(shas[13] + "^")
+    assert sum(c.pr_number == 14 for c in res.candidates) == 2
 
 
 def test_every_candidate_patch_applies_at_its_base(history):
@@ -132,7 +136,7 @@ def test_skips_are_counted_by_reason(history):
     r, _ = history
     s = mine_local(r.path, repo="pkg").stats
     assert s["commits_scanned"] == 17
-    assert s["candidates"] == 6
+    assert s["candidates"] == 7
     assert s["skipped_docs_only"] == 1
     assert s["skipped_no_tests"] == 1
     assert s["skipped_comments_only"] == 1
@@ -142,7 +146,7 @@ def test_skips_are_counted_by_reason(history):
     assert s["skipped_vendored"] == 1
     assert s["skipped_non_pr_merge"] == 1
     assert s["skipped_root_commit"] == 1
-    assert s["skipped_duplicate_pr"] == 1
+    assert s["pr_number_reused"] == 1 and "skipped_duplicate_pr" not in s
     assert s["not_pr"] == 1
     assert s["prs"] == 14
 
@@ -234,7 +238,7 @@ def test_message_that_is_not_utf8_still_makes_a_candidate(tmp_path):
     assert b"caf\xe9" in subprocess.run(["git", "-C", str(r.path), "cat-file", "commit", sha],
                                         capture_output=True).stdout
     (c,) = mine_local(r.path, repo="msg").candidates
-    assert c.pr_number == 3 and c.problem_statement.startswith("Fix caf\ufffd")
+    assert c.pr_number == 3 and json.loads(c.provenance)["commit_message"].startswith("Fix caf\ufffd")
     assert r.apply_check(c.base_commit, c.patch + c.test_patch).returncode == 0
 
 

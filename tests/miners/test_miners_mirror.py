@@ -69,10 +69,18 @@ def test_applying_the_mirror_brings_the_bug_back(repo, tmp_path):
 
 def test_given_candidates_keep_their_problem_statement(repo):
     src = mine_local(repo.path, repo="pkg").candidates
-    src = [type(c)(**{**c.__dict__, "problem_statement": f"Issue for #{c.pr_number}"}) for c in src]
-    res = mine_mirror(repo.path, repo="pkg", candidates=src, max_candidates=1)
+    assert all(c.problem_statement == "" for c in src)  # local history: no issue text, only commit messages
+    issue = [type(c)(**{**c.__dict__, "problem_statement": f"Issue for #{c.pr_number}",
+                        "provenance": json.dumps({**json.loads(c.provenance), "problem_statement_source": "issue"})})
+             for c in src]
+    res = mine_mirror(repo.path, repo="pkg", candidates=issue, max_candidates=1)
     assert len(res.candidates) == 1
     c = res.candidates[0]
     assert c.problem_statement == f"Issue for #{c.pr_number}"
+    assert json.loads(c.provenance)["problem_statement_source"] == "issue"
+    # A statement that is not an issue's text (an old run's commit message) is not carried over.
+    old = [type(c)(**{**c.__dict__, "problem_statement": "Fix f: return 2"}) for c in src]
+    (m,) = mine_mirror(repo.path, repo="pkg", candidates=old, max_candidates=1).candidates
+    assert m.problem_statement == "" and json.loads(m.provenance)["problem_statement_source"] == "evidence"
     ids = {x.candidate_id for x in mine_mirror(repo.path, repo="pkg").candidates}
     assert c.candidate_id in ids  # same change on the same HEAD, same id
