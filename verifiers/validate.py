@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from factory.schema import BaselineEntry, Candidate, EnvImage, FileContent, TaskInstance, TestRun, Validation
-from verifiers.problem import Evidence, ProblemWriter, TemplateWriter
+from verifiers.problem import Evidence, ProblemWriter, TemplateWriter, candidate_texts, write_statement
 from verifiers.sandbox import SandboxLimits, pytest_command
 from verifiers.taskimage import build_task_image, patch_paths
 from verifiers.verdict import Judgement, VerdictRules, judge
@@ -263,11 +263,13 @@ def _instance(worker: Worker, cand: Candidate, ctx: _Ctx, j: Judgement, gold: st
         # Mutations: the worker's tree is the start state. PRs: it is past it (tests and fix applied).
         start = {} if start_patch is not None else {
             p: c for p, c in worker.read_files(paths).items() if c is not None}
-    problem = cand.problem_statement or ctx.writer.write(Evidence(
+    provenance = json.loads(cand.provenance or "{}")
+    issue_text, commit_message = candidate_texts(cand.problem_statement, provenance)
+    problem, provenance["problem_statement"] = write_statement(ctx.writer, Evidence(
         instance_id=instance_id, repo=cand.repo,
         failing=tuple((n, failing_msgs.get(n, "")) for n in j.fail_to_pass),
-        num_passing=len(j.pass_to_pass), hints=(ctx.package_hint,)))
-    provenance = json.loads(cand.provenance or "{}")
+        num_passing=len(j.pass_to_pass), hints=(ctx.package_hint,), source=cand.origin,
+        issue_text=issue_text), gold, commit_message)
     provenance.update({"candidate_id": cand.candidate_id, "origin": cand.origin, "file": cand.file,
                        "symbol": cand.symbol, "start_line": cand.start_line, "end_line": cand.end_line,
                        "seed": cand.seed, "parents": list(cand.parents), "pr_number": cand.pr_number,
