@@ -303,8 +303,16 @@ def publish(run: Path = typer.Argument(..., help="The run directory."),
             push_to_hub: str | None = typer.Option(None, "--push-to-hub", help="OWNER/NAME on the Hub (HF_TOKEN)."),
             private: bool = typer.Option(False, "--private"),
             max_shard_size: str = typer.Option("500MB", "--max-shard-size"),
-            fmt: str = typer.Option("hf", "--format", help="hf (a dataset folder) or swebench (JSONL)."),
-            out_file: Path | None = typer.Option(None, "--out", help="The JSONL file for --format swebench."),
+            fmt: str = typer.Option("hf", "--format",
+                                    help="hf (a dataset folder), swebench (JSONL) or swebench-task-repo (a folder)."),
+            out_file: Path | None = typer.Option(None, "--out",
+                                                 help="The JSONL file (swebench) or folder (swebench-task-repo)."),
+            push_images: str | None = typer.Option(None, "--push-images",
+                                                   help="Push the task images to a registry (HOST:PORT or HOST:PORT/NAMESPACE); rows name them there."),
+            dataset_name: str | None = typer.Option(None, "--dataset-name",
+                                                    help="swebench-task-repo: the dataset sweb.yaml names."),
+            tag_local_images: bool = typer.Option(False, "--tag-local-images",
+                                                  help="swebench-task-repo: tag local images with the harness's names."),
             decontam: list[str] = typer.Option([], "--decontam", help="A benchmark file or Hub id (repeatable)."),
             test_fraction: float = typer.Option(0.2, "--test-fraction", help="Share of repositories held out."),
             max_per_repo: int | None = typer.Option(None, "--max-per-repo", min=1),
@@ -313,14 +321,14 @@ def publish(run: Path = typer.Argument(..., help="The run directory."),
             overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset folder that holds another dataset.")) -> None:
     """Curate RUN's instances and write a Hugging Face dataset (or a SWE-bench JSONL)."""
     from factory.curate import CurateConfig  # noqa: PLC0415
-    from factory.publish import PublishConfig, export_swebench, publish_run  # noqa: PLC0415
+    from factory.publish import PublishConfig, export_swebench, export_task_repo, publish_run  # noqa: PLC0415
 
     try:
         cfg = PublishConfig(
             curate=CurateConfig(min_f2p=min_f2p, max_per_repo=max_per_repo, max_per_operator=max_per_operator,
                                 test_fraction=test_fraction),
             benchmarks=tuple(decontam), max_shard_size=max_shard_size, overwrite=overwrite,
-            push_to_hub=push_to_hub, private=private)
+            push_to_hub=push_to_hub, private=private, push_images=push_images)
     except ValueError as e:
         _fail(str(e), 2)
         return
@@ -329,12 +337,43 @@ def publish(run: Path = typer.Argument(..., help="The run directory."),
             if fmt == "swebench":
                 if out_file is None:
                     _fail("--format swebench needs --out FILE.jsonl", 2)
-                report = export_swebench(run, out_file, cfg)
+                report = export_swebench(run, out_file, cfg, log=_log)
+            elif fmt == "swebench-task-repo":
+                if out_file is None:
+                    _fail("--format swebench-task-repo needs --out DIR", 2)
+                report, trep = export_task_repo(run, out_file, cfg, dataset=dataset_name, tag_local=tag_local_images,
+                                                log=_log)
+                out.print(trep.summary(), highlight=False, soft_wrap=True)
             elif fmt == "hf":
-                report = publish_run(run, dataset_dir, cfg)
+                report = publish_run(run, dataset_dir, cfg, log=_log)
             else:
-                _fail(f"--format must be hf or swebench, not {fmt!r}", 2)
+                _fail(f"--format must be hf, swebench or swebench-task-repo, not {fmt!r}", 2)
                 return
+    except FactoryError as e:
+        _fail(str(e))
+        return
+    out.print(report.summary(), highlight=False, soft_wrap=True)
+
+
+@app.command("pull")
+def pull(dataset: str = typer.Argument(..., help="A dataset folder, instances.parquet, a JSONL export, or a Hub id."),
+         only: list[str] = typer.Option([], "--instance", help="Only this instance's image (repeatable).")) -> None:
+    """Pull the task images a dataset names (skips those already here; an interrupted pull resumes)."""
+    from factory.evaluate import load_instances  # noqa: PLC0415
+    from factory.registry import pull_images, read_images_file  # noqa: PLC0415
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+
+    try:
+        rows = load_instances(dataset)
+        if only:
+            missing = sorted(set(only) - set(rows))
+            if missing:
+                _fail(f"not in {dataset}: {', '.join(missing)}", 2)
+            rows = {k: v for k, v in rows.items() if k in only}
+        refs = sorted({r["image_name"] for r in rows.values() if r.get("image_name")})
+        records = read_images_file(Path(dataset)) if Path(dataset).is_dir() else {}
+        client = ensure_engine(quiet=True)
+        report = pull_images(client, refs, records, log=_log)
     except FactoryError as e:
         _fail(str(e))
         return

@@ -54,6 +54,8 @@ __all__ = [
     "PublishReport",
     "dataset_features",
     "export_swebench",
+    "export_task_repo",
+    "push_row_images",
     "parse_size",
     "prepare_rows",
     "publish_run",
@@ -86,6 +88,7 @@ class PublishConfig:
     private: bool = False
     hub_token: str | None = None  # default: HF_TOKEN
     hub_endpoint: str | None = None  # default: HF_ENDPOINT / huggingface.co
+    push_images: str | None = None  # REGISTRY[/NAMESPACE]: push task images, rows name the pushed refs
 
     def __post_init__(self) -> None:
         parse_size(self.max_shard_size)  # fails early with the flag's name
@@ -106,6 +109,7 @@ class PublishReport:
     curation: CurationReport
     decontam: DecontamReport | None = None
     hub: Any = None  # factory.hub.HubReport when pushed
+    images: Any = None  # factory.registry.PushReport when task images were pushed
 
     def summary(self) -> str:
         parts = [f"{self.num_published}/{self.num_instances} instances published"]
@@ -117,6 +121,8 @@ class PublishReport:
             parts.append("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
         if self.hub is not None:
             parts.append(f"pushed to {self.hub.repo_id}@{self.hub.commit_oid[:12]}")
+        if self.images is not None:
+            parts.append(self.images.summary())
         return "; ".join(parts)
 
 
@@ -340,8 +346,19 @@ def _swap_into_place(tmp: Path, dataset_dir: Path) -> None:
         shutil.rmtree(old)
 
 
+def push_row_images(rows: pl.DataFrame, registry: str, log: Callable[[str], None] = lambda _m: None):
+    """Push every row's task image to ``registry``; (rows naming the pushed refs, PushReport)."""
+    from factory.registry import push_images  # noqa: PLC0415
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+
+    client = ensure_engine(quiet=True)
+    report = push_images(client, rows["image_name"].unique().to_list(), registry, log=log)
+    mapping = report.mapping()
+    return rows.with_columns(pl.col("image_name").replace_strict(mapping, return_dtype=pl.String)), report
+
+
 def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[str] | None = None,
-                config: PublishConfig | None = None) -> PublishReport:
+                config: PublishConfig | None = None, log: Callable[[str], None] = lambda _m: None) -> PublishReport:
     """Curate RUN's instances and write them as a dataset folder; push to the Hub if configured.
 
     ``dataset_dir`` defaults to RUN/dataset. Raises a ``PublishError`` subclass on bad input;
@@ -356,6 +373,9 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
     rows, num_in, creport, dreport = prepare_rows(run, config)
 
     pusher = None
+    pushed_images = None
+    if config.push_images:  # before anything is written: the rows must name the pushed references
+        rows, pushed_images = push_row_images(rows, config.push_images, log=log)
     push_error: BaseException | None = None
     if config.push_to_hub:
         from factory.hub import HubPusher
@@ -381,6 +401,10 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
             return render_card(rows, creport, dreport, config, split_rows, split_bytes, run_yield_dir=run)
 
         shards = _write_folder(rows, tmp, config, card, on_file)
+        if pushed_images is not None:
+            from factory.registry import write_images_file  # noqa: PLC0415
+
+            on_file(write_images_file(tmp, pushed_images), "images.json")
         marker = {"run": str(run), "written_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                   "num_rows": rows.height, "shards": shards}
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
@@ -390,7 +414,8 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
             shutil.rmtree(tmp)
 
     report = PublishReport(run_dir=run, dataset_dir=target, num_instances=num_in, num_published=rows.height,
-                           splits=dict(creport.splits), shards=shards, curation=creport, decontam=dreport)
+                           splits=dict(creport.splits), shards=shards, curation=creport, decontam=dreport,
+                           images=pushed_images)
     if pusher is not None:
         if push_error is not None:
             raise HubPushError(
@@ -399,7 +424,7 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
                 local_dataset=target,
             ) from push_error
         try:
-            report.hub = pusher.commit(target, shards + ["README.md"])
+            report.hub = pusher.commit(target, shards + ["README.md"] + (["images.json"] if pushed_images else []))
         except HubPushError as exc:
             exc.local_dataset = target
             raise
@@ -407,15 +432,23 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
 
 
 def export_swebench(run_dir: str | os.PathLike[str], out_file: str | os.PathLike[str],
-                    config: PublishConfig | None = None, split: str | None = None) -> PublishReport:
+                    config: PublishConfig | None = None, split: str | None = None,
+                    log: Callable[[str], None] = lambda _m: None) -> PublishReport:
     """Write curated instances as SWE-bench JSONL (F2P/P2P as JSON strings), atomically.
 
-    ``split`` restricts to one split; by default every published row is written. Our extra
-    columns (image_name, source, ...) follow the SWE-bench ones; the harness ignores them.
+    ``split`` restricts to one split; by default every published row is written. Each row also
+    carries what SWE-bench 5's harness needs to run it as is (``image``, ``eval_script``,
+    ``log_parser``, ``eval_type``; ``factory.swebench_export``); our extra columns (image_name,
+    source, ...) follow, and the harness ignores them.
     """
+    from factory.swebench_export import swebench_fields  # noqa: PLC0415
+
     config = config or PublishConfig()
     run = Path(run_dir).resolve()
     rows, num_in, creport, dreport = prepare_rows(run, config)
+    pushed_images = None
+    if config.push_images:
+        rows, pushed_images = push_row_images(rows, config.push_images, log=log)
     if split is not None:
         rows = rows.filter(pl.col("split") == split)
         if rows.height == 0:
@@ -424,8 +457,41 @@ def export_swebench(run_dir: str | os.PathLike[str], out_file: str | os.PathLike
     extra = [c for c in rows.columns if c not in SWEBENCH_COLUMNS]
     with atomic_path(out) as tmp, tmp.open("w") as fh:
         for rec in rows.select(*SWEBENCH_COLUMNS, *extra).iter_rows(named=True):
+            harness = swebench_fields(rec)
             rec["FAIL_TO_PASS"] = json.dumps(list(rec["FAIL_TO_PASS"]))
             rec["PASS_TO_PASS"] = json.dumps(list(rec["PASS_TO_PASS"]))
+            rec = {**{k: rec[k] for k in SWEBENCH_COLUMNS}, **harness, **{k: rec[k] for k in extra}}
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return PublishReport(run_dir=run, dataset_dir=None, num_instances=num_in, num_published=rows.height,
-                         splits=dict(creport.splits), shards=[str(out)], curation=creport, decontam=dreport)
+                         splits=dict(creport.splits), shards=[str(out)], curation=creport, decontam=dreport,
+                         images=pushed_images)
+
+
+def export_task_repo(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                     config: PublishConfig | None = None, dataset: str | None = None, tag_local: bool = False,
+                     log: Callable[[str], None] = lambda _m: None):
+    """Write SWE-bench 5's task repository (``factory.swebench_export.write_task_repo``) for the run.
+
+    ``dataset`` (the name in ``sweb.yaml``) defaults to --push-to-hub's OWNER/NAME, else
+    ``taskfactory/<run folder name>``. Returns (PublishReport, TaskRepoReport).
+    """
+    from factory.swebench_export import write_task_repo  # noqa: PLC0415
+
+    config = config or PublishConfig()
+    run = Path(run_dir).resolve()
+    rows, num_in, creport, dreport = prepare_rows(run, config)
+    pushed_images = None
+    if config.push_images:
+        rows, pushed_images = push_row_images(rows, config.push_images, log=log)
+    client = None
+    if tag_local:
+        from verifiers.engine import ensure_engine  # noqa: PLC0415
+
+        client = ensure_engine(quiet=True)
+    name = dataset or config.push_to_hub or f"taskfactory/{run.name}"
+    trep = write_task_repo(rows.to_dicts(), out_dir, run, name, client=client, tag_local=tag_local,
+                           overwrite=config.overwrite)
+    report = PublishReport(run_dir=run, dataset_dir=trep.out_dir, num_instances=num_in, num_published=rows.height,
+                           splits=dict(creport.splits), shards=[], curation=creport, decontam=dreport,
+                           images=pushed_images)
+    return report, trep
