@@ -381,14 +381,20 @@ def pull(dataset: str = typer.Argument(..., help="A dataset folder, instances.pa
 
 
 @app.command("inspect")
-def inspect(dataset_dir: Path = typer.Argument(..., help="A published dataset folder."),
+def inspect(dataset_dir: Path = typer.Argument(..., help="A published dataset folder (or, with --statements, a run)."),
             run_dir: Path | None = typer.Option(None, "--run-dir", help="The run, for validation yield."),
             plots_dir: Path | None = typer.Option(None, "--plots-dir", help="Default: DIR-plots beside DIR."),
-            plots: bool = typer.Option(True, "--plots/--no-plots")) -> None:
-    """Stats tables in the terminal and PNG plots of a published dataset."""
-    from factory.inspect_stats import inspect_dataset  # noqa: PLC0415
+            plots: bool = typer.Option(True, "--plots/--no-plots"),
+            statements: bool = typer.Option(False, "--statements", help="Print problem statements for an audit."),
+            limit: int = typer.Option(30, "--limit", min=1, help="With --statements: how many (spread over sources)."),
+            source: str | None = typer.Option(None, "--source", help="With --statements: only this source.")) -> None:
+    """Stats tables in the terminal and PNG plots of a published dataset; --statements for an audit."""
+    from factory.inspect_stats import inspect_dataset, print_statements  # noqa: PLC0415
 
     try:
+        if statements:
+            print_statements(dataset_dir, console=out, limit=limit, source=source)
+            return
         inspect_dataset(dataset_dir, plots_dir=plots_dir, run_dir=run_dir, console=out, plots=plots)
     except FactoryError as e:
         _fail(str(e))

@@ -6,7 +6,11 @@ One polars pipeline over a frame with the TaskInstance columns:
    the validation (F2P count, test time);
 2. filters from ``CurateConfig`` (a task image to start from, F2P count, patch size, files
    touched);
-3. dedupe by normalised patch (whitespace, ``index`` lines and hunk line numbers do not count);
+3. one task per fix: dedupe by the normalised code change (whitespace, ``index`` lines, hunk line
+   numbers, and docs, changelogs and release notes do not count), so a PR task and its mirror
+   are one task; the survivor is chosen by source (a real PR first, then its mirror, then
+   combined and injected bugs) and then instance id, and ``CurationReport.duplicate_of`` says
+   which row each dropped one duplicated;
 4. per-repository and per-operator caps, choosing deterministically by a stable hash of the
    instance id (never Python's salted ``hash()``);
 5. a held-out split by repository, so no repository is in two splits.
@@ -30,6 +34,7 @@ __all__ = [
     "CurationReport",
     "assign_splits",
     "curate",
+    "code_change_key",
     "normalise_patch",
     "patch_stats",
     "stable_unit",
@@ -83,6 +88,7 @@ class CurationReport:
     num_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
     dropped_ids: list[tuple[str, str]] = field(default_factory=list)  # (instance_id, reason)
+    duplicate_of: dict[str, str] = field(default_factory=dict)  # dropped instance_id -> the one kept
     splits: dict[str, int] = field(default_factory=dict)  # split -> rows
     split_repos: dict[str, list[str]] = field(default_factory=dict)  # split -> repositories
     single_repo: bool = False  # everything went to train because there is one repository
@@ -115,6 +121,25 @@ def normalise_patch(patch: str) -> str:
         if line.startswith(("diff --git", "+++", "---", "+", "-")):
             out.append(line.rstrip())
     return "\n".join(out)
+
+
+# Files that describe a change rather than make it: a PR that adds a release note is the same fix
+# as its mirror, which carries code only.
+_NOT_CODE_RE = re.compile(
+    r"(^|/)(docs?|documentation|releasenotes|release-notes|changelog\.d|changes|newsfragments|news|\.changeset)/"
+    r"|\.(md|rst|txt|adoc)$|(^|/)(changelog|changes|history|news|authors|contributors)([._-][^/]*)?$",
+    re.IGNORECASE)
+_SOURCE_RANK = {"pr": 0, "pr_mirror": 1, "combined": 2, "mutation": 3}
+
+
+def code_change_key(patch: str) -> str:
+    """A digest of the patch's code change: ``normalise_patch`` of its files that are not docs,
+    changelogs or release notes (all of it when nothing else is left)."""
+    sections = re.split(r"(?m)^(?=diff --git )", patch)
+    code = [sec for sec in sections if sec.startswith("diff --git ")
+            and not _NOT_CODE_RE.search(sec.split("\n", 1)[0].split(" b/", 1)[-1])]
+    body = "".join(code) if code else patch
+    return hashlib.sha256(normalise_patch(body).encode()).hexdigest()
 
 
 def patch_stats(patch: str) -> tuple[int, int, int, int]:
@@ -222,13 +247,15 @@ def curate(df: pl.DataFrame, config: CurateConfig, test_s: pl.DataFrame | None =
 
     if config.dedupe:
         df = df.with_columns(
-            pl.col("patch")
-            .map_elements(lambda p: hashlib.sha256(normalise_patch(p).encode()).hexdigest(), return_dtype=pl.String)
-            .alias("_norm")
-        )
-        dup = pl.col("instance_id").cum_count().over("_norm") > 1  # first by (repo, instance_id) wins
-        df = _drop_where(df.with_columns(dup.alias("_dup")), pl.col("_dup"), "duplicate_patch", report)
-        df = df.drop("_norm", "_dup")
+            pl.col("patch").map_elements(code_change_key, return_dtype=pl.String).alias("_norm"),
+            pl.col("source").replace_strict(_SOURCE_RANK, default=len(_SOURCE_RANK), return_dtype=pl.Int64)
+            .alias("_rank"),
+        ).sort("_norm", "_rank", "repo", "instance_id")
+        df = df.with_columns(pl.col("instance_id").first().over("_norm").alias("_kept"))
+        dup = pl.col("instance_id") != pl.col("_kept")  # the best source, then (repo, instance_id), wins
+        report.duplicate_of.update(dict(df.filter(dup).select("instance_id", "_kept").iter_rows()))
+        df = _drop_where(df, dup, "duplicate_patch", report)
+        df = df.drop("_norm", "_rank", "_kept").sort("repo", "instance_id")
 
     if config.max_per_repo is not None:
         df = _cap(df, "repo", config.max_per_repo, "repo_cap", report, config.split_salt)

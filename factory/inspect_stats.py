@@ -6,6 +6,11 @@ difficulty features) and saves plots with matplotlib's Agg backend. Validation y
 the run that wrote the folder (named in its ``.taskfactory.json``) or from ``run_dir``; when the
 run's validations are missing, the yield is left out and the report says so.
 
+``print_statements(DIR)`` (``factory inspect --statements``) prints tasks' problem statements for
+an audit: a dataset folder or a run (its ``instances.parquet``), spread over sources, each with
+its failing tests and how the statement was made (issue text, evidence, what the leak check
+rejected or redacted).
+
 Nothing here writes to the dataset folder unless ``plots_dir`` points into it.
 """
 
@@ -20,7 +25,8 @@ import polars as pl
 from factory.publish_errors import EmptyRunError
 from factory.store import RunStore
 
-__all__ = ["InspectReport", "inspect_dataset", "read_dataset_dir", "validation_yield"]
+__all__ = ["InspectReport", "inspect_dataset", "print_statements", "read_dataset_dir", "read_tasks", "select_statements",
+           "validation_yield"]
 
 
 @dataclass
@@ -183,3 +189,55 @@ def inspect_dataset(dataset_dir: str | Path, plots_dir: str | Path | None = None
                                            "Validation yield", "% of validated candidates accepted"))
         console.print(f"plots: {', '.join(str(p) for p in report.plots)}")
     return report
+
+
+def read_tasks(path: str | Path) -> pl.DataFrame:
+    """Tasks from a dataset folder (its shards), a run directory (``instances.parquet``) or a parquet file."""
+    path = Path(path)
+    if path.is_file():
+        return pl.read_parquet(path)
+    if (path / "instances.parquet").exists() and not list(path.glob("data/*.parquet")):
+        return pl.read_parquet(path / "instances.parquet")
+    return read_dataset_dir(path)
+
+
+def select_statements(df: pl.DataFrame, limit: int = 30, source: str | None = None) -> pl.DataFrame:
+    """Up to ``limit`` rows spread over sources (round robin, each source in a stable hashed order)."""
+    import hashlib
+
+    if source:
+        df = df.filter(pl.col("source") == source)
+    df = df.with_columns(pl.col("instance_id").map_elements(
+        lambda i: hashlib.sha256(i.encode()).hexdigest(), return_dtype=pl.String).alias("_h")).sort("_h")
+    df = df.with_columns(pl.col("_h").rank("ordinal").over("source").alias("_r")).sort("_r", "source")
+    return df.head(limit).drop("_h", "_r")
+
+
+def print_statements(path: str | Path, console=None, limit: int = 30, source: str | None = None) -> int:
+    """Print problem statements for an audit; returns how many were printed."""
+    from rich.console import Console
+    from rich.panel import Panel
+
+    console = console or Console()
+    df = read_tasks(path)
+    rows = select_statements(df, limit, source)
+    for k, r in enumerate(rows.iter_rows(named=True), 1):
+        try:
+            prov = json.loads(r.get("provenance") or "{}")
+        except json.JSONDecodeError:
+            prov = {}
+        made = prov.get("problem_statement") or {}
+        how = made.get("source", "?") if isinstance(made, dict) else "?"
+        if isinstance(made, dict) and made.get("rejected"):
+            how += f"; rejected {', '.join(made['rejected'])}"
+        if isinstance(made, dict) and made.get("leaks_redacted"):
+            how += f"; {made['leaks_redacted']} message(s) redacted"
+        f2p = list(r.get("FAIL_TO_PASS") or [])
+        title = f"[{k}/{rows.height}] {r['instance_id']} · {r['source']} · statement from {how}"
+        sub = f"FAIL_TO_PASS ({len(f2p)}): {', '.join(f2p[:3])}{' …' if len(f2p) > 3 else ''}"
+        console.print(Panel(r["problem_statement"] or "(empty)", title=title, subtitle=sub, title_align="left",
+                            subtitle_align="left", expand=False), highlight=False, soft_wrap=True)
+    counts = dict(df.group_by("source").len().iter_rows())
+    console.print(f"{rows.height} of {df.height} statements ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
+                  highlight=False)
+    return rows.height

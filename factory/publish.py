@@ -243,6 +243,11 @@ def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, in
     """Read, curate and decontaminate; return (rows, rows read, curation report, decontam report)."""
     df = read_instances(run_dir)
     num_in = df.height
+    from factory.task_stages import stale_instance_ids  # noqa: PLC0415
+
+    # Verdicts belong to candidates: rows whose candidate is no longer mined are not published.
+    stale = stale_instance_ids(run_dir, list(df.select("instance_id", "repo", "provenance").iter_rows()))
+    df = df.filter(~pl.col("instance_id").is_in(sorted(stale)))
     decontam = None
     if config.benchmarks:
         benches = [load_benchmark(b) for b in config.benchmarks]
@@ -250,6 +255,7 @@ def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, in
         df = df.filter(~pl.col("instance_id").is_in(sorted(decontam.removed_ids)))
     rows, report = curate(df, config.curate, test_s=read_test_times(run_dir))
     report.num_in = num_in
+    report.drop(sorted(stale), "stale_verdict")
     if rows.height == 0:
         reasons = dict(report.dropped)
         if decontam:

@@ -31,7 +31,8 @@ from factory.schema import (
 )
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
-__all__ = ["stage_combine", "stage_mine", "stage_mutate", "stage_validate", "collect_instances"]
+__all__ = ["collect_instances", "current_candidate_ids", "set_aside_stale", "stage_combine", "stage_mine",
+           "stage_mutate", "stage_validate", "stale_instance_ids"]
 
 Progress = Callable[[Validation], None]
 
@@ -141,7 +142,8 @@ def stage_combine(spec: RepoSpec, store: RunStore, *, seed: int = 0, log: Log = 
     if not rd.candidates.exists():
         return StageOutcome("combine", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
     cands = read_records(rd.candidates, Candidate)
-    accepted = {cid for cid, v in _load_verdicts(store, spec.key).items() if v["validation"]["verdict"] == "accepted"}
+    accepted = {cid for cid, v in _load_verdicts(store, spec.key, {c.candidate_id for c in cands}).items()
+                if v["validation"]["verdict"] == "accepted"}
     validated = [c for c in cands if c.candidate_id in accepted and c.origin == "mutation"]
     if not validated:
         return StageOutcome("combine", spec.key, ok=False, reason="no validated mutations; run `factory validate` first")
@@ -162,16 +164,73 @@ def _verdict_dir(store: RunStore, key: str) -> Path:
     return store.repo(key).root / "validations"
 
 
-def _load_verdicts(store: RunStore, key: str) -> dict[str, dict]:
+def _load_verdicts(store: RunStore, key: str, current: set[str] | None = None) -> dict[str, dict]:
+    """The verdict files of this repository; with ``current``, only those of these candidates."""
     d = _verdict_dir(store, key)
     out = {}
     if d.exists():
         for p in sorted(d.glob("*.json")):
+            if current is not None and p.stem not in current:
+                continue
             try:
                 out[p.stem] = read_json(p)
             except (json.JSONDecodeError, OSError):
                 continue  # an unreadable verdict is redone
     return out
+
+
+def current_candidate_ids(store: RunStore, key: str) -> set[str]:
+    """The ids in this repository's ``candidates.parquet`` (empty when there is none)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    rd = store.repo(key)
+    if not rd.candidates.exists():
+        return set()
+    return set(pq.read_table(rd.candidates, columns=["candidate_id"]).column("candidate_id").to_pylist())
+
+
+def set_aside_stale(store: RunStore, key: str, current: set[str]) -> tuple[int, int]:
+    """Verdicts belong to candidates: the files of candidates no longer in ``candidates.parquet``
+    (``mutate --force`` made others) move to ``validations/stale/``, kept, not counted, not
+    published; a stale verdict whose candidate is back returns. Returns (set aside, restored)."""
+    d = _verdict_dir(store, key)
+    stale_dir = d / "stale"
+    aside = restored = 0
+    if d.exists():
+        for p in sorted(d.glob("*.json")):
+            if p.stem not in current:
+                stale_dir.mkdir(exist_ok=True)
+                p.replace(stale_dir / p.name)
+                aside += 1
+    if stale_dir.exists():
+        for p in sorted(stale_dir.glob("*.json")):
+            if p.stem in current and not (d / p.name).exists():
+                p.replace(d / p.name)
+                restored += 1
+    return aside, restored
+
+
+def stale_instance_ids(run_dir: Path, rows: list[tuple[str, str, str]]) -> set[str]:
+    """Of these instances — (instance_id, repo, provenance) rows of ``instances.parquet`` — those
+    whose candidate is not in its repository's current ``candidates.parquet``: their verdicts are
+    stale and must not be published. The candidate id is the provenance's ``candidate_id`` (else
+    the id after ``__``). A repository without ``candidates.parquet`` in this run judges nothing."""
+    store = RunStore(run_dir)
+    current: dict[str, set[str] | None] = {}
+    stale = set()
+    for iid, repo, prov in rows:
+        if repo not in current:
+            current[repo] = current_candidate_ids(store, repo) if store.repo(repo).candidates.exists() else None
+        ids = current[repo]
+        if ids is None:
+            continue
+        try:
+            cid = json.loads(prov or "{}").get("candidate_id") or iid.rsplit("__", 1)[-1]
+        except json.JSONDecodeError:
+            cid = iid.rsplit("__", 1)[-1]
+        if cid not in ids:
+            stale.add(iid)
+    return stale
 
 
 def _instance_from_json(data: dict) -> TaskInstance:
@@ -207,10 +266,14 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     if not rd.candidates.exists():
         return StageOutcome("validate", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
     candidates = read_records(rd.candidates, Candidate)
-    done = {cid: v for cid, v in _load_verdicts(store, spec.key).items()
+    current = {c.candidate_id for c in candidates}
+    aside, restored = set_aside_stale(store, spec.key, current)
+    done = {cid: v for cid, v in _load_verdicts(store, spec.key, current).items()
             if v["validation"]["verdict"] in ("accepted", "rejected")}
     todo = [c for c in candidates if c.candidate_id not in done]
-    log(f"{spec.key}: {len(candidates)} candidates, {len(done)} already judged, {len(todo)} to go")
+    log(f"{spec.key}: {len(candidates)} candidates, {len(done)} already judged, {len(todo)} to go"
+        + (f"; {aside} verdicts of candidates no longer mined set aside in validations/stale/" if aside else "")
+        + (f"; {restored} restored from validations/stale/" if restored else ""))
     vdir = _verdict_dir(store, spec.key)
 
     def _on_result(val: Validation, inst: TaskInstance | None) -> None:
@@ -247,7 +310,7 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
         except (FactoryError, ValueError) as e:
             rd.record_failure("validate", str(e))
             return StageOutcome("validate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    verdicts = _load_verdicts(store, spec.key)
+    verdicts = _load_verdicts(store, spec.key, current)
     rows = [verdicts[c.candidate_id]["validation"] for c in candidates if c.candidate_id in verdicts]
     vals = [Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]), "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])})
             for r in rows]
@@ -259,7 +322,7 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     rd.clear_failure("validate")
     return StageOutcome("validate", spec.key, ok=True, seconds=time.monotonic() - t0,
                         detail={"candidates": len(candidates), "judged": len(vals), "reasons": counts,
-                                "accepted": counts.get("accepted", 0)})
+                                "accepted": counts.get("accepted", 0), "stale_set_aside": aside})
 
 
 def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate], cfg, on_result, log: Log) -> None:
@@ -287,10 +350,11 @@ def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate],
 
 
 def collect_instances(store: RunStore) -> list[TaskInstance]:
-    """RUN/instances.parquet from every repository's accepted verdicts (sorted, no duplicates)."""
+    """RUN/instances.parquet from every repository's accepted verdicts of current candidates
+    (sorted, no duplicates): a verdict whose candidate is no longer mined is not a task."""
     instances: dict[str, TaskInstance] = {}
     for key in store.repo_keys():
-        for v in _load_verdicts(store, key).values():
+        for v in _load_verdicts(store, key, current_candidate_ids(store, key)).values():
             if v["validation"]["verdict"] == "accepted" and v.get("instance"):
                 inst = _instance_from_json(v["instance"])
                 instances[inst.instance_id] = inst

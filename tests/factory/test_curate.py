@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import tests.factory.test_publish_fixtures as fx
-from factory.curate import CurateConfig, assign_splits, curate, normalise_patch, patch_stats
+from factory.curate import CurateConfig, assign_splits, code_change_key, curate, normalise_patch, patch_stats
 from factory.decontam import find_overlaps, load_benchmark
 from factory.publish import PublishConfig, publish_run
 from factory.publish_errors import BenchmarkLoadError
@@ -33,6 +33,33 @@ def test_dedupe_ignores_index_lines_hunk_numbers_and_trailing_space():
     out, rep = curate(frame([b, a]), CurateConfig(min_f2p=0))
     assert out["instance_id"].to_list() == [a.instance_id]  # the first by (repo, instance_id) is kept
     assert rep.dropped == {"duplicate_patch": 1} and rep.dropped_ids == [(b.instance_id, "duplicate_patch")]
+
+
+RELEASE_NOTE = ("diff --git a/releasenotes/notes/fix-f-1a2b.yaml b/releasenotes/notes/fix-f-1a2b.yaml\n"
+                "new file mode 100644\nindex 0000000..3333333\n--- /dev/null\n"
+                "+++ b/releasenotes/notes/fix-f-1a2b.yaml\n@@ -0,0 +1,2 @@\n+fixes:\n+  - f() no longer breaks\n")
+CHANGELOG = ("diff --git a/CHANGELOG.md b/CHANGELOG.md\nindex 4444444..5555555 100644\n--- a/CHANGELOG.md\n"
+             "+++ b/CHANGELOG.md\n@@ -1,1 +1,2 @@\n # Changes\n+- fixed f()\n")
+
+
+def test_one_task_per_fix_prefers_the_real_pr_and_ignores_release_notes():
+    fix = fx.make_patch("src/mod.py", 2, salt="s")
+    # The mirror of the same fix, re-diffed on HEAD: other index and line numbers, no release note.
+    on_head = fix.replace("index 1111111..2222222", "index 9999999..8888888").replace("@@ -10,3 +10,4", "@@ -97,3 +97,4")
+    pr = fx.make_instance(7, patch=RELEASE_NOTE + fix + CHANGELOG, source="pr")
+    mirror = fx.make_instance(1, patch=on_head, source="pr_mirror")  # sorts first by id
+    bug = fx.make_instance(0, patch=fix, source="mutation")
+    other = fx.make_instance(3, source="mutation")
+    for order in ([pr, mirror, bug, other], [other, bug, mirror, pr]):
+        out, rep = curate(frame(order), CurateConfig(min_f2p=0, test_fraction=0))
+        assert sorted(out["instance_id"].to_list()) == sorted([pr.instance_id, other.instance_id])
+        assert rep.dropped == {"duplicate_patch": 2}
+        assert rep.duplicate_of == {mirror.instance_id: pr.instance_id, bug.instance_id: pr.instance_id}
+    # Without the PR the mirror survives, over the injected bug of the same change.
+    out, rep = curate(frame([bug, mirror]), CurateConfig(min_f2p=0, test_fraction=0))
+    assert out["instance_id"].to_list() == [mirror.instance_id] and rep.duplicate_of == {bug.instance_id: mirror.instance_id}
+    # Docs alone are still a change of their own.
+    assert code_change_key(RELEASE_NOTE) != code_change_key(CHANGELOG)
 
 
 def test_filters_drop_with_counted_reasons():

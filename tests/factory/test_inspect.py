@@ -61,3 +61,34 @@ def test_inspect_without_validations_says_so(tmp_path):
 def test_inspect_of_a_folder_without_shards_is_a_clear_error(tmp_path):
     with pytest.raises(EmptyRunError, match="data/\\*.parquet"):
         inspect_dataset(tmp_path, plots=False)
+
+
+def test_statements_are_printed_for_an_audit_spread_over_sources(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from factory.inspect_stats import print_statements
+    from factory.schema import TaskInstance
+
+    made = {"pr": {"source": "evidence", "leaks_redacted": 1, "rejected": ["writer:added_literal"]},
+            "pr_mirror": {"source": "issue", "leaks_redacted": 0, "rejected": []}}
+    rows = [replace(fx.make_instance(i), source=src, problem_statement=f"statement {src} {i}",
+                    provenance=json.dumps({"problem_statement": made.get(src, {"source": "evidence"})}))
+            for i, src in enumerate(["mutation"] * 6 + ["pr"] * 3 + ["pr_mirror"] * 2)]
+    run = tmp_path / "run"
+    run.mkdir()
+    write_records(RunStore(run).instances, rows, TaskInstance)
+    console = Console(record=True, width=200)
+    assert print_statements(run, console=console, limit=5) == 5
+    text = console.export_text()
+    # round robin over sources: both PR-derived sources appear in the first five
+    assert text.count("· pr ·") == 2 and text.count("· pr_mirror ·") == 1 and text.count("· mutation ·") == 2
+    assert "statement from evidence; rejected writer:added_literal; 1 message(s) redacted" in text
+    assert "statement from issue" in text and "FAIL_TO_PASS (" in text
+    assert "5 of 11 statements (mutation 6, pr 3, pr_mirror 2)" in text
+    console = Console(record=True, width=200)
+    assert print_statements(run, console=console, source="pr_mirror") == 2
+    # the published folder reads the same way
+    publish_run(run, tmp_path / "ds", PublishConfig(curate=CurateConfig(min_f2p=0, require_image=False)))
+    console = Console(record=True, width=200)
+    assert print_statements(tmp_path / "ds", console=console, limit=30) == 11
