@@ -130,10 +130,20 @@ def _describe(nodeid: str) -> str:
 
 
 def _topic(nodeid: str) -> str:
-    """What a test is about, in words: ``test_naturalsize_rollover[1e27]`` → ``naturalsize rollover``."""
-    name = nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
-    name = re.sub(r"^test_?", "", name)
-    return name.replace("_", " ").strip() or name
+    """What a test is about, in words: ``test_naturalsize_rollover[1e27]`` → ``naturalsize rollover``;
+    a test named by number (``TestAfterLogFormat::test_01_default``) is told by its class
+    (``after log format``). Empty when neither says anything."""
+    parts = nodeid.split("::")
+    name = re.sub(r"^test_?", "", parts[-1].split("[", 1)[0])
+    words = [w for w in name.split("_") if w]
+    if sum(w.isalpha() and len(w) > 2 for w in words) >= 2:
+        return " ".join(words)
+    if len(parts) > 2:
+        cls = re.sub(r"^Test|Test(s|Case)?$", "", parts[-2])
+        cls_words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", cls)
+        if cls_words:
+            return " ".join(w.lower() for w in cls_words)
+    return " ".join(words) if any(w.isalpha() and len(w) > 2 for w in words) else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +167,7 @@ _OPEN_PR = (
     "Reporting a problem with {pkg}; a failing test is below.",
     "Is this expected? {pkg} gives me a result I did not expect.",
 )
+_TOPIC = ("It concerns {topics}.", "The area: {topics}.", "This is about {topics}.")
 _BRIDGES = (
     "The failing tests are:",
     "Here is what fails:",
@@ -186,7 +197,15 @@ _SAYS = {  # how one failure reads, by kind; {what} is the test, {detail} the me
                  "{what} expects `{exc}` to be raised; the call goes through instead"),
     "silent": ("{what} fails (no message)", "{what} fails without saying why"),
 }
+_SAYS_MANY = {  # the same, for several tests that fail the same way
+    "assert": ("{what} all fail the same check: `{detail}`", "{what} fail their assertions alike: `{detail}`"),
+    "exception": ("{what} all raise `{exc}`{colon}{detail_q}", "{what} each error out with `{exc}`{colon}{detail_q}"),
+    "no_raise": ("{what} each expect a `{exc}`, but nothing is raised",
+                 "{what}: no `{exc}` is raised where they expect one"),
+    "silent": ("{what} fail without a message",),
+}
 _SAYS_REDACTED = ("{what} fails{with_exc}", "{what} does not pass{with_exc}")
+_SAYS_REDACTED_MANY = ("{what} fail{with_exc}", "{what} do not pass{with_exc}")
 
 
 def _pick(options: tuple[str, ...], key: str, salt: str) -> str:
@@ -213,8 +232,8 @@ class TemplateWriter:
         lines = [opening, ""]
         failures = [read_failure(n, m) for n, m in evidence.failing]
         if pr and failures:
-            topics = sorted({_topic(f.nodeid) for f in failures[: self.max_tests]})
-            lines += [f"It concerns {', '.join(t for t in topics if t)}.", ""] if any(topics) else []
+            topics = sorted({t for f in failures[: self.max_tests] if (t := _topic(f.nodeid))})
+            lines += [_pick(_TOPIC, key, "topic").format(topics=", ".join(topics)), ""] if topics else []
         lines += [_pick(_BRIDGES, key, "bridge"), ""]
         # Tests that fail the same way are one line: "N tests ... fail with X".
         groups: dict[tuple[str, str, str], list[Failure]] = {}
@@ -227,11 +246,12 @@ class TemplateWriter:
             shown += 1
             what = _describe(fs[0].nodeid) if len(fs) == 1 else \
                 f"{len(fs)} tests ({', '.join(_describe(f.nodeid) for f in fs[:3])}{', …' if len(fs) > 3 else ''})"
+            many = len(fs) > 1
             if fs[0].nodeid in redact:
-                tpl = _pick(_SAYS_REDACTED, key + fs[0].nodeid, "say")
+                tpl = _pick(_SAYS_REDACTED_MANY if many else _SAYS_REDACTED, key + fs[0].nodeid, "say")
                 lines.append("- " + tpl.format(what=what, with_exc=f" with `{exc}`" if exc else ""))
                 continue
-            tpl = _pick(_SAYS[kind], key + fs[0].nodeid, "say")
+            tpl = _pick((_SAYS_MANY if many else _SAYS)[kind], key + fs[0].nodeid, "say")
             lines.append("- " + tpl.format(what=what, exc=exc or "an error", detail=detail,
                                            colon=": " if detail else "", detail_q=f"`{detail}`" if detail else ""))
         rest = len(groups) - shown
@@ -291,7 +311,7 @@ def _squash(text: str) -> str:
 _LITERAL_RE = re.compile(r"""(?P<q>['"])(?P<s>(?:\\.|(?!(?P=q)).)*)(?P=q)""")
 
 
-def find_leaks(statement: str, gold_patch: str, commit_message: str = "") -> list[Leak]:
+def find_leaks(statement: str, gold_patch: str, commit_message: str = "", allow: tuple[str, ...] = ()) -> list[Leak]:
     """What of the fix ``statement`` gives away (empty: nothing).
 
     - ``added_line``: an added code line (at least 16 characters, not also a removed line) quoted;
@@ -300,9 +320,14 @@ def find_leaks(statement: str, gold_patch: str, commit_message: str = "") -> lis
       line (``raise ValueError('…')``, ``return self._n + 1``);
     - ``commit_title``: the commit message's title (four words or more), which names the fix.
 
-    Docs and release notes in the patch do not count. Whitespace does not matter.
+    Docs and release notes in the patch do not count. Whitespace does not matter. ``allow`` are
+    texts the statement may hold whatever the patch adds: the failing tests' node ids (a test's
+    name is the test patch's, not the fix's) — they, and their parts, are cut out first.
     """
     leaks: list[Leak] = []
+    for a in sorted({x for n in allow for x in (n, *re.split(r"::|\[", n))}, key=len, reverse=True):
+        if len(a) > 3:
+            statement = statement.replace(a.rstrip("]"), " ")
     added, removed = _patch_lines(gold_patch)
     flat = _squash(statement)
     old_literals = {m["s"] for r in removed for m in _LITERAL_RE.finditer(r)}
@@ -343,7 +368,8 @@ def find_leaks(statement: str, gold_patch: str, commit_message: str = "") -> lis
 
 def write_statement(writer: ProblemWriter, evidence: Evidence, gold_patch: str,
                     commit_message: str = "") -> tuple[str, dict]:
-    """The task's statement and how it was made: ``{"source", "leaks_redacted", "rejected"}``.
+    """The task's statement and how it was made: ``{"source", "leaks_redacted", "rejected", "evidence"}``
+    (``evidence``: the first 20 failing tests and their normalised messages, kept with the task).
 
     The linked issue's text (``evidence.issue_text``) comes first; if it gives the fix away it is
     rejected (``rejected: ["issue:<kind>", ...]``) and the writer's text is used. The writer's text
@@ -351,6 +377,9 @@ def write_statement(writer: ProblemWriter, evidence: Evidence, gold_patch: str,
     every message is, and as a last resort the statement says only which tests fail.
     """
     info: dict = {"source": "evidence", "leaks_redacted": 0, "rejected": []}
+    # The evidence itself, normalised, so a statement can be written again (another writer, an audit).
+    info["evidence"] = [[n, normalise(m)[:500]] for n, m in evidence.failing[:20]]
+    allow = tuple(n for n, _ in evidence.failing)
     issue = normalise(evidence.issue_text.strip())
     if issue:
         leaks = find_leaks(issue, gold_patch, commit_message)
@@ -361,18 +390,18 @@ def write_statement(writer: ProblemWriter, evidence: Evidence, gold_patch: str,
     ev = replace(evidence, issue_text="")
     redactable = isinstance(writer, TemplateWriter)
     text = normalise(writer.write(ev))
-    leaks = find_leaks(text, gold_patch, commit_message)
+    leaks = find_leaks(text, gold_patch, commit_message, allow)
     if not leaks:
         return text, info
     info["rejected"].append("writer:" + ",".join(sorted({lk.kind for lk in leaks})))
     if redactable:
         # Redact the failures whose messages carry a leak, then all of them.
-        bad = frozenset(n for n, m in ev.failing if find_leaks(normalise(m), gold_patch, commit_message))
+        bad = frozenset(n for n, m in ev.failing if find_leaks(normalise(m), gold_patch, commit_message, allow))
         for redact in (bad, frozenset(n for n, _ in ev.failing)):
             if not redact:
                 continue
             text = normalise(writer.write(ev, redact=redact))
-            if not find_leaks(text, gold_patch, commit_message):
+            if not find_leaks(text, gold_patch, commit_message, allow):
                 info["leaks_redacted"] = len(redact)
                 return text, info
     # Last resort: the tests' names alone.

@@ -112,7 +112,8 @@ def test_quoting_an_added_line_leaks_and_describing_the_failure_does_not():
 def test_statement_for_a_pr_is_written_from_the_failing_test():
     ev = _ev([(WAIT_CHAIN_TEST, "AssertionError: ValueError not raised")])
     text, info = write_statement(TemplateWriter(), ev, TENACITY_646_PATCH, TENACITY_646_MESSAGE)
-    assert info == {"source": "evidence", "leaks_redacted": 0, "rejected": []}
+    assert info == {"source": "evidence", "leaks_redacted": 0, "rejected": [],
+                    "evidence": [[WAIT_CHAIN_TEST, "AssertionError: ValueError not raised"]]}
     assert "`TestWaitConditions.test_wait_chain_requires_at_least_one_strategy` (tests/test_tenacity.py)" in text
     assert "ValueError not raised" in text and "wait chain requires at least one strategy" in text
     assert "reject empty strategy" not in text and "Co-authored-by" not in text
@@ -193,3 +194,28 @@ def test_candidate_texts_keep_commit_messages_out_of_the_statement():
     # a candidate of an older run: the commit message sat in problem_statement
     assert candidate_texts("Fix x\n\nbody", {"problem_statement_source": "pr_message"}) == ("", "Fix x\n\nbody")
     assert candidate_texts("", {}) == ("", "")
+
+
+def test_a_test_named_after_the_new_behaviour_is_not_a_leak():
+    # tenacity "initialize delay_since_first_attempt in statistics on begin()": the new key is a
+    # literal the fix adds, and the failing test is named after it. Naming the test is fine;
+    # quoting the key from the KeyError is redacted.
+    patch = ('diff --git a/tenacity/__init__.py b/tenacity/__init__.py\n--- a/tenacity/__init__.py\n'
+             '+++ b/tenacity/__init__.py\n@@ -1,2 +1,3 @@\n     def begin(self) -> None:\n'
+             '+        self.statistics["delay_since_first_attempt"] = 0\n         self.statistics["idle_for"] = 0\n')
+    node = "tests/test_tenacity.py::TestStatisticsKeys::test_delay_since_first_attempt_available_on_first_attempt"
+    text, info = write_statement(TemplateWriter(), _ev([(node, "KeyError: 'delay_since_first_attempt'")]), patch)
+    assert info["source"] == "evidence" and info["leaks_redacted"] == 1
+    assert "test_delay_since_first_attempt_available_on_first_attempt" in text and "`KeyError`" in text
+    assert "'delay_since_first_attempt'" not in text
+
+
+def test_tests_failing_alike_are_one_line_in_the_plural():
+    nodes = [f"tests/test_a.py::TestRetry::test_reraise_{k}" for k in ("cause", "context")]
+    text, _ = write_statement(TemplateWriter(), _ev([(n, "KeyError: 'attempt_number'") for n in nodes]), "")
+    line = next(ln for ln in text.splitlines() if ln.startswith("- 2 tests"))
+    assert "`TestRetry.test_reraise_cause`" in line and ("all raise" in line or "each error out" in line)
+    from verifiers.problem import _topic
+    assert _topic("tests/test_after.py::TestAfterLogFormat::test_01_default") == "after log format"
+    assert _topic("tests/test_filesize.py::test_naturalsize[test_args25-1.0 MB]") == "naturalsize"
+    assert _topic("t.py::test_wait_chain_requires_one") == "wait chain requires one"
