@@ -76,7 +76,7 @@ def main() -> int:
                                                          "model_name_or_path": "gold"}) + "\n"
                                              for r in rows.iter_rows(named=True)))
                     t1 = time.monotonic()
-                    proc = subprocess.run([str(ROOT / ".venv/bin/factory"), "evaluate", str(d / "dataset"), str(preds),
+                    proc = subprocess.run([str(ROOT / ".venv/bin/factory"), "evaluate", str(next((d / "dataset" / "data").glob("*.parquet"))), str(preds),
                                            "--run-dir", str(d / "evalrun"), "--workers", "2"],
                                           env={**os.environ, "DOCKER_HOST": host}, capture_output=True, text=True)
                     summary = json.loads((d / "evalrun" / "evaluation" / "gold.json").read_text())

@@ -364,7 +364,13 @@ def pull(dataset: str = typer.Argument(..., help="A dataset folder, instances.pa
     from verifiers.engine import ensure_engine  # noqa: PLC0415
 
     try:
-        rows = load_instances(dataset)
+        shards = sorted(Path(dataset).glob("data/*.parquet")) if Path(dataset).is_dir() else []
+        if shards:  # a local folder is read as it is now (datasets' cache can hold an older copy of it)
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
+            rows = {r["instance_id"]: r for s in shards for r in pq.read_table(s).to_pylist()}
+        else:
+            rows = load_instances(dataset)
         if only:
             missing = sorted(set(only) - set(rows))
             if missing:
