@@ -97,7 +97,9 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
             if include_commits:  # the API knows PRs only; direct commits come from the local history
                 direct = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, include_commits=True,
                                            test_globs=tuple(spec.test_file_patterns))
-                extra = [c for c in direct.candidates if c.pr_number is None]
+                in_prs = _commits_of(co.path, res.candidates)  # a rebase-merged PR's commits are not direct
+                extra = [c for c in direct.candidates if c.pr_number is None
+                         and json.loads(c.provenance).get("merge_commit") not in in_prs]
                 res.candidates.extend(extra)
                 res.stats.update({"commits_scanned": direct.stats.get("commits_scanned", 0),
                                   "commits_considered": direct.stats.get("commits_considered", 0),
@@ -127,6 +129,18 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
     write_json(stats_path, stats)
     rd.clear_failure("mine")
     return StageOutcome("mine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats[mode])
+
+
+def _commits_of(repo_path: Path, candidates: list[Candidate]) -> set[str]:
+    """The first-parent commits each PR candidate spans (base, merge commit]."""
+    from factory.repo import git  # noqa: PLC0415
+
+    out: set[str] = set()
+    for c in candidates:
+        top = json.loads(c.provenance or "{}").get("merge_commit")
+        if top:
+            out.update(git(repo_path, "rev-list", "--first-parent", top, f"^{c.base_commit}").split())
+    return out
 
 
 def stage_combine(spec: RepoSpec, store: RunStore, *, seed: int = 0, log: Log = print) -> StageOutcome:

@@ -187,3 +187,44 @@ def test_message_catalogs_do_not_count_against_code_limits(tmp_path):
     r.squash_pr(5, "Fix add and its messages", {**files, "pkg/core.py": FIXED, "tests/test_add.py": TEST_ADD})
     (c,) = mine_local(r.path, repo="r", limits=Limits(max_code_files=10)).candidates
     assert c.patch.count("diff --git") == 13
+
+
+def test_commits_are_honoured_with_the_github_api_too(tmp_path, monkeypatch):
+    """``factory mine --github --commits``: PRs from the API, direct fix commits from the local
+    history, and a rebase-merged PR's own commits are not counted again as direct ones."""
+    from github_standin import GitHubStandin
+    from test_miners_github import _populate
+
+    from factory.schema import RepoSpec
+    from factory.store import RunStore
+    from factory.task_stages import stage_mine
+
+    r = GitRepo(tmp_path / "calc")
+    core = '"""Calc."""\n\n\ndef add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n'
+    r.commit("initial", {"calc.py": core, "tests/test_calc.py": "def test_ok():\n    pass\n",
+                         "util.py": "A = 1\n\n\ndef g():\n    return A\n"})
+    shas = {1: r.merge_pr(1, "Fix add", {"calc.py": core.replace("a - b", "a + b"),
+                                         "tests/test_add.py": "def test_add():\n    pass\n"})}
+    shas[2] = shas[5] = shas[7] = shas[9] = shas[1]  # the stand-in's other PRs point at PR 1 (same change)
+    shas["base6"] = r.head()
+    r.commit("Part 1: constant", {"util.py": "A = 3\n\n\ndef g():\n    return A\n"})
+    shas[6] = r.commit("Part 2: test it", {"tests/test_g.py": "def test_g3():\n    pass\n",
+                                            "util.py": "A = 3\n\n\ndef g():\n    return A + 0\n"})
+    direct = r.commit("Fix #387: mul adds", {"calc.py": core.replace("a - b", "a + b").replace("a + b\n", "a * b\n", 2)
+                                              .replace("return a * b\n\n\ndef mul", "return a + b\n\n\ndef mul"),
+                                              "tests/test_mul.py": "def test_mul():\n    pass\n"})
+    monkeypatch.setenv("GITHUB_TOKEN", "test-token")
+    store = RunStore(tmp_path / "run")
+    spec = RepoSpec.parse({"source": str(r.path)})
+    with GitHubStandin() as gh:
+        _populate(gh, shas)
+        out = stage_mine(spec, store, github="acme/calc", github_url=gh.base_url, include_commits=True)
+    assert out.ok, out.reason
+    from factory.schema import Candidate
+    from factory.store import read_records
+
+    cands = read_records(store.repo(spec.key).candidates, Candidate)
+    prs = sorted(c.pr_number for c in cands if c.pr_number is not None)
+    commits = [json.loads(c.provenance)["merge_commit"] for c in cands if c.pr_number is None]
+    assert 6 in prs and commits == [direct]  # "Part 2: test it" belongs to PR 6, not a direct commit
+    assert out.detail["commit_candidates"] == 1 and out.detail["commits_considered"] >= 3
