@@ -234,7 +234,8 @@ _CI_FILES = {".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".appveyor.yml", "
              ".pre-commit-config.yaml", ".readthedocs.yml", ".readthedocs.yaml", "codecov.yml",
              ".codecov.yml", ".coveragerc", ".gitignore", ".gitattributes", ".git-blame-ignore-revs",
              ".editorconfig", "renovate.json", ".flake8", ".pylintrc", "jenkinsfile",
-             "dependabot.yml", ".cirrus.yml"}
+             "dependabot.yml", ".cirrus.yml", ".mergify.yml", ".mergify.yaml", "mergify.yml",
+             ".pre-commit-hooks.yaml"}
 _VENDOR_DIRS = {"vendor", "vendored", "_vendor", "third_party", "thirdparty", "third-party",
                 "node_modules", "extern", "externals"}
 _VERSION_LINE_RE = re.compile(r"""^\s*(__version__|version|VERSION|release)\s*[:=]|^\s*$""")
