@@ -2,8 +2,12 @@
 
 Pull tests and the registry bench need an engine that holds none of our layers; deleting images
 from the shared engine would break other tests (and other people's runs), so this starts its own
-``dockerd`` with its own data root, exec root and socket (no bridge, no iptables: graded runs
-have no network anyway), and stops it — the process it started, by pid — at the end.
+``dockerd`` with its own data root, exec root, socket and bridge interface, and no iptables rules
+(graded runs have no network anyway), and stops it — the process it started, by pid — at the end.
+
+Never ``--bridge none``: a dockerd started so deletes the host's ``docker0``, which the shared
+engine's containers need (seen here: "could not find bridge docker0"). The scratch engine gets a
+bridge of its own (``tfd<N>``, a /24 of 10.213.0.0/16), removed afterwards.
 """
 
 from __future__ import annotations
@@ -25,10 +29,15 @@ def scratch_engine(wait_s: float = 60.0):
         raise RuntimeError("a scratch engine needs dockerd and root")
     root = Path(tempfile.mkdtemp(prefix="tfd-", dir="/tmp"))  # short: the socket path has a length limit
     host = f"unix://{root}/d.sock"
+    n = os.getpid() % 250 + 1
+    bridge = f"tfd{n}"
+    for cmd in (["ip", "link", "add", "name", bridge, "type", "bridge"],
+                ["ip", "addr", "add", f"10.213.{n}.1/24", "dev", bridge], ["ip", "link", "set", bridge, "up"]):
+        subprocess.run(cmd, capture_output=True, check=True)
     log = open(root / "dockerd.log", "ab")
     proc = subprocess.Popen(
         ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "d.pid"), "-H", host, "--bridge", "none", "--iptables=false",
+         "--pidfile", str(root / "d.pid"), "-H", host, "--bridge", bridge, "--iptables=false",
          "--ip6tables=false"],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -55,4 +64,5 @@ def scratch_engine(wait_s: float = 60.0):
                 proc.wait()
         log.close()
         subprocess.run(["umount", "-R", str(root / "data")], capture_output=True)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
