@@ -96,6 +96,49 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     return "\n".join(lines)
 
 
+def _running_section(config: Any, split_rows: dict[str, int]) -> list[str]:
+    """Exact commands for pulling the images and running the tasks with the tools people use."""
+    ds = config.push_to_hub or "OWNER/NAME"
+    split = next(iter(split_rows), "train")
+    lines = ["## Running the tasks", ""]
+    registry = getattr(config, "push_images", None)
+    if registry:
+        lines += [f"The images are in the registry `{registry}` (the rows' `image_name`; `images.json` lists each "
+                  "image's digest and layers, which the tasks of one repository share). Fetch what the dataset needs "
+                  "(images already here are skipped, so an interrupted pull resumes):", "",
+                  "```bash", f"factory pull {ds}", "```", ""]
+    lines += [
+        "Every task can also be rebuilt from public parts (`python:3.X-slim`, the repository at its commit from "
+        "PyPI or git, the install recipe, the start-state change); the rebuilt image's start commit is the row's "
+        "`base_commit`:", "",
+        "```bash",
+        "factory publish RUN --format swebench-task-repo --out tasks/   # SWE-bench 5's task repo layout",
+        "docker build -t IMAGE tasks/tasks/INSTANCE_ID                  # one task, with docker build alone",
+        "```", "",
+        "SWE-bench's own harness (5.x), with images built from the task repo's Dockerfiles, or on the JSONL export "
+        "(`image`, `eval_script`, `log_parser`, `eval_type` included):", "",
+        "```bash",
+        f"swebench eval {ds} -s {split} --task-repo tasks/ -p preds.json --run-id my-run",
+        f"factory publish RUN --format swebench --out tasks.jsonl && swebench eval tasks.jsonl -s {split} "
+        "-p preds.json --run-id my-run",
+        "```", "",
+        "[mini-swe-agent](https://github.com/SWE-agent/mini-swe-agent) runs the images as they are (it reads "
+        "`image_name`); its `preds.json` goes straight to `factory evaluate`:", "",
+        "```bash",
+        f"mini-extra swebench --subset {ds} --split {split} --model MODEL -o out/ -w 4",
+        f"factory evaluate {ds} out/preds.json --run-dir RUN",
+        "```", "",
+        "[SWE-agent](https://github.com/SWE-agent/SWE-agent) reads `image_name`, `problem_statement` and "
+        "`instance_id` from a file of instances (the JSONL export):", "",
+        "```bash",
+        "sweagent run-batch --config config/default.yaml --agent.model.name MODEL \\",
+        "    --instances.type file --instances.path tasks.jsonl --output_dir out/",
+        f"factory evaluate {ds} out/preds.json --run-dir RUN",
+        "```", "",
+    ]
+    return lines
+
+
 def render_card(
     rows: pl.DataFrame,
     curation: CurationReport,
@@ -127,6 +170,7 @@ def render_card(
             "is solved when all of them pass. `--format swebench` exports the same rows for SWE-bench's "
             "harness (FAIL_TO_PASS / PASS_TO_PASS as JSON strings).", ""]
 
+    out += _running_section(config, split_rows)
     out += ["## Splits", ""]
     out.append(_table(("split", "tasks", "repositories"),
                       [(s, n, ", ".join(curation.split_repos.get(s, []))) for s, n in split_rows.items()]))
