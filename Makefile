@@ -4,13 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FACTORY := $(VENV)/bin/factory
-EXTRAS := train,scale,github,treesitter,plots,dev
+EXTRAS := train,scale,github,treesitter,plots,dev,agents
 STAMP := $(VENV)/.installed-stamp
 SPEC ?= pypi:cachetools==5.5.0
 RUN ?= runs/demo
 RERUNS ?= 3
 
-.PHONY: install engine demo test lint bench env baseline mine mutate validate publish inspect train clean
+.PHONY: install engine registry demo test lint bench env baseline mine mutate validate publish inspect train clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 # Installs (Debian, root) and starts a Docker engine where none runs; says what to do otherwise.
 engine: install
 	$(FACTORY) engine
+
+# A container registry on localhost:5000 (Debian's docker-registry, installed when root on Debian).
+registry: install
+	$(PY) -m factory.registry 5000
 
 demo: install engine
 	$(FACTORY) run factory/configs/demo.yaml --run-dir $(RUN)
