@@ -81,7 +81,7 @@ class PublishConfig:
     benchmarks: tuple[str, ...] = ()  # files or Hub ids to decontaminate against
     similarity_threshold: float = 0.8
     max_shard_size: int | str = "500MB"  # of arrow data before compression, as datasets' push_to_hub counts
-    license: str = "apache-2.0"
+    license: str = ""  # the card's license; "" = from the repositories' own metadata (one: it; several: other)
     pretty_name: str = ""
     overwrite: bool = False  # replace a dataset folder that another run (or nobody) wrote
     push_to_hub: str | None = None  # OWNER/NAME
@@ -239,9 +239,46 @@ def read_test_times(run_dir: Path) -> pl.DataFrame | None:
     return pl.concat(frames).unique("instance_id", keep="first", maintain_order=True)
 
 
+def repo_identities(run_dir: Path) -> dict:
+    """Each repository key of the run -> ``factory.repo.RepoIdentity`` (owner/name, license).
+
+    A repository whose checkout is gone keeps its key as its name and has no known license.
+    """
+    from factory.errors import FactoryError  # noqa: PLC0415
+    from factory.repo import RepoIdentity, checkout, repo_identity  # noqa: PLC0415
+    from factory.schema import RepoSpec  # noqa: PLC0415
+
+    store = RunStore(run_dir)
+    out = {}
+    for key in store.repo_keys():
+        raw = store.repo(key).read_spec()
+        try:
+            out[key] = repo_identity(checkout(RepoSpec.parse(raw))) if raw else RepoIdentity(key, "")
+        except (FactoryError, ValueError, OSError):
+            out[key] = RepoIdentity(key, "")
+    return out
+
+
+def card_license(identities: dict, configured: str = "") -> str:
+    """The card's license: as configured, else the repositories' one license, ``other`` for several."""
+    if configured:
+        return configured
+    found = {i.license for i in identities.values()}
+    if found and "" not in found:
+        return found.pop() if len(found) == 1 else "other"
+    return "unknown" if found <= {""} else "other"
+
+
 def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, int, CurationReport, DecontamReport | None]:
-    """Read, curate and decontaminate; return (rows, rows read, curation report, decontam report)."""
+    """Read, name, curate and decontaminate; return (rows, rows read, curation report, decontam report).
+
+    ``repo`` becomes what the repository calls itself (``owner/name`` from its git remote or its
+    sdist's project URLs, else the package name) instead of the run's folder key.
+    """
     df = read_instances(run_dir)
+    names = {k: i.name for k, i in repo_identities(run_dir).items()}
+    if names:
+        df = df.with_columns(pl.col("repo").replace(names))
     num_in = df.height
     from factory.task_stages import stale_instance_ids  # noqa: PLC0415
 
@@ -374,6 +411,8 @@ def publish_run(run_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[
 
     config = config or PublishConfig()
     run = Path(run_dir).resolve()
+    if not config.license:
+        config = dataclasses.replace(config, license=card_license(repo_identities(run)))
     target = Path(dataset_dir).resolve() if dataset_dir is not None else RunStore(run).dataset
     _check_target(target, run, config.overwrite)
     rows, num_in, creport, dreport = prepare_rows(run, config)

@@ -247,3 +247,90 @@ def _strip_top(name: str) -> str | None:
     if len(parts) < 2 or any(p == ".." for p in parts) or name.startswith("/"):
         return None
     return str(PurePosixPath(*parts[1:]))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a repository calls itself: owner/name and license (for published rows and the card)
+# ---------------------------------------------------------------------------------------------
+
+_FORGES = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org")
+# SPDX-ish names and classifier endings -> the Hub's license ids
+_LICENSES = {
+    "mit": "mit", "mit license": "mit", "apache-2.0": "apache-2.0", "apache 2.0": "apache-2.0",
+    "apache software license": "apache-2.0", "apache license 2.0": "apache-2.0", "apache license, version 2.0": "apache-2.0",
+    "bsd-3-clause": "bsd-3-clause", "bsd-2-clause": "bsd-2-clause", "bsd license": "bsd", "bsd": "bsd",
+    "isc": "isc", "isc license (iscl)": "isc", "mpl-2.0": "mpl-2.0", "mozilla public license 2.0 (mpl 2.0)": "mpl-2.0",
+    "gpl-3.0": "gpl-3.0", "gnu general public license v3 (gplv3)": "gpl-3.0", "gpl-2.0": "gpl-2.0",
+    "lgpl-3.0": "lgpl-3.0", "psf-2.0": "other", "python software foundation license": "other",
+    "unlicense": "unlicense", "the unlicense (unlicense)": "unlicense",
+}
+
+
+@dataclass(frozen=True)
+class RepoIdentity:
+    name: str  # owner/name where the source says it, else the package (or folder) name
+    license: str  # a Hub license id ("mit", "apache-2.0", ...), "other", or "" when nothing says
+
+
+def forge_name(url: str) -> str | None:
+    """``owner/name`` of a GitHub/GitLab/Bitbucket/Codeberg URL (https or ssh), else None."""
+    import re  # noqa: PLC0415
+
+    m = re.search(r"(?:https?://|ssh://git@|git@)(?:www\.)?(" + "|".join(map(re.escape, _FORGES)) +
+                  r")[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?(?:[/#?].*)?$", url.strip())
+    return f"{m.group(2)}/{m.group(3)}" if m else None
+
+
+def _license_id(text: str) -> str:
+    t = " ".join(text.strip().split()).lower().removeprefix("license :: osi approved :: ").removeprefix("license :: ")
+    return _LICENSES.get(t, "")
+
+
+def repo_identity(co: Checkout) -> RepoIdentity:
+    """Owner/name from the git remote or the sdist's project URLs; license from the package metadata."""
+    from email.parser import HeaderParser  # noqa: PLC0415
+
+    spec = co.spec
+
+    def show(path: str) -> str | None:
+        proc = subprocess.run(["git", "-C", str(co.path), "show", f"{co.commit}:{path}"], capture_output=True)
+        return proc.stdout.decode("utf-8", errors="replace") if proc.returncode == 0 else None
+
+    name = None
+    if spec.kind == "git":
+        name = forge_name(spec.source)
+    if name is None and (co.path / ".git").exists():
+        proc = subprocess.run(["git", "-C", str(co.path), "remote", "get-url", "origin"], capture_output=True, text=True)
+        if proc.returncode == 0:
+            name = forge_name(proc.stdout)
+    meta = show("PKG-INFO")
+    headers = HeaderParser().parsestr(meta) if meta else None
+    if name is None and headers is not None:
+        urls = [v.split(",", 1)[-1] for v in headers.get_all("Project-URL") or []] + [headers.get("Home-page") or ""]
+        name = next((n for n in map(forge_name, urls) if n), None)
+    if name is None:
+        if spec.kind == "pypi":
+            name = spec.pypi[0]
+        else:
+            name = spec.name or Path(spec.source.rstrip("/")).name.removesuffix(".git")
+    lic = ""
+    if headers is not None:
+        for candidate in [headers.get("License-Expression") or "", headers.get("License") or "",
+                          *[c for c in headers.get_all("Classifier") or [] if c.startswith("License ::")]]:
+            lic = lic or _license_id(candidate)
+    if not lic:
+        import tomllib  # noqa: PLC0415
+
+        text = show("pyproject.toml")
+        try:
+            project = tomllib.loads(text).get("project", {}) if text else {}
+        except tomllib.TOMLDecodeError:
+            project = {}
+        value = project.get("license")
+        if isinstance(value, str):
+            lic = _license_id(value)
+        elif isinstance(value, dict) and isinstance(value.get("text"), str):
+            lic = _license_id(value["text"])
+        for c in project.get("classifiers", []) if not lic else []:
+            lic = lic or (_license_id(c) if c.startswith("License ::") else "")
+    return RepoIdentity(name=name, license=lic)
