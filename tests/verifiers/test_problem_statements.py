@@ -164,6 +164,7 @@ def test_statements_are_normalised_and_vary():
     ("Failed: DID NOT RAISE <class 'ValueError'>", "no_raise", "ValueError"),
     ("tenacity.RetryError: RetryError[<Future at 0x7f state=finished raised IOError>]", "exception", "RetryError"),
     ("", "silent", ""),
+    ("Exception: Humanize cannot determinate the default location of the 'locale' folder.", "exception", "Exception"),
 ])
 def test_failure_messages_are_read(message, kind, exc):
     f = read_failure("t.py::test", message)
@@ -219,3 +220,14 @@ def test_tests_failing_alike_are_one_line_in_the_plural():
     assert _topic("tests/test_after.py::TestAfterLogFormat::test_01_default") == "after log format"
     assert _topic("tests/test_filesize.py::test_naturalsize[test_args25-1.0 MB]") == "naturalsize"
     assert _topic("t.py::test_wait_chain_requires_one") == "wait chain requires one"
+
+
+def test_a_literal_that_a_test_name_says_is_not_a_leak():
+    # humanize "Add natural_list": the fix adds "natural_list" to __all__; the failing test is
+    # test_natural_list, so the AttributeError naming it gives nothing away.
+    patch = ('diff --git a/src/humanize/__init__.py b/src/humanize/__init__.py\n--- a/src/humanize/__init__.py\n'
+             '+++ b/src/humanize/__init__.py\n@@ -1,2 +1,3 @@\n __all__ = [\n+    "natural_list",\n     "naturalsize",\n')
+    node = "tests/test_lists.py::test_natural_list[test_args0-1, 2 and 3]"
+    msg = "AttributeError: module 'humanize' has no attribute 'natural_list'"
+    text, info = write_statement(TemplateWriter(), _ev([(node, msg)]), patch)
+    assert info["leaks_redacted"] == 0 and "has no attribute 'natural_list'" in text
