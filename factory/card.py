@@ -164,11 +164,16 @@ def render_card(
             "```", ""]
     out += ["## Starting a task", "",
             "The image holds the repository at `/testbed`, installed, in the task's start state:", "",
-            "```bash", "docker run -it IMAGE_NAME   # the row's image_name",
+            "```bash", f"{_agent_command()}   # IMAGE_NAME: the row's image_name",
             "cd /testbed && git checkout -f BASE_COMMIT   # the row's base_commit", "```", "",
-            "Apply `test_patch` (if any) to grade, run the `FAIL_TO_PASS` and `PASS_TO_PASS` tests; the task "
-            "is solved when all of them pass. `--format swebench` exports the same rows for SWE-bench's "
-            "harness (FAIL_TO_PASS / PASS_TO_PASS as JSON strings).", ""]
+            "Start agents with that isolation (no network: the original sdist and the upstream repository "
+            "hold the fix; every capability dropped; memory and process limits); it is the sandbox "
+            "grading uses, and `factory shell DATASET INSTANCE_ID` starts one the same way. "
+            "Grade predictions with `factory evaluate DATASET preds.jsonl` (or a SWE-agent `preds.json`): "
+            "it restores tests and pytest configuration, removes non-source files the patch adds, runs a "
+            "pytest no patch can configure, and reports `tampered` and `suspicious` per prediction. "
+            "`--format swebench` exports the same rows for SWE-bench's harness (FAIL_TO_PASS / "
+            "PASS_TO_PASS as JSON strings).", ""]
 
     out += _running_section(config, split_rows)
     out += ["## Splits", ""]
@@ -207,3 +212,9 @@ def render_card(
 
     out += ["## Columns", "", _table(("column", "meaning"), [(k, v) for k, v in COLUMN_DOCS.items()]), ""]
     return "\n".join(out) + "\n"
+
+
+def _agent_command() -> str:
+    from verifiers.isolation import agent_command_text  # noqa: PLC0415  (the one container policy)
+
+    return agent_command_text("IMAGE_NAME")

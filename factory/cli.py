@@ -287,14 +287,44 @@ def evaluate_cmd(dataset: str = typer.Argument(..., help="instances.parquet, a d
     try:
         with err.status("grading ..."):
             summaries = evaluate(dataset, predictions, store, workers=workers, timeout_s=timeout,
-                                 progress=lambda iid, ok: _log(f"{iid}: {'resolved' if ok else 'not resolved'}"))
+                                 progress=lambda iid, ok: _log(f"{iid}: {'resolved' if ok else 'not resolved'}"),
+                                 log=lambda m: err.print(f"[yellow]{m}[/]", highlight=False))
     except FactoryError as e:
         _fail(str(e), 2)
         return
     for model, s in summaries.items():
         out.print(f"{model}: resolved {s['resolved_instances']}/{s['submitted_instances']} "
-                  f"(empty {s['empty_patch_instances']}, errors {s['error_instances']}) → "
+                  f"(empty {s['empty_patch_instances']}, errors {s['error_instances']}, "
+                  f"tampered {len(s['tampered_ids'])}, flagged by the screen {len(s['suspicious_ids'])}) → "
                   f"{store.root / 'evaluation'}", highlight=False)
+        if s["unknown_ids"]:
+            out.print(f"  unknown instance ids: {', '.join(s['unknown_ids'])}", highlight=False)
+
+
+@app.command("shell")
+def shell(dataset: str = typer.Argument(..., help="instances.parquet, a dataset folder, or a Hub id."),
+          instance_id: str = typer.Argument(..., help="The task to open."),
+          print_only: bool = typer.Option(False, "--print", help="Print the docker command instead of running it.")) -> None:
+    """Open a shell in a task's image with grading's isolation (no network, no capabilities, limits)."""
+    import os  # noqa: PLC0415
+    import shlex  # noqa: PLC0415
+
+    from factory.evaluate import load_instances  # noqa: PLC0415
+    from verifiers.isolation import agent_command  # noqa: PLC0415
+
+    try:
+        rows = load_instances(dataset)
+    except FactoryError as e:
+        _fail(str(e), 2)
+        return
+    if instance_id not in rows:
+        _fail(f"{instance_id}: not in {dataset}", 2)
+        return
+    cmd = agent_command(rows[instance_id]["image_name"])
+    if print_only:
+        out.print(shlex.join(cmd), highlight=False, soft_wrap=True)
+        return
+    os.execvp(cmd[0], cmd)
 
 
 @app.command("publish")

@@ -1,17 +1,22 @@
 """``factory evaluate``: grade model patches on tasks, with SWE-bench's report layout.
 
 DATASET is an ``instances.parquet``, a published dataset folder (``data/*.parquet``) or a Hub
-dataset id; PREDICTIONS is SWE-bench's format (JSONL or a JSON list of objects with
-``instance_id``, ``model_patch``, ``model_name_or_path``). Writes, per model:
+dataset id; PREDICTIONS is SWE-bench's format: JSONL, a JSON list of objects with
+``instance_id``, ``model_patch``, ``model_name_or_path``, or the JSON object keyed by instance id
+that SWE-agent and mini-swe-agent write (``preds.json``). Writes, per model:
 
     RUN/evaluation/<model>/<instance_id>/{patch.diff, report.json, test_output.txt}
-    RUN/evaluation/<model>.json        the summary (SWE-bench's report keys)
+    RUN/evaluation/<model>.json        the summary (SWE-bench's report keys, plus ours)
 
-A cached ``report.json`` short-circuits a re-run of that instance.
+A cached ``report.json`` short-circuits a re-run of that instance only while it was made from
+the same patch (its SHA-256 is in the report): another patch under the same model name is graded
+anew. A patch that does not apply is an error carrying git's message, as SWE-bench counts it; an
+``instance_id`` the dataset lacks is named on the console and listed in ``unknown_ids``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -34,6 +39,11 @@ def load_instances(dataset: str) -> dict[str, dict]:
     elif p.is_file() and p.suffix in (".jsonl", ".json"):
         text = p.read_text()
         rows = json.loads(text) if p.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
+    elif p.is_dir() and sorted(p.glob("data/*.parquet")):
+        # A local folder is read as it is now: datasets' cache can hold an older copy of it.
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        rows = [r for shard in sorted(p.glob("data/*.parquet")) for r in pq.read_table(shard).to_pylist()]
     elif p.is_dir() or re.match(r"^[\w.-]+/[\w.-]+$", dataset):
         import datasets  # noqa: PLC0415
 
@@ -59,19 +69,32 @@ def load_predictions(path: Path) -> list[dict]:
         raise ConfigError(f"{path}: no such predictions file")
     text = path.read_text()
     try:
-        preds = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not JSON lines ({e})") from e
-    if isinstance(preds, dict):
-        preds = list(preds.values())
+        preds = json.loads(text)  # a JSON list, a preds.json object, or a one-line JSONL file
+        if isinstance(preds, dict) and "instance_id" in preds:
+            preds = [preds]
+    except json.JSONDecodeError:
+        try:
+            preds = [json.loads(x) for x in text.splitlines() if x.strip()]
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not JSON, JSON lines or a preds.json object ({e})") from e
+    if isinstance(preds, dict):  # SWE-agent / mini-swe-agent preds.json: {instance_id: prediction}
+        preds = [{"instance_id": iid, **(p if isinstance(p, dict) else {"model_patch": p})}
+                 for iid, p in preds.items()]
+    if not isinstance(preds, list) or not all(isinstance(p, dict) for p in preds):
+        raise ConfigError(f"{path}: predictions must be JSON objects (JSONL, a JSON list, or a preds.json object)")
     for i, p in enumerate(preds):
         if "instance_id" not in p or "model_name_or_path" not in p:
             raise ConfigError(f"{path}: prediction {i} lacks instance_id or model_name_or_path")
     return preds
 
 
+def patch_digest(patch: str | None) -> str:
+    return hashlib.sha256((patch or "").encode()).hexdigest()
+
+
 def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int = 2, timeout_s: float = 600,
-             progress: Callable[[str, bool], None] | None = None) -> dict[str, dict]:
+             progress: Callable[[str, bool], None] | None = None,
+             log: Callable[[str], None] = lambda _m: None) -> dict[str, dict]:
     """Grade every prediction; returns the summary per model (also written to disk)."""
     from verifiers.engine import ensure_engine  # noqa: PLC0415
     from verifiers.grade import grade_patch  # noqa: PLC0415
@@ -89,23 +112,32 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
     for model, plist in by_model.items():
         mdir = root / _safe(model)
         results: dict[str, dict] = {}
-        unknown = [p["instance_id"] for p in plist if p["instance_id"] not in instances]
+        unknown = sorted({p["instance_id"] for p in plist if p["instance_id"] not in instances})
+        if unknown:
+            log(f"{model}: {len(unknown)} prediction(s) name instances {dataset} does not hold: "
+                f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}")
 
         def _one(p: dict, _mdir: Path = mdir) -> tuple[str, dict]:
             iid = p["instance_id"]
             idir = _mdir / _safe(iid)
             cached = idir / "report.json"
+            digest = patch_digest(p.get("model_patch"))
             if cached.exists():
-                return iid, json.loads(cached.read_text())
+                rep = json.loads(cached.read_text())
+                if rep.get(iid, {}).get("patch_sha256") == digest:
+                    return iid, rep
             res = grade_patch(client, instances[iid], p.get("model_patch"), SandboxLimits(timeout_s=timeout_s))
             idir.mkdir(parents=True, exist_ok=True)
             (idir / "patch.diff").write_text(p.get("model_patch") or "")
             (idir / "test_output.txt").write_text(res.test_output)
             rep = res.report()
-            rep[iid]["error"] = res.error
-            rep[iid]["restored_paths"] = res.restored
-            if not res.error:  # infrastructure errors are not cached: a re-run tries again
+            rep[iid]["patch_sha256"] = digest
+            if res.error and not res.patch_applied and res.patch_exists and res.error.startswith("patch does not apply"):
+                write_json(cached, rep)  # final, like any verdict of the patch itself
+            elif not res.error:  # infrastructure errors are not cached: a re-run tries again
                 write_json(cached, rep)
+            else:
+                cached.unlink(missing_ok=True)
             return iid, rep
 
         todo = [p for p in plist if p["instance_id"] in instances]
@@ -127,7 +159,10 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
             "error_instances": len(errors), "completed_ids": completed,
             "incomplete_ids": sorted(set(instances) - set(completed) - set(empty)),
             "empty_patch_ids": empty, "submitted_ids": submitted, "resolved_ids": resolved,
-            "unresolved_ids": unresolved, "error_ids": errors, "schema_version": 2,
+            "unresolved_ids": unresolved, "error_ids": errors, "unknown_ids": unknown,
+            "tampered_ids": sorted(i for i, r in results.items() if r.get("tampered")),
+            "suspicious_ids": sorted(i for i, r in results.items() if r.get("suspicious")),
+            "schema_version": 3,
         }
         write_json(root / f"{_safe(model)}.json", summary)
         summaries[model] = summary

@@ -36,7 +36,6 @@ from factory.store import RunStore
 
 __all__ = ["FETCH_SDIST", "RebuildError", "Recipes", "TaskBuild", "start_patch_for"]
 
-_FIXED_DATES = "GIT_AUTHOR_DATE=2000-01-01T00:00:00Z GIT_COMMITTER_DATE=2000-01-01T00:00:00Z"
 
 # Fetch an sdist from the package index's JSON API, check its sha256, unpack it into a tar of the
 # tree the way factory.repo does (regular files only, top folder dropped, 0755 where any x bit).
@@ -207,6 +206,7 @@ class Recipes:
     def build(self, row: dict) -> TaskBuild:
         """The build context that rebuilds ``row``'s image (checked against its base_commit)."""
         from verifiers.images import _base_dockerfile, _env_dockerfile, plugin_source  # noqa: PLC0415
+        from verifiers.taskimage import start_state_script  # noqa: PLC0415  (the task image's own script)
 
         env = self.env_for(row)
         files: dict[str, bytes] = {}
@@ -240,12 +240,7 @@ class Recipes:
         lines += [
             "# The task's start state: the start-state change, then a fresh single-commit repository",
             "COPY start.patch /tmp/tf-bug.diff",
-            "RUN set -e; cd /testbed; if [ -s /tmp/tf-bug.diff ]; then git apply --whitespace=nowarn /tmp/tf-bug.diff; fi; "
-            "rm -f /tmp/tf-bug.diff; "
-            "find /testbed -name __pycache__ -type d -prune -exec rm -rf {} +; find /testbed -name '*.py[co]' -delete; "
-            "cp .git/info/exclude /tmp/tf-exclude; rm -rf .git; git init -q; "
-            "cp /tmp/tf-exclude .git/info/exclude; rm -f /tmp/tf-exclude; git add -A; "
-            f"{_FIXED_DATES} git commit -q --no-verify -m 'task start state'; rm -rf .git/logs; "
+            f"RUN {start_state_script()}; cd /testbed; "
             f"test \"$(git rev-parse HEAD)\" = {base_commit} "
             f"|| (echo \"start state $(git rev-parse HEAD) is not the task's base_commit {base_commit}\" >&2; exit 1)",
             "WORKDIR /testbed",

@@ -1,34 +1,111 @@
 """Grade a model's patch on a task, in a way the patch cannot fool.
 
-In a fresh sandboxed container from the task's ``image_name``: check out ``base_commit``, apply
-the model's patch, then put back every protected path the patch touched — test files and the
-files that configure or hook into pytest (``conftest.py``, ``pytest.ini``, ``tox.ini``,
-``setup.cfg``, ``pyproject.toml``, ``sitecustomize.py``, ``*.pth``) — by exact path: tracked ones
-are restored from ``base_commit``, new ones deleted. Then apply the task's ``test_patch`` (PR
-tasks), run FAIL_TO_PASS and PASS_TO_PASS with no network, read the structured report from our
-plugin (installed outside ``/testbed``, where no patch reaches), and check the exit code. A test
-missing from the results failed. Resolved means every FAIL_TO_PASS and PASS_TO_PASS test passed.
+A patch is text that lands in ``/testbed``; everything it could use to fool the grade is either
+put back before the tests run or watched while they run. In a fresh sandboxed container from the
+task's ``image_name`` (no network, no capabilities, read-only root):
 
-What it does not cover: a patch that changes the library's own code to tamper with pytest at
-import time is judged by what the tests then report; the tests' own assertions are the defence.
+1. **Start state, recorded.** Check out ``base_commit``; record every untracked or ignored file
+   (what the install left: egg-info, generated versions, built extensions) into a tar, and ask the
+   start state's Python, isolated from ``/testbed``, which pytest plugins are installed and which
+   top-level module names the standard library and site-packages own.
+2. **The patch, applied** with ``git apply``; one that does not apply is an ``error`` carrying
+   git's message, as SWE-bench counts it.
+3. **Everything that is not the fix, reset.** Test files and every file that configures or hooks
+   pytest (``conftest.py``, ``pytest.ini``, ``tox.ini``, ``setup.cfg``, ``pyproject.toml``,
+   ``sitecustomize.py``, ``usercustomize.py``, ``*.pth``, at any depth) are restored from
+   ``base_commit`` or deleted; a configuration file that the gold patch itself changes gets the
+   gold patch's version of that file, never the model's. Symlinks that were not in the start
+   state are removed. Every untracked file is deleted unless it is a plain source file the patch
+   adds (no bytecode, ``*.egg-info``, ``*.dist-info``, ``*.pth``, shared libraries, caches or
+   build folders, and no module that would shadow the standard library or an installed
+   package); then the start state's untracked files are put back from the tar, byte for byte.
+4. **A pytest nobody else configures.** Plugin autoloading off, the start state's own plugins
+   loaded by name, no user site, no ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS``; the report plugin is a
+   fresh copy under a random module name in a directory outside ``/testbed`` (so nothing in the
+   tree can shadow it), in guard mode with a one-time key (``verifiers/plugin/tf_report.py``).
+5. **Tampering detected, not trusted.** The report's records are checked against the key; the
+   guard's findings, a missing finish record, or an exit code that differs from what the report
+   says make the run ``tampered``: it resolves nothing, and the report says what was seen.
+
+Resolved means the patch applied, the run was clean, and every FAIL_TO_PASS and PASS_TO_PASS
+test passed. ``suspicious`` (``verifiers.screen``) only informs. ``docs/grading.md`` lists what
+is defended and what is out of scope.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
+import secrets
+import shlex
+import time
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from factory.repo import is_test_file
 from verifiers.sandbox import SandboxLimits, pytest_command
+from verifiers.screen import screen_patch
 from verifiers.taskimage import patch_paths
 from verifiers.worker import Worker, WorkerFault
 
-__all__ = ["GradeResult", "grade_patch", "PROTECTED_PATTERNS"]
+__all__ = ["GradeResult", "grade_patch", "PROTECTED_NAMES", "image_test_cmd"]
 
-PROTECTED_PATTERNS = (
-    "conftest.py", "*/conftest.py", "pytest.ini", "*/pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
-    "sitecustomize.py", "*/sitecustomize.py", "usercustomize.py", "*/usercustomize.py", "*.pth", ".pytest.ini",
-)
+# Files that configure or hook into pytest or the interpreter, protected at any depth.
+PROTECTED_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
+                             "sitecustomize.py", "usercustomize.py"})
+# Untracked files a patch may not add: what an install, an interpreter or a tool writes, never a fix.
+_NOT_SOURCE_PARTS = ("__pycache__", "*.egg-info", "*.dist-info", ".eggs", "build", "dist", ".tox", ".nox",
+                     ".pytest_cache", ".mypy_cache", ".hypothesis", ".venv", "venv", "site-packages", ".git")
+_NOT_SOURCE_SUFFIXES = (".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll", ".pth", ".egg-link", ".egg", ".whl")
+_G = "/tf-out/g"      # grading's scratch: start-state tar, listings, patches (not importable)
+_P = "/tf-out/p"      # the report plugin's directory (on PYTHONPATH; nothing else in it)
+_R = "/tf-out/r"      # the report's directory (the guard flags any other touch of it)
+_DEFAULT_TEST_CMD = "python -m pytest"
+
+# Before the patch, under the start state's Python isolated from /testbed (-I: no cwd, no env).
+_PROBE = r"""
+import json, os, pkgutil, sys, sysconfig
+try:
+    from importlib.metadata import entry_points
+    eps = entry_points()
+    eps = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", [])
+    plugins = sorted({e.name for e in eps})
+except Exception:
+    plugins = []
+names = set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ()))
+roots = []
+for p in [sysconfig.get_paths()["stdlib"]] + sys.path:
+    if p.startswith("/testbed"):
+        roots.append(os.path.relpath(p, "/testbed"))
+        continue
+    try:
+        names |= {m.name for m in pkgutil.iter_modules([p])}
+    except Exception:
+        pass
+print(json.dumps({"plugins": plugins, "shadow": sorted(names), "roots": roots}))
+"""
+
+# After the patch, with no site at all (-I -S): what changed, as git and the file system see it.
+_INSPECT = r"""
+import json, os, subprocess
+def z(*args):
+    out = subprocess.run(["git", *args], capture_output=True, cwd="/testbed").stdout
+    return [x for x in out.decode("utf-8", "surrogateescape").split("\0") if x]
+links = []
+for root, dirs, files in os.walk("/testbed"):
+    if root == "/testbed" and ".git" in dirs:
+        dirs.remove(".git")
+    for n in dirs + files:
+        p = os.path.join(root, n)
+        if os.path.islink(p):
+            links.append(os.path.relpath(p, "/testbed"))
+staged = [e.split("\t", 1) for e in z("ls-files", "-s", "-z")]
+with open("/tf-out/g/start-untracked", "rb") as fh:
+    start = [x for x in fh.read().decode("utf-8", "surrogateescape").split("\0") if x]
+print(json.dumps({"start_untracked": start, "status": z("status", "--porcelain", "-z", "--untracked-files=no"),
+                  "untracked": z("ls-files", "-z", "--others"), "links": links,
+                  "tracked_links": [p for meta, p in staged if meta.startswith("120000")]}))
+"""
 
 
 @dataclass
@@ -42,11 +119,16 @@ class GradeResult:
     f2p_failure: list[str] = field(default_factory=list)
     p2p_success: list[str] = field(default_factory=list)
     p2p_failure: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)   # protected paths put back to the start state
+    removed: list[str] = field(default_factory=list)    # paths deleted: new protected or non-source files
+    tampered: list[str] = field(default_factory=list)   # what the guard saw; non-empty: not resolved
+    suspicious: list[str] = field(default_factory=list)  # the static screen's notes (inform only)
+    test_cmd: str = ""
+    seconds: float = 0.0
     test_output: str = ""
 
     def report(self) -> dict:
-        """SWE-bench's per-instance report shape."""
+        """SWE-bench's per-instance report shape, plus what this grader adds."""
         return {self.instance_id: {
             "patch_is_None": not self.patch_exists, "patch_exists": self.patch_exists,
             "patch_successfully_applied": self.patch_applied, "resolved": self.resolved,
@@ -55,79 +137,215 @@ class GradeResult:
                 "PASS_TO_PASS": {"success": self.p2p_success, "failure": self.p2p_failure},
                 "FAIL_TO_FAIL": {"success": [], "failure": []}, "PASS_TO_FAIL": {"success": [], "failure": []},
             },
+            "error": self.error, "tampered": self.tampered, "suspicious": self.suspicious,
+            "restored_paths": self.restored, "removed_paths": self.removed, "test_cmd": self.test_cmd,
         }}
 
 
-def _protected(path: str, gold_paths: set[str]) -> bool:
-    if is_test_file(path):
-        return True
-    return path not in gold_paths and any(fnmatch.fnmatchcase(path, p) for p in PROTECTED_PATTERNS)
+def image_test_cmd(client, image: str) -> str | None:
+    """The repository's own test command, as the environment image recorded it (its label)."""
+    try:
+        labels = client.images.get(image).labels or {}
+    except Exception:  # a missing image fails later, with its own message
+        return None
+    return labels.get("taskfactory.test_cmd") or None
+
+
+def protected(path: str) -> bool:
+    """A path the patch may not change: tests and whatever configures or hooks pytest."""
+    name = PurePosixPath(path).name
+    return is_test_file(path) or name in PROTECTED_NAMES or name.endswith(".pth")
+
+
+def not_source(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return path.endswith(_NOT_SOURCE_SUFFIXES) or any(
+        fnmatch.fnmatchcase(part, pat) for part in parts[:-1] for pat in _NOT_SOURCE_PARTS)
+
+
+def shadows(path: str, roots: set[str], names: set[str]) -> bool:
+    """Whether a new file would be imported in place of a standard or installed module."""
+    for root in roots:
+        prefix = "" if root in ("", ".") else root.rstrip("/") + "/"
+        if not path.startswith(prefix):
+            continue
+        rest = path[len(prefix):].split("/")
+        top = rest[0][:-3] if len(rest) == 1 and rest[0].endswith(".py") else rest[0]
+        if len(rest) > 1 or rest[0].endswith(".py"):
+            if top in names:
+                return True
+    return False
 
 
 def grade_patch(client, instance: dict, model_patch: str | None, limits: SandboxLimits = SandboxLimits(timeout_s=600),
-                test_cmd: str = "python -m pytest") -> GradeResult:
-    """Grade one patch; ``instance`` has the TaskInstance columns. Infra faults land in ``error``."""
+                test_cmd: str | None = None) -> GradeResult:
+    """Grade one patch; ``instance`` has the TaskInstance columns. Infra faults land in ``error``.
+
+    ``test_cmd`` defaults to the repository's own command, read from the image's label.
+    """
+    t0 = time.monotonic()
     iid = instance["instance_id"]
     res = GradeResult(iid, patch_exists=bool(model_patch and model_patch.strip()))
-    if not res.patch_exists:
-        res.f2p_failure = list(instance["FAIL_TO_PASS"])
-        res.p2p_failure = list(instance["PASS_TO_PASS"])
-        return res
     f2p, p2p = list(instance["FAIL_TO_PASS"]), list(instance["PASS_TO_PASS"])
-    gold_paths = {p for p in patch_paths(instance.get("patch") or "") if not is_test_file(p)}
+    if not res.patch_exists:
+        res.f2p_failure, res.p2p_failure = f2p, p2p
+        return res
+    res.suspicious = screen_patch(model_patch)
+    res.test_cmd = test_cmd or image_test_cmd(client, instance["image_name"]) or _DEFAULT_TEST_CMD
     worker = Worker(client, instance["image_name"], limits)
     try:
         worker.start()
-        base = instance["base_commit"]
-        code, out = worker.sh(f"git checkout -q -f {base} && git clean -qfd")
-        if code != 0:
-            res.error = f"cannot check out base commit: {out.strip()[-200:]}"
-            return res
-        applied, msg = worker.apply(model_patch)
-        if not applied:
-            res.test_output = msg
-            res.f2p_failure, res.p2p_failure = f2p, p2p
-            return res
-        res.patch_applied = True
-        code, status = worker.sh("git status --porcelain --untracked-files=all -z")
-        touched = _porcelain_paths(status)
-        tracked_code, tracked = worker.sh(f"git ls-tree -r --name-only -z {base}")
-        tracked_set = set(tracked.split("\0"))
-        for path in sorted(p for p in touched if _protected(p, gold_paths)):
-            q = "'" + path.replace("'", "'\"'\"'") + "'"
-            cmd = f"git checkout -q {base} -- {q}" if path in tracked_set else f"rm -rf -- {q}"
-            c, o = worker.sh(cmd)
-            if c != 0:
-                res.error = f"cannot restore {path}: {o.strip()[-200:]}"
-                return res
-            res.restored.append(path)
-        if instance.get("test_patch"):
-            ok, msg = worker.apply(instance["test_patch"])
-            if not ok:
-                res.error = f"test_patch does not apply: {msg[-200:]}"
-                return res
-        run, _ = worker.run_tests(pytest_command(test_cmd, select=f2p + p2p))
-        res.test_output = run.log_tail
-        if run.status != "ok":
-            res.error = f"test run {run.status}: {run.reason}" if run.status == "infra_error" else ""
-        got = {r.nodeid: r.outcome for r in run.results}
-        for ids, ok_list, bad_list in ((f2p, res.f2p_success, res.f2p_failure), (p2p, res.p2p_success, res.p2p_failure)):
-            for n in ids:
-                (ok_list if got.get(n) == "passed" else bad_list).append(n)
-        consistent = run.status == "ok" and not (run.exit_code != 0 and not res.f2p_failure and not res.p2p_failure)
-        res.resolved = consistent and not res.f2p_failure and not res.p2p_failure
-        return res
+        _grade_in(worker, instance, model_patch, res, f2p, p2p)
     except WorkerFault as e:
         res.error = str(e)
-        return res
     finally:
         worker.close()
+        res.seconds = time.monotonic() - t0
+    return res
 
 
-def _porcelain_paths(z: str) -> list[str]:
-    """Paths from ``git status --porcelain -z`` (both sides of renames)."""
+def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult, f2p: list[str],
+              p2p: list[str]) -> None:
+    base = instance["base_commit"]
+    # -- 1 and 2: the start state recorded, the patch applied, what changed listed (one exec) -----
+    big = len(model_patch.encode()) >= 64_000
+    if big:
+        worker.sh(f"mkdir -p {_G}")
+        worker.put(f"{_G}/model.diff", model_patch.encode())
+    script = (
+        f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_P} {_R}; "
+        f"git ls-files -z --others > {_G}/start-untracked; "
+        f"if [ -s {_G}/start-untracked ]; then tar --null -T {_G}/start-untracked -cf {_G}/start-extra.tar; fi; "
+        f"python -I -c \"$TF_PROBE\" > {_G}/probe.json; "
+        + ("" if big else f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ")
+        + f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
+        f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
+        f"echo TF-APPLIED; cat {_G}/probe.json; python -I -S -c \"$TF_INSPECT\""
+    )
+    env = {"TF_PROBE": _PROBE, "TF_INSPECT": _INSPECT, **({} if big else {"TF_PATCH": model_patch})}
+    code, out = worker.sh(script, env=env)
+    if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
+        res.error = f"cannot set up the start state: {out.strip()[-300:]}"
+        return
+    if "TF-NOT-APPLIED" in out:
+        message = out.split("TF-NOT-APPLIED", 1)[1].strip()
+        res.error = f"patch does not apply: {message[-500:] or 'git apply failed'}"
+        res.test_output = message
+        res.f2p_failure, res.p2p_failure = f2p, p2p
+        return
+    res.patch_applied = True
+    lines = out.split("TF-APPLIED", 1)[1].strip().splitlines()
+    probe, after = json.loads(lines[0]), json.loads(lines[-1])
+
+    # -- 3: everything that is not the fix, reset ------------------------------------------------
+    gold_paths = {p for p in patch_paths(instance.get("patch") or "") if not is_test_file(p)}
+    added = set(patch_paths(model_patch))
+    start_untracked = set(after["start_untracked"])
+    roots = {"", *probe.get("roots", [])}
+    for t in f2p + p2p:
+        parent = PurePosixPath(t.split("::", 1)[0]).parent
+        while str(parent) not in ("", "."):
+            roots.add(str(parent))
+            parent = parent.parent
+    names = set(probe.get("shadow", []))
+    tracked_links = set(after["tracked_links"])
+    remove = sorted(p for p in after["links"] if p not in tracked_links and p not in start_untracked)
+    restore, gold_configs = [], []
+    for path in _porcelain_paths(after["status"]):
+        if protected(path) or path in tracked_links:
+            restore.append(path)
+            if path in gold_paths and not is_test_file(path):
+                gold_configs.append(path)
+    for path in after["untracked"]:
+        if path in start_untracked or any(path.startswith(link + "/") for link in remove):
+            continue
+        keep = path in added and not protected(path) and not not_source(path) and not shadows(path, roots, names)
+        if not keep:
+            remove.append(path)
+    script = "set -e; cd /testbed; "
+    env: dict[str, str] = {}
+    if remove:
+        script += f"rm -rf -- {_quoted(remove)}; "
+    if restore:
+        script += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
+    if gold_configs:
+        env["TF_GOLD"] = instance.get("patch") or ""
+        script += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
+        script += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
+                          for p in gold_configs)
+    script += f"if [ -f {_G}/start-extra.tar ]; then tar -xf {_G}/start-extra.tar; fi; "
+    if instance.get("test_patch"):
+        env["TF_TEST_PATCH"] = instance["test_patch"]
+        script += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
+                   f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
+    # The guarded plugin under a name nothing in /testbed can know, and its one-time key.
+    module = f"tfg_{secrets.token_hex(8)}"
+    key = secrets.token_hex(32)
+    env["TF_PLUGIN_SRC"] = _plugin_source()
+    env["TF_KEY"] = key
+    script += (f"printf '%s' \"$TF_PLUGIN_SRC\" > {_P}/{module}.py; printf '%s' \"$TF_KEY\" > {_G}/key; "
+               "find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
+               f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests; echo TF-READY")
+    code, out = worker.sh(script, env=env)
+    if "TF-TEST-PATCH" in out:
+        res.error = f"test_patch does not apply: {out.strip()[-200:]}"
+        return
+    if code != 0 or "TF-READY" not in out:
+        res.error = f"cannot reset the tree to the start state: {out.strip()[-300:]}"
+        return
+    # ``restored``: protected paths put back to the start state (checked out, or deleted when new);
+    # ``removed``: every path deleted (protected or not source).
+    res.restored = sorted(set(restore) | {p for p in remove if protected(p)})
+    res.removed = sorted(remove)
+
+    # -- 4: a pytest nobody else configures ----------------------------------------------------
+    report = f"{_R}/{secrets.token_hex(8)}.jsonl"
+    plugins = (module, *[p for p in probe.get("plugins", []) if p != module])
+    command = (f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
+               + pytest_command(res.test_cmd, select=f2p + p2p, plugins=plugins))
+    run_env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
+               "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _P, "PYTHONSTARTUP": "",
+               "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key"}
+    run, rep = worker.run_tests(command, report=report, env=run_env, key=key.encode())
+    res.test_output = run.log_tail
+    if run.status == "infra_error" and not rep.integrity:
+        res.error = f"test run {run.status}: {run.reason}"
+    # -- 5: tampering, then the verdict --------------------------------------------------------
+    res.tampered = _tampering(run, rep)
+    got = {r.nodeid: r.outcome for r in run.results}
+    for ids, ok_list, bad_list in ((f2p, res.f2p_success, res.f2p_failure), (p2p, res.p2p_success, res.p2p_failure)):
+        for n in ids:
+            (ok_list if got.get(n) == "passed" else bad_list).append(n)
+    clean = run.status == "ok" and not res.tampered and not res.error
+    res.resolved = clean and not res.f2p_failure and not res.p2p_failure
+
+
+def _tampering(run, rep) -> list[str]:
+    """Why the run's report cannot be believed (empty: it can)."""
+    if run.status in ("timeout", "oom"):
+        return []  # the sandbox ended it; the missing records are the limit's, not a forgery
+    found = list(rep.integrity) + list(rep.guard or [])
+    if rep.exitstatus is not None and run.exit_code is not None and run.exit_code != rep.exitstatus:
+        found.append(f"the test process exited {run.exit_code} but pytest's session ended with {rep.exitstatus}")
+    return found
+
+
+_PLUGIN_CACHE: dict[str, str] = {}
+
+
+def _plugin_source() -> str:
+    if "src" not in _PLUGIN_CACHE:
+        _PLUGIN_CACHE["src"] = (Path(__file__).parent / "plugin" / "tf_report.py").read_text()
+    return _PLUGIN_CACHE["src"]
+
+
+def _quoted(paths: list[str]) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
+
+
+def _porcelain_paths(items: list[str]) -> list[str]:
+    """Paths from ``git status --porcelain -z`` entries (both sides of renames)."""
     out: list[str] = []
-    items = [x for x in z.split("\0") if x]
     i = 0
     while i < len(items):
         entry = items[i]

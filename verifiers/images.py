@@ -33,7 +33,7 @@ from factory.repo import Checkout
 from factory.schema import EnvImage, EnvSpec, content_hash
 from verifiers.detect import detect_install
 
-__all__ = ["build_env_image", "ensure_base_image", "env_spec_for", "plugin_source"]
+__all__ = ["START_EPOCH", "build_env_image", "ensure_base_image", "env_spec_for", "normalise_tree", "plugin_source"]
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 _DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
@@ -44,6 +44,30 @@ _BASE_TOOLS = "'pytest>=8.3,<9' coverage"
 _LOG_TAIL = 4000
 
 Log = Callable[[str], None]
+
+
+# Every file under /testbed carries this mtime (2000-01-01T00:00:00Z, like the snapshot commits),
+# and a mode that follows git's (0755 where executable, else 0644; folders 0755): nothing in a
+# start state's metadata points at the file a task changed.
+START_EPOCH = 946684800
+
+
+def normalise_tree(only_changed: bool = False) -> str:
+    """Shell that gives /testbed's files one mtime and git's modes.
+
+    ``only_changed``: touch only what is newer than ``START_EPOCH`` (a task image's layer then
+    holds just the files the task changed, not a copy of the whole tree).
+    """
+    newer = f" -newermt @{START_EPOCH}" if only_changed else ""
+    walk = f"find /testbed -path /testbed/.git -prune -o{newer}"
+    stamp = f"touch -h -d @{START_EPOCH}"
+    return (f"{walk} -type d -exec chmod 755 {{}} + ; "
+            f"{walk} -type f -perm /111 -exec chmod 755 {{}} + ; "
+            f"{walk} -type f ! -perm /111 -exec chmod 644 {{}} + ; "
+            f"find /testbed{newer} -exec {stamp} {{}} + ; "
+            # git's index records each file's stat: refresh it, then stamp what the refresh wrote.
+            "(cd /testbed && git update-index -q --refresh >/dev/null 2>&1; true) ; "
+            f"{stamp} /testbed /testbed/.git /testbed/.git/index 2>/dev/null; true")
 
 
 def plugin_source() -> bytes:
@@ -195,6 +219,8 @@ def _env_dockerfile(spec: EnvSpec) -> str:
         lines.append(f"RUN cd /testbed && echo '+ '{_sh_quote(cmd)} && {cmd}")
     lines += [
         "COPY tf_report.py /opt/taskfactory/tf_report.py",
+        # One mtime and git's modes before anything is compiled, so the caches below stay valid.
+        f"RUN {normalise_tree()}",
         "RUN cp /opt/taskfactory/tf_report.py \"$(python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/\" "
         "&& python -c 'import pytest, coverage, tf_report' "
         "&& python -m pip freeze --all > /opt/taskfactory/pip-freeze.txt "

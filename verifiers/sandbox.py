@@ -14,6 +14,8 @@ timeout, an OOM kill, a missing image or a dead engine are statuses with a reaso
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import shlex
@@ -22,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from factory.schema import TestResult, TestRun
+from verifiers.isolation import Limits as SandboxLimits
+from verifiers.isolation import container_kwargs
 
 __all__ = ["SandboxLimits", "SessionReport", "classify", "parse_report", "pytest_command", "read_file",
            "run_tests", "tar_file"]
@@ -30,14 +34,6 @@ _REPORT_DIR = "/tf-out"
 _REPORT = f"{_REPORT_DIR}/report.jsonl"
 _LOG_TAIL = 6000
 
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    timeout_s: float = 900.0
-    mem: str = "4g"
-    pids: int = 1024
-    cpus: float = 2.0
-    tmpfs_size: str = "1g"
 
 
 @dataclass
@@ -50,14 +46,20 @@ class SessionReport:
     coverage: dict[str, dict[int, list[str]]] | None = None
     exitstatus: int | None = None
     stdout: str = ""  # the whole console output, only when run_tests(keep_stdout=True)
+    guard: list[str] | None = None  # guard mode: what the guard saw (None: no guard record)
+    integrity: list[str] = field(default_factory=list)  # guard mode: why the report cannot be trusted
 
 
 def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tuple[str, ...] = (),
-                   collect_only: bool = False) -> str:
-    """The shell command for one session, always with our report plugin and no cache writes."""
+                   collect_only: bool = False, plugins: tuple[str, ...] = ("tf_report",)) -> str:
+    """The shell command for one session, always with our report plugin and no cache writes.
+
+    ``plugins`` are loaded with ``-p`` in order (grading passes its guarded report plugin first,
+    then the start state's own pytest plugins, since it turns autoloading off).
+    """
     # --continue-on-collection-errors: one module that fails to import must not hide every other
     # test; its tests are simply absent (and so count as failed where they were expected).
-    parts = [test_cmd, "-p", "tf_report", "-p", "no:cacheprovider", "-q", "-rN", "--tb=short",
+    parts = [test_cmd, *(a for p in plugins for a in ("-p", p)), "-p", "no:cacheprovider", "-q", "-rN", "--tb=short",
              "--color=no", "--continue-on-collection-errors",
              "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
     if collect_only:
@@ -71,16 +73,34 @@ def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tup
     return cmd
 
 
-def parse_report(text: str) -> SessionReport:
+def parse_report(text: str, key: bytes | None = None) -> SessionReport:
+    """Parse the plugin's JSON lines; with ``key`` (guard mode), check every record's chained MAC
+    and the count in ``finish``, and list what fails in ``integrity``."""
     rep = SessionReport()
+    mac, count, finish_count = "", 0, None
     for line in text.splitlines():
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
+            if key is not None:
+                rep.integrity.append("the report holds a line that is not JSON")
             continue  # a truncated last line (the run was killed mid-write)
+        if key is not None:
+            got = rec.pop("mac", None)
+            want = hmac.new(key, (mac + json.dumps(rec, sort_keys=True)).encode(), hashlib.sha256).hexdigest()
+            count += 1
+            if got is None or not hmac.compare_digest(str(got), want):
+                rep.integrity.append(f"record {count} of the report was not written by the grader's plugin")
+                continue
+            mac = want
         kind = rec.get("type")
+        if kind == "guard":
+            rep.guard = [str(e) for e in rec.get("events", [])]
+            continue
+        if kind == "finish" and key is not None:
+            finish_count = rec.get("records")
         if kind == "collected":
             rep.collected = list(rec["nodeids"])
         elif kind == "collect_error":
@@ -94,6 +114,13 @@ def parse_report(text: str) -> SessionReport:
             rep.coverage = {f: {int(n): c for n, c in lines.items()} for f, lines in rec["files"].items()}
         elif kind == "finish":
             rep.exitstatus = int(rec["exitstatus"])
+    if key is not None:
+        if rep.exitstatus is None:
+            rep.integrity.append("the report has no finish record: the test process ended before pytest did")
+        elif finish_count != count:
+            rep.integrity.append(f"the report holds {count} records but its finish record counts {finish_count}")
+        if rep.guard is None and rep.exitstatus is not None:
+            rep.integrity.append("the report has no guard record")
     return rep
 
 
@@ -102,32 +129,16 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
               keep_stdout: bool = False) -> tuple[TestRun, SessionReport]:
     """One test session in a fresh container from ``image``; never raises for the code's faults."""
     import docker  # noqa: PLC0415
-    from docker.types import Mount  # noqa: PLC0415
 
     t0 = time.monotonic()
     container = None
     envs = {"TF_REPORT": _REPORT, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp", **(env or {})}
     script = f"mkdir -p {_REPORT_DIR} 2>/dev/null; cd /testbed && {command}"
     try:
-        container = client.containers.create(
-            image,
-            command=["bash", "-c", script],
-            environment=envs,
-            network_disabled=not network,
-            network_mode=None if network else "none",
-            mem_limit=limits.mem,
-            memswap_limit=limits.mem,
-            pids_limit=limits.pids,
-            nano_cpus=int(limits.cpus * 1e9),
-            read_only=True,
-            tmpfs={"/tmp": f"rw,exec,size={limits.tmpfs_size}"},
-            mounts=[Mount(target="/testbed", source=None, type="volume"),
-                    Mount(target=_REPORT_DIR, source=None, type="volume")],
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            working_dir="/testbed",
-            detach=True,
-        )
+        kw = container_kwargs(limits, scratch=("/testbed", _REPORT_DIR))
+        if network:  # only for the install checks that need it; never for a candidate's or a model's code
+            kw["network_disabled"], kw["network_mode"] = False, None
+        container = client.containers.create(image, command=["bash", "-c", script], environment=envs, detach=True, **kw)
         container.start()
     except docker.errors.ImageNotFound:
         _remove(container)

@@ -17,6 +17,7 @@ import time
 
 from factory.errors import FactoryError
 from factory.schema import TestRun
+from verifiers.isolation import container_kwargs
 from verifiers.sandbox import SandboxLimits, SessionReport, classify, parse_report, read_file, tar_file
 
 __all__ = ["Worker", "WorkerFault", "sweep"]
@@ -46,21 +47,14 @@ class Worker:
 
     def start(self) -> None:
         import docker  # noqa: PLC0415
-        from docker.types import Mount  # noqa: PLC0415
 
         self.close()
         try:
             self.container = self.client.containers.run(
                 self.image, command=["sleep", "infinity"], detach=True,
-                network_disabled=True, network_mode="none",
-                mem_limit=self.limits.mem, memswap_limit=self.limits.mem, pids_limit=self.limits.pids,
-                nano_cpus=int(self.limits.cpus * 1e9), read_only=True,
-                tmpfs={"/tmp": f"rw,exec,size={self.limits.tmpfs_size}"},
-                mounts=[Mount(target="/testbed", source=None, type="volume"),
-                        Mount(target=_OUT, source=None, type="volume")],
-                cap_drop=["ALL"], security_opt=["no-new-privileges"], working_dir="/testbed",
                 environment={"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"},
                 labels={"taskfactory.role": "worker", "taskfactory.session": self.session},
+                **container_kwargs(self.limits, scratch=("/testbed", _OUT)),
             )
         except docker.errors.ImageNotFound as e:
             raise WorkerFault(f"environment image {self.image} is missing") from e
@@ -181,13 +175,18 @@ class Worker:
             raise WorkerFault(f"git diff failed: {out[-300:]}")
         return out
 
-    def run_tests(self, command: str, timeout_s: float | None = None) -> tuple[TestRun, SessionReport]:
-        """One pytest session; a timeout kills the container (and restarts the worker)."""
+    def run_tests(self, command: str, timeout_s: float | None = None, *, report: str = f"{_OUT}/report.jsonl",
+                  env: dict[str, str] | None = None, key: bytes | None = None) -> tuple[TestRun, SessionReport]:
+        """One pytest session; a timeout kills the container (and restarts the worker).
+
+        Grading passes its own ``report`` path, ``env`` and the guard's ``key`` (see
+        ``verifiers.grade``); the report is then checked record by record.
+        """
         timeout_s = timeout_s or self.limits.timeout_s
         t0 = time.monotonic()
         try:
-            code, out = self.sh(f"rm -f {_OUT}/report.jsonl; {command}", timeout_s=timeout_s,
-                                env={"TF_REPORT": f"{_OUT}/report.jsonl"})
+            code, out = self.sh(f"rm -f {report}; {command}", timeout_s=timeout_s,
+                                env={**(env or {}), "TF_REPORT": report})
         except _Timeout:
             self.restart()
             return TestRun("timeout", None, time.monotonic() - t0,
@@ -207,9 +206,9 @@ class Worker:
                 # What the killed run left behind (children, memory) must not reach the next one.
                 self.restart()
             return TestRun("oom", code, wall, reason=f"killed (exit 137; memory limit {self.limits.mem})"), SessionReport()
-        raw = self.get(f"{_OUT}/report.jsonl")
-        report = parse_report(raw.decode(errors="replace") if raw else "")
-        return classify(code, wall, report, out[-6000:]), report
+        raw = self.get(report)
+        parsed = parse_report(raw.decode(errors="replace") if raw else "", key=key)
+        return classify(code, wall, parsed, out[-6000:]), parsed
 
     def _alive(self) -> bool:
         """Whether the container still runs commands (a kill from outside takes its init with it)."""

@@ -77,7 +77,8 @@ def test_card_has_yaml_configs_splits_license_and_start_instructions(tmp_path):
     split_names = [d["split"] for d in meta["configs"][0]["data_files"]]
     assert split_names == ["train", "test"]
     assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]} == report.splits
-    assert "docker run -it" in text and "git checkout -f" in text and "/testbed" in text
+    assert "docker run --rm -it --network none --cap-drop ALL" in text  # grading's isolation, not a bare run
+    assert "git checkout -f" in text and "/testbed" in text
     train = set(report.curation.split_repos["train"])
     assert train and not train & set(report.curation.split_repos["test"])
 

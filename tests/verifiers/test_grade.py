@@ -68,7 +68,7 @@ def test_gold_resolves_and_forgeries_do_not(docker_client, sample, task):
 
     forged = grade_patch(docker_client, inst, FORGED_CONFTEST, limits)
     assert forged.patch_applied and not forged.resolved
-    assert forged.restored == ["conftest.py"]
+    assert forged.restored == ["conftest.py"] and forged.removed == ["conftest.py"]  # new: deleted
 
     edited = grade_patch(docker_client, inst, _weaken_test(sample[0]), limits)
     assert edited.patch_applied and not edited.resolved
@@ -76,6 +76,33 @@ def test_gold_resolves_and_forgeries_do_not(docker_client, sample, task):
 
     both = grade_patch(docker_client, inst, task.patch + FORGED_CONFTEST, limits)
     assert both.resolved  # the real fix still counts once the forgery is removed
+
+
+def test_evaluate_caches_by_patch_names_unknown_ids_and_errors_on_bad_patches(docker_client, task, tmp_path):
+    store = RunStore(tmp_path / "run")
+    write_records(store.instances, [task], TaskInstance)
+    iid = task.instance_id
+    preds = tmp_path / "preds.json"  # SWE-agent / mini-swe-agent: an object keyed by instance id
+    preds.write_text(json.dumps({iid: {"model_patch": "", "model_name_or_path": "m"},
+                                 "no-such-task": {"model_patch": task.patch, "model_name_or_path": "m"}}))
+    said: list[str] = []
+    first = evaluate(str(store.instances), preds, store, workers=1, log=said.append)["m"]
+    assert first["empty_patch_ids"] == [iid] and first["unknown_ids"] == ["no-such-task"]
+    assert "no-such-task" in first["error_ids"] and any("no-such-task" in m for m in said)
+    # The same model name with another patch: graded anew, not served from the cache.
+    preds.write_text(json.dumps({iid: {"model_patch": task.patch, "model_name_or_path": "m"}}))
+    second = evaluate(str(store.instances), preds, store, workers=1)["m"]
+    assert second["resolved_ids"] == [iid]
+    # A patch that does not apply is an error with git's message, as SWE-bench counts it.
+    lines = task.patch.splitlines(keepends=True)
+    first_removed = next(i for i, ln in enumerate(lines) if ln.startswith("-") and not ln.startswith("---"))
+    lines[first_removed] = "-this line is not in the file\n"
+    broken = "".join(lines)
+    preds.write_text(json.dumps({iid: {"model_patch": broken, "model_name_or_path": "m"}}))
+    third = evaluate(str(store.instances), preds, store, workers=1)["m"]
+    assert third["error_ids"] == [iid] and third["resolved_instances"] == 0
+    report = json.loads((store.root / "evaluation" / "m" / iid / "report.json").read_text())[iid]
+    assert report["error"].startswith("patch does not apply") and not report["patch_successfully_applied"]
 
 
 def test_evaluate_writes_swebench_reports(docker_client, sample, task, tmp_path):

@@ -12,24 +12,55 @@ Outcomes merge the setup/call/teardown phases the way a reader expects: a failin
 teardown is ``error``, ``xfail``/``xpass`` are reported as such. Console text is never parsed.
 This file runs inside the sandbox, under the repository's own Python: it imports only the
 standard library, pytest, and (for coverage) coverage.py.
+
+**Guard mode** (grading; ``$TF_GUARD_KEY`` names a file holding a one-time key). The grader
+copies this file under a random module name, so nothing in ``/testbed`` can shadow it, and hands
+it a key that it reads and deletes at import, before any project code runs. Then:
+
+- every record carries ``mac``, an HMAC chained over all records before it, and ``finish``
+  carries the record count: a line written by anyone else, or a line dropped, breaks the chain;
+- the objects that collect, run and report tests (``_pytest``, ``pluggy``, ``unittest``'s
+  ``TestCase``, ``pytest``'s namespace, this plugin) are snapshotted by identity at import and
+  compared at every phase of every test and at the end; plugins registered later must be
+  start-state conftests (``$TF_GUARD_CONFTESTS``: their SHA-256) or come from outside
+  ``/testbed``; hook implementations are compared too;
+- the test body's own exception is recorded by a hook wrapper, so a report that says "passed"
+  for a call that raised is caught even if the forger restores what it replaced;
+- a Python audit hook (which cannot be removed) records ``__code__`` swaps on pytest, unittest
+  or test functions, writes to bytecode, conftest, config or ``.py`` files under ``/testbed``,
+  and any touch of the report's directory;
+- ``{"type": "guard", "events": [...]}`` precedes ``finish``: empty means nothing was seen.
+
+What it cannot stop is code that reads this module's memory to forge a signed report (ctypes,
+``gc``): the static screen (``verifiers.screen``) flags such patches for a person to look at.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import sys
 
 import pytest
 
-_OUT = os.environ.get("TF_REPORT")
+_OUT = os.environ.pop("TF_REPORT", None) if os.environ.get("TF_GUARD_KEY") else os.environ.get("TF_REPORT")
 _state: dict = {"fh": None, "tests": {}, "cov": None, "root": None}
 
 
 def _emit(record: dict) -> None:
     fh = _state["fh"]
-    if fh is not None:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
+    if fh is None:
+        return
+    guard = _GUARD
+    if guard is not None:
+        guard.count += 1
+        body = json.dumps(record, sort_keys=True)
+        guard.mac = hmac.new(guard.key, (guard.mac + body).encode(), hashlib.sha256).hexdigest()
+        record = {**record, "mac": guard.mac}
+    fh.write(json.dumps(record) + "\n")
+    fh.flush()
 
 
 def _message(report) -> str:
@@ -47,7 +78,8 @@ def _message(report) -> str:
 def pytest_configure(config):
     if not _OUT:
         return
-    _state["fh"] = open(_OUT, "a", encoding="utf-8")  # noqa: SIM115 (closed at unconfigure)
+    if _state["fh"] is None:
+        _state["fh"] = open(_OUT, "a", encoding="utf-8")  # noqa: SIM115 (closed at unconfigure)
     _state["root"] = str(config.rootpath)
     if os.environ.get("TF_COVERAGE"):
         import coverage
@@ -63,6 +95,8 @@ def pytest_collectreport(report):
 
 
 def pytest_collection_finish(session):
+    if _GUARD is not None:
+        _GUARD.after_collection(session)
     _emit({"type": "collected", "nodeids": [item.nodeid for item in session.items]})
 
 
@@ -80,6 +114,8 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_runtest_logreport(report):
+    if _GUARD is not None:
+        _GUARD.on_report(report)
     rec = _state["tests"].setdefault(
         report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "duration": 0.0, "message": ""}
     )
@@ -122,7 +158,12 @@ def pytest_sessionfinish(session, exitstatus):
                 files[path[len(root):]] = lines
         _emit({"type": "coverage", "files": files})
         _state["cov"] = None
-    _emit({"type": "finish", "exitstatus": int(exitstatus)})
+    if _GUARD is not None:
+        _GUARD.check("at the end of the session", full=True)
+        _emit({"type": "guard", "events": _GUARD.events[:200]})
+        _emit({"type": "finish", "exitstatus": int(exitstatus), "records": _GUARD.count + 1})
+    else:
+        _emit({"type": "finish", "exitstatus": int(exitstatus)})
 
 
 def pytest_unconfigure(config):
@@ -130,3 +171,302 @@ def pytest_unconfigure(config):
     if fh is not None:
         fh.close()
         _state["fh"] = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Guard mode (grading)
+# ---------------------------------------------------------------------------------------------
+
+_MISSING = object()
+_HOT_HOOKS = ("pytest_runtest_protocol", "pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown",
+              "pytest_runtest_makereport", "pytest_runtest_logreport", "pytest_pyfunc_call",
+              "pytest_report_teststatus", "pytest_runtest_logstart", "pytest_runtest_logfinish",
+              "pytest_assertrepr_compare", "pytest_fixture_setup", "pytest_runtestloop")
+_HOT_MODULES = ("_pytest.runner", "_pytest.reports", "_pytest.python", "_pytest.unittest", "_pytest.outcomes",
+                "_pytest.skipping", "_pytest.python_api", "_pytest.raises", "_pytest.fixtures",
+                "_pytest.assertion.rewrite", "_pytest.assertion.util", "pluggy._callers", "pluggy._hooks",
+                "pluggy._manager", "pluggy._result", "unittest.case", "unittest.result", "pytest", __name__)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_CONFIG_NAMES = ("conftest.py", "sitecustomize.py", "usercustomize.py", "pytest.ini", ".pytest.ini", "tox.ini",
+                 "setup.cfg", "pyproject.toml")
+_PATH_EVENTS = ("os.remove", "os.rename", "os.truncate", "os.chmod", "os.link", "os.symlink", "os.utime",
+                "os.rmdir", "os.listdir", "os.scandir", "shutil.rmtree", "shutil.move", "shutil.copyfile")
+_EXEC_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn")
+
+
+def _judging(value) -> bool:
+    """Functions, classes and descriptors judge; data (counters, caches, per-test slots) does not."""
+    return callable(value) or isinstance(value, (property, staticmethod, classmethod))
+
+
+def _from_pytest(value) -> bool:
+    fn = getattr(value, "__func__", value)
+    src = getattr(getattr(fn, "__code__", None), "co_filename", "")
+    return os.path.dirname(src).startswith(_PYTEST_DIR) and (getattr(fn, "__module__", "") or "").startswith("_pytest")
+
+
+_PYTEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(pytest.__file__))) + "/_pytest"
+
+
+def _watched(name: str) -> bool:
+    return name in ("pytest", __name__) or name.startswith(("_pytest", "pluggy", "unittest"))
+
+
+class _Guard:
+    """Snapshots of what judges the tests, compared at every checkpoint; see the module docstring."""
+
+    def __init__(self, key: bytes, report_path: str, conftests: frozenset[str]) -> None:
+        self.key, self.mac, self.count = key, "", 0
+        self.report_dir = os.path.dirname(os.path.abspath(report_path)) + "/"
+        self.conftests = conftests
+        self.events: list[str] = []
+        self._seen: set[str] = set()
+        self.full = self._snapshot(lambda name: _watched(name))
+        self.hot = self._snapshot(lambda name: name in _HOT_MODULES)
+        self.modules = {n: m for n, m in sys.modules.items() if _watched(n)}
+        self.manager = None
+        self.impls: dict[int, tuple] = {}
+        self.raised: dict[str, str] = {}
+        self.codes: dict[str, object] = {}
+        self.test_files: set[str] = set()
+        self.armed = False
+
+    # -- records -------------------------------------------------------------------------------
+
+    def flag(self, what: str) -> None:
+        """Record a finding once: the first checkpoint that saw it says where."""
+        key = what.split(" (", 1)[0]
+        if key not in self._seen and len(self.events) < 1000:
+            self._seen.add(key)
+            self.events.append(what)
+
+    # -- identity snapshots ----------------------------------------------------------------------
+
+    @staticmethod
+    def _snapshot(want) -> list[tuple]:
+        out = []
+        for mname, mod in list(sys.modules.items()):
+            if mod is None or not want(mname):
+                continue
+            d = getattr(mod, "__dict__", None)
+            if not isinstance(d, dict):
+                continue
+            for k, v in list(d.items()):
+                if (k.startswith("__") and k != "__import__") or not _judging(v):
+                    continue
+                out.append((d, f"{mname}.{k}", k, v, v, getattr(v, "__code__", None)))
+                if isinstance(v, type) and getattr(v, "__module__", "") == mname:
+                    cd = v.__dict__
+                    for ck, cv in list(cd.items()):
+                        if ck in ("__dict__", "__weakref__", "__doc__", "__annotations__", "_abc_impl") or not _judging(cv):
+                            continue
+                        fn = getattr(cv, "__func__", cv)
+                        out.append((cd, f"{mname}.{k}.{ck}", ck, cv, fn, getattr(fn, "__code__", None)))
+        return out
+
+    def _compare(self, snap: list[tuple], where: str, pytest_may_patch: bool = False) -> None:
+        missing = _MISSING
+        for d, label, k, v, fn, code in snap:
+            now = d.get(k, missing)
+            if now is not v:
+                if pytest_may_patch and _from_pytest(now):
+                    continue
+                self.flag(f"{label} was {'deleted' if now is missing else 'replaced'} ({where})")
+            elif code is not None and fn.__code__ is not code:
+                self.flag(f"{label}'s code was replaced ({where})")
+
+    def _record_impls(self, plugin=None) -> None:
+        """Remember hook implementations by identity: all of them, or one accepted plugin's."""
+        hook = self.manager.hook
+        for name in dir(hook):
+            caller = getattr(hook, name, None)
+            if not name.startswith("pytest_") or caller is None or not hasattr(caller, "get_hookimpls"):
+                continue
+            for impl in caller.get_hookimpls():
+                if plugin is None or impl.plugin is plugin:
+                    self.impls[id(impl)] = (impl, impl.function, getattr(impl.function, "__code__", None))
+
+    def _check_impls(self, names, where: str) -> None:
+        hook = self.manager.hook
+        for name in names:
+            caller = getattr(hook, name, None)
+            if caller is None or not hasattr(caller, "get_hookimpls"):
+                continue
+            for impl in caller.get_hookimpls():
+                known = self.impls.get(id(impl))
+                if known is None or known[0] is not impl:
+                    self.flag(f"hook {name} gained an implementation from plugin {impl.plugin_name} ({where})")
+                elif impl.function is not known[1] or getattr(impl.function, "__code__", None) is not known[2]:
+                    self.flag(f"the implementation of hook {name} by plugin {impl.plugin_name} was replaced ({where})")
+
+    def rebase(self) -> None:
+        """At session start: pytest's own plugins patch each other while configuring (legacypath
+        sets ``Config._getini_unknown_type``); what they set is kept, anything else was flagged."""
+        self.check("before the session", full=True, pytest_may_patch=True)
+        self.full = self._snapshot(lambda name: _watched(name))
+        self.hot = self._snapshot(lambda name: name in _HOT_MODULES)
+
+    def check(self, where: str, full: bool = False, pytest_may_patch: bool = False) -> None:
+        self._compare(self.full if full else self.hot, where, pytest_may_patch)
+        for name, mod in self.modules.items():
+            if sys.modules.get(name, mod) is not mod:
+                self.flag(f"sys.modules[{name!r}] was replaced ({where})")
+        if self.manager is not None:
+            names = [n for n in dir(self.manager.hook) if n.startswith("pytest_")] if full else _HOT_HOOKS
+            self._check_impls(names, where)
+            if not self.manager.is_registered(sys.modules[__name__]):
+                self.flag(f"the grader's report plugin was unregistered ({where})")
+
+    # -- plugins -------------------------------------------------------------------------------
+
+    def on_plugin(self, plugin, name: str) -> None:
+        """A plugin registered after this one: a start-state conftest, or code from outside /testbed.
+        An accepted plugin's hook implementations join the known ones."""
+        if self._plugin_ok(plugin, name):
+            self._record_impls(plugin)
+
+    def _plugin_ok(self, plugin, name: str) -> bool:
+        if type(plugin).__name__ == "module":
+            path = getattr(plugin, "__file__", None) or ""
+        else:
+            path = getattr(sys.modules.get(type(plugin).__module__), "__file__", None) or ""
+        if not path.startswith("/testbed/"):
+            return True
+        if os.path.basename(path) == "conftest.py":
+            try:
+                with open(path, "rb") as fh:
+                    digest = hashlib.sha256(fh.read()).hexdigest()
+            except OSError:
+                digest = ""
+            if digest in self.conftests:
+                return True
+            self.flag(f"a conftest that is not in the task's start state was registered: {path[9:]}")
+            return False
+        self.flag(f"code under /testbed registered a pytest plugin: {name} ({path[9:]})")
+        return False
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def after_collection(self, session) -> None:
+        self.check("after collection", full=True)
+        for item in session.items:
+            fn = getattr(item, "function", None) or getattr(item, "obj", None)
+            code = getattr(fn, "__code__", None)
+            if code is not None:
+                self.codes[item.nodeid] = code
+            path = str(getattr(item, "path", "") or "")
+            if path:
+                self.test_files.add(path)
+            mod = getattr(item, "module", None)
+            loader = getattr(mod, "__loader__", None)
+            if mod is not None and type(loader).__module__ not in ("_pytest.assertion.rewrite",
+                                                                   "importlib._bootstrap_external",
+                                                                   "_frozen_importlib_external"):
+                self.flag(f"test module {mod.__name__} was loaded by {type(loader).__module__}."
+                          f"{type(loader).__name__}, not pytest's importer")
+
+    def on_call(self, item, excinfo) -> None:
+        if excinfo is not None:
+            exc = excinfo[1]
+            if type(exc).__name__ not in ("Skipped", "XFailed"):
+                self.raised[item.nodeid] = type(exc).__name__
+        code = self.codes.get(item.nodeid)
+        fn = getattr(item, "function", None) or getattr(item, "obj", None)
+        if code is not None and getattr(fn, "__code__", None) is not code:
+            self.flag(f"the code of test {item.nodeid} was replaced")
+
+    def on_report(self, report) -> None:
+        """Once per test, at the report that decides it (the call's, or a setup that did not pass):
+        a replacement made earlier is still in place; one that restores itself is caught by
+        comparing the report with what the test body raised."""
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.check(f"{report.when} of {report.nodeid}")
+        if report.when == "call" and report.passed and report.nodeid in self.raised:
+            self.flag(f"{report.nodeid} raised {self.raised[report.nodeid]} but was reported as passed")
+
+    # -- the audit hook ------------------------------------------------------------------------
+
+    def audit(self, event: str, args: tuple) -> None:
+        if not self.armed:
+            return
+        if event == "open":
+            path, mode, flags = args
+            if not isinstance(path, str):
+                return
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if path.startswith(self.report_dir) or os.path.abspath(path).startswith(self.report_dir):
+                self.flag(f"opened the report's directory: {path}")
+            elif writing and self._guarded_file(path):
+                self.flag(f"wrote {path} during the session")
+        elif event in _PATH_EVENTS:
+            for a in args:
+                if isinstance(a, str) and (a.startswith(self.report_dir) or os.path.abspath(a).startswith(self.report_dir)):
+                    self.flag(f"{event} on the report's directory")
+        elif event == "object.__setattr__":
+            obj, name = args[0], args[1]
+            if name == "__code__":
+                mod = getattr(obj, "__module__", "") or ""
+                src = getattr(getattr(obj, "__code__", None), "co_filename", "")
+                if _watched(mod) or src in self.test_files or os.path.basename(src) == "conftest.py":
+                    self.flag(f"replaced the code of {mod}.{getattr(obj, '__qualname__', '?')}")
+        elif event.startswith(_EXEC_EVENTS):
+            text = " ".join(str(a) for a in args)
+            if self.report_dir.rstrip("/") in text:
+                self.flag(f"{event} names the report's directory")
+        elif event == "sys.addaudithook":
+            self.flag("another audit hook was added")
+        elif event == "ctypes.dlsym":
+            name = args[1] if len(args) > 1 else ""
+            if isinstance(name, str) and name.startswith(("Py", "_Py")):
+                self.flag(f"ctypes reached into the interpreter ({name})")
+
+    @staticmethod
+    def _guarded_file(path: str) -> bool:
+        p = os.path.abspath(path)
+        base = os.path.basename(p)
+        if p.endswith((".pyc", ".pyo", ".pth")) or "/__pycache__/" in p:
+            return True
+        if not p.startswith("/testbed/"):
+            return False
+        return base in _CONFIG_NAMES or p.endswith(".py")
+
+
+def _start_guard():
+    key_file = os.environ.pop("TF_GUARD_KEY", None)
+    if not key_file or not _OUT:
+        return None
+    with open(key_file, "rb") as fh:
+        key = fh.read().strip()
+    os.unlink(key_file)
+    conftests = frozenset(os.environ.pop("TF_GUARD_CONFTESTS", "").split())
+    guard = _Guard(key, _OUT, conftests)
+    _state["fh"] = open(_OUT, "a", encoding="utf-8")  # noqa: SIM115 (before any hook can watch opens)
+    sys.addaudithook(guard.audit)
+    guard.armed = True
+    return guard
+
+
+_GUARD = _start_guard()
+
+
+if _GUARD is not None:
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_plugin_registered(plugin, plugin_name, manager):
+        guard = _GUARD
+        if guard.manager is None:
+            if plugin is sys.modules[__name__]:
+                guard.manager = manager  # every registration before this one is the start state's
+                guard._record_impls()
+            return
+        guard.on_plugin(plugin, plugin_name)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(session):
+        _GUARD.rebase()
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_call(item):
+        outcome = yield
+        _GUARD.on_call(item, outcome.excinfo)

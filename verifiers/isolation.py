@@ -1,0 +1,68 @@
+"""The one container policy: how every container that runs a task's code is started.
+
+Grading, validation, the baseline and an agent's session all start containers from task or
+environment images, and all of them get the same isolation: no network (an agent could download
+the original sdist or clone upstream and read the fix), every capability dropped, no new
+privileges, a memory limit with swap included, a process limit, a CPU quota. Test runs add a
+read-only root with throw-away ``/testbed`` and scratch volumes; an agent's interactive session
+keeps its root writable (agents install tools) but nothing else changes.
+
+``container_kwargs`` is the policy for the Docker SDK; ``docker_run_flags`` is the same policy as
+``docker run`` flags, which the dataset card and ``docs/grading.md`` print for users.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+__all__ = ["Limits", "container_kwargs", "docker_run_flags", "agent_command"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one container (``verifiers.sandbox.SandboxLimits`` is this)."""
+
+    timeout_s: float = 900.0
+    mem: str = "4g"
+    pids: int = 1024
+    cpus: float = 2.0
+    tmpfs_size: str = "1g"
+
+
+def container_kwargs(limits: Limits, *, read_only: bool = True, scratch: tuple[str, ...] = ("/testbed",)) -> dict:
+    """Keyword arguments for ``client.containers.create/run``: isolation plus limits.
+
+    ``read_only``: a read-only root, with each path of ``scratch`` as a fresh volume and ``/tmp``
+    a tmpfs (test runs). Agents' sessions pass ``read_only=False``.
+    """
+    kw = {
+        "network_disabled": True, "network_mode": "none",
+        "mem_limit": limits.mem, "memswap_limit": limits.mem, "pids_limit": limits.pids,
+        "nano_cpus": int(limits.cpus * 1e9),
+        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "working_dir": "/testbed",
+    }
+    if read_only:
+        from docker.types import Mount  # noqa: PLC0415
+
+        kw["read_only"] = True
+        kw["tmpfs"] = {"/tmp": f"rw,exec,size={limits.tmpfs_size}"}
+        kw["mounts"] = [Mount(target=p, source=None, type="volume") for p in scratch]
+    return kw
+
+
+def docker_run_flags(limits: Limits = Limits()) -> list[str]:
+    """The same isolation as ``docker run`` flags (an agent's session: writable root)."""
+    return ["--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--memory", limits.mem, "--memory-swap", limits.mem, "--pids-limit", str(limits.pids),
+            "--cpus", f"{limits.cpus:g}", "-w", "/testbed"]
+
+
+def agent_command(image: str, limits: Limits = Limits(), command: tuple[str, ...] = ("bash",),
+                  interactive: bool = True) -> list[str]:
+    """``docker run`` for an agent on a task image, with grading's isolation."""
+    return ["docker", "run", "--rm", *(["-it"] if interactive else []), *docker_run_flags(limits), image, *command]
+
+
+def agent_command_text(image: str = "IMAGE_NAME", limits: Limits = Limits()) -> str:
+    return shlex.join(agent_command(image, limits))
