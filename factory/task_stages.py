@@ -350,11 +350,22 @@ def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate],
     from verifiers.images import build_env_image  # noqa: PLC0415
     from verifiers.validate import validate_candidates  # noqa: PLC0415
 
+    from factory.errors import InstallFailed, RepoError  # noqa: PLC0415
+
     co = checkout(spec)
     for key, group in miners.group_candidates(prs).items():
         gspec = RepoSpec.parse({**{k: v for k, v in spec.__dict__.items()}, "commit": group.setup_commit})
-        gco = checkout(gspec)
-        env = build_env_image(client, gco, log=log)
+        try:
+            gco = checkout(gspec)
+            env = build_env_image(client, gco, log=log)
+        except (InstallFailed, RepoError) as e:
+            # One install group's environment does not build (an old Python, a dependency gone from
+            # PyPI): its PRs get an `error` verdict (tried again by the next run); the other groups go on.
+            log(f"{spec.key}: install group {key}: no environment ({str(e)[:200]}); {len(group.candidates)} PR(s) left")
+            for c in group.candidates:
+                on_result(Validation(c.candidate_id, c.repo, "error", "env_build_failed", strategy="pr",
+                                     detail=str(e)[-1000:]), None)
+            continue
         write_json(store.repo(spec.key).root / "envs" / f"{key}.json", env.to_json())
         starts = {c.candidate_id: git(co.path, "diff", "--binary", "--full-index", gco.commit, c.base_commit)
                   for c in group.candidates}

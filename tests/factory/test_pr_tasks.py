@@ -90,3 +90,35 @@ def test_a_merged_fix_mirrored_onto_head_becomes_a_task(tmp_path, docker_client,
     assert inst["FAIL_TO_PASS"] == ["tests/test_stats.py::test_mean"]
     assert inst["PASS_TO_PASS"] == ["tests/test_stats.py::test_total"]
     assert "-    return sum(xs) / (len(xs) + 1)" in inst["patch"]  # the gold patch undoes the bug
+
+
+BROKEN_PYPROJECT = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                    '[project]\nname = "stats"\nversion = "0.1"\ndependencies = ["taskfactory-no-such-package-19"]\n\n'
+                    '[tool.setuptools]\npy-modules = ["stats"]\n')
+GOOD_PYPROJECT = BROKEN_PYPROJECT.replace('"taskfactory-no-such-package-19"', "")
+TOTAL_BUGGY = FIXED.replace("return sum(xs)\n", "return sum(xs) - 1\n")
+
+
+def test_an_install_group_that_does_not_build_leaves_the_others_to_validate(tmp_path, docker_client, base_image):
+    """A PR whose base cannot be installed gets an `error` verdict; PRs of other groups are judged."""
+    repo, run = tmp_path / "repo", tmp_path / "run"
+    make_repo(repo, {"stats.py": BUGGY.replace("return sum(xs)\n", "return sum(xs) - 1\n"),
+                     "tests/test_stats.py": "def test_nothing():\n    pass\n", "pyproject.toml": BROKEN_PYPROJECT})
+    _git(repo, "checkout", "-q", "-b", "fix-mean")
+    make_repo(repo, {"stats.py": TOTAL_BUGGY, "tests/test_mean.py": NEW_TESTS.replace("test_total", "test_total_old")
+                     .replace("assert total([1, 2, 3]) == 6", "pass")}, message="Fix mean")
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "--no-ff", "-q", "-m", "Fix mean (#3)", "fix-mean")
+    make_repo(repo, {"pyproject.toml": GOOD_PYPROJECT}, message="Drop a dependency that does not exist")
+    make_repo(repo, {"stats.py": FIXED, "tests/test_stats.py": OLD_TESTS}, message="Fix total (#7)")
+    mined = _factory("mine", str(repo), "--run-dir", str(run))
+    assert mined.returncode == 0, mined.stderr
+    val = _factory("validate", str(run), "--workers", "1", "--timeout", "60")
+    assert val.returncode == 0, val.stderr
+    assert "no environment" in val.stderr and "env_build_failed 1" in val.stderr.replace("\n", " ")
+    (rd,) = list((run / "repos").iterdir())
+    verdicts = {json.loads(p.read_text())["validation"]["reason"] for p in (rd / "validations").glob("*.json")}
+    assert verdicts == {"env_build_failed", "accepted"}
+    (inst,) = pq.read_table(run / "instances.parquet").to_pylist()
+    assert json.loads(inst["provenance"])["pr_number"] == 7
+    assert inst["FAIL_TO_PASS"] == ["tests/test_stats.py::test_total"]
