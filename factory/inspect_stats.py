@@ -216,7 +216,6 @@ def select_statements(df: pl.DataFrame, limit: int = 30, source: str | None = No
 def print_statements(path: str | Path, console=None, limit: int = 30, source: str | None = None) -> int:
     """Print problem statements for an audit; returns how many were printed."""
     from rich.console import Console
-    from rich.panel import Panel
 
     console = console or Console()
     df = read_tasks(path)
@@ -233,10 +232,13 @@ def print_statements(path: str | Path, console=None, limit: int = 30, source: st
         if isinstance(made, dict) and made.get("leaks_redacted"):
             how += f"; {made['leaks_redacted']} message(s) redacted"
         f2p = list(r.get("FAIL_TO_PASS") or [])
-        title = f"[{k}/{rows.height}] {r['instance_id']} · {r['source']} · statement from {how}"
-        sub = f"FAIL_TO_PASS ({len(f2p)}): {', '.join(f2p[:3])}{' …' if len(f2p) > 3 else ''}"
-        console.print(Panel(r["problem_statement"] or "(empty)", title=title, subtitle=sub, title_align="left",
-                            subtitle_align="left", expand=False), highlight=False, soft_wrap=True)
+        # Plain text, never cropped: an audit reads every word, whatever the terminal's width.
+        console.print(f"── [{k}/{rows.height}] {r['instance_id']} · {r['source']} · statement from {how}",
+                      highlight=False, soft_wrap=True, markup=False)
+        console.print(f"   FAIL_TO_PASS ({len(f2p)}): {', '.join(f2p[:3])}{' …' if len(f2p) > 3 else ''}",
+                      highlight=False, soft_wrap=True, markup=False)
+        console.print("", *("   " + ln for ln in (r["problem_statement"] or "(empty)").splitlines()), "",
+                      sep="\n", highlight=False, soft_wrap=True, markup=False)
     counts = dict(df.group_by("source").len().iter_rows())
     console.print(f"{rows.height} of {df.height} statements ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
                   highlight=False)

@@ -72,14 +72,25 @@ _TMP_RE = re.compile(
     r"(?:/private)?/(?:tmp|var/tmp|var/folders/[^\s/'\"]+/[^\s/'\"]+/T)"
     r"(?:/pytest-of-[^\s/'\"]+/pytest-\d+|/pytest-\d+|/tmp[\w.-]+)?(?:/[^\s/'\":]+?\d+(?=/|\b))?")
 _ID_RE = re.compile(r"\bid=\d{6,}\b")
+# Clock readings and random draws differ on every run: a float under a timing key
+# ('start_time': 1742.358978039), a float of 12 or more decimals (3.425378108466707), and the
+# "[73 chars]" of unittest's shortened reprs, whose count moves with them.
+_TIME_FLOAT_RE = re.compile(r"(\b\w*(?:time|start|delay|elapsed|duration|idle|since|clock)\w*['\"]?\s*[:=]\s*)"
+                            r"-?\d+\.\d+(?:e[-+]?\d+)?", re.IGNORECASE)
+_LONG_FLOAT_RE = re.compile(r"(?<![\w.])-?\d+\.\d{12,}(?:e[-+]?\d+)?")
+_CHARS_RE = re.compile(r"\[\d+ chars\]")
 
 
 def normalise(text: str) -> str:
     """``text`` with run-specific parts replaced: ``<Foo object at 0x7f..>`` → ``<Foo object>``,
-    other addresses → ``0x…``, temporary paths → ``<tmp>``, long ``id=`` numbers → ``id=…``."""
+    other addresses → ``0x…``, temporary paths → ``<tmp>``, long ``id=`` numbers → ``id=…``,
+    clock readings and long random floats → ``<float>``, unittest's ``[N chars]`` → ``[…]``."""
     text = _OBJ_AT_RE.sub(r"\1>", text)
     text = _ADDR_RE.sub("0x…", text)
     text = _TMP_RE.sub("<tmp>", text)
+    text = _TIME_FLOAT_RE.sub(r"\1<float>", text)
+    text = _LONG_FLOAT_RE.sub("<float>", text)
+    text = _CHARS_RE.sub("[…]", text)
     return _ID_RE.sub("id=…", text)
 
 

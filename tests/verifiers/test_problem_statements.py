@@ -149,6 +149,14 @@ def test_statements_are_normalised_and_vary():
     assert "0x7f3a" not in text and "pytest-17" not in text and "tmpab12_x" not in text
     assert "<tenacity.RetryCallState object>" in text and "<tmp>/out.txt" in text and "<tmp>/f.py" in text
     assert normalise("id=140234567890123 at 0xdeadbeef00") == "id=… at 0x…"
+    # tenacity's statistics hold clock readings; random waits are long floats (messages from two runs)
+    a = "{'start_time': 1742.358978039, 'attempt_nu[73 chars]e-05} != {}"
+    b = "{'start_time': 1743.065583771, 'attempt_nu[74 chars]1829} != {}"
+    assert normalise(a) == "{'start_time': <float>, 'attempt_nu[…]e-05} != {}"
+    assert normalise(b).startswith("{'start_time': <float>, 'attempt_nu[…]")
+    assert normalise("3.425378108466707 not greater than or equal to 5") == "<float> not greater than or equal to 5"
+    # a float the test wrote is kept
+    assert normalise("assert '1.123456789 Bytes' == '1 Bytes'") == "assert '1.123456789 Bytes' == '1 Bytes'"
     texts = {write_statement(TemplateWriter(), _ev([(WAIT_CHAIN_TEST, "IndexError: tuple index out of range")],
                                                    iid=f"t__{i}"), TENACITY_646_PATCH)[0].split("\n")[0]
              for i in range(40)}
