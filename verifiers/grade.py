@@ -144,11 +144,22 @@ class GradeResult:
 
 def image_test_cmd(client, image: str) -> str | None:
     """The repository's own test command, as the environment image recorded it (its label)."""
+    return _image_facts(client, image)[0]
+
+
+def _image_facts(client, image: str) -> tuple[str | None, tuple[str, ...]]:
+    """(test command label, the layers below the task's own layer): one engine call."""
     try:
-        labels = client.images.get(image).labels or {}
+        img = client.images.get(image)
     except Exception:  # a missing image fails later, with its own message
-        return None
-    return labels.get("taskfactory.test_cmd") or None
+        return None, ()
+    layers = tuple((img.attrs.get("RootFS") or {}).get("Layers") or ())
+    return (img.labels or {}).get("taskfactory.test_cmd") or None, layers[:-1]
+
+
+# The probe's answer depends only on the environment below the task's layer (site-packages and
+# the install's files): task images of one environment share it, so it is asked once per process.
+_PROBES: dict[tuple[str, ...], dict] = {}
 
 
 def protected(path: str) -> bool:
@@ -191,11 +202,12 @@ def grade_patch(client, instance: dict, model_patch: str | None, limits: Sandbox
         res.f2p_failure, res.p2p_failure = f2p, p2p
         return res
     res.suspicious = screen_patch(model_patch)
-    res.test_cmd = test_cmd or image_test_cmd(client, instance["image_name"]) or _DEFAULT_TEST_CMD
+    label_cmd, env_layers = _image_facts(client, instance["image_name"])
+    res.test_cmd = test_cmd or label_cmd or _DEFAULT_TEST_CMD
     worker = Worker(client, instance["image_name"], limits)
     try:
         worker.start()
-        _grade_in(worker, instance, model_patch, res, f2p, p2p)
+        _grade_in(worker, instance, model_patch, res, f2p, p2p, env_layers)
     except WorkerFault as e:
         res.error = str(e)
     finally:
@@ -205,9 +217,11 @@ def grade_patch(client, instance: dict, model_patch: str | None, limits: Sandbox
 
 
 def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult, f2p: list[str],
-              p2p: list[str]) -> None:
+              p2p: list[str], env_layers: tuple[str, ...] = ()) -> None:
     base = instance["base_commit"]
     # -- 1 and 2: the start state recorded, the patch applied, what changed listed (one exec) -----
+    cached_probe = _PROBES.get(env_layers) if env_layers else None
+    module, key = f"tfg_{secrets.token_hex(8)}", secrets.token_hex(32)
     big = len(model_patch.encode()) >= 64_000
     if big:
         worker.sh(f"mkdir -p {_G}")
@@ -216,13 +230,20 @@ def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult
         f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_P} {_R}; "
         f"git ls-files -z --others > {_G}/start-untracked; "
         f"if [ -s {_G}/start-untracked ]; then tar --null -T {_G}/start-untracked -cf {_G}/start-extra.tar; fi; "
-        f"python -I -c \"$TF_PROBE\" > {_G}/probe.json; "
+        + (f"printf '%s\\n' \"$TF_PROBED\" > {_G}/probe.json; " if cached_probe else
+           f"python -I -c \"$TF_PROBE\" > {_G}/probe.json; ")
+        # The guarded plugin under a name nothing in /testbed can know, and its one-time key: written
+        # here, by a shell that has exited before any project code runs (an exec's environment is
+        # readable through /proc by whatever runs beside it).
+        + f"printf '%s' \"$TF_PLUGIN_SRC\" > {_P}/{module}.py; printf '%s' \"$TF_KEY\" > {_G}/key; "
         + ("" if big else f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ")
         + f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
         f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
         f"echo TF-APPLIED; cat {_G}/probe.json; python -I -S -c \"$TF_INSPECT\""
     )
-    env = {"TF_PROBE": _PROBE, "TF_INSPECT": _INSPECT, **({} if big else {"TF_PATCH": model_patch})}
+    env = {"TF_INSPECT": _INSPECT, "TF_PLUGIN_SRC": _plugin_source(), "TF_KEY": key,
+           **({} if big else {"TF_PATCH": model_patch}),
+           **({"TF_PROBED": json.dumps(cached_probe)} if cached_probe else {"TF_PROBE": _PROBE})}
     code, out = worker.sh(script, env=env)
     if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
         res.error = f"cannot set up the start state: {out.strip()[-300:]}"
@@ -236,6 +257,8 @@ def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult
     res.patch_applied = True
     lines = out.split("TF-APPLIED", 1)[1].strip().splitlines()
     probe, after = json.loads(lines[0]), json.loads(lines[-1])
+    if env_layers:
+        _PROBES.setdefault(env_layers, probe)
 
     # -- 3: everything that is not the fix, reset ------------------------------------------------
     gold_paths = {p for p in patch_paths(instance.get("patch") or "") if not is_test_file(p)}
@@ -278,36 +301,32 @@ def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult
         env["TF_TEST_PATCH"] = instance["test_patch"]
         script += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
                    f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
-    # The guarded plugin under a name nothing in /testbed can know, and its one-time key.
-    module = f"tfg_{secrets.token_hex(8)}"
-    key = secrets.token_hex(32)
-    env["TF_PLUGIN_SRC"] = _plugin_source()
-    env["TF_KEY"] = key
-    script += (f"printf '%s' \"$TF_PLUGIN_SRC\" > {_P}/{module}.py; printf '%s' \"$TF_KEY\" > {_G}/key; "
-               "find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
-               f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests; echo TF-READY")
-    code, out = worker.sh(script, env=env)
-    if "TF-TEST-PATCH" in out:
-        res.error = f"test_patch does not apply: {out.strip()[-200:]}"
-        return
-    if code != 0 or "TF-READY" not in out:
-        res.error = f"cannot reset the tree to the start state: {out.strip()[-300:]}"
-        return
-    # ``restored``: protected paths put back to the start state (checked out, or deleted when new);
-    # ``removed``: every path deleted (protected or not source).
-    res.restored = sorted(set(restore) | {p for p in remove if protected(p)})
-    res.removed = sorted(remove)
+    # ``restored`` (below): protected paths put back to the start state (checked out, or deleted when
+    # new); ``removed``: every path deleted (protected or not source).
+    script += ("find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
+               f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests")
 
     # -- 4: a pytest nobody else configures ----------------------------------------------------
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
     plugins = (module, *[p for p in probe.get("plugins", []) if p != module])
-    command = (f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
+    # One exec: the reset (its own shell, so its failure is told apart), then the session.
+    env["TF_RESET"] = script
+    command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; unset TF_RESET TF_GOLD TF_TEST_PATCH; "
+               f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
                + pytest_command(res.test_cmd, select=f2p + p2p, plugins=plugins))
-    run_env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
+    run_env = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
                "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _P, "PYTHONSTARTUP": "",
                "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key"}
     run, rep = worker.run_tests(command, report=report, env=run_env, key=key.encode())
     res.test_output = run.log_tail
+    if "TF-TEST-PATCH" in run.log_tail:
+        res.error = f"test_patch does not apply: {run.log_tail.strip()[-200:]}"
+        return
+    if "TF-RESET-FAILED" in run.log_tail:
+        res.error = f"cannot reset the tree to the start state: {run.log_tail.strip()[-300:]}"
+        return
+    res.restored = sorted(set(restore) | {p for p in remove if protected(p)})
+    res.removed = sorted(remove)
     if run.status == "infra_error" and not rep.integrity:
         res.error = f"test run {run.status}: {run.reason}"
     # -- 5: tampering, then the verdict --------------------------------------------------------

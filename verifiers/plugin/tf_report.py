@@ -182,10 +182,15 @@ _HOT_HOOKS = ("pytest_runtest_protocol", "pytest_runtest_setup", "pytest_runtest
               "pytest_runtest_makereport", "pytest_runtest_logreport", "pytest_pyfunc_call",
               "pytest_report_teststatus", "pytest_runtest_logstart", "pytest_runtest_logfinish",
               "pytest_assertrepr_compare", "pytest_fixture_setup", "pytest_runtestloop")
-_HOT_MODULES = ("_pytest.runner", "_pytest.reports", "_pytest.python", "_pytest.unittest", "_pytest.outcomes",
-                "_pytest.skipping", "_pytest.python_api", "_pytest.raises", "_pytest.fixtures",
-                "_pytest.assertion.rewrite", "_pytest.assertion.util", "pluggy._callers", "pluggy._hooks",
-                "pluggy._manager", "pluggy._result", "unittest.case", "unittest.result", "pytest", __name__)
+# What decides one test's outcome, checked at every test's deciding report (None: the whole
+# module; a tuple: only those names). Everything else under _pytest/pluggy/unittest is checked
+# before the session, after collection and at the end.
+_HOT = {"_pytest.runner": None, "_pytest.reports": ("BaseReport", "TestReport"), "_pytest.outcomes": None,
+        "_pytest.python": ("Function", "pytest_pyfunc_call"), "_pytest.unittest": ("TestCaseFunction",),
+        "_pytest.skipping": ("pytest_runtest_makereport", "evaluate_xfail_marks", "evaluate_skip_marks"),
+        "pluggy._callers": None, "pluggy._hooks": ("HookCaller", "HookImpl"), "pluggy._result": None,
+        "unittest.case": ("TestCase", "_Outcome"),
+        "pytest": ("raises", "approx", "fail", "skip", "xfail", "warns", "exit", "importorskip"), __name__: None}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _CONFIG_NAMES = ("conftest.py", "sitecustomize.py", "usercustomize.py", "pytest.ini", ".pytest.ini", "tox.ini",
                  "setup.cfg", "pyproject.toml")
@@ -222,7 +227,7 @@ class _Guard:
         self.events: list[str] = []
         self._seen: set[str] = set()
         self.full = self._snapshot(lambda name: _watched(name))
-        self.hot = self._snapshot(lambda name: name in _HOT_MODULES)
+        self.hot = self._snapshot(lambda name: name in _HOT, _HOT)
         self.modules = {n: m for n, m in sys.modules.items() if _watched(n)}
         self.manager = None
         self.impls: dict[int, tuple] = {}
@@ -243,7 +248,7 @@ class _Guard:
     # -- identity snapshots ----------------------------------------------------------------------
 
     @staticmethod
-    def _snapshot(want) -> list[tuple]:
+    def _snapshot(want, only: dict | None = None) -> list[tuple]:
         out = []
         for mname, mod in list(sys.modules.items()):
             if mod is None or not want(mname):
@@ -251,8 +256,9 @@ class _Guard:
             d = getattr(mod, "__dict__", None)
             if not isinstance(d, dict):
                 continue
+            names = (only or {}).get(mname)
             for k, v in list(d.items()):
-                if (k.startswith("__") and k != "__import__") or not _judging(v):
+                if (k.startswith("__") and k != "__import__") or not _judging(v) or (names and k not in names):
                     continue
                 out.append((d, f"{mname}.{k}", k, v, v, getattr(v, "__code__", None)))
                 if isinstance(v, type) and getattr(v, "__module__", "") == mname:
@@ -304,7 +310,7 @@ class _Guard:
         sets ``Config._getini_unknown_type``); what they set is kept, anything else was flagged."""
         self.check("before the session", full=True, pytest_may_patch=True)
         self.full = self._snapshot(lambda name: _watched(name))
-        self.hot = self._snapshot(lambda name: name in _HOT_MODULES)
+        self.hot = self._snapshot(lambda name: name in _HOT, _HOT)
 
     def check(self, where: str, full: bool = False, pytest_may_patch: bool = False) -> None:
         self._compare(self.full if full else self.hot, where, pytest_may_patch)
