@@ -698,14 +698,18 @@ def _swiglu_bwd_kernel(
     gu_ptr,  # (S, 2I) saved pre-activation
     w_sorted_ptr,  # (S,) float32
     dgu_ptr,  # (S, 2I) out
-    hw_ptr,  # (S, I) out: h * w
+    hw_ptr,  # (S, I) out: h * w; may be g_ptr (IN_PLACE)
     dw_ptr,  # (S,) float32 out: routing-weight grad h . G
     S,
     I,
     BR: tl.constexpr,
     BI: tl.constexpr,
+    IN_PLACE: tl.constexpr,
 ):
-    """The down-projection backward's epilogue as its own pass (the split variant)."""
+    """The down-projection backward's epilogue as its own pass (the split variant). IN_PLACE: h*w
+    overwrites G, tile by tile; a barrier between each tile's loads and stores keeps a thread from
+    overwriting G values that another thread of the program has not loaded yet (rows of different
+    programs are disjoint)."""
     rows = tl.program_id(0) * BR + tl.arange(0, BR)
     mask_r = rows < S
     rows64 = rows.to(tl.int64)
@@ -724,6 +728,8 @@ def _swiglu_bwd_kernel(
         h = silu * u
         dw += tl.sum(h * G, axis=1)
         dh = G * w[:, None]
+        if IN_PLACE:
+            tl.debug_barrier()
         tl.store(dgu_ptr + gu_off, (dh * u * sig * (1.0 + g * (1.0 - sig))).to(dgu_ptr.dtype.element_ty), mask=m)
         tl.store(dgu_ptr + gu_off + I, (dh * silu).to(dgu_ptr.dtype.element_ty), mask=m)
         tl.store(hw_ptr + i_off, (h * w[:, None]).to(hw_ptr.dtype.element_ty), mask=m)

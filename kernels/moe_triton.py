@@ -5,8 +5,13 @@ described in kernels/_moe_triton_kernels.py, which is imported on first use, so 
 imports without Triton (router_backward below, the PyTorch form of the router's backward, is tested
 on CPU against autograd, and the Triton kernel against it on the GPU).
 
-Saved for backward: x, the weights, router logits (T, E), the pre-activation GU (S, 2I) and the
-routing indices (O(S) integers). h = silu(g) * u is recomputed from GU in the backward.
+Two autograd nodes (since v12, kernels/NOTES.md): _MoEUp (router and gate/up) and _MoEDown (down
+projection and combine). Saved for backward: x, the weights, router logits (T, E), the pre-activation
+GU (S, 2I) and the routing (O(S) integers and the sorted routing weights); saved_bytes() gives the
+cost of each. h = silu(g) * u is recomputed from GU in the backward; neither h nor the down outputs
+(S, D) are kept. Only the down node saves GU, so autograd frees it once that node's backward has run,
+before the up node's backward allocates dXs (S, D) and dWgu; that node runs dX before dWgu, and the
+SwiGLU-backward pass writes h*w over G (CONFIG.hw_in_place).
 The router's matmul (T x D x E) and its two gradient matmuls run through cuBLAS; the router's
 backward through softmax/top-k/renorm is one Triton kernel (CONFIG.router_bwd; "torch" runs
 router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _dxs,
@@ -110,6 +115,9 @@ class TritonMoEConfig:
     # GEMMs that keep the GPU busy longer than that hide; 5e10 is ~90 us at 550 TFLOP/s
     # (kernels/NOTES.md, v10).
     gluon_min_flops: float = 5e10
+    # Split down-projection backward: the pass writes h*w over G instead of into a new (S, I) buffer
+    # (kernels/NOTES.md, v12: part of keeping peak memory under SonicMoE's).
+    hw_in_place: bool = True
 
     def __post_init__(self) -> None:
         for name in ("persistent", "gate_up_persistent"):
@@ -416,11 +424,12 @@ def _down_bwd_split(dy_TD, down_EHI, gu_S2I, r: Routing):
     S = gu_S2I.shape[0]
     g_SI = _g_gemm(dy_TD, down_EHI, r)
     dgu_S2I = torch.empty_like(gu_S2I)
-    hw_SI = torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
+    # h*w overwrites G (CONFIG.hw_in_place): one (S, I) buffer fewer at the backward's peak
+    hw_SI = g_SI if CONFIG.hw_in_place else torch.empty((S, I), dtype=dy_TD.dtype, device=dy_TD.device)
     dw_S = torch.empty((S,), dtype=torch.float32, device=dy_TD.device)
     br = 32
     k._swiglu_bwd_kernel[(triton_cdiv(S, br),)](
-        g_SI, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_S, S, I, BR=br, BI=128, num_warps=4
+        g_SI, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_S, S, I, BR=br, BI=128, IN_PLACE=hw_SI is g_SI, num_warps=4
     )
     return dgu_S2I, hw_SI, dw_S
 
@@ -621,49 +630,80 @@ def _router_grads(dxs_SD, dw_S, logits_TE, x_TD, router_w_ED, r: Routing, norm_t
     return dx_TD, d_router_w
 
 
-class _MoETriton(torch.autograd.Function):
+def _routing_outputs(r: Routing) -> tuple[torch.Tensor, ...]:
+    """The integer routing tensors that pass from the up node to the down node (w_S travels apart)."""
+    return r.top_idx_TK, r.top_w_TK, r.counts_E, r.offsets_E1, r.pos_TK, r.tok_S
+
+
+class _MoEUp(torch.autograd.Function):
+    """Router and gate/up: x -> (GU, h, w_S, logits, routing). Saves x, the weights, the logits and the
+    routing; not GU, which only the down node saves, so that autograd frees it once that node's
+    backward has run, before this node's backward allocates dXs and dWgu (kernels/NOTES.md, v12)."""
+
     @staticmethod
-    def forward(ctx, x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob):
+    def forward(ctx, x_TD, router_w_ED, gate_up_E2IH, top_k, norm_topk_prob):
         logits_TE = F.linear(x_TD, router_w_ED)
         r = route(logits_TE, top_k, norm_topk_prob)
         gu_S2I, h_SI = _gate_up(x_TD, gate_up_E2IH, r)
-        o_SD = _down(h_SI, down_EHI, r)
-        del h_SI
-        y_TD = _combine(o_SD, r, x_TD.shape[0])
-        ctx.save_for_backward(
-            x_TD,
-            router_w_ED,
-            gate_up_E2IH,
-            down_EHI,
-            logits_TE,
-            gu_S2I,
-            r.top_idx_TK,
-            r.top_w_TK,
-            r.counts_E,
-            r.offsets_E1,
-            r.pos_TK,
-            r.tok_S,
-            r.w_S,
-        )
+        ints = _routing_outputs(r)
+        ctx.save_for_backward(x_TD, router_w_ED, gate_up_E2IH, logits_TE, *ints, r.w_S)
         ctx.norm_topk_prob = norm_topk_prob
-        return y_TD, logits_TE
+        ctx.mark_non_differentiable(h_SI, *ints)
+        ctx.set_materialize_grads(False)  # no zero tensors for h and the integer outputs
+        return gu_S2I, h_SI, r.w_S, logits_TE, *ints
 
     @staticmethod
-    def backward(ctx, dy_TD, dlogits_out_TE):
-        (x_TD, router_w_ED, gate_up_E2IH, down_EHI, logits_TE, gu_S2I, *rt) = ctx.saved_tensors
-        r = Routing(*rt)
-        if dy_TD is None:
-            dy_TD = torch.zeros_like(x_TD)
-        dy_TD = dy_TD.contiguous()
-        dgu_S2I, hw_SI, dw_S = _down_bwd(dy_TD, down_EHI, gu_S2I, r)
-        d_down = _dwd(dy_TD, hw_SI, r, down_EHI.dtype) if ctx.needs_input_grad[3] else None
-        del hw_SI
-        d_gate_up = _dwgu(dgu_S2I, x_TD, r, gate_up_E2IH.dtype) if ctx.needs_input_grad[2] else None
+    def backward(ctx, dgu_S2I, _dh, dw_S, dlogits_out_TE, *_ints):
+        x_TD, router_w_ED, gate_up_E2IH, logits_TE, *rt = ctx.saved_tensors
+        top_idx, top_w, counts, offsets, pos, tok, w_S = rt
+        r = Routing(top_idx, top_w, counts, offsets, pos, tok, w_S)
+        S, I2 = tok.shape[0], gate_up_E2IH.shape[1]
+        if dgu_S2I is None:
+            dgu_S2I = x_TD.new_zeros((S, I2))
+        if dw_S is None:
+            dw_S = torch.zeros_like(w_S)
+        # dX first, then dWgu: dXs (S, D) is freed by the combine before dWgu (E, 2I, D) is allocated
         dxs_SD = _dxs(dgu_S2I, gate_up_E2IH, r)
-        del dgu_S2I
         dx_TD, d_router_w = _router_grads(dxs_SD, dw_S, logits_TE, x_TD, router_w_ED, r, ctx.norm_topk_prob,
                                           dlogits_out_TE, ctx.needs_input_grad[1])  # fmt: skip
-        return dx_TD, d_router_w, d_gate_up, d_down, None, None
+        del dxs_SD
+        d_gate_up = _dwgu(dgu_S2I, x_TD, r, gate_up_E2IH.dtype) if ctx.needs_input_grad[2] else None
+        return dx_TD, d_router_w, d_gate_up, None, None
+
+
+class _MoEDown(torch.autograd.Function):
+    """Down projection and combine: (GU, w_S, down, h, routing) -> y. Saves GU (the pre-activation:
+    h is recomputed from it), the down weights and the routing; h itself is used here and dropped."""
+
+    @staticmethod
+    def forward(ctx, gu_S2I, w_S, down_EHI, h_SI, top_idx, top_w, counts, offsets, pos, tok):
+        r = Routing(top_idx, top_w, counts, offsets, pos, tok, w_S)
+        o_SD = _down(h_SI, down_EHI, r)
+        y_TD = _combine(o_SD, r, pos.shape[0])
+        ctx.save_for_backward(gu_S2I, down_EHI, top_idx, top_w, counts, offsets, pos, tok, w_S)
+        return y_TD
+
+    @staticmethod
+    def backward(ctx, dy_TD):
+        gu_S2I, down_EHI, *rt = ctx.saved_tensors
+        r = Routing(*rt)
+        dy_TD = dy_TD.contiguous()
+        dgu_S2I, hw_SI, dw_S = _down_bwd(dy_TD, down_EHI, gu_S2I, r)
+        d_down = _dwd(dy_TD, hw_SI, r, down_EHI.dtype) if ctx.needs_input_grad[2] else None
+        return dgu_S2I, dw_S, d_down, None, None, None, None, None, None, None
+
+
+def saved_bytes(T: int, D: int, I: int, E: int, K: int, dtype=torch.bfloat16) -> dict[str, int]:
+    """Bytes each tensor saved for the backward holds beyond the inputs and weights (which the caller
+    holds anyway): GU (S, 2I), the only large one; the router logits; the routing (int32 and the
+    sorted routing weights in float32). h (S, I) and the down outputs (S, D) are not saved."""
+    S, b = T * K, torch.empty((), dtype=dtype).element_size()
+    return {
+        "GU (S x 2I)": S * 2 * I * b,
+        "logits (T x E)": T * E * b,
+        "routing (top_idx, top_w, pos: T x K; tok, w_S: S; counts, offsets: E)":
+            T * K * (4 + b + 4) + S * (4 + 4) + (2 * E + 1) * 4,
+    }  # fmt: skip
 
 
 def moe_triton(x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob=True):
@@ -675,11 +715,8 @@ def moe_triton(x_TD, router_w_ED, gate_up_E2IH, down_EHI, top_k, norm_topk_prob=
     for name, t in (("router_w", router_w_ED), ("gate_up_proj", gate_up_E2IH), ("down_proj", down_EHI)):
         if t.dtype != x_TD.dtype:
             raise KernelUnavailableError(f"{name} is {t.dtype} but x is {x_TD.dtype}; cast them to one dtype")
-    return _MoETriton.apply(
-        x_TD.contiguous(),
-        router_w_ED.contiguous(),
-        gate_up_E2IH.contiguous(),
-        down_EHI.contiguous(),
-        int(top_k),
-        bool(norm_topk_prob),
+    gu_S2I, h_SI, w_S, logits_TE, *ints = _MoEUp.apply(
+        x_TD.contiguous(), router_w_ED.contiguous(), gate_up_E2IH.contiguous(), int(top_k), bool(norm_topk_prob)
     )
+    y_TD = _MoEDown.apply(gu_S2I, w_S, down_EHI.contiguous(), h_SI, *ints)
+    return y_TD, logits_TE
