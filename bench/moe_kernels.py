@@ -5,6 +5,12 @@ One run, same inputs and weights for every implementation:
     hf_eager     Qwen3MoeSparseMoeBlock, config._experts_implementation = "eager" (per-expert loop)
     hf_grouped   the same block with "grouped_mm" (transformers' torch._grouped_mm path)
     torch_gmm    a plain composition: torch routing, sort, gather, torch._grouped_mm x2, combine
+    sonic        with --peers sonic: SonicMoE's moe_TC_softmax_topk_layer (CuTe DSL kernels; its first
+                 call per shape compiles for minutes, so each shape is warmed, and timed, first)
+    liger        with --peers liger: Liger-Kernel's LigerFusedMoEFunction (Triton, autotuned on its
+                 first call), fed by the same torch routing as torch_gmm
+Peers are optional: a peer that does not import is reported and left out, and the rest runs.
+Their outputs and grads are checked against ours on the same inputs and weights.
 Modes: fwd, bwd (autograd.grad of a retained graph) and fwd+bwd, each the median of CUDA-event
 timings after warm-up. TFLOP/s counts 6*T*K*D*I forward, 12 backward, 18 both, against the bf16
 matmul peak measured at the start. Peak memory is the allocator's peak during one fwd+bwd, minus
@@ -14,6 +20,7 @@ what inputs and weights already held.
     python3 bench/moe_kernels.py --shapes 8192,2048,768,128,8 --impls ours,hf_grouped
     python3 bench/moe_kernels.py --shapes 32768,2048,768,128,8 --ab v8,v10 --rounds 7   # fwd+bwd A/B
     python3 bench/moe_kernels.py --shapes 32768,2048,768,128,8 --parts v8,v10           # per stage
+    python3 bench/moe_kernels.py --impls ours --peers sonic,liger                       # against peers
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -44,6 +51,61 @@ DEFAULT_SHAPES = [
     (32768, 2048, 512, 512, 10),
 ]
 IMPLS = ("ours", "hf_eager", "hf_grouped", "torch_gmm")
+PEERS = ("sonic", "liger")
+
+
+def peer_status(name: str) -> tuple[bool, str]:
+    """Whether a peer imports here, and its version or the reason it does not."""
+    try:
+        if name == "sonic":
+            import sonicmoe
+            from sonicmoe import moe_TC_softmax_topk_layer  # noqa: F401
+
+            return True, f"sonic-moe {sonicmoe.__version__}"
+        if name == "liger":
+            from importlib.metadata import version
+
+            from liger_kernel.ops.fused_moe import LigerFusedMoEFunction  # noqa: F401
+
+            return True, f"liger-kernel {version('liger-kernel')}"
+    except Exception as exc:  # ImportError, or a dependency failing at import
+        return False, f"{type(exc).__name__}: {str(exc)[:160]}"
+    return False, f"unknown peer {name!r} (known: {', '.join(PEERS)})"
+
+
+def peer_fwd(name: str, inputs, norm: bool):
+    """fwd() -> y of a peer on our inputs and weights (its autograd carries the grads back to them).
+
+    sonic: weights as its layout asks, as views of ours (no copies): w1 (2I, H, E) with stride order
+    (2, 0, 1) is gate_up (E, 2I, H) permuted, gate rows first (concat_layout=True); w2 (H, I, E) is
+    down (E, H, I) permuted. Softmax over all experts, then top-k, then renormalisation when norm,
+    as ours and transformers' Qwen3 router do (is_softmax_over_topk=False).
+    liger: the fused op takes routed indices and weights; the router is the torch composition's.
+    """
+    x, rw, gu, dn = inputs.tensors()
+    k = inputs.top_k
+    if name == "sonic":
+        from sonicmoe import moe_TC_softmax_topk_layer
+        from sonicmoe.enums import ActivationType
+
+        def fwd():
+            y, _, _ = moe_TC_softmax_topk_layer(
+                x, rw, gu.permute(1, 2, 0), None, dn.permute(1, 2, 0), None, k,
+                torch.cuda.current_stream().cuda_stream, ActivationType.SWIGLU, is_inference_mode_enabled=False,
+                is_softmax_over_topk=False, norm_topk_probs=norm, concat_layout=True,
+            )  # fmt: skip
+            return y
+
+        return fwd
+    if name == "liger":
+        from liger_kernel.ops.fused_moe import LigerFusedMoEFunction
+
+        def fwd():
+            w_TK, idx_TK = route(F.linear(x, rw), k, norm)
+            return LigerFusedMoEFunction.apply(x, gu, dn, idx_TK.to(torch.int32), w_TK)
+
+        return fwd
+    raise ValueError(name)
 
 
 def _variants():
@@ -137,6 +199,10 @@ def _variants():
         # and down, G, dX as the persistent warp-specialised Gluon grouped GEMM
         "v11": v11,
         "v11g": rep(v11, gate_up_ws=G(128, 128, 64, 8, 4, 168)),
+        # v12 (kernels/NOTES.md): the default; the memory plan is in the autograd nodes, and the one
+        # kernel change is h*w written over G, which v12nip turns off
+        "v12": C(),
+        "v12nip": C(hw_in_place=False),
     }
 
 
@@ -241,6 +307,9 @@ def bench_one(impl, inputs, norm, reps, peak_tf, shape, routing, max_load) -> Ro
 
         def fwd():
             return block(x[None])[0]
+    elif impl in PEERS:
+        params = [x, rw, gu, dn]
+        fwd = peer_fwd(impl, inputs, norm)
     else:
         params = [x, rw, gu, dn]
 
@@ -394,17 +463,19 @@ def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
 def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     """Whole fwd+bwd A/B of variants, interleaved: every round times each variant (the median of reps
     per-call CUDA-event timings, the table's method), so the GPU's clock and power drift over the run
-    hits all variants alike; prints every round and the median over rounds."""
+    hits all variants alike; prints every round and the median over rounds. A name from PEERS (sonic,
+    liger) times that peer on the same inputs (--ab v12,sonic)."""
     import kernels.moe_triton as mt
 
     table, default = _variants(), mt.CONFIG
     inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=2, requires_grad=True)
     got: dict[str, list[float]] = {n: [] for n in names}
+    fns = {n: peer_fwd_bwd(n, inputs, norm) for n in names if n in PEERS}  # peers: their own kernels
     try:
         for i in range(rounds):
             for name in names:
-                mt.CONFIG = table[name]
-                got[name].append(cuda_time_ms(ours_fwd_bwd(inputs, norm), 2, reps))
+                mt.CONFIG = default if name in PEERS else table[name]
+                got[name].append(cuda_time_ms(fns.get(name) or ours_fwd_bwd(inputs, norm), 2, reps))
             print(f"  round {i}: " + ", ".join(f"{n} {got[n][-1]:.2f}" for n in names), flush=True)
     finally:
         mt.CONFIG = default
@@ -413,6 +484,21 @@ def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     print("|---|---:|---:|---:|")
     for n in names:
         print(f"| {n} | {statistics.median(got[n]):.2f} | {min(got[n]):.2f} | {max(got[n]):.2f} |", flush=True)
+
+
+def peer_fwd_bwd(name: str, inputs, norm):
+    """One fwd+bwd of a peer against a fixed random dY, warmed once (its compile or autotune)."""
+    fwd, ins = peer_fwd(name, inputs, norm), inputs.tensors()
+    dy = torch.randn_like(inputs.x_TD)
+
+    def both():
+        return torch.autograd.grad(fwd(), ins, dy)
+
+    t0 = time.time()
+    both()
+    torch.cuda.synchronize()
+    print(f"  {name}: first fwd+bwd (compile, autotune) {time.time() - t0:.1f} s", flush=True)
+    return both
 
 
 def ours_fwd_bwd(inputs, norm):
@@ -464,20 +550,99 @@ def graphed_ms(inputs, norm, reps: int) -> float:
     return ms
 
 
-def grad_parity(inputs, norm) -> str:
-    """Relative differences of y and all four grads, ours against torch_gmm (both bf16)."""
-    x, rw, gu, dn = ins = inputs.tensors()
+def impl_fwd(impl: str, inputs, norm: bool):
+    """fwd() -> y for ours, torch_gmm or a peer, on inputs' tensors."""
+    x, rw, gu, dn = inputs.tensors()
+    if impl == "ours":
+        return lambda: moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0]
+    if impl == "torch_gmm":
+        return lambda: torch_grouped_mm_moe(x, rw, gu, dn, inputs.top_k, norm)[0]
+    return peer_fwd(impl, inputs, norm)
+
+
+def grad_parity(inputs, norm, impl: str = "ours", ref: str = "torch_gmm") -> str:
+    """Relative differences of y and all four grads, impl against ref (both bf16), one fixed dY."""
+    ins = inputs.tensors()
     g = torch.Generator(device="cuda").manual_seed(5)
-    dy = torch.randn(x.shape, generator=g, device="cuda", dtype=x.dtype)
+    dy = torch.randn(ins[0].shape, generator=g, device="cuda", dtype=ins[0].dtype)
     outs = []
-    for f in (
-        lambda: moe(x, rw, gu, dn, inputs.top_k, norm_topk_prob=norm, impl="triton")[0],
-        lambda: torch_grouped_mm_moe(x, rw, gu, dn, inputs.top_k, norm)[0],
-    ):
+    for f in (impl_fwd(impl, inputs, norm), impl_fwd(ref, inputs, norm)):
         y = f()
         outs.append([y.detach(), *torch.autograd.grad(y, ins, dy)])
     rel = [((a.double() - b.double()).norm() / b.double().norm()).item() for a, b in zip(*outs, strict=True)]
     return " ".join(f"{v:.1e}" for v in rel)
+
+
+def top_kernels(fn, iters: int = 3, n: int = 14) -> str:
+    """The n kernels that take the most device time per call of fn (torch profiler), any impl."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            fn()
+        torch.cuda.synchronize()
+    rows = sorted(
+        ((ev.key, getattr(ev, "device_time_total", 0.0) / 1e3 / iters, ev.count // iters) for ev in prof.key_averages()),
+        key=lambda r: -r[1],
+    )
+    total = sum(t for _, t, _ in rows)
+    return f"device busy {total:.2f} ms per call; " + "; ".join(
+        f"{t:.3f} ms x{c} {k[:70]}" for k, t, c in rows[:n] if t > 0
+    )
+
+
+def run_peers(peers, shapes, routings, norm, reps, peak_tf) -> list[Row]:
+    """Ours and each available peer at each shape and routing, same process, same inputs and weights:
+    warm-up (the peer's compile, timed), fwd / bwd / fwd+bwd and peak memory (bench_one), the y and
+    grad differences against ours, and each one's heaviest kernels."""
+    import kernels.moe_triton as mt
+
+    rows = []
+    for shape in shapes:
+        saved = mt.saved_bytes(*shape)
+        print(f"shape {shape}: ours saves for backward (beyond inputs and weights) "
+              + ", ".join(f"{k} {v / 2**30:.3f} GiB" for k, v in saved.items())
+              + f"; total {sum(saved.values()) / 2**30:.3f} GiB", flush=True)  # fmt: skip
+        for routing in routings:
+            inputs = make_moe_inputs(*shape, routing, device="cuda", seed=1, requires_grad=True)
+            dy = torch.randn_like(inputs.x_TD)
+            for impl in ("ours", *peers):
+                fwd = impl_fwd(impl, inputs, norm)
+
+                def both(fwd=fwd, ins=inputs.tensors(), dy=dy):
+                    return torch.autograd.grad(fwd(), ins, dy)
+
+                t0 = time.time()
+                both()  # a peer's first call per shape compiles (sonic) or autotunes (liger)
+                torch.cuda.synchronize()
+                print(f"  {shape} {routing} {impl}: first fwd+bwd (compile, autotune) {time.time() - t0:.1f} s",
+                      flush=True)  # fmt: skip
+                r = bench_one(impl, inputs, norm, reps, peak_tf, shape, routing, 0.0)
+                rows.append(r)
+                print(fmt_row(r, peak_tf), flush=True)
+                if impl != "ours" and not r.error:
+                    print(f"    rel diff vs ours (y, dx, drw, dgu, ddn): {grad_parity(inputs, norm, impl, 'ours')}",
+                          flush=True)  # fmt: skip
+                if not r.error and routing == routings[0]:
+                    print(f"    {impl} kernels: {top_kernels(both)}", flush=True)
+            del inputs, dy
+            torch.cuda.empty_cache()
+    print()
+    print(HEADER)
+    for r in rows:
+        print(fmt_row(r, peak_tf))
+    print()
+    by_key = {(r.shape, r.routing, r.impl): r for r in rows}
+    for (shape, routing, impl), r in by_key.items():
+        ours = by_key.get((shape, routing, "ours"))
+        if impl in PEERS and ours and ours.both_ms and r.both_ms:
+            print(f"{shape} {routing}: ours f+b {r.both_ms / ours.both_ms:.3f}x {impl} "
+                  f"({ours.both_ms:.2f} vs {r.both_ms:.2f} ms; fwd {ours.fwd_ms:.2f} vs {r.fwd_ms:.2f}, "
+                  f"bwd {ours.bwd_ms:.2f} vs {r.bwd_ms:.2f}), "
+                  f"peak mem {ours.peak_gib:.2f} vs {r.peak_gib:.2f} GiB")  # fmt: skip
+    return rows
 
 
 def kernel_breakdown(inputs, norm, iters: int = 3, timeline: bool = False) -> str:
@@ -566,6 +731,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="", help="comma list of variants: per-stage A/B on the first shape")
     ap.add_argument("--ab", default="", help="comma list of variants: interleaved fwd+bwd A/B on the first shape")
     ap.add_argument("--rounds", type=int, default=5, help="with --parts or --ab: interleaved rounds")
+    ap.add_argument("--peers", default="", help=f"comma list of {', '.join(PEERS)}: ours against each, same process")
     args = ap.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
     impls = args.impls.split(",")
@@ -583,6 +749,16 @@ def main(argv=None) -> int:
         return 0
     if args.variants:  # a tuning run: only our variants, no baselines
         run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf, timeline=args.timeline)
+        return 0
+    if args.peers:
+        peers = []
+        for name in args.peers.split(","):
+            ok, what = peer_status(name)
+            print(f"peer {name}: {what}" if ok else f"peer {name} unavailable, running without it: {what}")
+            peers += [name] if ok else []
+        rows = run_peers(peers, shapes, args.routings.split(","), norm, args.reps, peak_tf)
+        if args.json:
+            args.json.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
         return 0
     if args.profile:
         profile_ours(shapes[0], norm)
