@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from factory import defaults
 from factory.config import DEFAULT_CONFIG, SandboxConfig, load_config
 from factory.errors import FactoryError
 from factory.pipeline import StageOutcome, run_pipeline, stage_baseline, stage_env
@@ -85,9 +86,9 @@ def env_build(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:N
 
 @env_app.command("baseline")
 def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
-                 run_dir: Path = RunDir, reruns: int = typer.Option(3, "--reruns", min=1, max=20),
+                 run_dir: Path = RunDir, reruns: int = typer.Option(defaults.RERUNS, "--reruns", min=1, max=20),
                  coverage: bool = typer.Option(True, "--coverage/--no-coverage"),
-                 timeout: float = typer.Option(900.0, "--timeout", help="Wall-clock limit of one run, seconds."),
+                 timeout: float = typer.Option(defaults.TEST_TIMEOUT_S, "--timeout", help="Wall-clock limit of one run, seconds."),
                  python: str | None = PythonOpt, commit: str | None = CommitOpt,
                  test_cmd: str | None = TestCmdOpt,
                  force: bool = typer.Option(False, "--force", help="Redo even if a baseline exists.")) -> None:
@@ -225,7 +226,7 @@ def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==
 @app.command("validate")
 def validate(run: Path = typer.Argument(..., help="The run directory."),
              workers: int = typer.Option(0, "--workers", help="Containers in parallel (default: CPU cores)."),
-             strategy: str = typer.Option("selected", "--strategy", help="selected | full"),
+             strategy: str = typer.Option(defaults.STRATEGY, "--strategy", help="selected | full"),
              timeout: float | None = typer.Option(
                  None, "--timeout", help="Wall-clock limit of one test run, seconds (default: 10x the slowest baseline run)."),
              max_f2p: int = typer.Option(50, "--max-f2p", min=1, help="Reject bugs that break more tests.")) -> None:
@@ -278,8 +279,8 @@ def validate(run: Path = typer.Argument(..., help="The run directory."),
 @app.command("evaluate")
 def evaluate_cmd(dataset: str = typer.Argument(..., help="instances.parquet, a dataset folder, or a Hub id."),
                  predictions: Path = typer.Argument(..., help="SWE-bench predictions (JSONL or JSON)."),
-                 run_dir: Path = RunDir, workers: int = typer.Option(2, "--workers", min=1),
-                 timeout: float = typer.Option(600.0, "--timeout")) -> None:
+                 run_dir: Path = RunDir, workers: int = typer.Option(defaults.GRADE_WORKERS, "--workers", min=1),
+                 timeout: float = typer.Option(defaults.GRADE_TIMEOUT_S, "--timeout")) -> None:
     """Grade model patches in the sandbox; writes RUN/evaluation/<model>.json as SWE-bench does."""
     from factory.evaluate import evaluate  # noqa: PLC0415
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from factory import defaults
 from factory.errors import ConfigError
 from factory.schema import RepoSpec
 
@@ -27,14 +28,14 @@ class _Strict(BaseModel):
 
 
 class SandboxConfig(_Strict):
-    timeout_s: float = Field(900.0, gt=0)
-    mem: str = "4g"
-    pids: int = Field(1024, gt=0)
-    cpus: float = Field(2.0, gt=0)
+    timeout_s: float = Field(defaults.TEST_TIMEOUT_S, gt=0)
+    mem: str = defaults.MEM
+    pids: int = Field(defaults.PIDS, gt=0)
+    cpus: float = Field(defaults.CPUS, gt=0)
 
 
 class BaselineConfig(_Strict):
-    reruns: int = Field(3, ge=1, le=20)
+    reruns: int = Field(defaults.RERUNS, ge=1, le=20)
     coverage: bool = True
 
 
@@ -46,10 +47,10 @@ class MutateSettings(_Strict):
 
 
 class ValidateSettings(_Strict):
-    strategy: str = Field("selected", pattern="^(selected|full)$")
+    strategy: str = Field(defaults.STRATEGY, pattern="^(selected|full)$")
     workers: int = Field(2, ge=1)
     timeout_s: float | None = Field(None, gt=0)  # None: 10x the slowest baseline run, at least 20 s
-    max_f2p: int = Field(50, ge=1)
+    max_f2p: int = Field(defaults.MAX_F2P, ge=1)
 
 
 class PublishSettings(_Strict):

@@ -8,7 +8,11 @@
     ├── EngineUnavailable        no Docker engine, and none could be started here
     ├── ImageError               a base or environment image could not be built
     │   └── InstallFailed        the repository's own install failed (a property of the repo)
-    └── BaselineError            the suite gave nothing to trust (no tests, collection broke, ...)
+    ├── BaselineError            the suite gave nothing to trust (no tests, collection broke, ...)
+    ├── MinerError               (miners.errors) a miner's own failure: git, the GitHub API, a missing extra
+    ├── MutatorError             (mutators.errors) a mutator's own failure; its ConfigError is also ours
+    ├── WorkerFault              (verifiers.worker) a worker container or the engine failed: retried
+    └── PublishError, RegistryError, RebuildError   (factory.publish_errors, .registry, .rebuild)
 
 Expected outcomes of running untrusted code (a test run that times out, a container that dies)
 are *results* (``TestRun.status``), never exceptions. Like ``schema``, this module imports

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from factory import defaults
 from factory.errors import ConfigError
 from factory.store import RunStore, write_json
 
@@ -92,7 +93,8 @@ def patch_digest(patch: str | None) -> str:
     return hashlib.sha256((patch or "").encode()).hexdigest()
 
 
-def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int = 2, timeout_s: float = 600,
+def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int = defaults.GRADE_WORKERS,
+             timeout_s: float = defaults.GRADE_TIMEOUT_S,
              progress: Callable[[str, bool], None] | None = None,
              log: Callable[[str], None] = lambda _m: None) -> dict[str, dict]:
     """Grade every prediction; returns the summary per model (also written to disk)."""

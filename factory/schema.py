@@ -43,7 +43,7 @@ __all__ = [
 Outcome = Literal["passed", "failed", "error", "skipped", "xfail", "xpass"]
 OUTCOMES: tuple[str, ...] = typing.get_args(Outcome)
 # A run's status says whether the *infrastructure* did its job; a test's outcome is separate.
-RunStatus = Literal["ok", "timeout", "oom", "infra_error", "no_tests", "collection_error"]
+RunStatus = Literal["ok", "timeout", "oom", "infra_error", "no_tests", "collection_error", "aborted"]
 Origin = Literal["pr", "pr_mirror", "mutation", "combined"]
 
 

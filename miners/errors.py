@@ -2,10 +2,11 @@
 
 ::
 
-    MinerError
-     ├── GitError            a git command failed (bad repository, unknown ref, ...)
-     ├── GitHubError         the GitHub API failed in a way waiting cannot fix (auth, 404 repo)
-     └── MissingDependency   an optional library (PyGithub) is not installed
+    FactoryError (factory.errors)
+    └── MinerError              anything a miner raises on purpose
+        ├── GitError            a git command failed (bad repository, unknown ref, ...)
+        ├── GitHubError         the GitHub API failed in a way waiting cannot fix (auth, 404 repo)
+        └── MissingDependency   an optional library (PyGithub) is not installed
 
 Expected trouble with one change (binary diff, non-UTF-8 path, a PR whose commit is gone) is not
 an exception: the change is skipped and the reason counted in the stats.
@@ -13,11 +14,15 @@ an exception: the change is skipped and the reason counted in the stats.
 
 from __future__ import annotations
 
+from factory.errors import FactoryError
+
 __all__ = ["GitError", "GitHubError", "MinerError", "MissingDependency"]
 
 
-class MinerError(Exception):
-    """Base of every error a miner raises on purpose."""
+class MinerError(FactoryError):
+    """Base of every error a miner raises on purpose (a ``FactoryError``: the CLI reports it)."""
+
+    reason = "mine_failed"
 
 
 class GitError(MinerError):

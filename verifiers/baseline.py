@@ -135,7 +135,7 @@ def _check_status(run: TestRun, what: str) -> None:
     if run.status == "ok":
         return
     reason = {"no_tests": "no_tests", "collection_error": "collection_error", "timeout": "timeout",
-              "oom": "oom"}.get(run.status, "infra_error")
+              "oom": "oom", "aborted": "run_aborted"}.get(run.status, "infra_error")
     raise BaselineError(f"{what}: {run.reason or run.status}", reason=reason)
 
 

@@ -42,8 +42,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from factory import defaults
 from factory.repo import is_test_file
-from verifiers.sandbox import SandboxLimits, pytest_command
+from verifiers.sandbox import SandboxLimits, pytest_command, run_problem
 from verifiers.screen import screen_patch
 from verifiers.taskimage import patch_paths
 from verifiers.worker import Worker, WorkerFault
@@ -188,7 +189,8 @@ def shadows(path: str, roots: set[str], names: set[str]) -> bool:
     return False
 
 
-def grade_patch(client, instance: dict, model_patch: str | None, limits: SandboxLimits = SandboxLimits(timeout_s=600),
+def grade_patch(client, instance: dict, model_patch: str | None,
+                limits: SandboxLimits = SandboxLimits(timeout_s=defaults.GRADE_TIMEOUT_S),
                 test_cmd: str | None = None) -> GradeResult:
     """Grade one patch; ``instance`` has the TaskInstance columns. Infra faults land in ``error``.
 
@@ -335,7 +337,7 @@ def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult
     for ids, ok_list, bad_list in ((f2p, res.f2p_success, res.f2p_failure), (p2p, res.p2p_success, res.p2p_failure)):
         for n in ids:
             (ok_list if got.get(n) == "passed" else bad_list).append(n)
-    clean = run.status == "ok" and not res.tampered and not res.error
+    clean = run_problem(run) is None and not res.tampered and not res.error
     res.resolved = clean and not res.f2p_failure and not res.p2p_failure
 
 

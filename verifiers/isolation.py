@@ -16,6 +16,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from factory import defaults
+
 __all__ = ["Limits", "container_kwargs", "docker_run_flags", "agent_command"]
 
 
@@ -23,11 +25,11 @@ __all__ = ["Limits", "container_kwargs", "docker_run_flags", "agent_command"]
 class Limits:
     """Resource limits of one container (``verifiers.sandbox.SandboxLimits`` is this)."""
 
-    timeout_s: float = 900.0
-    mem: str = "4g"
-    pids: int = 1024
-    cpus: float = 2.0
-    tmpfs_size: str = "1g"
+    timeout_s: float = defaults.TEST_TIMEOUT_S
+    mem: str = defaults.MEM
+    pids: int = defaults.PIDS
+    cpus: float = defaults.CPUS
+    tmpfs_size: str = defaults.TMPFS_SIZE
 
 
 def container_kwargs(limits: Limits, *, read_only: bool = True, scratch: tuple[str, ...] = ("/testbed",)) -> dict:

@@ -28,7 +28,7 @@ from verifiers.isolation import Limits as SandboxLimits
 from verifiers.isolation import container_kwargs
 
 __all__ = ["SandboxLimits", "SessionReport", "classify", "parse_report", "pytest_command", "read_file",
-           "run_tests", "tar_file"]
+           "run_problem", "run_tests", "tar_file"]
 
 _REPORT_DIR = "/tf-out"
 _REPORT = f"{_REPORT_DIR}/report.jsonl"
@@ -156,7 +156,9 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
         try:
             result = container.wait(timeout=limits.timeout_s)
             exit_code = int(result.get("StatusCode", -1))
-        except Exception:  # requests' ReadTimeout / ConnectionError: the wall clock ran out
+        except Exception as e:
+            if not _is_read_timeout(e):  # the engine went away: never the candidate's timeout
+                return _infra(t0, f"waiting for the run failed: {e.__class__.__name__}: {e}"), SessionReport()
             timed_out = True
             try:
                 container.kill()
@@ -210,11 +212,34 @@ def classify(exit_code: int | None, wall: float, report: SessionReport, log_tail
                        f"collection failed in {where or 'session'}: {last}")
     if exit_code == 5 or (report.collected is not None and not report.collected):
         return TestRun("no_tests", exit_code, wall, results, collected, log_tail, "no tests collected")
-    failing = any(r.outcome in ("failed", "error") for r in results)
-    disagree = (exit_code not in (0, 1) or (exit_code == 0 and failing)
-                or (exit_code == 1 and not failing and not report.collect_errors))
+    if exit_code in _ABORTED:
+        return TestRun("aborted", exit_code, wall, results, collected, log_tail,
+                       f"the session ended early: {_ABORTED[exit_code]} (exit {exit_code})")
     return TestRun("ok", exit_code, wall, results, collected, log_tail,
-                   f"exit code {exit_code} disagrees with the report" if disagree else "")
+                   f"exit code {exit_code} disagrees with the report" if _disagrees(exit_code, report) else "")
+
+
+# pytest's exit codes for a session that did not run to its end.
+_ABORTED = {2: "interrupted", 3: "pytest's internal error", 4: "a usage error (bad option or config)"}
+
+
+def _disagrees(exit_code: int | None, report: SessionReport) -> bool:
+    failing = any(r.outcome in ("failed", "error") for r in report.results.values())
+    return (exit_code not in (0, 1) or (exit_code == 0 and failing)
+            or (exit_code == 1 and not failing and not report.collect_errors))
+
+
+def run_problem(run: TestRun) -> str | None:
+    """The one rule from a run to "its results can be judged" (None) or the reason they cannot.
+
+    Baseline, validation and grading all ask this: a run that timed out, ran out of memory,
+    broke collection, ended early (exit 2-4), failed for the infrastructure, or whose exit code
+    contradicts its report says nothing about the code under test.
+    """
+    if run.status == "ok":
+        return "exit_code_disagrees" if run.reason.startswith("exit code") else None
+    return {"timeout": "timeout", "oom": "oom", "collection_error": "collection_breaks",
+            "no_tests": "collection_breaks", "aborted": "run_aborted"}.get(run.status, "infra_error")
 
 
 def read_file(container, path: str) -> bytes | None:
@@ -249,6 +274,19 @@ def _remove(container) -> None:
         container.remove(force=True, v=True)
     except Exception:  # already gone; nothing to clean
         pass
+
+
+def _is_read_timeout(e: BaseException) -> bool:
+    """The wall clock ran out (requests' read timeout), as opposed to a dead or unreachable engine."""
+    import requests  # noqa: PLC0415  (the Docker SDK's transport)
+
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, requests.exceptions.ReadTimeout) or "Read timed out" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _infra(t0: float, reason: str) -> TestRun:

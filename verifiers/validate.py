@@ -26,9 +26,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from factory import defaults
 from factory.schema import BaselineEntry, Candidate, EnvImage, FileContent, TaskInstance, TestRun, Validation
 from verifiers.problem import Evidence, ProblemWriter, TemplateWriter, candidate_texts, write_statement
-from verifiers.sandbox import SandboxLimits, pytest_command
+from verifiers.runner import Box, Selection, runner_for
+from verifiers.sandbox import SandboxLimits, run_problem
 from verifiers.taskimage import build_task_image, patch_paths
 from verifiers.verdict import Judgement, VerdictRules, judge
 from verifiers.worker import Worker, WorkerFault, sweep
@@ -40,12 +42,13 @@ OnResult = Callable[[Validation, "TaskInstance | None"], None]
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    strategy: str = "selected"
+    strategy: str = defaults.STRATEGY
     workers: int = 2
     rules: VerdictRules = field(default_factory=VerdictRules)
-    limits: SandboxLimits = field(default_factory=lambda: SandboxLimits(timeout_s=300))
+    limits: SandboxLimits = field(default_factory=lambda: SandboxLimits(timeout_s=defaults.VALIDATE_TIMEOUT_S))
     retries: int = 2
     build_task_images: bool = True
+    retry_backoff_s: float = 2.0  # after a failed restart: this, twice this, ... (at most 5 s)
 
     def __post_init__(self) -> None:
         if self.strategy not in ("selected", "full"):
@@ -85,8 +88,10 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
 
     session = uuid.uuid4().hex[:12]
 
+    runner = runner_for(env.spec.test_cmd)
+
     def _work() -> None:
-        worker = Worker(client, env.tag, cfg.limits, session=session)
+        worker = Worker(client, env.tag, cfg.limits, session=session, runner=runner)
         try:
             while True:
                 try:
@@ -112,7 +117,7 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
     return [results[i] for i in range(len(candidates))]
 
 
-def _judge_with_retries(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
+def _judge_with_retries(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
     last = ""
     for attempt in range(ctx.cfg.retries + 1):
         try:
@@ -127,16 +132,15 @@ def _judge_with_retries(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Val
                 worker.restart()
             except WorkerFault as e2:
                 last = f"{last}; restart failed: {e2}"
-                time.sleep(min(2.0 * (attempt + 1), 5.0))
+                time.sleep(min(ctx.cfg.retry_backoff_s * (attempt + 1), 5.0))
     return Validation(cand.candidate_id, cand.repo, "error", "infra_error", strategy=ctx.cfg.strategy,
                       detail=last[:1000]), None
 
 
-def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
-    """The whole judgement of one candidate on one worker (raises WorkerFault on infra faults)."""
+def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
+    """The whole judgement of one candidate in one box (raises WorkerFault on infra faults)."""
     t0 = time.monotonic()
     cfg = ctx.cfg
-    test_cmd = ctx.env.spec.test_cmd
     applied, msg = worker.apply(cand.patch, reset=True)
     apply_s = time.monotonic() - t0
     runs: list[TestRun] = []
@@ -150,9 +154,7 @@ def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validat
         return _verdict(Judgement("rejected", "patch_does_not_apply"), msg[-500:]), None
 
     def _run(select: list[str] | None) -> TestRun:
-        run, _ = worker.run_tests(pytest_command(test_cmd, select=select))
-        if run.status == "infra_error":
-            raise WorkerFault(run.reason)
+        run = worker.run(Selection.of(select))
         runs.append(run)
         return run
 
@@ -184,7 +186,7 @@ def judge_candidate(worker: Worker, cand: Candidate, ctx: _Ctx) -> tuple[Validat
     return val, inst
 
 
-def judge_pr(worker: Worker, cand: Candidate, ctx: _Ctx, start_patch: str) -> tuple[Validation, TaskInstance | None]:
+def judge_pr(worker: Box, cand: Candidate, ctx: _Ctx, start_patch: str) -> tuple[Validation, TaskInstance | None]:
     """A pull request's three runs, as Multi-SWE-bench does: base, base + tests, base + tests + fix.
 
     FAIL_TO_PASS: fails (or is missing) with the new tests alone and passes with the fix.
@@ -201,13 +203,10 @@ def judge_pr(worker: Worker, cand: Candidate, ctx: _Ctx, start_patch: str) -> tu
                           detail=detail)
 
     def _full() -> dict[str, str] | str:
-        run, _ = worker.run_tests(pytest_command(ctx.env.spec.test_cmd))
-        if run.status == "infra_error":
-            raise WorkerFault(run.reason)
+        run = worker.run(Selection())
         runs.append(run)
-        if run.status != "ok":
-            return "collection_breaks" if run.status in ("collection_error", "no_tests") else run.status
-        return {n: o for n, o in run.outcomes().items()}
+        problem = run_problem(run)
+        return problem if problem is not None else dict(run.outcomes())
 
     worker.reset()
     if start_patch.strip():
@@ -245,7 +244,7 @@ def judge_pr(worker: Worker, cand: Candidate, ctx: _Ctx, start_patch: str) -> tu
     return val, inst
 
 
-def _instance(worker: Worker, cand: Candidate, ctx: _Ctx, j: Judgement, gold: str, runs: list[TestRun],
+def _instance(worker: Box, cand: Candidate, ctx: _Ctx, j: Judgement, gold: str, runs: list[TestRun],
               val: Validation, start_patch: str | None = None) -> TaskInstance:
     instance_id = f"{cand.repo}__{cand.candidate_id}"
     paths = patch_paths(gold)

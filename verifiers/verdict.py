@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from factory import defaults
 from factory.schema import BaselineEntry, TestRun
+from verifiers.sandbox import run_problem
 
-__all__ = ["Judgement", "VerdictRules", "judge", "REASONS"]
+__all__ = ["Judgement", "VerdictRules", "judge", "run_problem", "REASONS"]
 
 REASONS = {
     "accepted": "has FAIL_TO_PASS tests",
@@ -25,6 +27,7 @@ REASONS = {
     "f2p_not_confirmed": "the failing tests did not fail again in the confirmation run",
     "infra_error": "infrastructure failure (retried), not the candidate's fault",
     "exit_code_disagrees": "the test command's exit code contradicts its report",
+    "run_aborted": "the test session ended early (pytest exit 2-4: interrupted, internal or usage error)",
     # pull requests (verifiers.validate.judge_pr)
     "breaks_passing_tests": "the PR's fix makes a test that passed at its base fail",
     "test_patch_does_not_apply": "the PR's test patch does not apply at its base",
@@ -32,12 +35,14 @@ REASONS = {
     "base_collection_breaks": "the suite does not collect at the PR's base",
     "base_timeout": "the suite hangs at the PR's base",
     "base_oom": "the suite runs out of memory at the PR's base",
+    "base_run_aborted": "the suite's session ends early at the PR's base",
+    "base_exit_code_disagrees": "at the PR's base, the test command's exit code contradicts its report",
 }
 
 
 @dataclass(frozen=True)
 class VerdictRules:
-    max_f2p: int = 50  # more than this many F2P tests: the bug is too blunt to be a task
+    max_f2p: int = defaults.MAX_F2P  # more than this many F2P tests: the bug is too blunt to be a task
     max_f2p_fraction: float = 0.5  # ... or it breaks more than this share of the suite
     min_f2p: int = 1
 
@@ -48,17 +53,6 @@ class Judgement:
     reason: str  # a key of REASONS
     fail_to_pass: tuple[str, ...] = ()
     pass_to_pass: tuple[str, ...] = ()
-
-
-def run_problem(run: TestRun) -> str | None:
-    """The rejection reason a run forces on its own, if any."""
-    if run.status == "ok":
-        failing = any(r.outcome in ("failed", "error") for r in run.results)
-        if run.exit_code == 0 and failing:
-            return "exit_code_disagrees"
-        return None
-    return {"timeout": "timeout", "oom": "oom", "collection_error": "collection_breaks",
-            "no_tests": "collection_breaks"}.get(run.status, "infra_error")
 
 
 def judge(baseline: list[BaselineEntry], run: TestRun, scope: frozenset[str] | set[str] | None = None,

@@ -18,7 +18,8 @@ import time
 from factory.errors import FactoryError
 from factory.schema import TestRun
 from verifiers.isolation import container_kwargs
-from verifiers.sandbox import SandboxLimits, SessionReport, classify, parse_report, read_file, tar_file
+from verifiers.runner import PytestRunner, Selection, TestRunner
+from verifiers.sandbox import SandboxLimits, SessionReport, read_file, tar_file
 
 __all__ = ["Worker", "WorkerFault", "sweep"]
 
@@ -35,11 +36,13 @@ class Worker:
     """One worker container at a time; every container it ever starts carries ``session``'s label,
     so ``sweep(client, session)`` can remove whatever an interrupted close left behind."""
 
-    def __init__(self, client, image: str, limits: SandboxLimits = SandboxLimits(), session: str = "") -> None:
+    def __init__(self, client, image: str, limits: SandboxLimits = SandboxLimits(), session: str = "",
+                 runner: TestRunner | None = None) -> None:
         self.client = client
         self.image = image
         self.limits = limits
         self.session = session or "default"
+        self.runner = runner or PytestRunner()
         self.container = None
         self.restarts = 0
 
@@ -175,6 +178,13 @@ class Worker:
             raise WorkerFault(f"git diff failed: {out[-300:]}")
         return out
 
+    def run(self, selection: Selection) -> TestRun:
+        """One session of this worker's runner; an infrastructure fault raises WorkerFault."""
+        run, _ = self.run_tests(self.runner.command(selection))
+        if run.status == "infra_error":
+            raise WorkerFault(run.reason)
+        return run
+
     def run_tests(self, command: str, timeout_s: float | None = None, *, report: str = f"{_OUT}/report.jsonl",
                   env: dict[str, str] | None = None, key: bytes | None = None) -> tuple[TestRun, SessionReport]:
         """One pytest session; a timeout kills the container (and restarts the worker).
@@ -207,8 +217,7 @@ class Worker:
                 self.restart()
             return TestRun("oom", code, wall, reason=f"killed (exit 137; memory limit {self.limits.mem})"), SessionReport()
         raw = self.get(report)
-        parsed = parse_report(raw.decode(errors="replace") if raw else "", key=key)
-        return classify(code, wall, parsed, out[-6000:]), parsed
+        return self.runner.read(code, wall, raw.decode(errors="replace") if raw else "", out[-6000:], key=key)
 
     def _alive(self) -> bool:
         """Whether the container still runs commands (a kill from outside takes its init with it)."""
