@@ -450,20 +450,87 @@ def train_cmd(dataset: str = typer.Option(..., "--dataset", help="A dataset fold
                   None, "--compile/--no-compile", help="torch.compile layers and loss head (default: on CUDA)."),
               cuda_graph: bool | None = typer.Option(
                   None, "--cuda-graph/--no-cuda-graph", help="Replay each step as one CUDA graph (default: on CUDA)."),
+              trajectories: list[str] = typer.Option(
+                  [], "--trajectories", help="A trajectory dataset (factory trajectories) to mix in, DIR[@WEIGHT]; repeatable."),
+              task_weight: float = typer.Option(1.0, "--task-weight", min=0.0, help="Mixture weight of --dataset."),
+              trajectory_formats: str | None = typer.Option(
+                  None, "--trajectory-formats", help="Comma-separated tool-call formats to train on (default: all present)."),
               ) -> None:
-    """Train the bundled Qwen3-MoE-style model on a published dataset (single process; torchrun for more)."""
+    """Train the bundled Qwen3-MoE-style model on a published dataset (single process; torchrun for more).
+
+    With --trajectories, multi-turn agent trajectories are mixed in by token share (loss on the
+    assistant's turns only)."""
     from trainer.errors import TrainerError  # noqa: PLC0415
-    from trainer.train import train  # noqa: PLC0415
+    from trainer.train import parse_weighted, train  # noqa: PLC0415
 
     switches = {k: v for k, v in (("compile", compile_model), ("cuda_graph", cuda_graph)) if v is not None}
     try:
         res = train(dataset, recipe, out_dir, steps=steps, resume=resume, tokenizer=tokenizer, seed=seed, device=device,
+                    trajectories=tuple(parse_weighted(t) for t in trajectories), task_weight=task_weight,
+                    trajectory_formats=tuple(trajectory_formats.split(",")) if trajectory_formats else None,
                     **switches)
     except TrainerError as e:
         _fail(str(e), 2)
         return
     out.print(f"trained {res.steps_done} steps: loss {res.final_loss}, eval loss {res.eval_loss}; "
               f"export → {res.export_dir}; metrics → {res.metrics_path}", highlight=False)
+
+
+@app.command("trajectories")
+def trajectories_cmd(
+        run: Path = typer.Argument(..., help="A run directory (its instances.parquet) or a published dataset folder."),
+        out_dir: Path = typer.Option(..., "--out", help="The trajectory dataset folder to write."),
+        formats: str = typer.Option("json,qwen-xml,xml-invoke,pythonic,typescript", "--formats",
+                                    help="Tool-call formats, one text column each."),
+        variants: str = typer.Option("direct,recovery", "--variants", help="Oracle variants: direct, recovery."),
+        workers: int = typer.Option(2, "--workers", min=1, help="Sessions in parallel."),
+        instance: list[str] = typer.Option([], "--instance", help="Only these instance ids (repeatable)."),
+        max_tasks: int | None = typer.Option(None, "--max", min=1, help="At most this many tasks."),
+        mini: list[Path] = typer.Option([], "--mini-swe-agent", help="mini-swe-agent .traj.json files to import too."),
+        replay_check: bool = typer.Option(True, "--replay/--no-replay", help="Replay each kept trajectory to reward 1."),
+        push_to_hub: str | None = typer.Option(None, "--push-to-hub", help="OWNER/NAME on the Hub (HF_TOKEN)."),
+        private: bool = typer.Option(False, "--private")) -> None:
+    """Oracle trajectories on a run's tasks (reward 1 only) → a dataset with one text per tool-call format."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from rollouts.dataset import build_trajectories, write_dataset  # noqa: PLC0415
+    from rollouts.mini import import_mini_swe_agent  # noqa: PLC0415
+    from rollouts.runtime import Runtime  # noqa: PLC0415
+    from rollouts.tasks import load_tasks  # noqa: PLC0415
+
+    fmts = [f for f in formats.split(",") if f]
+    try:
+        rows = list(load_tasks(run).values())
+        if instance:
+            unknown = sorted(set(instance) - {r["instance_id"] for r in rows})
+            if unknown:
+                _fail(f"not in {run}: {', '.join(unknown)}", 2)
+            rows = [r for r in rows if r["instance_id"] in instance]
+        rows = rows[:max_tasks] if max_tasks else rows
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with Runtime() as rt, Progress(TextColumn("trajectories"), BarColumn(), MofNCompleteColumn(),
+                                       TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=err) as bar:
+            job = bar.add_task("t", total=len(rows) * len(variants.split(",")), last="")
+            kept, skipped = build_trajectories(
+                rows, out_dir, rt, variants=tuple(v for v in variants.split(",") if v), workers=workers,
+                replay_check=replay_check, progress=lambda d, n, key: bar.update(job, completed=d, last=key))
+        kept += [import_mini_swe_agent(p) for p in mini]
+        write_dataset(kept, out_dir, fmts, name=f"trajectories of {run}")
+    except FactoryError as e:
+        _fail(str(e), 2)
+        return
+    out.print(f"{len(kept)} trajectories ({len(mini)} imported) in {len(fmts)} formats → {out_dir}; "
+              f"{len(skipped)} task variants without one (why: {out_dir / 'skipped.json'})", highlight=False)
+    for key, why in sorted(skipped.items()):
+        err.print(f"  {key}: {why}", highlight=False)
+    if push_to_hub:
+        from factory.hub import push_dataset_dir  # noqa: PLC0415
+
+        try:
+            push_dataset_dir(out_dir, push_to_hub, private=private)
+        except FactoryError as e:
+            _fail(str(e), 2)
+        out.print(f"pushed → https://huggingface.co/datasets/{push_to_hub}", highlight=False)
 
 
 @app.command("engine")

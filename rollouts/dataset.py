@@ -57,8 +57,6 @@ def build_trajectories(rows: list[dict], out: Path, runtime, variants=VARIANTS, 
         path = tdir / f"{key}.json"
         if path.exists():
             return key, Trajectory.from_json(path.read_text()), ""
-        if key in skipped:
-            return key, None, skipped[key]
         try:
             with runtime.open(row) as s:
                 t = solve(s, row, variant, seed)

@@ -178,13 +178,42 @@ _WRONG = [(" <= ", " < "), (" < ", " <= "), (" >= ", " > "), (" > ", " >= "), ("
 
 
 def _wrong_version(h: Hunk) -> list[str] | None:
-    """The hunk's new lines with one plausible mistake in an added line (None: none found)."""
-    for i in h.added:
+    """The hunk's new lines with one plausible mistake in an added line (None: none found).
+
+    In order: an operator or constant flipped; an integer off by one; a ``return`` of the value a
+    neighbouring branch returns; ``None`` returned or assigned instead of the fix's value; a call's
+    last argument dropped."""
+    added = [i for i in h.added if h.new[i].strip() and not h.new[i].lstrip().startswith("#")]
+
+    def with_line(i: int, text: str) -> list[str]:
+        new = list(h.new)
+        new[i] = text
+        return new
+
+    for i in added:
         for a, b in _WRONG:
-            if a in h.new[i] and not h.new[i].lstrip().startswith("#"):
-                new = list(h.new)
-                new[i] = h.new[i].replace(a, b, 1)
-                return new
+            if a in h.new[i]:
+                return with_line(i, h.new[i].replace(a, b, 1))
+    for i in added:
+        m = re.search(r"(?<![\w.])(\d+)(?![\w.])", h.new[i])
+        if m:
+            return with_line(i, h.new[i][:m.start()] + str(int(m.group(1)) + 1) + h.new[i][m.end():])
+    returns = [ln.strip() for ln in h.new + h.old if ln.strip().startswith("return ")]
+    for i in added:
+        ln = h.new[i]
+        if any(ln.count(a) != ln.count(b) for a, b in ("()", "[]", "{}")) or ln.rstrip().endswith(("\\", ",")):
+            continue  # a statement that goes on below: changing half of it would not even parse
+        if ln.strip().startswith("return "):
+            other = next((r for r in returns if r != ln.strip()), None)
+            indent = ln[:len(ln) - len(ln.lstrip())]
+            return with_line(i, indent + (other or "return None"))
+        m = re.match(r"(\s*[\w.\[\]'\"]+\s*=\s*)(\S.*)$", ln)
+        if m and "==" not in ln and m.group(2).strip() != "None":
+            return with_line(i, m.group(1) + "None")
+    for i in added:
+        m = re.search(r"\(([^()]*), ([^(),]+)\)", h.new[i])
+        if m:
+            return with_line(i, h.new[i][:m.start()] + f"({m.group(1)})" + h.new[i][m.end():])
     return None
 
 
@@ -238,7 +267,12 @@ def solve(session: Session, row: dict, variant: str = "direct", seed: int = 0) -
                    + (f" ({h.section.strip()})." if h.section.strip() else "."),
                    "read", path=f.old_path, start_line=lo, end_line=h.old_start + len(h.old) + 8)
     # 3. edit (the recovery variant's first edit is wrong, and is corrected after its failing run)
-    first = True
+    wrong_hunk = None
+    if variant == "recovery":
+        wrong_hunk = next((id(h) for f in files if f.old_path and f.new_path for h in f.hunks
+                           if _wrong_version(h) is not None), None)
+        if wrong_hunk is None:
+            raise Unsolved("no plausible wrong edit in the fix's added lines")
     for f in files:
         if f.new_path is None:
             a.call(f"`{f.old_path}` should not exist; remove it.", "bash", command=f"rm -- {shlex.quote(f.old_path)}")
@@ -252,10 +286,8 @@ def solve(session: Session, row: dict, variant: str = "direct", seed: int = 0) -
             old = _unique_span(current, h, h.text("old"))
             new = old.replace(h.text("old"), h.text("new"), 1)
             where = f"`{f.old_path}`" + (f" in `{h.section.strip()}`" if h.section.strip() else "")
-            if first and variant == "recovery":
+            if id(h) == wrong_hunk:
                 wrong_lines = _wrong_version(h)
-                if wrong_lines is None:
-                    raise Unsolved("no plausible wrong first edit in the fix's added lines")
                 wrong_h = Hunk(h.old_start, h.old, wrong_lines, h.section, h.old_eof_nl, h.new_eof_nl)
                 wrong = old.replace(h.text("old"), wrong_h.text("new"), 1)
                 a.call(f"The cause looks like {where}. Let me change it.", "edit", path=f.old_path, old=old, new=wrong)
@@ -269,7 +301,6 @@ def solve(session: Session, row: dict, variant: str = "direct", seed: int = 0) -
                 obs = a.call(f"Fix {where}.", "edit", path=f.old_path, old=old, new=new)
                 if obs.startswith("error:"):
                     raise Unsolved(f"edit refused: {obs}")
-            first = False
     # 4. verify
     out = a.call("Now run every test that failed before.", "bash", command=_pytest(f2p, "-q --tb=line"), timeout=600)
     if not out.rstrip().endswith("[exit code 0]"):

@@ -20,8 +20,9 @@ from trainer.errors import DatasetError, EmptySplitError, MissingColumnsError
 from trainer.patches import PatchError, apply_file_patch, parse_patch
 from trainer.tokenizer import EOT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, IM_END, IM_START
 
-__all__ = ["REQUIRED_COLUMNS", "RenderStats", "Sample", "Task", "fixed_files", "load_splits",
-           "render_fim", "render_repair", "tasks_from_split", "text_corpus", "tokenize_tasks"]
+__all__ = ["REQUIRED_COLUMNS", "RenderStats", "Sample", "Task", "fixed_files", "load_splits", "load_trajectory_texts",
+           "mix", "render_fim", "render_repair", "tasks_from_split", "text_corpus", "tokenize_tasks",
+           "trajectory_sample"]
 
 REQUIRED_COLUMNS = ("instance_id", "repo", "problem_statement", "patch", "start_files")
 SYSTEM_PROMPT = "You repair bugs in software repositories. Reply with a unified diff that fixes the issue."
@@ -38,10 +39,16 @@ class Task:
 
 @dataclass(frozen=True)
 class Sample:
-    """Token ids and, per token, whether it is a prediction target."""
+    """Token ids and, per token, whether it is a prediction target.
+
+    Trajectories (multi-turn) also give ``head``, the length of the system turn that holds the tool
+    definitions, and ``breaks``, where each later turn starts: packing splits a trajectory longer
+    than a row only at turn boundaries and repeats the head at the front of every piece."""
     ids: tuple[int, ...]
     loss: tuple[bool, ...]
-    kind: str  # "repair" | "fim"
+    kind: str  # "repair" | "fim" | "trajectory"
+    head: int = 0
+    breaks: tuple[int, ...] = ()
 
 
 @dataclass
@@ -184,3 +191,93 @@ def text_corpus(tasks: list[Task]):
         yield task.patch
         for _, content in task.start_files:
             yield content
+
+
+# -- trajectories (multi-turn tool use) -----------------------------------------------------------
+
+TRAJECTORY_TEXT_PREFIX = "text_"
+
+
+def load_trajectory_texts(dataset: str, formats: list[str] | None = None) -> list[str]:
+    """The rendered texts of a trajectory dataset (``rollouts`` writes it: one ``text_<format>``
+    column per tool-call format), every row in every chosen format (default: every format present)."""
+    import datasets
+
+    try:
+        dd = datasets.load_dataset(dataset)
+    except FileNotFoundError as e:
+        raise DatasetError(f"cannot load trajectory dataset {dataset!r}: {e}") from e
+    split = dd["train"] if isinstance(dd, datasets.DatasetDict) else dd
+    present = [c for c in split.column_names if c.startswith(TRAJECTORY_TEXT_PREFIX)]
+    if not present:
+        raise MissingColumnsError("train", ["text_<format>"], list(split.column_names))
+    cols = present if not formats else [TRAJECTORY_TEXT_PREFIX + f.replace("-", "_") for f in formats]
+    missing = [c for c in cols if c not in present]
+    if missing:
+        raise MissingColumnsError("train", missing, list(split.column_names))
+    if len(split) == 0:
+        raise EmptySplitError(f"trajectory dataset {dataset!r} has no rows")
+    return [row[c] for row in split.select_columns(cols) for c in cols]
+
+
+def trajectory_sample(text: str, tokenizer) -> Sample:
+    """One multi-turn sample: targets are the assistant turns' bodies and their end marker only."""
+    def enc(t: str) -> list[int]:
+        return tokenizer(t, add_special_tokens=False)["input_ids"] if t else []
+
+    im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    ids: list[int] = []
+    loss: list[bool] = []
+    starts: list[int] = []
+    for piece in text.split(IM_START)[1:]:
+        starts.append(len(ids))
+        header, _, rest = piece.partition("\n")
+        body = rest[:-len(IM_END) - 1] if rest.endswith(IM_END + "\n") else rest
+        head_ids = enc(IM_START + header + "\n")
+        if header == "assistant":
+            parts = [(head_ids, False), (enc(body) + [im_end], True), (enc("\n"), False)]
+        else:
+            parts = [(head_ids + enc(body) + [im_end] + enc("\n"), False)]
+        for p, target in parts:
+            ids += p
+            loss += [target] * len(p)
+    ids.append(tokenizer.convert_tokens_to_ids(EOT))
+    loss.append(False)
+    head = starts[1] if len(starts) > 1 else len(ids)
+    return Sample(tuple(ids), tuple(loss), "trajectory", head, tuple(starts[1:]))
+
+
+def mix(sources: dict[str, tuple[list[Sample], float]], seed: int) -> tuple[list[Sample], dict]:
+    """Samples of every source so that each source's share of the tokens is its weight's share.
+
+    The total stays the sources' total; a source above its share loses a seeded subset of its
+    samples, one below it is repeated (whole copies, then a seeded subset)."""
+    tokens = {n: sum(len(s.ids) for s in ss) for n, (ss, _) in sources.items()}
+    total = sum(tokens.values())
+    wsum = sum(w for n, (ss, w) in sources.items() if ss and w > 0)
+    if wsum <= 0:
+        raise DatasetError("mixture weights are all zero (or every source is empty)")
+    out: list[Sample] = []
+    stats: dict = {}
+    for name, (ss, w) in sources.items():
+        target = total * w / wsum if ss and w > 0 else 0.0
+        chosen: list[Sample] = []
+        if target > 0:
+            reps = int(target // tokens[name])
+            chosen = list(ss) * reps
+            left = target - reps * tokens[name]
+            order = sorted(range(len(ss)), key=lambda i: _stable_int(seed, name, i))
+            acc = 0
+            for i in order:
+                if acc >= left:
+                    break
+                chosen.append(ss[i])
+                acc += len(ss[i].ids)
+        got = sum(len(s.ids) for s in chosen)
+        out += chosen
+        stats[name] = {"weight": w, "samples": len(ss), "tokens": tokens[name], "mixed_samples": len(chosen),
+                       "mixed_tokens": got}
+    mixed = sum(v["mixed_tokens"] for v in stats.values()) or 1
+    for v in stats.values():
+        v["share"] = round(v["mixed_tokens"] / mixed, 4)
+    return out, stats

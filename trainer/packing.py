@@ -5,6 +5,10 @@ predicts across a document boundary. Samples longer than a row are split into ro
 (counted as `num_split`); a sample that fits is never split. Positions restart at 0 in every
 document; `doc_ids` let the model mask attention between documents (`trainer.model.doc_mask`).
 Padding has label -100 and doc id -1.
+
+Trajectories (samples with a ``head``: the system turn with the tool definitions) are never cut
+away from their tool definitions: one longer than a row is split only at turn boundaries and every
+piece starts with the head (its tokens are context, never targets); see ``turn_chunks``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import torch
 
 from trainer.data import Sample
 
-__all__ = ["IGNORE", "PackStats", "Packed", "best_fit_decreasing", "pack"]
+__all__ = ["IGNORE", "PackStats", "Packed", "best_fit_decreasing", "pack", "turn_chunks"]
 
 IGNORE = -100
 
@@ -29,6 +33,7 @@ class PackStats:
     num_rows: int
     num_tokens: int       # real tokens placed
     num_padding: int
+    num_dropped: int = 0  # trajectories whose tool definitions leave no room in a row for a turn
 
     @property
     def padding_fraction(self) -> float:
@@ -76,11 +81,57 @@ def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
     return bins
 
 
+MIN_TURN_ROOM = 16  # a row must hold the tool definitions and at least this many tokens of a turn
+
+
+def turn_chunks(s: Sample, seq_len: int) -> list[tuple[tuple[int, ...], tuple[bool, ...]]] | None:
+    """A trajectory longer than a row, as pieces of at most ``seq_len + 1`` ids, each the head
+    (system turn with the tool definitions) followed by whole turns; a turn longer than the room
+    left is cut into head-led pieces of its own. None when the head leaves no room."""
+    room = seq_len + 1 - s.head
+    if room < MIN_TURN_ROOM:
+        return None
+    head_ids, head_loss = s.ids[:s.head], s.loss[:s.head]
+    bounds = [s.head, *[b for b in s.breaks if b > s.head], len(s.ids)]
+    spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    out, cur = [], []
+
+    def flush():
+        if cur:
+            a, b = cur[0][0], cur[-1][1]
+            out.append((head_ids + s.ids[a:b], head_loss + s.loss[a:b]))
+            cur.clear()
+
+    for a, b in spans:
+        if b - a > room:
+            flush()
+            for k in range(a, b, room):
+                out.append((head_ids + s.ids[k:min(b, k + room)], head_loss + s.loss[k:min(b, k + room)]))
+        else:
+            if cur and b - cur[0][0] > room:
+                flush()
+            cur.append((a, b))
+    flush()
+    return out
+
+
 def pack(samples: list[Sample], seq_len: int, pad_id: int) -> Packed:
     pieces: list[tuple[list[int], list[int]]] = []
     num_split = 0
+    num_dropped = 0
     for s in samples:
         if len(s.ids) < 2:
+            continue
+        if s.head and len(s.ids) - 1 > seq_len:
+            chunks = turn_chunks(s, seq_len)
+            if chunks is None:
+                num_dropped += 1
+                continue
+            num_split += 1
+            for ids, keep in chunks:
+                labels = [t if k else IGNORE for t, k in zip(ids[1:], keep[1:], strict=True)]
+                if any(lab != IGNORE for lab in labels):
+                    pieces.append((list(ids[:-1]), labels))
             continue
         inputs = list(s.ids[:-1])
         labels = [t if keep else IGNORE for t, keep in zip(s.ids[1:], s.loss[1:], strict=True)]
@@ -107,5 +158,5 @@ def pack(samples: list[Sample], seq_len: int, pad_id: int) -> Packed:
             doc_RT[r, at:at + n] = d
             at += n
         num_tokens += at
-    stats = PackStats(len(samples), len(pieces), num_split, R, num_tokens, R * seq_len - num_tokens)
+    stats = PackStats(len(samples), len(pieces), num_split, R, num_tokens, R * seq_len - num_tokens, num_dropped)
     return Packed(input_ids, labels_RT, pos_RT, doc_RT, stats)

@@ -29,7 +29,15 @@ import torch
 from trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig, get_recipe
 from trainer.cudagraph import GraphedStep
-from trainer.data import load_splits, tasks_from_split, text_corpus, tokenize_tasks
+from trainer.data import (
+    load_splits,
+    load_trajectory_texts,
+    mix,
+    tasks_from_split,
+    text_corpus,
+    tokenize_tasks,
+    trajectory_sample,
+)
 from trainer.errors import EmptySplitError, TrainerError
 from trainer.model import MoEDecoder, expert_load, load_balancing_loss
 from trainer.packing import IGNORE, Packed, pack
@@ -225,12 +233,15 @@ def _wrap(model, cfg: TrainConfig, dist: _Dist):
     return DDP(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
 
 
-def _prepare_tokenizer(out: Path, tokenizer_path: str | None, tasks, vocab_size: int, dist: _Dist):
+def _prepare_tokenizer(out: Path, tokenizer_path: str | None, tasks, vocab_size: int, dist: _Dist,
+                       extra_texts: list[str] = ()):
     if tokenizer_path is not None:
         return load_tokenizer(tokenizer_path)
     tok_dir = out / "tokenizer"
     if dist.rank == 0 and not (tok_dir / "tokenizer.json").exists():
-        train_tokenizer(text_corpus(tasks), vocab_size, tok_dir)
+        import itertools
+
+        train_tokenizer(itertools.chain(text_corpus(tasks), extra_texts), vocab_size, tok_dir)
     dist.barrier()
     return load_tokenizer(tok_dir)
 
@@ -249,11 +260,15 @@ def _progress(enabled: bool, total: int, start: int):
 
 def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = False,
         tokenizer: str | None = None, stop_after: int | None = None, device: str | None = None,
-        progress: bool = True, export_model: bool = True) -> TrainResult:
+        progress: bool = True, export_model: bool = True, trajectories: tuple[tuple[str, float], ...] = (),
+        task_weight: float = 1.0, trajectory_formats: tuple[str, ...] | None = None) -> TrainResult:
     """Train `cfg` on `dataset`, writing everything under `out` (see the module docstring).
 
     `stop_after` ends the run after that many steps as if interrupted (the schedule still spans
     `cfg.steps`); `--resume` then continues from the newest checkpoint exactly.
+    `trajectories`: (dataset, weight) pairs of trajectory datasets (``factory trajectories``), mixed
+    with the task samples (weight `task_weight`) so each source's token share is its weight's share;
+    `trajectory_formats` picks their rendered columns (default: every format present).
     """
     dist = _init_dist(device)
     compiled = cfg.compile if cfg.compile is not None else dist.device.type == "cuda"
@@ -263,13 +278,22 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     splits = load_splits(dataset)
     train_tasks = tasks_from_split(splits["train"])
     eval_tasks = tasks_from_split(splits["test"]) if "test" in splits else None
-    tok = _prepare_tokenizer(out, tokenizer, train_tasks, cfg.tokenizer_vocab_size, dist)
+    traj_texts = {f"trajectories[{i}]:{path}": (load_trajectory_texts(path, list(trajectory_formats or []) or None), w)
+                  for i, (path, w) in enumerate(trajectories)}
+    tok = _prepare_tokenizer(out, tokenizer, train_tasks, cfg.tokenizer_vocab_size, dist,
+                             [t for texts, _ in traj_texts.values() for t in texts])
     check_special_tokens(tok)
     eot = tok.convert_tokens_to_ids(EOT)
     vocab = int(math.ceil(len(tok) / 64) * 64)
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, vocab_size=vocab, eos_token_id=eot, pad_token_id=eot))
 
     samples, rstats = tokenize_tasks(train_tasks, tok, cfg.data, cfg.seed)
+    mixture = None
+    if traj_texts:
+        sources = {"tasks": (samples, task_weight)}
+        for name, (texts, w) in traj_texts.items():
+            sources[name] = ([trajectory_sample(t, tok) for t in texts], w)
+        samples, mixture = mix(sources, cfg.seed)
     packed = pack(samples, cfg.data.seq_len, eot)
     if len(packed) == 0:
         raise EmptySplitError(f"the train split renders into no samples ({rstats.as_dict()})")
@@ -281,6 +305,7 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
         (out / "data_stats.json").write_text(json.dumps({
             "train": {**rstats.as_dict(), **packed.stats.as_dict()},
             "test": None if estats is None else {**estats.as_dict(), **packed_eval.stats.as_dict()},
+            **({"mixture": mixture} if mixture is not None else {}),
         }, indent=2))
 
     torch.manual_seed(cfg.seed)
@@ -385,7 +410,8 @@ def _truncate_metrics(path: Path, keep_upto_step: int) -> None:
 
 def train(dataset: str, recipe: str = "tiny", out: str | os.PathLike = "runs/train", steps: int | None = None,
           resume: bool = False, tokenizer: str | None = None, seed: int | None = None,
-          device: str | None = None, progress: bool = True, **overrides) -> TrainResult:
+          device: str | None = None, progress: bool = True, trajectories: tuple[tuple[str, float], ...] = (),
+          task_weight: float = 1.0, trajectory_formats: tuple[str, ...] | None = None, **overrides) -> TrainResult:
     """Train recipe `recipe` on `dataset` (a local folder or Hub id) into `out`. What `factory train` calls.
 
     `steps` and `seed` override the recipe's; further keyword arguments override `TrainConfig` fields.
@@ -399,7 +425,22 @@ def train(dataset: str, recipe: str = "tiny", out: str | os.PathLike = "runs/tra
         changes["seed"] = seed
     if changes:
         cfg = cfg.replace(**changes)
-    return run(cfg, dataset, out, resume=resume, tokenizer=tokenizer, device=device, progress=progress)
+    return run(cfg, dataset, out, resume=resume, tokenizer=tokenizer, device=device, progress=progress,
+               trajectories=tuple(trajectories), task_weight=task_weight, trajectory_formats=trajectory_formats)
+
+
+def parse_weighted(spec: str) -> tuple[str, float]:
+    """``DATASET[@WEIGHT]`` → (dataset, weight); the weight defaults to 1."""
+    path, at, w = spec.rpartition("@")
+    if not at:
+        return spec, 1.0
+    try:
+        weight = float(w)
+    except ValueError:
+        raise TrainerError(f"{spec!r}: the weight after @ must be a number") from None
+    if weight < 0:
+        raise TrainerError(f"{spec!r}: the weight must not be negative")
+    return path, weight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile the layers and the loss head (default: on CUDA only)")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
                    help="replay each step as one CUDA graph (default: on one CUDA process, when compiled)")
+    p.add_argument("--trajectories", action="append", default=[], metavar="DATASET[@WEIGHT]",
+                   help="a trajectory dataset (factory trajectories) to mix in; repeatable")
+    p.add_argument("--task-weight", type=float, default=1.0, help="mixture weight of the task dataset")
+    p.add_argument("--trajectory-formats", default=None, help="comma-separated formats (default: all present)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     overrides = {k: v for k, v in (("micro_batch_size", a.micro_batch_size), ("grad_accum", a.grad_accum),
@@ -428,7 +473,10 @@ def main(argv: list[str] | None = None) -> int:
                                    ("compile", a.compile), ("cuda_graph", a.cuda_graph)) if v is not None}
     try:
         res = train(a.dataset, a.recipe, a.out, steps=a.steps, resume=a.resume, tokenizer=a.tokenizer,
-                    seed=a.seed, device=a.device, progress=not a.no_progress, **overrides)
+                    seed=a.seed, device=a.device, progress=not a.no_progress,
+                    trajectories=tuple(parse_weighted(x) for x in a.trajectories), task_weight=a.task_weight,
+                    trajectory_formats=tuple(a.trajectory_formats.split(",")) if a.trajectory_formats else None,
+                    **overrides)
     except TrainerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
