@@ -61,7 +61,7 @@ def _size_category(n: int) -> str:
 
 
 def _metadata(config: Any, split_rows: dict[str, int], split_bytes: dict[str, int]) -> dict[str, Any]:
-    from factory.publish import dataset_features
+    from factory.features import dataset_features
 
     meta: dict[str, Any] = {
         "license": config.license,

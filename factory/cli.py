@@ -92,9 +92,14 @@ def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pyp
                  python: str | None = PythonOpt, commit: str | None = CommitOpt,
                  test_cmd: str | None = TestCmdOpt,
                  force: bool = typer.Option(False, "--force", help="Redo even if a baseline exists.")) -> None:
-    """Run SPEC's suite N times in the sandbox: outcomes, the flaky set, the coverage map."""
+    """Build (or reuse) SPEC's environment, then run its suite N times: outcomes, flaky set, coverage map."""
     rs = _spec(spec, python, commit, test_cmd)
     store = RunStore(run_dir)
+    # The command is the two stages in order (each stage only reads the other's output).
+    with err.status(f"environment image for {rs.source} ..."):
+        outcome = stage_env(rs, store, log=_log)
+    if not outcome.ok:
+        _report(outcome)
     with err.status(f"baseline of {rs.source} ..."):
         outcome = stage_baseline(rs, store, reruns=reruns, coverage=coverage,
                                  sandbox=SandboxConfig(timeout_s=timeout), force=force, log=_log)
@@ -121,25 +126,33 @@ def _print_baseline(store: RunStore, key: str) -> None:
 
 @app.command("run")
 def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML)."),
-        run_dir: Path | None = typer.Option(None, "--run-dir", help="Default: runs/<config name>.")) -> None:
-    """The whole pipeline from one config file."""
+        run_dir: Path | None = typer.Option(None, "--run-dir", help="Default: runs/<config name>."),
+        executor: str = typer.Option("local", "--executor", help="local: a process pool on this machine."),
+        workers: int = typer.Option(0, "--workers", min=0,
+                                    help="Work items (repositories) in parallel; default: one per core.")) -> None:
+    """Any stages, from one config file: env, baseline, mine, mutate, combine, validate, publish, train."""
+    from factory.executors import LocalExecutor  # noqa: PLC0415
+
     try:
         cfg = load_config(config)
     except FactoryError as e:
         _fail(str(e), 2)
         return
+    if executor != "local":
+        _fail(f"--executor {executor!r}: only 'local' exists (a cluster executor is a later issue)", 2)
     store = RunStore(run_dir or Path("runs") / cfg.name)
     err.print(f"run [bold]{cfg.name}[/]: {len(cfg.repos)} repo(s), stages {', '.join(cfg.stages)} → {store.root}",
               highlight=False)
     try:
-        outcomes = run_pipeline(cfg, store, log=_log)
+        outcomes = run_pipeline(cfg, store, log=_log, executor=LocalExecutor(workers or None))
     except FactoryError as e:
         _fail(str(e), 2)
         return
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
         mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
-        err.print(f"{mark} {o.stage} {o.repo} {o.reason if not o.ok else ''}", highlight=False)
+        note = o.reason if not o.ok else f"(skipped: {o.reason})" if o.skipped and o.reason else ""
+        err.print(f"{mark} {o.stage} {o.repo} {note}", highlight=False)
         if o.ok and o.stage == "baseline":
             _print_baseline(store, o.repo)
         if o.ok and o.stage in ("mutate", "validate", "train"):
@@ -229,14 +242,17 @@ def validate(run: Path = typer.Argument(..., help="The run directory."),
              strategy: str = typer.Option(defaults.STRATEGY, "--strategy", help="selected | full"),
              timeout: float | None = typer.Option(
                  None, "--timeout", help="Wall-clock limit of one test run, seconds (default: 10x the slowest baseline run)."),
-             max_f2p: int = typer.Option(50, "--max-f2p", min=1, help="Reject bugs that break more tests.")) -> None:
+             max_f2p: int = typer.Option(defaults.MAX_F2P, "--max-f2p", min=1,
+                                         help="Reject bugs that break more tests.")) -> None:
     """Verify every repository's candidates in containers → validations and RUN/instances.parquet."""
+    import dataclasses  # noqa: PLC0415
     import os  # noqa: PLC0415
 
     import pyarrow.parquet as pq  # noqa: PLC0415
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
-    from factory.task_stages import stage_validate  # noqa: PLC0415
+    from factory.config import RunConfig  # noqa: PLC0415
+    from factory.executors import LocalExecutor  # noqa: PLC0415
 
     if strategy not in ("selected", "full"):
         _fail(f"--strategy must be selected or full, not {strategy!r}", 2)
@@ -244,31 +260,36 @@ def validate(run: Path = typer.Argument(..., help="The run directory."),
     specs = [s for s in _specs_in_run(store) if store.repo(s.key).candidates.exists()]
     if not specs:
         _fail(f"{run}: no repository with candidates (run `factory mutate` or `factory mine` first)")
-    workers = workers or (os.cpu_count() or 2)
+    # The same runner as `factory run`, over this run's repositories, with the validate stage only.
+    cfg = RunConfig.model_validate({
+        "name": store.root.name, "repos": [dataclasses.asdict(s) for s in specs], "stages": ["validate"],
+        "validate": {"strategy": strategy, "workers": workers or (os.cpu_count() or 2), "timeout_s": timeout,
+                     "max_f2p": max_f2p}})
+    counts: dict[str, dict[str, int]] = {s.key: {} for s in specs}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=err) as bar:
+        tasks = {s.key: bar.add_task(f"validate {s.key}", total=pq.read_metadata(store.repo(s.key).candidates).num_rows,
+                                     status="") for s in specs}
+
+        def _tick(v) -> None:
+            c = counts.setdefault(v.repo, {})
+            c[v.reason] = c.get(v.reason, 0) + 1
+            acc, rej = c.get("accepted", 0), sum(n for k, n in c.items() if k != "accepted")
+            reasons = ", ".join(f"{k} {n}" for k, n in sorted(c.items()) if k != "accepted")
+            if v.repo in tasks:
+                bar.update(tasks[v.repo], advance=1, status=f"accepted {acc} · rejected {rej} ({reasons})")
+
+        # One repository at a time here: each already runs --workers containers in parallel.
+        outcomes = run_pipeline(cfg, store, log=_log, executor=LocalExecutor(1), progress=_tick,
+                                record_config=False)
     failed = []
-    for rs in specs:
-        total = pq.read_metadata(store.repo(rs.key).candidates).num_rows
-        counts: dict[str, int] = {}
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.fields[status]}"), console=err) as bar:
-            task = bar.add_task(f"validate {rs.key}", total=total, status="")
-
-            def _tick(v, _bar=bar, _task=task, _counts=counts) -> None:
-                _counts[v.reason] = _counts.get(v.reason, 0) + 1
-                acc = _counts.get("accepted", 0)
-                rej = sum(n for k, n in _counts.items() if k != "accepted")
-                reasons = ", ".join(f"{k} {n}" for k, n in sorted(_counts.items()) if k != "accepted")
-                _bar.update(_task, advance=1, status=f"accepted {acc} · rejected {rej} ({reasons})")
-
-            outcome = stage_validate(rs, store, strategy=strategy, workers=workers,
-                                     sandbox=SandboxConfig(timeout_s=timeout) if timeout else None, max_f2p=max_f2p,
-                                     log=_log, progress=_tick)
+    for outcome in outcomes:
         if not outcome.ok:
             failed.append(outcome)
-            err.print(f"[red]✗[/] validate {rs.key}: {outcome.reason}", highlight=False)
+            err.print(f"[red]✗[/] validate {outcome.repo}: {outcome.reason}", highlight=False)
             continue
         d = outcome.detail
-        err.print(f"[green]✓[/] validate {rs.key}: {d['accepted']} accepted of {d['judged']} "
+        err.print(f"[green]✓[/] validate {outcome.repo}: {d['accepted']} accepted of {d['judged']} "
                   f"({', '.join(f'{k} {n}' for k, n in sorted(d['reasons'].items()))}) in {outcome.seconds:.1f}s",
                   highlight=False)
     out.print(f"instances → {store.instances}", highlight=False)

@@ -17,7 +17,7 @@ from factory import defaults
 from factory.errors import ConfigError
 from factory.schema import RepoSpec
 
-__all__ = ["BaselineConfig", "MutateSettings", "RunConfig", "SandboxConfig", "ValidateSettings", "load_config",
+__all__ = ["BaselineConfig", "CombineSettings", "MineSettings", "MutateSettings", "RunConfig", "SandboxConfig", "ValidateSettings", "load_config",
            "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
@@ -44,6 +44,18 @@ class MutateSettings(_Strict):
     max_per_function: int = Field(3, ge=1)
     operators: list[str] | None = None
     max_candidates: int | None = Field(None, ge=1)
+
+
+class MineSettings(_Strict):
+    github: str | None = None  # OWNER/NAME: mine through the GitHub API (GITHUB_TOKEN)
+    mirror: bool = False  # re-introduce each PR's fix on HEAD instead
+    since: str | None = None
+    max_candidates: int | None = Field(None, ge=1)
+    commits: bool | None = None  # direct fix commits too (None: when the history has no PRs)
+
+
+class CombineSettings(_Strict):
+    seed: int = 0
 
 
 class ValidateSettings(_Strict):
@@ -73,6 +85,8 @@ class RunConfig(_Strict):
     sandbox: SandboxConfig = SandboxConfig()
     baseline: BaselineConfig = BaselineConfig()
     mutate: MutateSettings = MutateSettings()
+    mine: MineSettings = MineSettings()
+    combine: CombineSettings = CombineSettings()
     validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
     publish: PublishSettings = PublishSettings()
     train: TrainSettings = TrainSettings()

@@ -36,8 +36,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from factory.curate import FEATURE_COLUMNS, CurateConfig, CurationReport, curate
+from factory.curate import CurateConfig, CurationReport, curate
 from factory.decontam import DecontamReport, find_overlaps, load_benchmark
+from factory.features import dataset_features  # noqa: F401  (re-exported: publish's callers use it)
 from factory.publish_errors import (
     DatasetDirConflictError,
     EmptyRunError,
@@ -142,25 +143,6 @@ def parse_size(size: int | str) -> int:
     if value <= 0:
         raise ValueError(f"--max-shard-size must be positive; got {size!r}")
     return value
-
-
-def dataset_features():
-    """The published columns and their types: every TaskInstance column plus curation features."""
-    import datasets
-
-    def value(t: pa.DataType):
-        if pa.types.is_list(t):
-            inner = t.value_type
-            if pa.types.is_struct(inner):
-                return datasets.List({f.name: value(f.type) for f in inner})
-            return datasets.List(value(inner))
-        return datasets.Value({pa.string(): "string", pa.int64(): "int64", pa.float64(): "float64",
-                               pa.bool_(): "bool"}[t])
-
-    cols = {f.name: value(f.type) for f in ARROW_SCHEMAS[TaskInstance]}
-    for name in FEATURE_COLUMNS:
-        cols[name] = datasets.Value("float64" if name == "test_s" else "string" if name == "split" else "int64")
-    return datasets.Features(cols)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from factory.config import SandboxConfig
 from factory.errors import FactoryError
-from factory.pipeline import Log, StageOutcome, _limits, load_env, stage_env
 from factory.repo import checkout
 from factory.schema import (
     BaselineEntry,
@@ -29,6 +28,7 @@ from factory.schema import (
     TaskInstance,
     Validation,
 )
+from factory.stage import Log, StageOutcome, ensure_env_image, limits_of, load_env, missing_input
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
 __all__ = ["collect_instances", "current_candidate_ids", "set_aside_stale", "stage_combine", "stage_mine",
@@ -46,11 +46,14 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
     t0 = time.monotonic()
     rd = store.repo(spec.key)
     rd.write_spec(spec)
-    if rd.candidates.exists() and not force:
-        return StageOutcome("mutate", spec.key, ok=True, skipped=True, reason="candidates exist")
+    # Mined candidates may share the file: done means "mutations are there", and a new set of
+    # mutations (--force) replaces the old mutations (and bugs combined from them), nothing else.
+    existing = read_records(rd.candidates, Candidate) if rd.candidates.exists() else []
+    if any(c.origin == "mutation" for c in existing) and not force:
+        return StageOutcome("mutate", spec.key, ok=True, skipped=True, reason="mutation candidates exist")
     if not rd.baseline.exists() or not rd.coverage.exists():
-        return StageOutcome("mutate", spec.key, ok=False,
-                            reason="no baseline with coverage; run `factory env baseline SPEC` first")
+        return missing_input("mutate", spec.key, "baseline with coverage", "baseline",
+                             f"factory env baseline {spec.source}")
     baseline = read_records(rd.baseline, BaselineEntry)
     coverage = read_records(rd.coverage, CoverageEntry)
     stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
@@ -63,7 +66,9 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
     except (FactoryError, MutatorError) as e:
         rd.record_failure("mutate", str(e), reason_key=getattr(e, "reason", "mutate_failed"))
         return StageOutcome("mutate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    write_records(rd.candidates, result.candidates, Candidate)
+    kept = [c for c in existing if c.origin not in ("mutation", "combined")]
+    ids = {c.candidate_id for c in kept}
+    write_records(rd.candidates, kept + [c for c in result.candidates if c.candidate_id not in ids], Candidate)
     stats = {**dict(result.stats), "candidates": len(result.candidates), "seed": seed}
     write_json(rd.root / "mutate.json", stats)
     rd.clear_failure("mutate")
@@ -160,7 +165,10 @@ def stage_combine(spec: RepoSpec, store: RunStore, *, seed: int = 0, log: Log = 
                 if v["validation"]["verdict"] == "accepted"}
     validated = [c for c in cands if c.candidate_id in accepted and c.origin == "mutation"]
     if not validated:
-        return StageOutcome("combine", spec.key, ok=False, reason="no validated mutations; run `factory validate` first")
+        # Nothing to combine yet (a first run lists combine before validate): not a failure of the
+        # repository; once validate has accepted bugs, the next run combines them.
+        return StageOutcome("combine", spec.key, ok=True, skipped=True,
+                            reason="no validated mutations yet: run validate, then combine and validate again")
     try:
         co = checkout(spec)
         with co.worktree() as tree:
@@ -303,19 +311,19 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
                 sandbox = SandboxConfig(timeout_s=adaptive_timeout(store, spec.key))
                 log(f"{spec.key}: test-run limit {sandbox.timeout_s:.0f}s (10x the slowest baseline run)")
             cfg = ValidateConfig(strategy=strategy, workers=workers, rules=VerdictRules(max_f2p=max_f2p),
-                                 limits=_limits(sandbox), build_task_images=build_task_images)
+                                 limits=limits_of(sandbox), build_task_images=build_task_images)
             at_head = [c for c in todo if c.origin != "pr"]
             prs = [c for c in todo if c.origin == "pr"]
             if at_head:
                 env = load_env(store, spec.key)
-                if env is None or not _image_exists(client, env.tag):
-                    out = stage_env(spec, store, log=log)  # deleted or never built: (re)build it
-                    if not out.ok:
-                        return StageOutcome("validate", spec.key, ok=False, reason=f"no environment: {out.reason}")
-                    env = load_env(store, spec.key)
+                if env is None:
+                    return missing_input("validate", spec.key, "environment image", "env",
+                                         f"factory env build {spec.source}")
+                if not _image_exists(client, env.tag):  # removed since: the same tag is built again
+                    env = ensure_env_image(spec, store, log=log)
                 if not rd.baseline.exists():
-                    return StageOutcome("validate", spec.key, ok=False,
-                                        reason="no baseline; run `factory env baseline` first")
+                    return missing_input("validate", spec.key, "baseline", "baseline",
+                                         f"factory env baseline {spec.source}")
                 baseline = read_records(rd.baseline, BaselineEntry)
                 validate_candidates(client, env, baseline, at_head, cfg, on_result=_on_result,
                                     package_hint=_package(spec))
@@ -346,11 +354,10 @@ def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate],
     dependency files are the same), so no PR needs an image of its own.
     """
     import miners  # noqa: PLC0415
+    from factory.errors import InstallFailed, RepoError  # noqa: PLC0415
     from factory.repo import git  # noqa: PLC0415
     from verifiers.images import build_env_image  # noqa: PLC0415
     from verifiers.validate import validate_candidates  # noqa: PLC0415
-
-    from factory.errors import InstallFailed, RepoError  # noqa: PLC0415
 
     co = checkout(spec)
     for key, group in miners.group_candidates(prs).items():

@@ -1,0 +1,116 @@
+"""The stage seam: what a stage is, what it returns, and the helpers every stage shares.
+
+A stage reads its inputs from the run directory and writes its outputs there, atomically; it is
+split into work items (one repository each, or the whole run); an item whose outputs exist is
+skipped; an expected failure is a ``StageOutcome`` with ``ok=False`` and a reason, recorded in
+``repos/<key>/failure.json``, never an exception. No stage calls another: a missing input is an
+outcome that names the stage to run first.
+
+Stages are registered in ``factory.stages`` and run by ``factory.pipeline.run_pipeline`` through
+an executor (``factory.executors``). This module imports no stage, so every stage module can
+import it (``factory`` → stages → schema, one way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from factory.config import RunConfig, SandboxConfig
+from factory.repo import checkout
+from factory.schema import EnvImage, RepoSpec
+from factory.store import RunStore, read_json, write_json
+
+__all__ = ["Log", "Stage", "StageOutcome", "WorkItem", "ensure_env_image", "limits_of", "load_env",
+           "missing_input"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    repo: str
+    ok: bool
+    skipped: bool = False
+    reason: str = ""
+    seconds: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of a stage's work: a repository (``spec``), or the whole run (``spec is None``).
+
+    Items are keyed (stage, repo) and idempotent: a retried item finds its finished outputs and
+    skips them, so it never duplicates a row.
+    """
+
+    stage: str
+    repo: str
+    spec: RepoSpec | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}:{self.repo}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A registered stage.
+
+    ``needs``: stages whose outputs it reads (checked before it runs); ``reads``/``writes``: the
+    files, per repository (``repos/<key>/...``) or per run, for the docs and the missing-input
+    message; ``run(cfg, store, item, log, progress)`` does one item.
+    """
+
+    name: str
+    scope: Literal["repo", "run"]
+    run: Callable[..., StageOutcome]
+    needs: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    help: str = ""
+
+    def items(self, cfg: RunConfig) -> list[WorkItem]:
+        if self.scope == "run":
+            return [WorkItem(self.name, "(run)")]
+        return [WorkItem(self.name, s.key, s) for s in cfg.repo_specs()]
+
+
+def ensure_env_image(spec: RepoSpec, store: RunStore, *, log: Log = print, force: bool = False) -> EnvImage:
+    """Build (or find) the repository's environment image and record it in ``env.json``.
+
+    The env stage's work, and what validation does when ``env.json`` names an image this engine
+    no longer has (tags are content hashes: the rebuild gives the same tag). Raises FactoryError.
+    """
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+    from verifiers.images import build_env_image  # noqa: PLC0415
+
+    rd = store.repo(spec.key)
+    rd.write_spec(spec)
+    client = ensure_engine(quiet=True)
+    env = build_env_image(client, checkout(spec), log=log, force=force)
+    write_json(rd.env_json, {**env.to_json(), "source": spec.source, "repo_spec": spec.__dict__})
+    return env
+
+
+def limits_of(cfg: SandboxConfig):
+    """The sandbox limits a config section asks for."""
+    from verifiers.sandbox import SandboxLimits  # noqa: PLC0415
+
+    return SandboxLimits(timeout_s=cfg.timeout_s, mem=cfg.mem, pids=cfg.pids, cpus=cfg.cpus)
+
+
+def load_env(store: RunStore, key: str) -> EnvImage | None:
+    rd = store.repo(key)
+    return EnvImage.from_json({k: v for k, v in read_json(rd.env_json).items()
+                               if k not in ("source", "repo_spec")}) if rd.env_json.exists() else None
+
+
+def missing_input(stage: str, repo: str, what: str, producer: str, command: str) -> StageOutcome:
+    """The outcome of a stage whose input is not there: it names the stage (and command) to run."""
+    return StageOutcome(stage, repo, ok=False,
+                        reason=f"no {what}: run stage {producer!r} first (`{command}`, or `factory run` "
+                               f"with {producer!r} before {stage!r} in its stages)")
