@@ -9,7 +9,7 @@ regexes here are this script's own, so a PR that ``recognise()`` misses shows up
 
     .venv/bin/python bench/mine_funnel.py /work/repos/humanize [--mirror] [--commits] [--json OUT]
 
-Prints the miner's funnel (``miners.funnel``), the ground truth, the share of it that became
+Prints the miner's funnel (``miners.local.funnel``), the ground truth, the share of it that became
 candidates, and each missed PR with the reason the miner gave.
 """
 
