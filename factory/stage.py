@@ -22,7 +22,7 @@ from factory.repo import checkout
 from factory.schema import EnvImage, RepoSpec
 from factory.store import RunStore, read_json, write_json
 
-__all__ = ["Log", "Stage", "StageOutcome", "WorkItem", "ensure_env_image", "limits_of", "load_env",
+__all__ = ["Log", "Stage", "StageOutcome", "WorkItem", "add_candidates", "ensure_env_image", "limits_of", "load_env",
            "missing_input"]
 
 Log = Callable[[str], None]
@@ -94,6 +94,30 @@ def ensure_env_image(spec: RepoSpec, store: RunStore, *, log: Log = print, force
     env = build_env_image(client, checkout(spec), log=log, force=force)
     write_json(rd.env_json, {**env.to_json(), "source": spec.source, "repo_spec": spec.__dict__})
     return env
+
+
+def add_candidates(store: RunStore, key: str, new, *, replaces: tuple[str, ...] = ()) -> list:
+    """The one writer of ``repos/<key>/candidates.parquet``, for every candidate source.
+
+    New candidates join the file by id (a candidate already there is kept as it is, so a re-run
+    adds nothing twice); ``replaces`` names origins whose old candidates this source's new set
+    replaces (a re-run of ``mutate --force`` replaces mutations and the bugs combined from them,
+    never mined PRs). Returns the candidates that were added.
+    """
+    from factory.schema import Candidate  # noqa: PLC0415
+    from factory.store import read_records, write_records  # noqa: PLC0415
+
+    rd = store.repo(key)
+    existing = read_records(rd.candidates, Candidate) if rd.candidates.exists() else []
+    kept = [c for c in existing if c.origin not in replaces]
+    known = {c.candidate_id for c in kept}
+    added = []
+    for c in new:
+        if c.candidate_id not in known:
+            known.add(c.candidate_id)
+            added.append(c)
+    write_records(rd.candidates, kept + added, Candidate)
+    return added
 
 
 def limits_of(cfg: SandboxConfig):

@@ -28,7 +28,15 @@ from factory.schema import (
     TaskInstance,
     Validation,
 )
-from factory.stage import Log, StageOutcome, ensure_env_image, limits_of, load_env, missing_input
+from factory.stage import (
+    Log,
+    StageOutcome,
+    add_candidates,
+    ensure_env_image,
+    limits_of,
+    load_env,
+    missing_input,
+)
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
 __all__ = ["collect_instances", "current_candidate_ids", "set_aside_stale", "stage_combine", "stage_mine",
@@ -66,9 +74,7 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
     except (FactoryError, MutatorError) as e:
         rd.record_failure("mutate", str(e), reason_key=getattr(e, "reason", "mutate_failed"))
         return StageOutcome("mutate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    kept = [c for c in existing if c.origin not in ("mutation", "combined")]
-    ids = {c.candidate_id for c in kept}
-    write_records(rd.candidates, kept + [c for c in result.candidates if c.candidate_id not in ids], Candidate)
+    add_candidates(store, spec.key, result.candidates, replaces=("mutation", "combined"))
     stats = {**dict(result.stats), "candidates": len(result.candidates), "seed": seed}
     write_json(rd.root / "mutate.json", stats)
     rd.clear_failure("mutate")
@@ -120,12 +126,7 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
     except (FactoryError, miners.MinerError) as e:
         rd.record_failure("mine", str(e))
         return StageOutcome("mine", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    existing = read_records(rd.candidates, Candidate) if rd.candidates.exists() else []
-    by_id = {c.candidate_id: c for c in existing}
-    added = [c for c in res.candidates if c.candidate_id not in by_id]
-    for c in added:
-        by_id[c.candidate_id] = c
-    write_records(rd.candidates, list(by_id.values()), Candidate)
+    added = add_candidates(store, spec.key, res.candidates)
     stats_path = rd.root / "mine.json"
     stats = read_json(stats_path) if stats_path.exists() else {}
     from miners.local import funnel  # noqa: PLC0415
@@ -175,9 +176,7 @@ def stage_combine(spec: RepoSpec, store: RunStore, *, seed: int = 0, log: Log = 
             res = combine(validated, tree, MutateConfig(seed=seed, test_file_patterns=tuple(spec.test_file_patterns)))
     except (FactoryError, MutatorError) as e:
         return StageOutcome("combine", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    known = {c.candidate_id for c in cands}
-    added = [c for c in res.candidates if c.candidate_id not in known]
-    write_records(rd.candidates, cands + added, Candidate)
+    added = add_candidates(store, spec.key, res.candidates)
     stats = {**dict(res.stats), "validated_bugs": len(validated), "candidates": len(added)}
     return StageOutcome("combine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats)
 

@@ -44,12 +44,13 @@ from pathlib import Path, PurePosixPath
 
 from factory import defaults
 from factory.repo import is_test_file
+from factory.schema import TaskInstance
 from verifiers.sandbox import SandboxLimits, pytest_command, run_problem
 from verifiers.screen import screen_patch
 from verifiers.taskimage import patch_paths
 from verifiers.worker import Worker, WorkerFault
 
-__all__ = ["GradeResult", "grade_patch", "PROTECTED_NAMES", "image_test_cmd"]
+__all__ = ["GradeResult", "GradingTask", "grade_patch", "PROTECTED_NAMES", "image_test_cmd"]
 
 # Files that configure or hook into pytest or the interpreter, protected at any depth.
 PROTECTED_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
@@ -107,6 +108,37 @@ print(json.dumps({"start_untracked": start, "status": z("status", "--porcelain",
                   "untracked": z("ls-files", "-z", "--others"), "links": links,
                   "tracked_links": [p for meta, p in staged if meta.startswith("120000")]}))
 """
+
+
+@dataclass(frozen=True)
+class GradingTask:
+    """What grading needs of a task: a record, whatever the caller holds (a ``TaskInstance``, a
+    dataset row, a SWE-bench JSONL row with its lists as JSON strings)."""
+
+    instance_id: str
+    image_name: str
+    base_commit: str
+    FAIL_TO_PASS: tuple[str, ...]
+    PASS_TO_PASS: tuple[str, ...]
+    patch: str = ""
+    test_patch: str = ""
+
+    @classmethod
+    def of(cls, task) -> GradingTask:
+        if isinstance(task, GradingTask):
+            return task
+        get = task.get if isinstance(task, dict) else (lambda k, d=None: getattr(task, k, d))
+        missing = [k for k in ("instance_id", "image_name", "base_commit", "FAIL_TO_PASS", "PASS_TO_PASS")
+                   if get(k) is None]
+        if missing:
+            raise ValueError(f"a task to grade needs {missing}")
+
+        def tests(key: str) -> tuple[str, ...]:
+            v = get(key)
+            return tuple(json.loads(v) if isinstance(v, str) else v)
+
+        return cls(str(get("instance_id")), str(get("image_name")), str(get("base_commit")), tests("FAIL_TO_PASS"),
+                   tests("PASS_TO_PASS"), get("patch") or "", get("test_patch") or "")
 
 
 @dataclass
@@ -189,27 +221,29 @@ def shadows(path: str, roots: set[str], names: set[str]) -> bool:
     return False
 
 
-def grade_patch(client, instance: dict, model_patch: str | None,
+def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch: str | None,
                 limits: SandboxLimits = SandboxLimits(timeout_s=defaults.GRADE_TIMEOUT_S),
                 test_cmd: str | None = None) -> GradeResult:
-    """Grade one patch; ``instance`` has the TaskInstance columns. Infra faults land in ``error``.
+    """Grade one patch on a task (any record with the TaskInstance columns it needs: ``GradingTask.of``).
+    Infra faults land in ``error``.
 
     ``test_cmd`` defaults to the repository's own command, read from the image's label.
     """
     t0 = time.monotonic()
-    iid = instance["instance_id"]
+    task = GradingTask.of(instance)
+    iid = task.instance_id
     res = GradeResult(iid, patch_exists=bool(model_patch and model_patch.strip()))
-    f2p, p2p = list(instance["FAIL_TO_PASS"]), list(instance["PASS_TO_PASS"])
+    f2p, p2p = list(task.FAIL_TO_PASS), list(task.PASS_TO_PASS)
     if not res.patch_exists:
         res.f2p_failure, res.p2p_failure = f2p, p2p
         return res
     res.suspicious = screen_patch(model_patch)
-    label_cmd, env_layers = _image_facts(client, instance["image_name"])
+    label_cmd, env_layers = _image_facts(client, task.image_name)
     res.test_cmd = test_cmd or label_cmd or _DEFAULT_TEST_CMD
-    worker = Worker(client, instance["image_name"], limits)
+    worker = Worker(client, task.image_name, limits)
     try:
         worker.start()
-        _grade_in(worker, instance, model_patch, res, f2p, p2p, env_layers)
+        _grade_in(worker, task, model_patch, res, f2p, p2p, env_layers)
     except WorkerFault as e:
         res.error = str(e)
     finally:
@@ -218,9 +252,9 @@ def grade_patch(client, instance: dict, model_patch: str | None,
     return res
 
 
-def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult, f2p: list[str],
+def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeResult, f2p: list[str],
               p2p: list[str], env_layers: tuple[str, ...] = ()) -> None:
-    base = instance["base_commit"]
+    base = task.base_commit
     # -- 1 and 2: the start state recorded, the patch applied, what changed listed (one exec) -----
     cached_probe = _PROBES.get(env_layers) if env_layers else None
     module, key = f"tfg_{secrets.token_hex(8)}", secrets.token_hex(32)
@@ -263,7 +297,7 @@ def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult
         _PROBES.setdefault(env_layers, probe)
 
     # -- 3: everything that is not the fix, reset ------------------------------------------------
-    gold_paths = {p for p in patch_paths(instance.get("patch") or "") if not is_test_file(p)}
+    gold_paths = {p for p in patch_paths(task.patch) if not is_test_file(p)}
     added = set(patch_paths(model_patch))
     start_untracked = set(after["start_untracked"])
     roots = {"", *probe.get("roots", [])}
@@ -294,13 +328,13 @@ def _grade_in(worker: Worker, instance: dict, model_patch: str, res: GradeResult
     if restore:
         script += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
     if gold_configs:
-        env["TF_GOLD"] = instance.get("patch") or ""
+        env["TF_GOLD"] = task.patch
         script += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
         script += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
                           for p in gold_configs)
     script += f"if [ -f {_G}/start-extra.tar ]; then tar -xf {_G}/start-extra.tar; fi; "
-    if instance.get("test_patch"):
-        env["TF_TEST_PATCH"] = instance["test_patch"]
+    if task.test_patch:
+        env["TF_TEST_PATCH"] = task.test_patch
         script += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
                    f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
     # ``restored`` (below): protected paths put back to the start state (checked out, or deleted when

@@ -9,8 +9,8 @@ from dataclasses import asdict, replace
 import pyarrow.parquet as pq
 
 import tests.factory.test_publish_fixtures as fx
-from factory.publish import PublishConfig, prepare_rows
 from factory.curate import CurateConfig
+from factory.publish import PublishConfig, prepare_rows
 from factory.schema import Candidate, RepoSpec, TaskInstance, Validation
 from factory.store import RunStore, write_json, write_records
 from factory.task_stages import collect_instances, stage_validate

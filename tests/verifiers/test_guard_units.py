@@ -76,3 +76,23 @@ def test_screen_flags_each_library_attack_and_not_a_plain_fix():
     fix = ("--- a/src/lib.py\n+++ b/src/lib.py\n@@ -10,3 +10,3 @@\n     value = cache[key]\n"
            "-    return None\n+    return value\n")
     assert screen_patch(fix) == []
+
+
+def test_grading_takes_a_record_from_any_row_shape():
+    import json
+
+    from factory.schema import TaskInstance
+    from verifiers.grade import GradingTask
+
+    row = {"instance_id": "r__1", "image_name": "img", "base_commit": "abc", "patch": "p",
+           "FAIL_TO_PASS": json.dumps(["t.py::a"]), "PASS_TO_PASS": ["t.py::b"]}  # a SWE-bench JSONL row
+    task = GradingTask.of(row)
+    assert task.FAIL_TO_PASS == ("t.py::a",) and task.PASS_TO_PASS == ("t.py::b",) and task.test_patch == ""
+    inst = TaskInstance(instance_id="r__1", repo="r", base_commit="abc", patch="p", test_patch="", problem_statement="",
+                        hints_text="", created_at="", version="", FAIL_TO_PASS=("t.py::a",), PASS_TO_PASS=("t.py::b",),
+                        environment_setup_commit="", image_name="img", source="mutation")
+    assert GradingTask.of(inst) == task
+    import pytest
+
+    with pytest.raises(ValueError, match="image_name"):
+        GradingTask.of({k: v for k, v in row.items() if k != "image_name"})
