@@ -111,16 +111,18 @@ def _print_baseline(store: RunStore, key: str) -> None:
     path = store.repo(key).root / "baseline.json"
     if not path.exists():
         return
-    s = json.loads(path.read_text())
+    from factory.schema import BaselineSummary  # noqa: PLC0415
+
+    s = BaselineSummary.from_json(json.loads(path.read_text()))
     t = Table(title=f"baseline {key}", show_header=True)
     t.add_column("tests", justify="right")
-    for k in sorted(s["outcomes"]):
+    for k in sorted(s.outcomes):
         t.add_column(k, justify="right")
     t.add_column("flaky", justify="right")
     t.add_column("run wall s", justify="right")
     t.add_column("coverage lines", justify="right")
-    t.add_row(str(s["num_tests"]), *[str(s["outcomes"][k]) for k in sorted(s["outcomes"])],
-              str(s["num_flaky"]), ", ".join(f"{x:.1f}" for x in s["run_wall_s"]), str(s["coverage_lines"]))
+    t.add_row(str(s.num_tests), *[str(s.outcomes[k]) for k in sorted(s.outcomes)],
+              str(s.num_flaky), ", ".join(f"{x:.1f}" for x in s.run_wall_s), str(s.coverage_lines))
     out.print(t)
 
 
@@ -476,6 +478,8 @@ def train_cmd(dataset: str = typer.Option(..., "--dataset", help="A dataset fold
               task_weight: float = typer.Option(1.0, "--task-weight", min=0.0, help="Mixture weight of --dataset."),
               trajectory_formats: str | None = typer.Option(
                   None, "--trajectory-formats", help="Comma-separated tool-call formats to train on (default: all present)."),
+              seq_len: int | None = typer.Option(None, "--seq-len", min=16,
+                                                 help="Tokens per packed row (default: the recipe's)."),
               ) -> None:
     """Train the bundled Qwen3-MoE-style model on a published dataset (single process; torchrun for more).
 
@@ -489,7 +493,7 @@ def train_cmd(dataset: str = typer.Option(..., "--dataset", help="A dataset fold
         res = train(dataset, recipe, out_dir, steps=steps, resume=resume, tokenizer=tokenizer, seed=seed, device=device,
                     trajectories=tuple(parse_weighted(t) for t in trajectories), task_weight=task_weight,
                     trajectory_formats=tuple(trajectory_formats.split(",")) if trajectory_formats else None,
-                    **switches)
+                    seq_len=seq_len, **switches)
     except TrainerError as e:
         _fail(str(e), 2)
         return

@@ -7,6 +7,7 @@ return an outcome, call no other stage).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from factory.config import RunConfig, SandboxConfig
@@ -57,7 +58,8 @@ def stage_baseline(spec: RepoSpec, store: RunStore, *, reruns: int = 3, coverage
     write_records(rd.baseline, base.entries, BaselineEntry)
     if coverage:
         write_records(rd.coverage, base.coverage, CoverageEntry)
-    summary = {**base.summary(), "image": env.tag, "reruns": reruns, "wall_s": round(time.monotonic() - t0, 3)}
+    summary = dataclasses.replace(base.summary(), image=env.tag, reruns=reruns,
+                                  wall_s=round(time.monotonic() - t0, 3)).to_json()
     write_json(rd.root / "baseline.json", summary)
     rd.clear_failure("baseline")
     return StageOutcome("baseline", spec.key, ok=True, seconds=time.monotonic() - t0, detail=summary)

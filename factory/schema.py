@@ -23,6 +23,7 @@ import pyarrow as pa
 __all__ = [
     "ARROW_SCHEMAS",
     "BaselineEntry",
+    "BaselineSummary",
     "Candidate",
     "CoverageEntry",
     "EnvImage",
@@ -35,6 +36,7 @@ __all__ = [
     "TestResult",
     "TestRun",
     "Validation",
+    "VerdictFile",
     "content_hash",
     "from_table",
     "to_table",
@@ -321,6 +323,69 @@ class TaskInstance:
     num_f2p: int = 0
     num_p2p: int = 0
     validation_s: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskInstance:
+        kw = dict(data)
+        for k in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+            kw[k] = tuple(kw[k])
+        kw["start_files"] = tuple(f if isinstance(f, FileContent) else FileContent(**f)
+                                  for f in kw.get("start_files", ()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class BaselineSummary:
+    """``repos/<key>/baseline.json``: what the baseline saw, for people and for the stages after it
+    (validation derives its run limit from ``run_wall_s``)."""
+
+    num_tests: int
+    outcomes: dict[str, int]
+    num_flaky: int
+    run_wall_s: tuple[float, ...]
+    suite_test_s: tuple[float, ...] = ()
+    collect_wall_s: float = 0.0
+    coverage_wall_s: float = 0.0
+    coverage_lines: int = 0
+    collect_errors: tuple[str, ...] = ()
+    run_notes: tuple[str, ...] = ()
+    image: str = ""
+    reruns: int = 0
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BaselineSummary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class VerdictFile:
+    """``repos/<key>/validations/<candidate_id>.json``: the verdict on one candidate and, when it
+    was accepted, the task it made. Validation writes one the moment a verdict is known; the
+    parquet files and ``instances.parquet`` are assembled from them."""
+
+    validation: Validation
+    instance: TaskInstance | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.validation.verdict == "accepted" and self.instance is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"validation": dataclasses.asdict(self.validation),
+                "instance": dataclasses.asdict(self.instance) if self.instance else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VerdictFile:
+        v = dict(data["validation"])
+        v["FAIL_TO_PASS"], v["PASS_TO_PASS"] = tuple(v.get("FAIL_TO_PASS", ())), tuple(v.get("PASS_TO_PASS", ()))
+        inst = data.get("instance")
+        return cls(Validation(**v), TaskInstance.from_json(inst) if inst else None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from factory.repo import checkout
 from factory.schema import EnvImage, RepoSpec
 from factory.store import RunStore, read_json, write_json
 
-__all__ = ["Log", "Stage", "StageOutcome", "WorkItem", "add_candidates", "ensure_env_image", "limits_of", "load_env",
+__all__ = ["CandidateSource", "Log", "SourceResult", "Stage", "StageOutcome", "WorkItem", "add_candidates",
+           "run_source", "ensure_env_image", "limits_of", "load_env",
            "missing_input"]
 
 Log = Callable[[str], None]
@@ -94,6 +95,49 @@ def ensure_env_image(spec: RepoSpec, store: RunStore, *, log: Log = print, force
     env = build_env_image(client, checkout(spec), log=log, force=force)
     write_json(rd.env_json, {**env.to_json(), "source": spec.source, "repo_spec": spec.__dict__})
     return env
+
+
+@dataclass
+class SourceResult:
+    """What a candidate source produced for one repository.
+
+    ``replaces``: origins whose earlier candidates this set replaces (see ``add_candidates``);
+    ``record(added)``: writes the source's own stats file and returns the outcome's detail.
+    """
+
+    candidates: list
+    stats: dict[str, Any]
+    replaces: tuple[str, ...] = ()
+    record: Callable[[list], dict[str, Any]] | None = None
+
+
+# A candidate source: (spec, store, log) -> SourceResult, or a StageOutcome when there is nothing
+# to do (skipped, or an input missing); raises FactoryError when it fails.
+CandidateSource = Callable[..., "SourceResult | StageOutcome"]
+
+
+def run_source(name: str, spec: RepoSpec, store: RunStore, produce: CandidateSource, *, log: Log = print
+               ) -> StageOutcome:
+    """The one stage body of every candidate source (mine, mutate, combine, ...): run it, join its
+    candidates to the repository's file, record its failure or clear it, time it."""
+    import time  # noqa: PLC0415
+
+    from factory.errors import FactoryError  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    rd = store.repo(spec.key)
+    rd.write_spec(spec)
+    try:
+        res = produce(spec, store, log)
+    except FactoryError as e:
+        rd.record_failure(name, str(e), reason_key=e.reason)
+        return StageOutcome(name, spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
+    if isinstance(res, StageOutcome):
+        return res
+    added = add_candidates(store, spec.key, res.candidates, replaces=res.replaces)
+    detail = res.record(added) if res.record else {**res.stats, "added": len(added)}
+    rd.clear_failure(name)
+    return StageOutcome(name, spec.key, ok=True, seconds=time.monotonic() - t0, detail=detail)
 
 
 def add_candidates(store: RunStore, key: str, new, *, replaces: tuple[str, ...] = ()) -> list:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from factory.config import SandboxConfig
@@ -21,26 +20,28 @@ from factory.errors import FactoryError
 from factory.repo import checkout
 from factory.schema import (
     BaselineEntry,
+    BaselineSummary,
     Candidate,
     CoverageEntry,
-    FileContent,
     RepoSpec,
     TaskInstance,
     Validation,
+    VerdictFile,
 )
 from factory.stage import (
     Log,
+    SourceResult,
     StageOutcome,
-    add_candidates,
     ensure_env_image,
     limits_of,
     load_env,
     missing_input,
+    run_source,
 )
 from factory.store import RunStore, read_json, read_records, write_json, write_records
 
-__all__ = ["collect_instances", "current_candidate_ids", "set_aside_stale", "stage_combine", "stage_mine",
-           "stage_mutate", "stage_validate", "stale_instance_ids"]
+__all__ = ["collect_instances", "current_candidate_ids", "produce_combined", "produce_mined", "produce_mutations",
+           "set_aside_stale", "stage_combine", "stage_mine", "stage_mutate", "stage_validate", "stale_instance_ids"]
 
 Progress = Callable[[Validation], None]
 
@@ -49,11 +50,20 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
                  operators: tuple[str, ...] | None = None, max_candidates: int | None = None,
                  force: bool = False, log: Log = print) -> StageOutcome:
     """Candidates from injected bugs on code that the baseline's stable tests execute."""
-    from mutators import MutateConfig, MutatorError, mutate_repo  # noqa: PLC0415
+    def produce(spec: RepoSpec, store: RunStore, log: Log) -> SourceResult | StageOutcome:
+        return produce_mutations(spec, store, seed=seed, max_per_function=max_per_function, operators=operators,
+                                 max_candidates=max_candidates, force=force)
 
-    t0 = time.monotonic()
+    return run_source("mutate", spec, store, produce, log=log)
+
+
+def produce_mutations(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_function: int = 3,
+                      operators: tuple[str, ...] | None = None, max_candidates: int | None = None,
+                      force: bool = False) -> SourceResult | StageOutcome:
+    """The mutation source: libcst bugs (``mutators``) on lines the stable tests cover."""
+    from mutators import MutateConfig, mutate_repo  # noqa: PLC0415
+
     rd = store.repo(spec.key)
-    rd.write_spec(spec)
     # Mined candidates may share the file: done means "mutations are there", and a new set of
     # mutations (--force) replaces the old mutations (and bugs combined from them), nothing else.
     existing = read_records(rd.candidates, Candidate) if rd.candidates.exists() else []
@@ -65,20 +75,18 @@ def stage_mutate(spec: RepoSpec, store: RunStore, *, seed: int = 0, max_per_func
     baseline = read_records(rd.baseline, BaselineEntry)
     coverage = read_records(rd.coverage, CoverageEntry)
     stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
-    try:
-        cfg = MutateConfig(seed=seed, max_per_function=max_per_function, operators=operators,
-                           max_candidates=max_candidates, test_file_patterns=tuple(spec.test_file_patterns))
-        co = checkout(spec)
-        with co.worktree() as tree:
-            result = mutate_repo(tree, spec.key, co.commit, coverage, stable, cfg)
-    except (FactoryError, MutatorError) as e:
-        rd.record_failure("mutate", str(e), reason_key=getattr(e, "reason", "mutate_failed"))
-        return StageOutcome("mutate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    add_candidates(store, spec.key, result.candidates, replaces=("mutation", "combined"))
+    cfg = MutateConfig(seed=seed, max_per_function=max_per_function, operators=operators,
+                       max_candidates=max_candidates, test_file_patterns=tuple(spec.test_file_patterns))
+    co = checkout(spec)
+    with co.worktree() as tree:
+        result = mutate_repo(tree, spec.key, co.commit, coverage, stable, cfg)
     stats = {**dict(result.stats), "candidates": len(result.candidates), "seed": seed}
-    write_json(rd.root / "mutate.json", stats)
-    rd.clear_failure("mutate")
-    return StageOutcome("mutate", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats)
+
+    def record(added: list) -> dict:
+        write_json(rd.root / "mutate.json", stats)
+        return stats
+
+    return SourceResult(list(result.candidates), stats, replaces=("mutation", "combined"), record=record)
 
 
 def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mirror: bool = False,
@@ -93,48 +101,56 @@ def stage_mine(spec: RepoSpec, store: RunStore, *, github: str | None = None, mi
     nothing twice); ``mine.json`` keeps the funnel counts of the last run of each mode, and
     ``detail["funnel"]`` is the line a user reads (``miners.local.funnel``).
     """
+    def produce(spec: RepoSpec, store: RunStore, log: Log) -> SourceResult:
+        return produce_mined(spec, store, github=github, mirror=mirror, since=since, max_candidates=max_candidates,
+                             include_commits=include_commits, github_url=github_url)
+
+    return run_source("mine", spec, store, produce, log=log)
+
+
+def produce_mined(spec: RepoSpec, store: RunStore, *, github: str | None = None, mirror: bool = False,
+                  since: str | None = None, max_candidates: int | None = None, include_commits: bool | None = None,
+                  github_url: str | None = None) -> SourceResult:
+    """The history source: merged PRs and fix commits (local git, the GitHub API, or the mirror)."""
     import miners  # noqa: PLC0415
 
-    t0 = time.monotonic()
     rd = store.repo(spec.key)
-    rd.write_spec(spec)
     mode = "github" if github else "mirror" if mirror else "local"
-    try:
-        co = checkout(spec)
-        if github:
-            kw = {"base_url": github_url} if github_url else {}
-            res = miners.mine_github(co.path, github, repo=spec.key, cache_dir=rd.root / "github", since=since,
-                                     max_candidates=max_candidates, **kw)
-            if include_commits:  # the API knows PRs only; direct commits come from the local history
-                direct = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, include_commits=True,
-                                           test_globs=tuple(spec.test_file_patterns))
-                in_prs = _commits_of(co.path, res.candidates)  # a rebase-merged PR's commits are not direct
-                extra = [c for c in direct.candidates if c.pr_number is None
-                         and json.loads(c.provenance).get("merge_commit") not in in_prs]
-                res.candidates.extend(extra)
-                res.stats.update({"commits_scanned": direct.stats.get("commits_scanned", 0),
-                                  "commits_considered": direct.stats.get("commits_considered", 0),
-                                  "commit_candidates": len(extra)})
-                res.stats["candidates"] = len(res.candidates)
-        elif mirror:
-            res = miners.mine_mirror(co.path, repo=spec.key, head=co.commit, since=since,
-                                     max_candidates=max_candidates, include_commits=include_commits,
-                                     test_globs=tuple(spec.test_file_patterns))
-        else:
-            res = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, max_candidates=max_candidates,
-                                    include_commits=include_commits, test_globs=tuple(spec.test_file_patterns))
-    except (FactoryError, miners.MinerError) as e:
-        rd.record_failure("mine", str(e))
-        return StageOutcome("mine", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    added = add_candidates(store, spec.key, res.candidates)
-    stats_path = rd.root / "mine.json"
-    stats = read_json(stats_path) if stats_path.exists() else {}
-    from miners.local import funnel  # noqa: PLC0415
+    # The miners raise MinerError (a FactoryError): run_source records it.
+    co = checkout(spec)
+    if github:
+        kw = {"base_url": github_url} if github_url else {}
+        res = miners.mine_github(co.path, github, repo=spec.key, cache_dir=rd.root / "github", since=since,
+                                 max_candidates=max_candidates, **kw)
+        if include_commits:  # the API knows PRs only; direct commits come from the local history
+            direct = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, include_commits=True,
+                                       test_globs=tuple(spec.test_file_patterns))
+            in_prs = _commits_of(co.path, res.candidates)  # a rebase-merged PR's commits are not direct
+            extra = [c for c in direct.candidates if c.pr_number is None
+                     and json.loads(c.provenance).get("merge_commit") not in in_prs]
+            res.candidates.extend(extra)
+            res.stats.update({"commits_scanned": direct.stats.get("commits_scanned", 0),
+                              "commits_considered": direct.stats.get("commits_considered", 0),
+                              "commit_candidates": len(extra)})
+            res.stats["candidates"] = len(res.candidates)
+    elif mirror:
+        res = miners.mine_mirror(co.path, repo=spec.key, head=co.commit, since=since,
+                                 max_candidates=max_candidates, include_commits=include_commits,
+                                 test_globs=tuple(spec.test_file_patterns))
+    else:
+        res = miners.mine_local(co.path, repo=spec.key, ref=co.commit, since=since, max_candidates=max_candidates,
+                                include_commits=include_commits, test_globs=tuple(spec.test_file_patterns))
 
-    stats[mode] = {**dict(res.stats), "added": len(added), "funnel": funnel(res.stats)}
-    write_json(stats_path, stats)
-    rd.clear_failure("mine")
-    return StageOutcome("mine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats[mode])
+    def record(added: list) -> dict:
+        from miners.local import funnel  # noqa: PLC0415
+
+        stats_path = rd.root / "mine.json"
+        stats = read_json(stats_path) if stats_path.exists() else {}
+        stats[mode] = {**dict(res.stats), "added": len(added), "funnel": funnel(res.stats)}
+        write_json(stats_path, stats)
+        return stats[mode]
+
+    return SourceResult(list(res.candidates), dict(res.stats), record=record)
 
 
 def _commits_of(repo_path: Path, candidates: list[Candidate]) -> set[str]:
@@ -155,37 +171,41 @@ def stage_combine(spec: RepoSpec, store: RunStore, *, seed: int = 0, log: Log = 
     They join ``candidates.parquet`` (origin ``combined``, ``parents`` naming the bugs) and are
     judged by the next ``validate`` like any other candidate.
     """
-    from mutators import MutateConfig, MutatorError, combine  # noqa: PLC0415
+    def produce(spec: RepoSpec, store: RunStore, log: Log) -> SourceResult | StageOutcome:
+        return produce_combined(spec, store, seed=seed)
 
-    t0 = time.monotonic()
+    return run_source("combine", spec, store, produce, log=log)
+
+
+def produce_combined(spec: RepoSpec, store: RunStore, *, seed: int = 0) -> SourceResult | StageOutcome:
+    """The combination source: 2-3 validated bugs of one file whose diffs do not overlap."""
+    from mutators import MutateConfig, combine  # noqa: PLC0415
+
     rd = store.repo(spec.key)
     if not rd.candidates.exists():
-        return StageOutcome("combine", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
+        return missing_input("combine", spec.key, "candidates", "mutate", f"factory mutate {spec.source}")
     cands = read_records(rd.candidates, Candidate)
     accepted = {cid for cid, v in _load_verdicts(store, spec.key, {c.candidate_id for c in cands}).items()
-                if v["validation"]["verdict"] == "accepted"}
+                if v.validation.verdict == "accepted"}
     validated = [c for c in cands if c.candidate_id in accepted and c.origin == "mutation"]
     if not validated:
         # Nothing to combine yet (a first run lists combine before validate): not a failure of the
         # repository; once validate has accepted bugs, the next run combines them.
         return StageOutcome("combine", spec.key, ok=True, skipped=True,
                             reason="no validated mutations yet: run validate, then combine and validate again")
-    try:
-        co = checkout(spec)
-        with co.worktree() as tree:
-            res = combine(validated, tree, MutateConfig(seed=seed, test_file_patterns=tuple(spec.test_file_patterns)))
-    except (FactoryError, MutatorError) as e:
-        return StageOutcome("combine", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
-    added = add_candidates(store, spec.key, res.candidates)
-    stats = {**dict(res.stats), "validated_bugs": len(validated), "candidates": len(added)}
-    return StageOutcome("combine", spec.key, ok=True, seconds=time.monotonic() - t0, detail=stats)
+    co = checkout(spec)
+    with co.worktree() as tree:
+        res = combine(validated, tree, MutateConfig(seed=seed, test_file_patterns=tuple(spec.test_file_patterns)))
+    stats = {**dict(res.stats), "validated_bugs": len(validated)}
+    return SourceResult(list(res.candidates), stats,
+                        record=lambda added: {**stats, "candidates": len(added)})
 
 
 def _verdict_dir(store: RunStore, key: str) -> Path:
     return store.repo(key).root / "validations"
 
 
-def _load_verdicts(store: RunStore, key: str, current: set[str] | None = None) -> dict[str, dict]:
+def _load_verdicts(store: RunStore, key: str, current: set[str] | None = None) -> dict[str, VerdictFile]:
     """The verdict files of this repository; with ``current``, only those of these candidates."""
     d = _verdict_dir(store, key)
     out = {}
@@ -194,8 +214,8 @@ def _load_verdicts(store: RunStore, key: str, current: set[str] | None = None) -
             if current is not None and p.stem not in current:
                 continue
             try:
-                out[p.stem] = read_json(p)
-            except (json.JSONDecodeError, OSError):
+                out[p.stem] = VerdictFile.from_json(read_json(p))
+            except (json.JSONDecodeError, OSError, KeyError, TypeError):
                 continue  # an unreadable verdict is redone
     return out
 
@@ -254,14 +274,6 @@ def stale_instance_ids(run_dir: Path, rows: list[tuple[str, str, str]]) -> set[s
     return stale
 
 
-def _instance_from_json(data: dict) -> TaskInstance:
-    kw = dict(data)
-    for k in ("FAIL_TO_PASS", "PASS_TO_PASS"):
-        kw[k] = tuple(kw[k])
-    kw["start_files"] = tuple(FileContent(**f) for f in kw.get("start_files", ()))
-    return TaskInstance(**kw)
-
-
 def adaptive_timeout(store: RunStore, key: str, floor_s: float = 20.0, factor: float = 10.0) -> float:
     """A run's wall-clock limit from the baseline: ``factor`` × the slowest full run, at least ``floor_s``.
 
@@ -269,7 +281,7 @@ def adaptive_timeout(store: RunStore, key: str, floor_s: float = 20.0, factor: f
     a fixed limit of minutes would make every hanging candidate cost minutes.
     """
     path = store.repo(key).root / "baseline.json"
-    walls = read_json(path).get("run_wall_s", []) if path.exists() else []
+    walls = BaselineSummary.from_json(read_json(path)).run_wall_s if path.exists() else ()
     return max(floor_s, factor * max(walls)) if walls else 300.0
 
 
@@ -290,7 +302,7 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     current = {c.candidate_id for c in candidates}
     aside, restored = set_aside_stale(store, spec.key, current)
     done = {cid: v for cid, v in _load_verdicts(store, spec.key, current).items()
-            if v["validation"]["verdict"] in ("accepted", "rejected")}
+            if v.validation.verdict in ("accepted", "rejected")}
     todo = [c for c in candidates if c.candidate_id not in done]
     log(f"{spec.key}: {len(candidates)} candidates, {len(done)} already judged, {len(todo)} to go"
         + (f"; {aside} verdicts of candidates no longer mined set aside in validations/stale/" if aside else "")
@@ -298,8 +310,7 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     vdir = _verdict_dir(store, spec.key)
 
     def _on_result(val: Validation, inst: TaskInstance | None) -> None:
-        write_json(vdir / f"{val.candidate_id}.json",
-                   {"validation": asdict(val), "instance": asdict(inst) if inst else None})
+        write_json(vdir / f"{val.candidate_id}.json", VerdictFile(val, inst).to_json())
         if progress is not None:
             progress(val)
 
@@ -332,9 +343,7 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
             rd.record_failure("validate", str(e))
             return StageOutcome("validate", spec.key, ok=False, reason=str(e), seconds=time.monotonic() - t0)
     verdicts = _load_verdicts(store, spec.key, current)
-    rows = [verdicts[c.candidate_id]["validation"] for c in candidates if c.candidate_id in verdicts]
-    vals = [Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]), "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])})
-            for r in rows]
+    vals = [verdicts[c.candidate_id].validation for c in candidates if c.candidate_id in verdicts]
     write_records(rd.validations, vals, Validation)
     collect_instances(store)
     counts: dict[str, int] = {}
@@ -386,9 +395,8 @@ def collect_instances(store: RunStore) -> list[TaskInstance]:
     instances: dict[str, TaskInstance] = {}
     for key in store.repo_keys():
         for v in _load_verdicts(store, key, current_candidate_ids(store, key)).values():
-            if v["validation"]["verdict"] == "accepted" and v.get("instance"):
-                inst = _instance_from_json(v["instance"])
-                instances[inst.instance_id] = inst
+            if v.accepted:
+                instances[v.instance.instance_id] = v.instance
     out = [instances[k] for k in sorted(instances)]
     write_records(store.instances, out, TaskInstance)
     return out

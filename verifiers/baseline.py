@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from factory.errors import BaselineError
-from factory.schema import BaselineEntry, CoverageEntry, TestRun
+from factory.schema import BaselineEntry, BaselineSummary, CoverageEntry, TestRun
 from verifiers.sandbox import SandboxLimits, SessionReport, pytest_command, run_tests
 
 __all__ = ["Baseline", "aggregate", "run_baseline", "stable_passing"]
@@ -32,22 +32,17 @@ class Baseline:
     collect_only_q: list[str] = field(default_factory=list)
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
 
-    def summary(self) -> dict:
+    def summary(self) -> BaselineSummary:
         counts: dict[str, int] = {}
         for e in self.entries:
             counts[e.outcome] = counts.get(e.outcome, 0) + 1
-        return {
-            "num_tests": len(self.entries),
-            "outcomes": counts,
-            "num_flaky": sum(e.flaky for e in self.entries),
-            "run_wall_s": [round(r.wall_s, 3) for r in self.runs],
-            "suite_test_s": [round(sum(t.duration_s for t in r.results), 3) for r in self.runs],
-            "collect_wall_s": round(self.collect_wall_s, 3),
-            "coverage_wall_s": round(self.coverage_wall_s, 3),
-            "coverage_lines": len(self.coverage),
-            "collect_errors": [n for n, _ in self.collect_errors],
-            "run_notes": [r.reason for r in self.runs if r.reason],
-        }
+        return BaselineSummary(
+            num_tests=len(self.entries), outcomes=counts, num_flaky=sum(e.flaky for e in self.entries),
+            run_wall_s=tuple(round(r.wall_s, 3) for r in self.runs),
+            suite_test_s=tuple(round(sum(t.duration_s for t in r.results), 3) for r in self.runs),
+            collect_wall_s=round(self.collect_wall_s, 3), coverage_wall_s=round(self.coverage_wall_s, 3),
+            coverage_lines=len(self.coverage), collect_errors=tuple(n for n, _ in self.collect_errors),
+            run_notes=tuple(r.reason for r in self.runs if r.reason))
 
 
 def stable_passing(entries: list[BaselineEntry]) -> set[str]:
