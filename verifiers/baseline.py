@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from factory.errors import BaselineError
 from factory.schema import BaselineEntry, BaselineSummary, CoverageEntry, TestRun
-from verifiers.sandbox import SandboxLimits, SessionReport, pytest_command, run_tests
+from verifiers.runner import Selection, TestRunner, runner_for
+from verifiers.sandbox import SandboxLimits, SessionReport, run_tests
 
 __all__ = ["Baseline", "aggregate", "run_baseline", "stable_passing"]
 
@@ -62,12 +63,17 @@ def _collect_only_q(stdout: str) -> list[str]:
 
 def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage: bool = True,
                  paths: tuple[str, ...] = (), limits: SandboxLimits = SandboxLimits(),
-                 progress: Callable[[str], None] = lambda _msg: None) -> Baseline:
-    """Collect, run the suite ``reruns`` times, and map coverage. BaselineError when untrustworthy."""
+                 progress: Callable[[str], None] = lambda _msg: None, runner: TestRunner | None = None) -> Baseline:
+    """Collect, run the suite ``reruns`` times, and map coverage. BaselineError when untrustworthy.
+
+    The sessions are ``runner``'s (default: pytest with ``test_cmd``), like validation's and grading's.
+    """
     if reruns < 1:
         raise BaselineError("--reruns must be at least 1", reason="bad_config")
+    runner = runner or runner_for(test_cmd)
+    suite = runner.command(Selection(paths=tuple(paths)))
     progress("collecting")
-    collect, crep = run_tests(client, image, pytest_command(test_cmd, paths=paths, collect_only=True),
+    collect, crep = run_tests(client, image, runner.command(Selection(paths=tuple(paths), collect_only=True)),
                               limits=limits, keep_stdout=True)
     _check_status(collect, "collection")
     collected = list(collect.collected)
@@ -80,7 +86,7 @@ def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage
     runs: list[TestRun] = []
     for i in range(reruns):
         progress(f"full run {i + 1}/{reruns}")
-        run, _ = run_tests(client, image, pytest_command(test_cmd, paths=paths), limits=limits)
+        run, _ = run_tests(client, image, suite, limits=limits)
         _check_status(run, f"run {i + 1}")
         runs.append(run)
 
@@ -95,8 +101,7 @@ def run_baseline(client, image: str, test_cmd: str, *, reruns: int = 3, coverage
     cov_wall = 0.0
     if coverage:
         progress("coverage run")
-        cov_run, cov_rep = run_tests(client, image, pytest_command(test_cmd, paths=paths),
-                                     limits=limits, env={"TF_COVERAGE": "1"})
+        cov_run, cov_rep = run_tests(client, image, suite, limits=limits, env={"TF_COVERAGE": "1"})
         _check_status(cov_run, "coverage run")
         cov_wall = cov_run.wall_s
         cov_entries = _coverage_entries(cov_rep)
