@@ -37,7 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from factory.errors import FactoryError
-from verifiers.isolation import Limits, container_kwargs
+from verifiers.isolation import Limits, container_kwargs, remove_container
 
 __all__ = ["Observation", "Runtime", "Session", "Submission", "ToolError", "sweep_orphans"]
 
@@ -102,17 +102,6 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _remove(container) -> None:
-    import docker  # noqa: PLC0415
-
-    for _ in range(3):
-        try:
-            container.remove(force=True, v=True)
-            return
-        except docker.errors.NotFound:
-            return
-        except Exception:
-            time.sleep(0.5)
 
 
 def sweep_orphans(client, everything: bool = False) -> int:
@@ -133,7 +122,7 @@ def sweep_orphans(client, everything: bool = False) -> int:
                 pass
             except PermissionError:
                 continue
-        _remove(c)
+        remove_container(c)
         n += 1
     return n
 
@@ -285,7 +274,7 @@ class Session:
 
     def close(self) -> None:
         if self.container is not None:
-            _remove(self.container)
+            remove_container(self.container)
             self.container = None
             self.runtime._forget(self)
 
@@ -385,7 +374,7 @@ class Runtime:
                 self._spares[image].append(c)
                 return
         if c is not None:
-            _remove(c)
+            remove_container(c)
 
     def open(self, instance: dict) -> Session:
         """A session on ``instance`` (a row with the TaskInstance columns)."""
@@ -417,13 +406,13 @@ class Runtime:
             self._spares.clear()
         for s in sessions:
             if s.container is not None:
-                _remove(s.container)
+                remove_container(s.container)
                 s.container = None
         for c in spares:
-            _remove(c)
+            remove_container(c)
         try:
             for c in self.client.containers.list(all=True, filters={"label": f"{RUNTIME}={self.id}"}):
-                _remove(c)
+                remove_container(c)
         except Exception:
             pass
         _LIVE.discard(self)

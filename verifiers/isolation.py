@@ -14,11 +14,12 @@ keeps its root writable (agents install tools) but nothing else changes.
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass
 
 from factory import defaults
 
-__all__ = ["Limits", "container_kwargs", "docker_run_flags", "agent_command"]
+__all__ = ["Limits", "agent_command", "container_kwargs", "docker_run_flags", "remove_container"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,20 @@ def agent_command(image: str, limits: Limits = Limits(), command: tuple[str, ...
 
 def agent_command_text(image: str = "IMAGE_NAME", limits: Limits = Limits()) -> str:
     return shlex.join(agent_command(image, limits))
+
+
+def remove_container(container, tries: int = 3, wait_s: float = 1.0) -> None:
+    """Kill and remove a container with its volumes; a busy one can need another try (the engine
+    was slow to kill it), a gone one needs none. Never raises: cleanup must not hide a result."""
+    if container is None:
+        return
+    import docker  # noqa: PLC0415
+
+    for _ in range(tries):
+        try:
+            container.remove(force=True, v=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except Exception:  # the engine was slow to kill: try again
+            time.sleep(wait_s)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from factory.schema import TestResult, TestRun
 from verifiers.isolation import Limits as SandboxLimits
-from verifiers.isolation import container_kwargs
+from verifiers.isolation import container_kwargs, remove_container
 
 __all__ = ["SandboxLimits", "SessionReport", "classify", "parse_report", "pytest_command", "read_file",
            "run_problem", "run_tests", "tar_file"]
@@ -141,13 +141,13 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
         container = client.containers.create(image, command=["bash", "-c", script], environment=envs, detach=True, **kw)
         container.start()
     except docker.errors.ImageNotFound:
-        _remove(container)
+        remove_container(container)
         return _infra(t0, f"image {image} not found"), SessionReport()
     except docker.errors.APIError as e:
-        _remove(container)
+        remove_container(container)
         return _infra(t0, f"container failed to start: {e.explanation or e}"), SessionReport()
     except Exception as e:  # engine unreachable: an infrastructure fault, never the candidate's
-        _remove(container)
+        remove_container(container)
         return _infra(t0, f"{e.__class__.__name__}: {e}"), SessionReport()
 
     timed_out = False
@@ -178,7 +178,7 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
     except Exception as e:
         return _infra(t0, f"reading the run failed: {e.__class__.__name__}: {e}"), SessionReport()
     finally:
-        _remove(container)
+        remove_container(container)
 
     if timed_out:
         return TestRun("timeout", None, wall, tuple(report.results.values()), tuple(report.collected or ()),
@@ -267,13 +267,6 @@ def tar_file(name: str, data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def _remove(container) -> None:
-    if container is None:
-        return
-    try:
-        container.remove(force=True, v=True)
-    except Exception:  # already gone; nothing to clean
-        pass
 
 
 def _is_read_timeout(e: BaseException) -> bool:

@@ -17,7 +17,7 @@ import time
 
 from factory.errors import FactoryError
 from factory.schema import TestRun
-from verifiers.isolation import container_kwargs
+from verifiers.isolation import container_kwargs, remove_container
 from verifiers.runner import PytestRunner, Selection, TestRunner
 from verifiers.sandbox import SandboxLimits, SessionReport, read_file, tar_file
 
@@ -70,7 +70,7 @@ class Worker:
 
     def close(self) -> None:
         if self.container is not None:
-            _remove(self.container)
+            remove_container(self.container)
             self.container = None
 
     def __enter__(self) -> Worker:
@@ -242,25 +242,13 @@ class Worker:
         return out
 
 
-def _remove(container) -> None:
-    """Kill and remove a container; a busy one can need a second try, a gone one needs none."""
-    import docker  # noqa: PLC0415
-
-    for _ in range(3):
-        try:
-            container.remove(force=True, v=True)
-            return
-        except docker.errors.NotFound:
-            return
-        except Exception:  # the engine was slow to kill: try again
-            time.sleep(1.0)
 
 
 def sweep(client, session: str) -> int:
     """Remove every container left with ``session``'s label; how many there were."""
     left = client.containers.list(all=True, filters={"label": f"taskfactory.session={session}"})
     for c in left:
-        _remove(c)
+        remove_container(c)
     return len(left)
 
 
