@@ -3,9 +3,10 @@
     python bench/rollouts_tokens.py --trajectories runs/demo/trajectories --dataset runs/demo/dataset
 
 Renders every trajectory record in every format, checks ``parse(render(t)) == t``, and counts
-tokens with the trainer's byte-level BPE (vocabulary 32768, the ``small`` recipe's size) trained on
-the *task* dataset's texts only (statements, patches, files), so that no format's markup is in its
-vocabulary. Per format: characters and tokens per trajectory (mean, min, max), the tool
+tokens with the trainer's byte-level BPE (asked for 32768, the ``small`` recipe's size) trained on a
+format-neutral corpus: the task dataset's texts (statements, patches, files) and the records' own
+texts (messages, argument values, tool descriptions), never a rendering, so no format's markup is
+learnt as whole tokens. Per format: characters and tokens per trajectory (mean, min, max), the tool
 definitions' tokens (the system turn: the head packing never separates), and the share of tokens
 that are training targets (the assistant's turns).
 """
@@ -13,6 +14,7 @@ that are training targets (the assistant's turns).
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 from pathlib import Path
@@ -35,10 +37,15 @@ def main() -> None:
     a = ap.parse_args()
     trajs = load_trajectories(Path(a.trajectories))
     tasks = [t for split in load_splits(a.dataset).values() for t in tasks_from_split(split)]
-    tok = train_tokenizer(text_corpus(tasks), a.vocab)
+    # Format-neutral corpus: the tasks' texts and the records' own texts (messages, argument values,
+    # tool descriptions), never a rendering, so no format's markup is learnt as whole tokens.
+    neutral = [m.content for t in trajs for m in t.messages] + [
+        str(v) for t in trajs for m in t.messages for c in m.calls for v in c.arguments.values()] + [
+        x for t in trajs[:1] for tool in t.tools for x in (tool.description, *(p.description for p in tool.params))]
+    tok = train_tokenizer(itertools.chain(text_corpus(tasks), neutral), a.vocab)
     variants = {v: sum(t.meta.get("variant") == v for t in trajs) for v in sorted({t.meta.get("variant") for t in trajs})}
     print(f"{len(trajs)} trajectories ({', '.join(f'{k} {n}' for k, n in variants.items())}); "
-          f"tokenizer: BPE {len(tok)} trained on {len(tasks)} tasks' texts\n")
+          f"tokenizer: BPE of {len(tok)} tokens trained on {len(tasks)} tasks' texts and the records' texts\n")
     print("| format | round trips | chars / traj (mean) | tokens / traj (mean) | min | max | tool definitions (tokens) "
           "| target share |\n|---|---|---|---|---|---|---|---|")
     for f in FORMATS:

@@ -10,9 +10,11 @@ The oracle knows the gold patch; everything it *sees* comes from the session:
 4. verify    — every FAIL_TO_PASS test, then a seeded sample of PASS_TO_PASS;
 5. submit    — the hardened grader's reward comes back as the last observation.
 
-``variant="recovery"`` makes a plausible wrong first edit (an operator, a constant or a condition of
-the first hunk's new lines flipped), runs the failing tests and reads the new failure, then corrects
-it. A trajectory is kept only with reward 1; otherwise ``solve`` says why not (``Unsolved``).
+``variant="recovery"`` first edits the first hunk that allows it *wrongly* (``_wrong_version``: an
+operator or constant flipped, an integer off by one, a neighbouring branch's return value, ``None``
+instead of the fix's value, a call's last argument dropped), runs the failing tests and reads the new
+failure, then corrects the edit. A trajectory is kept only with reward 1; otherwise ``solve`` says
+why not (``Unsolved``).
 """
 
 from __future__ import annotations
@@ -191,9 +193,10 @@ def _wrong_version(h: Hunk) -> list[str] | None:
         return new
 
     for i in added:
+        code, hash_, comment = h.new[i].partition("  #")  # never "fix" a comment
         for a, b in _WRONG:
-            if a in h.new[i]:
-                return with_line(i, h.new[i].replace(a, b, 1))
+            if a in code:
+                return with_line(i, code.replace(a, b, 1) + hash_ + comment)
     for i in added:
         m = re.search(r"(?<![\w.])(\d+)(?![\w.])", h.new[i])
         if m:
@@ -291,10 +294,10 @@ def solve(session: Session, row: dict, variant: str = "direct", seed: int = 0) -
                 wrong_h = Hunk(h.old_start, h.old, wrong_lines, h.section, h.old_eof_nl, h.new_eof_nl)
                 wrong = old.replace(h.text("old"), wrong_h.text("new"), 1)
                 a.call(f"The cause looks like {where}. Let me change it.", "edit", path=f.old_path, old=old, new=wrong)
-                out = a.call("Run the failing tests again to check.", "bash",
-                             command=_pytest(repro, "-q --tb=short"), timeout=300)
+                out = a.call("Run the tests that failed before to check.", "bash",
+                             command=_pytest(f2p, "-q --tb=short"), timeout=600)
                 if out.rstrip().endswith("[exit code 0]"):
-                    raise Unsolved("the wrong first edit went unnoticed by the reproducing tests")
+                    raise Unsolved("the wrong first edit went unnoticed by the FAIL_TO_PASS tests")
                 a.call(f"Still failing: `{_first_error(out)}`. My change to {where} was not right; correct it.",
                        "edit", path=f.old_path, old=wrong, new=new)
             else:

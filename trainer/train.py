@@ -40,7 +40,7 @@ from trainer.data import (
 )
 from trainer.errors import EmptySplitError, TrainerError
 from trainer.model import MoEDecoder, expert_load, load_balancing_loss
-from trainer.packing import IGNORE, Packed, pack
+from trainer.packing import IGNORE, MIN_TURN_ROOM, Packed, pack
 from trainer.tokenizer import EOT, check_special_tokens, load_tokenizer, train_tokenizer
 
 __all__ = ["TrainResult", "main", "run", "train"]
@@ -291,9 +291,19 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     mixture = None
     if traj_texts:
         sources = {"tasks": (samples, task_weight)}
+        room = cfg.data.seq_len + 1 - MIN_TURN_ROOM
+        too_long = {}
         for name, (texts, w) in traj_texts.items():
-            sources[name] = ([trajectory_sample(t, tok) for t in texts], w)
+            ss = [trajectory_sample(t, tok) for t in texts]
+            too_long[name] = sum(s.head > room for s in ss)
+            if ss and too_long[name] == len(ss):
+                raise TrainerError(f"{name}: the tool definitions of every trajectory fill a row of seq_len "
+                                   f"{cfg.data.seq_len} (shortest system turn {min(s.head for s in ss)} tokens); "
+                                   "train with a longer --seq-len")
+            sources[name] = ([s for s in ss if s.head <= room], w)
         samples, mixture = mix(sources, cfg.seed)
+        for name, n in too_long.items():
+            mixture[name]["dropped_tools_fill_a_row"] = n
     packed = pack(samples, cfg.data.seq_len, eot)
     if len(packed) == 0:
         raise EmptySplitError(f"the train split renders into no samples ({rstats.as_dict()})")
@@ -411,7 +421,8 @@ def _truncate_metrics(path: Path, keep_upto_step: int) -> None:
 def train(dataset: str, recipe: str = "tiny", out: str | os.PathLike = "runs/train", steps: int | None = None,
           resume: bool = False, tokenizer: str | None = None, seed: int | None = None,
           device: str | None = None, progress: bool = True, trajectories: tuple[tuple[str, float], ...] = (),
-          task_weight: float = 1.0, trajectory_formats: tuple[str, ...] | None = None, **overrides) -> TrainResult:
+          task_weight: float = 1.0, trajectory_formats: tuple[str, ...] | None = None, seq_len: int | None = None,
+          **overrides) -> TrainResult:
     """Train recipe `recipe` on `dataset` (a local folder or Hub id) into `out`. What `factory train` calls.
 
     `steps` and `seed` override the recipe's; further keyword arguments override `TrainConfig` fields.
@@ -423,6 +434,8 @@ def train(dataset: str, recipe: str = "tiny", out: str | os.PathLike = "runs/tra
         changes["steps"] = steps
     if seed is not None:
         changes["seed"] = seed
+    if seq_len is not None:
+        changes["data"] = dataclasses.replace(cfg.data, seq_len=seq_len)
     if changes:
         cfg = cfg.replace(**changes)
     return run(cfg, dataset, out, resume=resume, tokenizer=tokenizer, device=device, progress=progress,
@@ -465,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trajectories", action="append", default=[], metavar="DATASET[@WEIGHT]",
                    help="a trajectory dataset (factory trajectories) to mix in; repeatable")
     p.add_argument("--task-weight", type=float, default=1.0, help="mixture weight of the task dataset")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per packed row (default: the recipe's)")
     p.add_argument("--trajectory-formats", default=None, help="comma-separated formats (default: all present)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -476,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=a.seed, device=a.device, progress=not a.no_progress,
                     trajectories=tuple(parse_weighted(x) for x in a.trajectories), task_weight=a.task_weight,
                     trajectory_formats=tuple(a.trajectory_formats.split(",")) if a.trajectory_formats else None,
-                    **overrides)
+                    seq_len=a.seq_len, **overrides)
     except TrainerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -139,12 +139,16 @@ def test_factory_train_cli_on_a_task_and_trajectory_mix(tiny_dataset, traj_datas
     out = tmp_path / "cli"
     r = CliRunner().invoke(app, ["train", "--dataset", str(tiny_dataset), "--recipe", "tiny", "--out", str(out),
                                  "--steps", "3", "--device", "cpu", "--trajectories", f"{traj_dataset}@0.5",
-                                 "--trajectory-formats", "json,typescript"])
+                                 "--trajectory-formats", "json,typescript", "--seq-len", "2048"])
     assert r.exit_code == 0, r.output
     assert "trained 3 steps" in r.output
     mixture = json.loads((out / "data_stats.json").read_text())["mixture"]
     key = f"trajectories[0]:{traj_dataset}"
-    assert mixture[key]["samples"] == len(_BUGS) * 2  # two formats
+    assert mixture[key]["samples"] == len(_BUGS) * 2 and mixture[key]["dropped_tools_fill_a_row"] == 0  # two formats
+    short = CliRunner().invoke(app, ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "short"),
+                                     "--steps", "1", "--device", "cpu", "--trajectories", str(traj_dataset),
+                                     "--seq-len", "64"])
+    assert short.exit_code == 2 and "train with a longer --seq-len" in short.output
     bad = CliRunner().invoke(app, ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "bad"),
                                    "--steps", "1", "--device", "cpu", "--trajectories", f"{traj_dataset}@x"])
     assert bad.exit_code == 2 and "must be a number" in bad.output
