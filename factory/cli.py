@@ -129,7 +129,10 @@ def _print_baseline(store: RunStore, key: str) -> None:
 @app.command("run")
 def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML)."),
         run_dir: Path | None = typer.Option(None, "--run-dir", help="Default: runs/<config name>."),
-        executor: str = typer.Option("local", "--executor", help="local: a process pool on this machine."),
+        executor: str = typer.Option("local", "--executor",
+                                     help="local: a process pool on this machine; ray: a Ray cluster."),
+        ray_address: str | None = typer.Option(None, "--ray-address",
+                                               help="ray: the cluster to join (auto: the one `ray start` made)."),
         workers: int = typer.Option(0, "--workers", min=0,
                                     help="Work items (repositories) in parallel; default: one per core.")) -> None:
     """Any stages, from one config file: env, baseline, mine, mutate, combine, validate, publish, train."""
@@ -140,13 +143,19 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
     except FactoryError as e:
         _fail(str(e), 2)
         return
-    if executor != "local":
-        _fail(f"--executor {executor!r}: only 'local' exists (a cluster executor is a later issue)", 2)
+    if executor not in ("local", "ray"):
+        _fail(f"--executor {executor!r}: choose local or ray", 2)
     store = RunStore(run_dir or Path("runs") / cfg.name)
     err.print(f"run [bold]{cfg.name}[/]: {len(cfg.repos)} repo(s), stages {', '.join(cfg.stages)} → {store.root}",
               highlight=False)
     try:
-        outcomes = run_pipeline(cfg, store, log=_log, executor=LocalExecutor(workers or None))
+        if executor == "ray":
+            from factory.executors_ray import RayExecutor  # noqa: PLC0415
+
+            chosen = RayExecutor(address=ray_address)
+        else:
+            chosen = LocalExecutor(workers or None)
+        outcomes = run_pipeline(cfg, store, log=_log, executor=chosen)
     except FactoryError as e:
         _fail(str(e), 2)
         return
