@@ -56,8 +56,9 @@ __all__ = ["GradeResult", "GradingTask", "grade_patch", "PROTECTED_NAMES", "imag
 PROTECTED_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
                              "sitecustomize.py", "usercustomize.py"})
 # Untracked files a patch may not add: what an install, an interpreter or a tool writes, never a fix.
-_NOT_SOURCE_PARTS = ("__pycache__", "*.egg-info", "*.dist-info", ".eggs", "build", "dist", ".tox", ".nox",
-                     ".pytest_cache", ".mypy_cache", ".hypothesis", ".venv", "venv", "site-packages", ".git")
+_NOT_SOURCE_PARTS = ("__pycache__", "*.egg-info", "*.dist-info", ".eggs", ".tox", ".nox", ".pytest_cache",
+                     ".mypy_cache", ".hypothesis", ".venv", "site-packages", ".git")
+_NOT_SOURCE_TOP = ("build", "dist", "venv")  # output folders only at the root (pkg/build/ may be code)
 _NOT_SOURCE_SUFFIXES = (".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll", ".pth", ".egg-link", ".egg", ".whl")
 _G = "/tf-out/g"      # grading's scratch: start-state tar, listings, patches (not importable)
 _P = "/tf-out/p"      # the report plugin's directory (on PYTHONPATH; nothing else in it)
@@ -202,9 +203,10 @@ def protected(path: str) -> bool:
 
 
 def not_source(path: str) -> bool:
+    """Bytecode, packaging metadata, shared libraries, caches, build output: never a fix."""
     parts = PurePosixPath(path).parts
-    return path.endswith(_NOT_SOURCE_SUFFIXES) or any(
-        fnmatch.fnmatchcase(part, pat) for part in parts[:-1] for pat in _NOT_SOURCE_PARTS)
+    return (path.endswith(_NOT_SOURCE_SUFFIXES) or (len(parts) > 1 and parts[0] in _NOT_SOURCE_TOP)
+            or any(fnmatch.fnmatchcase(part, pat) for part in parts[:-1] for pat in _NOT_SOURCE_PARTS))
 
 
 def shadows(path: str, roots: set[str], names: set[str]) -> bool:

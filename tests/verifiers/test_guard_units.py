@@ -56,6 +56,7 @@ def test_protected_and_not_source_paths():
                  "x-1.0.dist-info/METADATA", "build/lib/pkg/m.py", ".pytest_cache/v/x"):
         assert not_source(path), path
     assert not not_source("src/pkg/new_module.py") and not not_source("src/pkg/data.json")
+    assert not not_source("src/pkg/build/steps.py")  # a package may have a build/ subpackage
 
 
 def test_shadowing_new_modules():
