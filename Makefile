@@ -36,7 +36,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: install
-	$(VENV)/bin/ruff check factory miners mutators verifiers trainer kernels tests bench
+	$(VENV)/bin/ruff check factory miners mutators verifiers trainer kernels rollouts tests bench
 
 # Benchmarks that run on this machine (the GPU ones, bench/moe_kernels.py, bench/moe_timing.py and
 # bench/train_throughput.py, run on a CUDA machine: see bench/RESULTS.md).
