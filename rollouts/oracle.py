@@ -234,6 +234,24 @@ def _unique_span(text: str, h: Hunk, old: str) -> str:
     raise Unsolved(f"hunk at line {h.old_start} has no unique span to edit")
 
 
+def _write_file_change(a: _Agent, session: Session, f: FilePatch, what: str) -> None:
+    """One file's change made through the tools: write a new file, remove one, or edit hunk by hunk."""
+    if f.new_path is None:
+        a.call(f"`{f.old_path}` should not exist for {what}; remove it.", "bash",
+               command=f"rm -- {shlex.quote(f.old_path)}")
+        return
+    if f.old_path is None:
+        a.call(f"Write {what} in `{f.new_path}`.", "write", path=f.new_path, content="".join(h.text("new") for h in f.hunks))
+        return
+    for h in f.hunks:
+        current = session.read(f.old_path)
+        old = _unique_span(current, h, h.text("old"))
+        obs = a.call(f"Add {what} to `{f.old_path}`.", "edit", path=f.old_path, old=old,
+                     new=old.replace(h.text("old"), h.text("new"), 1))
+        if obs.startswith("error:"):
+            raise Unsolved(f"edit refused while writing {what}: {obs}")
+
+
 def solve(session: Session, row: dict, variant: str = "direct", seed: int = 0) -> Trajectory:
     """One oracle trajectory on ``session`` (a fresh session on ``row``); raises ``Unsolved``."""
     a = _Agent(session, row)
@@ -241,6 +259,11 @@ def solve(session: Session, row: dict, variant: str = "direct", seed: int = 0) -
     files = [f for f in parse_patch(row["patch"]) if f.hunks or f.new_path is None]
     if not files:
         raise Unsolved("the gold patch has no hunks")
+    # 0. a pull request's failing tests come with it (``test_patch``): the start state does not hold
+    # them, so the agent writes them first, as reproduction tests. Grading restores test files and
+    # applies the real test_patch, so the reward still measures the code fix alone.
+    for f in (f for f in parse_patch(row.get("test_patch") or "") if f.hunks or f.new_path is None):
+        _write_file_change(a, session, f, "the tests that show the problem")
     # 1. reproduce
     repro = f2p[:REPRODUCE_TESTS]
     out = a.call("Let me first reproduce the problem by running some of the tests it mentions.", "bash",

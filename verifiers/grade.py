@@ -349,12 +349,17 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
     plugins = (module, *[p for p in probe.get("plugins", []) if p != module])
     # One exec: the reset (its own shell, so its failure is told apart), then the session.
     env["TF_RESET"] = script
-    command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; unset TF_RESET TF_GOLD TF_TEST_PATCH; "
+    # The selected tests' files, in the suite's order; the plugin keeps only the selected tests
+    # (``$TF_SELECT``), so they run in the order the suite defines them, as in validation.
+    files = sorted({t.split("::", 1)[0] for t in f2p + p2p})
+    env["TF_SELECTED"] = "\n".join(f2p + p2p) + "\n"
+    command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; "
+               f"printf '%s' \"$TF_SELECTED\" > {_G}/select; unset TF_RESET TF_GOLD TF_TEST_PATCH TF_SELECTED; "
                f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
-               + pytest_command(res.test_cmd, select=f2p + p2p, plugins=plugins))
+               + pytest_command(res.test_cmd, paths=tuple(files), plugins=plugins))
     run_env = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
                "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _P, "PYTHONSTARTUP": "",
-               "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key"}
+               "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key", "TF_SELECT": f"{_G}/select"}
     run, rep = worker.run_tests(command, report=report, env=run_env, key=key.encode())
     res.test_output = run.log_tail
     if "TF-TEST-PATCH" in run.log_tail:
