@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import secrets
 import shlex
 import time
@@ -194,6 +195,15 @@ def _image_facts(client, image: str) -> tuple[str | None, tuple[str, ...]]:
 # The probe's answer depends only on the environment below the task's layer (site-packages and
 # the install's files): task images of one environment share it, so it is asked once per process.
 _PROBES: dict[tuple[str, ...], dict] = {}
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def stable_id(nodeid: str) -> str:
+    """A node id with object addresses masked (the report plugin masks them the same way when it
+    selects tests): ``test_x[<Obj object at 0x7f...>]`` names the same test in every process."""
+    return _ADDRESS.sub(" at 0x?", nodeid)
 
 
 def protected(path: str) -> bool:
@@ -374,10 +384,10 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
         res.error = f"test run {run.status}: {run.reason}"
     # -- 5: tampering, then the verdict --------------------------------------------------------
     res.tampered = _tampering(run, rep)
-    got = {r.nodeid: r.outcome for r in run.results}
+    got = {stable_id(r.nodeid): r.outcome for r in run.results}
     for ids, ok_list, bad_list in ((f2p, res.f2p_success, res.f2p_failure), (p2p, res.p2p_success, res.p2p_failure)):
         for n in ids:
-            (ok_list if got.get(n) == "passed" else bad_list).append(n)
+            (ok_list if got.get(stable_id(n)) == "passed" else bad_list).append(n)
     clean = run_problem(run) is None and not res.tampered and not res.error
     res.resolved = clean and not res.f2p_failure and not res.p2p_failure
 

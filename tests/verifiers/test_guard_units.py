@@ -97,3 +97,11 @@ def test_grading_takes_a_record_from_any_row_shape():
 
     with pytest.raises(ValueError, match="image_name"):
         GradingTask.of({k: v for k, v in row.items() if k != "image_name"})
+
+
+def test_node_ids_with_object_addresses_name_the_same_test_in_every_process():
+    from verifiers.grade import stable_id
+
+    a = "tests/test_time.py::test_naturaldate[test_input7-<tests.test_time.FakeDate object at 0x7f435e92fed0>]"
+    b = "tests/test_time.py::test_naturaldate[test_input7-<tests.test_time.FakeDate object at 0x7f2f24ae9d50>]"
+    assert stable_id(a) == stable_id(b) and stable_id("t.py::test_x[0x10]") == "t.py::test_x[0x10]"

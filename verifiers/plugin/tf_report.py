@@ -41,6 +41,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -95,6 +96,13 @@ def pytest_collectreport(report):
 
 
 _SELECT = os.environ.pop("TF_SELECT", None)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def stable_id(nodeid: str) -> str:
+    """A node id with object addresses masked: parametrized ids built from an object's repr
+    (``<Obj object at 0x7f...>``) differ between processes; the test does not."""
+    return _ADDRESS.sub(" at 0x?", nodeid)
 
 
 @pytest.hookimpl(trylast=True)
@@ -108,9 +116,9 @@ def pytest_collection_modifyitems(session, config, items):
     if not _SELECT:
         return
     with open(_SELECT, encoding="utf-8") as fh:
-        wanted = {line.rstrip("\n") for line in fh if line.strip()}
-    keep = [i for i in items if i.nodeid in wanted]
-    drop = [i for i in items if i.nodeid not in wanted]
+        wanted = {stable_id(line.rstrip("\n")) for line in fh if line.strip()}
+    keep = [i for i in items if stable_id(i.nodeid) in wanted]
+    drop = [i for i in items if stable_id(i.nodeid) not in wanted]
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
