@@ -43,6 +43,7 @@ import json
 import os
 import re
 import sys
+import types
 
 import pytest
 
@@ -244,7 +245,16 @@ _PYTEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(pytest.__file__)))
 
 
 def _watched(name: str) -> bool:
-    return name in ("pytest", __name__) or name.startswith(("_pytest", "pluggy", "unittest"))
+    # unittest.mock judges nothing (and its objects answer every attribute, ``__code__`` too).
+    return (name in ("pytest", __name__) or name.startswith(("_pytest", "pluggy", "unittest"))) and not name.startswith(
+        "unittest.mock")
+
+
+def _code_of(value):
+    """A real function's code object (None for anything else: never ask an object for ``__code__``,
+    which some answer with a fresh object every time)."""
+    fn = value.__func__ if isinstance(value, (staticmethod, classmethod, types.MethodType)) else value
+    return fn.__code__ if isinstance(fn, types.FunctionType) else None
 
 
 class _Guard:
@@ -290,14 +300,14 @@ class _Guard:
             for k, v in list(d.items()):
                 if (k.startswith("__") and k != "__import__") or not _judging(v) or (names and k not in names):
                     continue
-                out.append((d, f"{mname}.{k}", k, v, v, getattr(v, "__code__", None)))
+                out.append((d, f"{mname}.{k}", k, v, v, _code_of(v)))
                 if isinstance(v, type) and getattr(v, "__module__", "") == mname:
                     cd = v.__dict__
                     for ck, cv in list(cd.items()):
                         if ck in ("__dict__", "__weakref__", "__doc__", "__annotations__", "_abc_impl") or not _judging(cv):
                             continue
-                        fn = getattr(cv, "__func__", cv)
-                        out.append((cd, f"{mname}.{k}.{ck}", ck, cv, fn, getattr(fn, "__code__", None)))
+                        fn = getattr(cv, "__func__", cv) if isinstance(cv, (staticmethod, classmethod)) else cv
+                        out.append((cd, f"{mname}.{k}.{ck}", ck, cv, fn, _code_of(fn)))
         return out
 
     def _compare(self, snap: list[tuple], where: str, pytest_may_patch: bool = False) -> None:
@@ -308,7 +318,7 @@ class _Guard:
                 if pytest_may_patch and _from_pytest(now):
                     continue
                 self.flag(f"{label} was {'deleted' if now is missing else 'replaced'} ({where})")
-            elif code is not None and fn.__code__ is not code:
+            elif code is not None and _code_of(fn) is not code:
                 self.flag(f"{label}'s code was replaced ({where})")
 
     def _record_impls(self, plugin=None) -> None:
