@@ -19,7 +19,7 @@ from pathlib import Path
 
 from factory.errors import FactoryError
 from rollouts.record import Trajectory
-from rollouts.templates import FORMATS, render
+from rollouts.templates import FORMATS, AmbiguousText, render
 
 __all__ = ["build_trajectories", "load_trajectories", "text_column", "write_dataset"]
 
@@ -110,6 +110,7 @@ def write_dataset(trajs: list[Trajectory], out: Path, formats: list[str], name: 
     if not trajs:
         raise FactoryError("no trajectories to write")
     rows = []
+    unrendered: list[str] = []
     for t in trajs:
         d = t.to_dict()
         row = {"instance_id": t.meta.get("instance_id", ""), "variant": t.meta.get("variant", ""),
@@ -118,7 +119,11 @@ def write_dataset(trajs: list[Trajectory], out: Path, formats: list[str], name: 
                "tools": json.dumps(d["tools"], ensure_ascii=False),
                "messages": json.dumps(d["messages"], ensure_ascii=False)}
         for f in formats:
-            row[text_column(f)] = render(f, t)
+            try:
+                row[text_column(f)] = render(f, t)
+            except AmbiguousText as e:  # this format cannot hold this trajectory unambiguously
+                row[text_column(f)] = None
+                unrendered.append(f"{row['instance_id']}.{row['variant']}: {e}")
         rows.append(row)
     feats = datasets.Features({
         "instance_id": datasets.Value("string"), "variant": datasets.Value("string"), "source": datasets.Value("string"),
@@ -126,6 +131,9 @@ def write_dataset(trajs: list[Trajectory], out: Path, formats: list[str], name: 
         "tools": datasets.Value("string"), "messages": datasets.Value("string"),
         **{text_column(f): datasets.Value("string") for f in formats}})
     ds = datasets.Dataset.from_list(rows, features=feats)
+    if unrendered:  # said beside the data: a null text column means "this format cannot hold it"
+        (out / "unrendered.json").parent.mkdir(parents=True, exist_ok=True)
+        (out / "unrendered.json").write_text(json.dumps(unrendered, indent=1))
     (out / "data").mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(out / "data" / "train-00000-of-00001.parquet"))
     cols = ", ".join(f"`{text_column(f)}`" for f in formats)

@@ -158,6 +158,9 @@ class QwenXmlFormat:
     reserved = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<function", "</function>",
                 "<parameter", "</parameter>")
     reserved_defs = ("</description>", "\n<parameter>\n", "\n<required>")
+    # Tool results are <tool_response> blocks (JsonFormat's): only their own tags are ambiguous
+    # there. A result that prints `<function foo at 0x...>` (Python's repr) is common and fine.
+    reserved_results = ("<tool_response>", "</tool_response>")
 
     def system(self, content: str, tools) -> str:
         parts = [content, _QX_HEAD]
@@ -528,7 +531,8 @@ def check_renderable(fmt: str, t: Trajectory) -> None:
     f = _get(fmt)
     for where, text in _texts(t):
         extra = getattr(f, "reserved_defs", ()) if where.startswith("tool ") else ()
-        for marker in (*COMMON_RESERVED, *f.reserved, *extra):
+        own = getattr(f, "reserved_results", f.reserved) if where.endswith("(tool)") else f.reserved
+        for marker in (*COMMON_RESERVED, *own, *extra):
             if marker in text:
                 raise AmbiguousText(f"{fmt}: {where} contains {marker!r}, which the format reserves")
 

@@ -54,10 +54,13 @@ def trajectories(draw):
 def _reserved_hit(fmt: str, t: Trajectory) -> bool:
     f = FORMATS[fmt]
     common = (*COMMON_RESERVED, *f.reserved)
-    texts = [m.content for m in t.messages] + [v for m in t.messages for c in m.calls for v in c.arguments.values()
-                                               if isinstance(v, str)]
+    in_results = (*COMMON_RESERVED, *getattr(f, "reserved_results", f.reserved))  # tool results: their own tags
+    texts = [m.content for m in t.messages if m.role != "tool"] + [
+        v for m in t.messages for c in m.calls for v in c.arguments.values() if isinstance(v, str)]
+    results = [m.content for m in t.messages if m.role == "tool"]
     defs = [t_.description for t_ in t.tools] + [p.description for t_ in t.tools for p in t_.params]
     return (any(mk in x for x in texts + defs for mk in common)
+            or any(mk in x for x in results for mk in in_results)
             or any(mk in x for x in defs for mk in getattr(f, "reserved_defs", ())))
 
 
