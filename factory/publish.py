@@ -251,6 +251,17 @@ def card_license(identities: dict, configured: str = "") -> str:
     return "unknown" if found <= {""} else "other"
 
 
+def _export_rows(run_dir: Path, config: PublishConfig, log: Callable[[str], None]):
+    """What every export starts from: the curated rows, with their images pushed when asked
+    (run, rows, rows in, curation report, decontamination report, pushed images or None)."""
+    run = Path(run_dir).resolve()
+    rows, num_in, creport, dreport = prepare_rows(run, config)
+    pushed_images = None
+    if config.push_images:
+        rows, pushed_images = push_row_images(rows, config.push_images, log=log)
+    return run, rows, num_in, creport, dreport, pushed_images
+
+
 def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, int, CurationReport, DecontamReport | None]:
     """Read, name, curate and decontaminate; return (rows, rows read, curation report, decontam report).
 
@@ -471,11 +482,7 @@ def export_swebench(run_dir: str | os.PathLike[str], out_file: str | os.PathLike
     from factory.swebench_export import swebench_fields  # noqa: PLC0415
 
     config = config or PublishConfig()
-    run = Path(run_dir).resolve()
-    rows, num_in, creport, dreport = prepare_rows(run, config)
-    pushed_images = None
-    if config.push_images:
-        rows, pushed_images = push_row_images(rows, config.push_images, log=log)
+    run, rows, num_in, creport, dreport, pushed_images = _export_rows(run_dir, config, log)
     if split is not None:
         rows = rows.filter(pl.col("split") == split)
         if rows.height == 0:
@@ -505,11 +512,7 @@ def export_task_repo(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     from factory.swebench_export import write_task_repo  # noqa: PLC0415
 
     config = config or PublishConfig()
-    run = Path(run_dir).resolve()
-    rows, num_in, creport, dreport = prepare_rows(run, config)
-    pushed_images = None
-    if config.push_images:
-        rows, pushed_images = push_row_images(rows, config.push_images, log=log)
+    run, rows, num_in, creport, dreport, pushed_images = _export_rows(run_dir, config, log)
     client = None
     if tag_local:
         from verifiers.engine import ensure_engine  # noqa: PLC0415
