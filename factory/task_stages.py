@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from factory.config import SandboxConfig
@@ -288,8 +288,11 @@ def adaptive_timeout(store: RunStore, key: str, floor_s: float = 20.0, factor: f
 def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected", workers: int = 2,
                    sandbox: SandboxConfig | None = None, max_f2p: int = 50,
                    build_task_images: bool = True, log: Log = print,
-                   progress: Progress | None = None) -> StageOutcome:
-    """Judge this repository's candidates; resumes from the verdicts already on disk."""
+                   progress: Progress | None = None, only: Collection[str] | None = None) -> StageOutcome:
+    """Judge this repository's candidates; resumes from the verdicts already on disk.
+
+    ``only``: judge just these candidate ids (a batch of a cluster run); ``()`` judges none and
+    only assembles the parquet files from the verdicts there (the batches' join)."""
     from verifiers.engine import ensure_engine  # noqa: PLC0415
     from verifiers.validate import ValidateConfig, validate_candidates  # noqa: PLC0415
     from verifiers.verdict import VerdictRules  # noqa: PLC0415
@@ -303,7 +306,7 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     aside, restored = set_aside_stale(store, spec.key, current)
     done = {cid: v for cid, v in _load_verdicts(store, spec.key, current).items()
             if v.validation.verdict in ("accepted", "rejected")}
-    todo = [c for c in candidates if c.candidate_id not in done]
+    todo = [c for c in candidates if c.candidate_id not in done and (only is None or c.candidate_id in only)]
     log(f"{spec.key}: {len(candidates)} candidates, {len(done)} already judged, {len(todo)} to go"
         + (f"; {aside} verdicts of candidates no longer mined set aside in validations/stale/" if aside else "")
         + (f"; {restored} restored from validations/stale/" if restored else ""))
