@@ -296,6 +296,9 @@ class Validation:
     test_s: float = 0.0
     total_s: float = 0.0
     detail: str = ""
+    # How FAIL_TO_PASS / PASS_TO_PASS were obtained: "selected" (only the tests that execute the
+    # changed lines ran; the rest of PASS_TO_PASS is the baseline's) or "full" (the whole suite ran).
+    lists: str = ""
 
 
 @dataclass(frozen=True)
