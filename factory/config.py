@@ -63,6 +63,9 @@ class ValidateSettings(_Strict):
     workers: int = Field(2, ge=1)
     timeout_s: float | None = Field(None, gt=0)  # None: 10x the slowest baseline run, at least 20 s
     max_f2p: int = Field(defaults.MAX_F2P, ge=1)
+    # candidates per work item (a batch a cluster node judges); None: the executor's own
+    # (local: the whole repository in one item; ray: factory.executors_ray.DEFAULT_BATCH)
+    batch: int | None = Field(None, ge=1)
 
 
 class PublishSettings(_Strict):
