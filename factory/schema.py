@@ -144,6 +144,7 @@ class EnvSpec:
     system_packages: tuple[str, ...] = ()
     plugin_digest: str = ""  # our pytest report plugin is baked in; its content counts
     dockerfile_digest: str = ""  # how the image is assembled (the verifiers' template) counts too
+    language: str = "python"  # "javascript", "typescript", "go": which verifiers.langs module builds it
 
     @property
     def tag(self) -> str:
