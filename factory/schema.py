@@ -145,6 +145,8 @@ class EnvSpec:
     plugin_digest: str = ""  # our pytest report plugin is baked in; its content counts
     dockerfile_digest: str = ""  # how the image is assembled (the verifiers' template) counts too
     language: str = "python"  # "javascript", "typescript", "go": which verifiers.langs module builds it
+    env: tuple[str, ...] = ()  # "KEY=VALUE" set for install and tests (an sdist's version for scm tools);
+    # counted through dockerfile_digest, which renders it
 
     @property
     def tag(self) -> str:
@@ -166,6 +168,7 @@ class EnvImage:
     cached: bool
     pip_freeze: tuple[str, ...] = ()
     install_log_tail: str = ""
+    checks: dict[str, Any] = dataclasses.field(default_factory=dict)  # truth checks after install (verifiers.truth)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -356,6 +359,8 @@ class BaselineSummary:
     image: str = ""
     reruns: int = 0
     wall_s: float = 0.0
+    checks: dict[str, Any] = dataclasses.field(default_factory=dict)  # truth checks (verifiers.truth): shares, reasons
+    warnings: tuple[str, ...] = ()  # what a user should know before trusting this baseline
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
