@@ -1,0 +1,199 @@
+"""Test runners for JavaScript, TypeScript and Go: jest, vitest, mocha, node:test and ``go test``.
+
+Each runs the repository's own runner with its machine-readable reporter (jest's and vitest's
+``--json`` files, mocha's ``json`` reporter, our node:test reporter, ``go test -json``), then
+``tf_convert.py`` (baked into the image) turns that report into taskfactory's records at
+``$TF_REPORT`` and checks the runner's exit code against it. So the sessions of every language
+are read by ``verifiers.sandbox.parse_report`` and judged by ``classify``: baseline, validation
+and grading need nothing per language. Console text is never parsed.
+
+A selection of tests runs their files (their packages for Go, with ``-run`` on the top-level
+names) and keeps only the selected tests in the report; a selected test that did not run counts
+as failed. A collect-only session runs the suite (these runners have no listing that gives the
+same ids) and prints the ids it reported.
+
+Not for: installing (``verifiers.langs.node`` / ``verifiers.langs.golang``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from factory.repo import is_test_file
+from factory.schema import TestRun
+from verifiers.sandbox import SessionReport, classify, parse_report
+
+__all__ = ["GoTestRunner", "NODE_RUNNERS", "NodeRunner", "runner_from_cmd", "protected_config"]
+
+TF_DIR = "/opt/taskfactory"
+_NATIVE = "/tmp/tf-native.out"
+_SELECT = "/tmp/tf-select"
+_COV = "/tmp/tf-cov"
+NODE_RUNNERS = ("jest", "vitest", "mocha", "node-test")
+
+# Files that configure a runner, a transpiler or the package: a patch may not change them.
+_CONFIG_RE = re.compile(
+    r"^(jest|vitest|vite|vitest\.workspace|babel|karma|ava)\.config\.[cm]?[jt]s(on)?$|^\.mocharc(\.[a-z]+)?$"
+    r"|^\.babelrc(\.[a-z]+)?$|^package\.json$|^package-lock\.json$|^npm-shrinkwrap\.json$|^pnpm-lock\.yaml$"
+    r"|^pnpm-workspace\.yaml$|^yarn\.lock$|^\.npmrc$|^\.yarnrc(\.yml)?$|^\.nvmrc$|^tsconfig(\..+)?\.json$"
+    r"|^go\.mod$|^go\.sum$|^go\.work(\.sum)?$|^modules\.txt$|^\.swcrc$|^setup(Tests|Files)?\.[cm]?[jt]s$")
+
+
+def protected_config(path: str) -> bool:
+    """Runner, package-manager and compiler configuration (and Go's module files, whose ``replace``
+    directives could point a package at other code) at any depth."""
+    return bool(_CONFIG_RE.match(PurePosixPath(path).name))
+
+
+def _printf_file(lines: list[str], path: str) -> str:
+    return f"printf '%s\\n' {shlex.quote(chr(10).join(lines))} > {path}"
+
+
+def _wrap(runner: str, native: str, selection, select_ids: list[str] | None, cov_env: str, cov_arg: str) -> str:
+    """The session: the native command, then the converter with the native exit code."""
+    parts = [f"rm -rf {_NATIVE} {_COV}; unset TF_GO_COVER NODE_V8_COVERAGE"]
+    select = ""
+    if select_ids is not None:
+        parts.append(_printf_file(select_ids, _SELECT))
+        select = f" --select {_SELECT}"
+    run = native
+    if selection.collect_only:
+        run = f"{{ {native}; }} > /tmp/tf-collect.log 2>&1"
+    parts.append(f'if [ "$TF_COVERAGE" = 1 ]; then {cov_env}; fi')
+    parts.append(f"{run}; tf_rc=$?")
+    cov = f' $( [ "$TF_COVERAGE" = 1 ] && echo "--coverage {cov_arg}" )'
+    parts.append(f"python -I {TF_DIR}/tf_convert.py --runner {runner} --native {_NATIVE} --exit $tf_rc"
+                 f' --out "$TF_REPORT"{select}{cov}' + (" --collect" if selection.collect_only else ""))
+    return "; ".join(parts)
+
+
+def _files_of(ids) -> list[str]:
+    return sorted({i.split("::", 1)[0] for i in ids})
+
+
+@dataclass(frozen=True)
+class NodeRunner:
+    """jest, vitest, mocha or node:test, started as the repository starts it (``test_cmd``)."""
+
+    __test__ = False
+    name: str
+    test_cmd: str
+    test_file_patterns: tuple[str, ...] = ()
+    language: str = "javascript"
+
+    def native(self, files: list[str]) -> str:
+        cmd, args = _split_spec(self.test_cmd, self.name)
+        if files:
+            args = [shlex.quote(f) for f in files]
+        if self.name == "jest":
+            paths = " --runTestsByPath " + " ".join(args) if files else (" " + " ".join(args) if args else "")
+            return (f"{cmd} --ci --json --outputFile={_NATIVE} --coverage=false --colors=false --watchAll=false"
+                    f" --runInBand{paths}")
+        if self.name == "vitest":
+            return (f"{cmd} --reporter=json --outputFile={_NATIVE} --coverage.enabled=false --color=false"
+                    + (" " + " ".join(args) if args else ""))
+        if self.name == "mocha":
+            return (f"{cmd} --reporter json --reporter-option output={_NATIVE} --no-colors"
+                    + (" " + " ".join(args) if args else ""))
+        return (f"{cmd} --test-reporter={TF_DIR}/tf_node_reporter.mjs --test-reporter-destination={_NATIVE}"
+                + (" " + " ".join(args) if args else ""))
+
+    def command(self, selection, *, plugins: tuple[str, ...] | None = None) -> str:
+        ids = None if selection.tests is None else list(selection.tests)
+        files = _files_of(ids) if ids else list(selection.paths)
+        return _wrap(self.name, self.native(files), selection, ids, f"export NODE_V8_COVERAGE={_COV}", _COV)
+
+    def read(self, exit_code: int | None, wall_s: float, report_text: str, log_tail: str,
+             key: bytes | None = None) -> tuple[TestRun, SessionReport]:
+        report = parse_report(report_text)
+        return classify(exit_code, wall_s, report, log_tail), report
+
+    def protected(self, path: str) -> bool:
+        return is_test_file(path, self.test_file_patterns) or protected_config(path)
+
+
+@dataclass(frozen=True)
+class GoTestRunner:
+    """``go test -json`` over the module's packages (``./...``), off the network."""
+
+    __test__ = False
+    test_cmd: str = "go test ./..."
+    test_file_patterns: tuple[str, ...] = ()
+    name: str = "go"
+    language: str = "go"
+
+    def command(self, selection, *, plugins: tuple[str, ...] | None = None) -> str:
+        ids = None if selection.tests is None else list(selection.tests)
+        base = self.test_cmd.split(" ./")[0].strip() if " ./" in self.test_cmd else self.test_cmd
+        if ids:
+            pkgs = " ".join(shlex.quote("./" + d if d != "." else ".") for d in _files_of(ids))
+            tops = sorted({re.escape(i.split("::", 1)[1].split("/", 1)[0]) for i in ids})
+            target = f"{pkgs} -run {shlex.quote('^(' + '|'.join(tops) + ')$')}"
+        elif selection.paths:
+            target = " ".join(shlex.quote(p) for p in selection.paths)
+        else:
+            target = self.test_cmd[len(base):].strip() or "./..."
+        native = f"{base} -json -count=1 $TF_GO_COVER {target} > {_NATIVE} 2>/tmp/tf-go-stderr"
+        return _wrap("go", native, selection, ids, f"export TF_GO_COVER=-coverprofile={_COV}", _COV)
+
+    def read(self, exit_code: int | None, wall_s: float, report_text: str, log_tail: str,
+             key: bytes | None = None) -> tuple[TestRun, SessionReport]:
+        report = parse_report(report_text)
+        return classify(exit_code, wall_s, report, log_tail), report
+
+    def protected(self, path: str) -> bool:
+        return is_test_file(path, self.test_file_patterns) or protected_config(path) or path.startswith("vendor/")
+
+
+# Options whose next word is their value (so that word is not a test path).
+_VALUED = {"--env", "--config", "-c", "--testEnvironment", "--timeout", "-t", "--require", "-r", "--ui", "-u",
+           "--extension", "--file", "--spec", "--ignore", "--slow", "-s", "--grep", "-g", "--test-name-pattern",
+           "--import", "--loader", "--experimental-loader", "--project", "--dir", "--root", "--pool",
+           "--environment", "--testTimeout", "--maxWorkers", "-w", "--selectProjects"}
+_DROPPED = {"--reporter", "-R", "--outputFile", "--test-reporter", "--test-reporter-destination", "--reporter-option",
+            "--reporter-options", "-O"}
+
+
+def _split_spec(test_cmd: str, runner: str) -> tuple[str, list[str]]:
+    """The command without its reporter and coverage options, and its positional test paths."""
+    words = shlex.split(test_cmd)
+    keep, specs = [], []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if i == 0 or (runner == "vitest" and w == "run") or (runner == "node-test" and w == "--test"):
+            keep.append(shlex.quote(w))
+        elif w in _DROPPED:
+            i += 1
+        elif w.startswith(("--reporter", "--outputFile", "--test-reporter", "--coverage", "--json", "--watch",
+                           "--colors", "--color", "--no-color")):
+            pass
+        elif w in _VALUED and i + 1 < len(words):
+            keep += [shlex.quote(w), shlex.quote(words[i + 1])]
+            i += 1
+        elif w.startswith("-"):
+            keep.append(shlex.quote(w))
+        else:  # a test path or glob (globs stay unquoted: bash expands them, as npm's shell would)
+            specs.append(w if "*" in w else shlex.quote(w))
+        i += 1
+    return " ".join(keep), specs
+
+
+_TOOL = re.compile(r"^(?:npx\s+(?:--no-install\s+)?|node_modules/\.bin/|\./node_modules/\.bin/)?(jest|vitest|mocha)\b")
+
+
+def runner_from_cmd(test_cmd: str, test_file_patterns: tuple[str, ...] = ()):
+    """The runner a test command names (``npx jest``, ``npx vitest run``, ``npx mocha``,
+    ``node --test``, ``go test``), or None for anything else (pytest's)."""
+    cmd = (test_cmd or "").strip()
+    m = _TOOL.match(cmd)
+    if m:
+        return NodeRunner(m.group(1), cmd, tuple(test_file_patterns))
+    if re.match(r"^node\s+(.*\s)?--test\b", cmd):
+        return NodeRunner("node-test", cmd, tuple(test_file_patterns))
+    if re.match(r"^go\s+test\b", cmd):
+        return GoTestRunner(cmd, tuple(test_file_patterns))
+    return None
