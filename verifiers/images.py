@@ -187,6 +187,12 @@ def _debootstrap_import(client, suite: str, name: str, log: Log) -> None:
 def env_spec_for(client, co: Checkout, log: Log = print) -> EnvSpec:
     """The EnvSpec (and so the tag) for a checkout: cheap, no image is built."""
     spec = co.spec
+    from verifiers.langs import language_of  # noqa: PLC0415  (JavaScript, TypeScript, Go: verifiers.langs)
+
+    if language_of(co.tracked_files()) != "python":
+        from verifiers.langs.envimage import lang_env_spec  # noqa: PLC0415
+
+        return lang_env_spec(client, co, language_of(co.tracked_files()), log=log)
     base_id = ensure_base_image(client, spec.python, log=log)
     with tempfile.TemporaryDirectory(prefix="tf-tree-") as d:
         with tarfile.open(fileobj=io.BytesIO(co.archive())) as tf:
@@ -249,6 +255,10 @@ def build_env_image(client, co: Checkout, spec: EnvSpec | None = None, log: Log 
     """Build (or find) the environment image for a checkout; InstallFailed names the reason."""
     t0 = time.monotonic()
     spec = spec or env_spec_for(client, co, log=log)
+    if spec.language != "python":
+        from verifiers.langs.envimage import build_lang_env_image  # noqa: PLC0415
+
+        return build_lang_env_image(client, co, spec, log=log, force=force)
     image_id = None if force else _image_id(client, spec.tag)
     if image_id:
         freeze = _read_file_from_image(client, spec.tag, "/opt/taskfactory/pip-freeze.txt")
