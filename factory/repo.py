@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -32,6 +33,7 @@ __all__ = ["Checkout", "checkout", "git", "is_test_file", "TEST_DIRS"]
 # tell them apart: mutators never mutate them, miners split them into the test patch, graders
 # restore them before judging. Repository-specific globs (``RepoSpec.test_file_patterns``) add to it.
 TEST_DIRS = frozenset({"tests", "test", "testing"})
+_OTHER_LANG_TEST = re.compile(r"\.(test|spec)\.[cm]?[jt]sx?$|_test\.go$")
 
 
 def is_test_file(path: str, extra_patterns: Sequence[str] = ()) -> bool:
@@ -47,6 +49,8 @@ def is_test_file(path: str, extra_patterns: Sequence[str] = ()) -> bool:
         return True
     if name == "conftest.py" or (name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))):
         return True
+    if _OTHER_LANG_TEST.search(name) or any(p in ("__tests__", "testdata") for p in parts[:-1]):
+        return True  # JavaScript/TypeScript (*.test.*, *.spec.*, __tests__/) and Go (*_test.go, testdata/)
     posix = PurePosixPath(path).as_posix()
     return any(fnmatch.fnmatchcase(posix, g) or fnmatch.fnmatchcase(name, g) for g in extra_patterns)
 
