@@ -82,10 +82,16 @@ class PytestRunner:
 
 
 def runner_for(test_cmd: str, language: str = "python", test_file_patterns: tuple[str, ...] = ()) -> TestRunner:
-    """The runner of an environment (today: pytest for Python; other languages register here)."""
+    """The runner of an environment: the one its test command names (jest, vitest, mocha,
+    ``node --test``, ``go test``: ``verifiers.langs.runners``), else pytest for Python."""
+    from verifiers.langs.runners import runner_from_cmd  # noqa: PLC0415
+
+    named = runner_from_cmd(test_cmd, tuple(test_file_patterns))
+    if named is not None:
+        return named
     if language == "python":
         return PytestRunner(test_cmd, tuple(test_file_patterns))
-    raise ValueError(f"no test runner for language {language!r}")
+    raise ValueError(f"no test runner for language {language!r} and test command {test_cmd!r}")
 
 
 class Box(Protocol):
