@@ -136,7 +136,9 @@ def _check_status(run: TestRun, what: str) -> None:
         return
     reason = {"no_tests": "no_tests", "collection_error": "collection_error", "timeout": "timeout",
               "oom": "oom", "aborted": "run_aborted"}.get(run.status, "infra_error")
-    raise BaselineError(f"{what}: {run.reason or run.status}", reason=reason)
+    err = BaselineError(f"{what}: {run.reason or run.status}", reason=reason)
+    err.log_tail = run.log_tail  # the cause is often only in the log (verifiers.failures.explain_run)
+    raise err
 
 
 def _coverage_entries(rep: SessionReport) -> list[CoverageEntry]:
