@@ -9,17 +9,27 @@ keeps its root writable (agents install tools) but nothing else changes.
 
 ``container_kwargs`` is the policy for the Docker SDK; ``docker_run_flags`` is the same policy as
 ``docker run`` flags, which the dataset card and ``docs/grading.md`` print for users.
+
+Every container started for a ``factory run`` carries the run's label (``taskfactory.run``, from
+``TASKFACTORY_RUN``, which the run's executor sets in each process that works for it), so
+``sweep_run`` can remove whatever a killed worker or node left on an engine — by run, not only by
+the validation session that a killed process never got to sweep.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from dataclasses import dataclass
 
 from factory import defaults
 
-__all__ = ["Limits", "agent_command", "container_kwargs", "docker_run_flags", "remove_container"]
+__all__ = ["RUN_ENV", "RUN_LABEL", "Limits", "agent_command", "container_kwargs", "docker_run_flags",
+           "remove_container", "run_labels", "sweep_run"]
+
+RUN_ENV = "TASKFACTORY_RUN"  # the id of the run this process works for (set by the executor)
+RUN_LABEL = "taskfactory.run"
 
 
 @dataclass(frozen=True)
@@ -33,11 +43,20 @@ class Limits:
     tmpfs_size: str = defaults.TMPFS_SIZE
 
 
-def container_kwargs(limits: Limits, *, read_only: bool = True, scratch: tuple[str, ...] = ("/testbed",)) -> dict:
+def run_labels() -> dict[str, str]:
+    """The labels of this process's run (none outside a ``factory run``)."""
+    run = os.environ.get(RUN_ENV, "")
+    return {RUN_LABEL: run} if run else {}
+
+
+def container_kwargs(limits: Limits, *, read_only: bool = True, scratch: tuple[str, ...] = ("/testbed",),
+                     labels: dict[str, str] | None = None) -> dict:
     """Keyword arguments for ``client.containers.create/run``: isolation plus limits.
 
     ``read_only``: a read-only root, with each path of ``scratch`` as a fresh volume and ``/tmp``
-    a tmpfs (test runs). Agents' sessions pass ``read_only=False``.
+    a tmpfs (test runs). Agents' sessions pass ``read_only=False``. ``labels``: the caller's own;
+    the run's label (``run_labels``) is added to them (a caller that passes its labels to
+    ``containers.run`` itself gets none added unless it is inside a run).
     """
     kw = {
         "network_disabled": True, "network_mode": "none",
@@ -51,6 +70,8 @@ def container_kwargs(limits: Limits, *, read_only: bool = True, scratch: tuple[s
         kw["read_only"] = True
         kw["tmpfs"] = {"/tmp": f"rw,exec,size={limits.tmpfs_size}"}
         kw["mounts"] = [Mount(target=p, source=None, type="volume") for p in scratch]
+    if labels is not None or run_labels():
+        kw["labels"] = {**run_labels(), **(labels or {})}
     return kw
 
 
@@ -86,3 +107,14 @@ def remove_container(container, tries: int = 3, wait_s: float = 1.0) -> None:
             return
         except Exception:  # the engine was slow to kill: try again
             time.sleep(wait_s)
+
+
+def sweep_run(client, run: str) -> int:
+    """Remove every container of run ``run`` on this engine (a killed worker's, a killed node's
+    leftovers on a shared engine); how many there were. Never raises for one container."""
+    if not run:
+        return 0
+    left = client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run}"})
+    for c in left:
+        remove_container(c)
+    return len(left)

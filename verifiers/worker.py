@@ -56,8 +56,8 @@ class Worker:
             self.container = self.client.containers.run(
                 self.image, command=["sleep", "infinity"], detach=True,
                 environment={"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"},
-                labels={"taskfactory.role": "worker", "taskfactory.session": self.session},
-                **container_kwargs(self.limits, scratch=("/testbed", _OUT)),
+                **container_kwargs(self.limits, scratch=("/testbed", _OUT),
+                                   labels={"taskfactory.role": "worker", "taskfactory.session": self.session}),
             )
         except docker.errors.ImageNotFound as e:
             raise WorkerFault(f"environment image {self.image} is missing") from e
@@ -198,9 +198,20 @@ class Worker:
             code, out = self.sh(f"rm -f {report}; {command}", timeout_s=timeout_s,
                                 env={**(env or {}), "TF_REPORT": report})
         except _Timeout:
+            # What the session reported before the limit (the verdict tells a hang from a suite
+            # slowed down by failures with it), read before the container goes. Not for grading
+            # (``key``): a session that hung proves nothing, whatever it wrote before.
+            try:
+                if key is not None:
+                    raise _Timeout(timeout_s)
+                raw = self.get(report)
+                partial, rep = self.runner.read(None, time.monotonic() - t0,
+                                                raw.decode(errors="replace") if raw else "", "", key=key)
+            except Exception:  # a dying container: no partial results, still a timeout
+                partial, rep = TestRun("timeout", None, 0.0), SessionReport()
             self.restart()
-            return TestRun("timeout", None, time.monotonic() - t0,
-                           reason=f"killed after the {timeout_s:.0f}s wall-clock limit"), SessionReport()
+            return TestRun("timeout", None, time.monotonic() - t0, partial.results, partial.collected,
+                           reason=f"killed after the {timeout_s:.0f}s wall-clock limit"), rep
         wall = time.monotonic() - t0
         if code == 137:
             # SIGKILL. Inside a live container it is the memory limit's OOM kill of the test
