@@ -60,8 +60,10 @@ class CombineSettings(_Strict):
 
 class ValidateSettings(_Strict):
     strategy: str = Field(defaults.STRATEGY, pattern="^(selected|full)$")
-    workers: int = Field(2, ge=1)
-    timeout_s: float | None = Field(None, gt=0)  # None: 10x the slowest baseline run, at least 20 s
+    workers: int = Field(default_factory=defaults.cpu_cores, ge=1)  # default: fill the machine
+    confirm_fraction: float = Field(defaults.CONFIRM_FRACTION, ge=0, le=1)  # the selected rule's audit
+    allow_disagreement: bool = False  # an audit disagreement fails the stage unless this is set
+    timeout_s: float | None = Field(None, gt=0)  # None: 10x the median baseline run, at least 20 s
     max_f2p: int = Field(defaults.MAX_F2P, ge=1)
     # candidates per work item (a batch a cluster node judges); None: the executor's own
     # (local: the whole repository in one item; ray: factory.executors_ray.DEFAULT_BATCH)

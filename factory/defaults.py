@@ -22,5 +22,19 @@ RERUNS = 3
 # Validation's strategy and verdict rule.
 STRATEGY = "selected"
 MAX_F2P = 50
+# The audit of the selected strategy: this share of its acceptances is judged again with the full suite.
+CONFIRM_FRACTION = 0.05
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may use: validation's default worker count (one container each)."""
+    import os  # noqa: PLC0415
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 # Grading predictions in parallel (each is one container).
 GRADE_WORKERS = 2
