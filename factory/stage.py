@@ -51,10 +51,14 @@ class WorkItem:
     stage: str
     repo: str
     spec: RepoSpec | None = None
+    # A part of a repository's work (validate: these candidate ids); None: all of it. The empty
+    # tuple is the repository's join: judge nothing, assemble what the parts wrote.
+    batch: tuple[str, ...] | None = None
+    part: str = ""  # "k/n" of a batched stage, for logs and keys
 
     @property
     def key(self) -> str:
-        return f"{self.stage}:{self.repo}"
+        return f"{self.stage}:{self.repo}" + (f"#{self.part}" if self.part else "")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,14 @@ class Stage:
     ``needs``: stages whose outputs it reads (checked before it runs); ``reads``/``writes``: the
     files, per repository (``repos/<key>/...``) or per run, for the docs and the missing-input
     message; ``run(cfg, store, item, log, progress)`` does one item.
+
+    Where an item may run: ``containers`` (it starts containers, so it needs a node that can:
+    ``factory.executors_ray``'s node resource) and ``cpus(cfg)`` (the CPUs those containers are
+    given, which a cluster reserves for it). ``split(cfg, store, item, size)``: the item's work as
+    parts of at most ``size`` (validate: batches of candidates), planned by the driver from the
+    run directory; the runner then runs the item with ``batch=()`` to join them.
+    ``after_land(store)``: what the one writer re-derives after landing a record of this stage
+    (run-level files made from every repository's, ``factory.landing``).
     """
 
     name: str
@@ -73,6 +85,10 @@ class Stage:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     help: str = ""
+    containers: bool = False
+    cpus: Callable[[RunConfig], float] = lambda cfg: 1.0
+    split: Callable[..., list[WorkItem]] | None = None
+    after_land: Callable[[RunStore], None] | None = None
 
     def items(self, cfg: RunConfig) -> list[WorkItem]:
         if self.scope == "run":

@@ -63,7 +63,46 @@ def _validate(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progres
     v = cfg.validate_
     sandbox = cfg.sandbox.model_copy(update={"timeout_s": v.timeout_s}) if v.timeout_s else None
     return stage_validate(item.spec, store, strategy=v.strategy, workers=v.workers, sandbox=sandbox,
-                          max_f2p=v.max_f2p, log=log, progress=progress)
+                          max_f2p=v.max_f2p, log=log, progress=progress, only=item.batch)
+
+
+def _validate_batches(cfg: RunConfig, store: RunStore, item: WorkItem, size: int) -> list[WorkItem]:
+    """The candidates still to judge (no accepted/rejected verdict on disk), in the file's order,
+    as items of at most ``size``; none when everything is judged (the join still assembles)."""
+    import json  # noqa: PLC0415
+
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    rd = store.repo(item.repo)
+    if not rd.candidates.exists():
+        return [item]  # the stage itself says what is missing
+    ids = pq.read_table(rd.candidates, columns=["candidate_id"]).column("candidate_id").to_pylist()
+    todo = []
+    for cid in ids:
+        p = rd.root / "validations" / f"{cid}.json"
+        try:
+            verdict = json.loads(p.read_text())["validation"]["verdict"] if p.exists() else None
+        except (OSError, ValueError, KeyError, TypeError):
+            verdict = None  # unreadable: judged again
+        if verdict not in ("accepted", "rejected"):
+            todo.append(cid)
+    chunks = [tuple(todo[i:i + size]) for i in range(0, len(todo), size)]
+    return [WorkItem(item.stage, item.repo, item.spec, batch=c, part=f"{k}/{len(chunks)}")
+            for k, c in enumerate(chunks, 1)]
+
+
+def _collect_instances(store: RunStore) -> None:
+    from factory.task_stages import collect_instances  # noqa: PLC0415
+
+    collect_instances(store)
+
+
+def _sandbox_cpus(cfg: RunConfig) -> float:
+    return cfg.sandbox.cpus
+
+
+def _validate_cpus(cfg: RunConfig) -> float:
+    return cfg.validate_.workers * cfg.sandbox.cpus
 
 
 def _publish(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progress=None) -> StageOutcome:
@@ -75,10 +114,10 @@ def _train(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progress=N
 
 
 register(Stage("env", "repo", _env, writes=("env.json",),
-               help="build (or reuse) the environment image"))
+               help="build (or reuse) the environment image", containers=True))
 register(Stage("baseline", "repo", _baseline, needs=("env",), reads=("env.json",),
                writes=("baseline.parquet", "coverage.parquet", "baseline.json"),
-               help="the suite N times: outcomes, flaky set, coverage map"))
+               help="the suite N times: outcomes, flaky set, coverage map", containers=True, cpus=_sandbox_cpus))
 register(Stage("mine", "repo", _mine, writes=("candidates.parquet", "mine.json"),
                help="candidates from merged pull requests and fix commits"))
 register(Stage("mutate", "repo", _mutate, needs=("baseline",), reads=("baseline.parquet", "coverage.parquet"),
@@ -88,7 +127,8 @@ register(Stage("combine", "repo", _combine, needs=("validate",), reads=("candida
 register(Stage("validate", "repo", _validate, needs=("env", "baseline"),
                reads=("env.json", "baseline.parquet", "candidates.parquet"),
                writes=("validations/", "validations.parquet", "../../instances.parquet"),
-               help="candidates → verdicts → tasks"))
+               help="candidates → verdicts → tasks", containers=True, cpus=_validate_cpus,
+               split=_validate_batches, after_land=_collect_instances))
 register(Stage("publish", "run", _publish, needs=("validate",), reads=("instances.parquet",),
                writes=("dataset/",), help="curate and write the Hugging Face dataset"))
 register(Stage("train", "run", _train, needs=("publish",), reads=("dataset/",), writes=("train/",),

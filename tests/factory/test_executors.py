@@ -61,8 +61,16 @@ def test_ray_executor_gives_the_same_run(config):
     ray = _run(cfg, root / "ray", "--executor", "ray")
     assert local.returncode == 0 and ray.returncode == 0, ray.stderr[-2000:]
     assert _outputs(root / "ray") == _outputs(root / "local-for-ray")
-    again = _run(cfg, root / "ray", "--executor", "ray")  # resumable: the second run adds nothing
+    # resumable: a second run skips the finished repositories whole ...
+    again = _run(cfg, root / "ray", "--executor", "ray")
     assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("finished in an earlier run") == 2, again.stderr[-2000:]
+    assert _outputs(root / "ray") == _outputs(root / "local-for-ray")
+    # ... and with the marks gone, the stages run again on the cluster and add nothing
+    for mark in (root / "ray" / "repos").glob("*/finished.json"):
+        mark.unlink()
+    third = _run(cfg, root / "ray", "--executor", "ray")
+    assert third.returncode == 0, third.stderr[-2000:]
     rerun, first = _outputs(root / "ray"), _outputs(root / "local-for-ray")
     assert {k: rows for k, (rows, _) in rerun.items()} == {k: rows for k, (rows, _) in first.items()}
     assert all(stats["local"]["added"] == 0 for _, stats in rerun.values())
