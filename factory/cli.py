@@ -249,15 +249,20 @@ def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==
 
 @app.command("validate")
 def validate(run: Path = typer.Argument(..., help="The run directory."),
-             workers: int = typer.Option(0, "--workers", help="Containers in parallel (default: CPU cores)."),
+             workers: int = typer.Option(0, "--workers", help="Containers in parallel (default: CPU cores, one container each)."),
              strategy: str = typer.Option(defaults.STRATEGY, "--strategy", help="selected | full"),
              timeout: float | None = typer.Option(
-                 None, "--timeout", help="Wall-clock limit of one test run, seconds (default: 10x the slowest baseline run)."),
+                 None, "--timeout", help="Wall-clock limit of one test run, seconds (default: 10x the median baseline run)."),
              max_f2p: int = typer.Option(defaults.MAX_F2P, "--max-f2p", min=1,
-                                         help="Reject bugs that break more tests.")) -> None:
+                                         help="Reject bugs that break more tests."),
+             confirm_fraction: float = typer.Option(
+                 defaults.CONFIRM_FRACTION, "--confirm-fraction", min=0.0, max=1.0,
+                 help="Audit: judge this seeded share of the selected rule's acceptances again with the full suite."),
+             allow_disagreement: bool = typer.Option(
+                 False, "--allow-disagreement", help="An audit disagreement is reported but does not fail the stage.")) -> None:
     """Verify every repository's candidates in containers → validations and RUN/instances.parquet."""
     import dataclasses  # noqa: PLC0415
-    import os  # noqa: PLC0415
+    import time  # noqa: PLC0415
 
     import pyarrow.parquet as pq  # noqa: PLC0415
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
@@ -274,9 +279,11 @@ def validate(run: Path = typer.Argument(..., help="The run directory."),
     # The same runner as `factory run`, over this run's repositories, with the validate stage only.
     cfg = RunConfig.model_validate({
         "name": store.root.name, "repos": [dataclasses.asdict(s) for s in specs], "stages": ["validate"],
-        "validate": {"strategy": strategy, "workers": workers or (os.cpu_count() or 2), "timeout_s": timeout,
-                     "max_f2p": max_f2p}})
+        "validate": {"strategy": strategy, "workers": workers or defaults.cpu_cores(), "timeout_s": timeout,
+                     "max_f2p": max_f2p, "confirm_fraction": confirm_fraction,
+                     "allow_disagreement": allow_disagreement}})
     counts: dict[str, dict[str, int]] = {s.key: {} for s in specs}
+    started = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[status]}"), console=err) as bar:
         tasks = {s.key: bar.add_task(f"validate {s.key}", total=pq.read_metadata(store.repo(s.key).candidates).num_rows,
@@ -288,7 +295,12 @@ def validate(run: Path = typer.Argument(..., help="The run directory."),
             acc, rej = c.get("accepted", 0), sum(n for k, n in c.items() if k != "accepted")
             reasons = ", ".join(f"{k} {n}" for k, n in sorted(c.items()) if k != "accepted")
             if v.repo in tasks:
-                bar.update(tasks[v.repo], advance=1, status=f"accepted {acc} · rejected {rej} ({reasons})")
+                bar.update(tasks[v.repo], advance=1)
+                t = next(x for x in bar.tasks if x.id == tasks[v.repo])
+                left = (t.total or 0) - t.completed
+                per_min = sum(sum(x.values()) for x in counts.values()) / max(time.monotonic() - started, 1e-6) * 60
+                bar.update(tasks[v.repo], status=f"accepted {acc} · rejected {rej} ({reasons}) · {left:.0f} left · "
+                                                 f"{per_min:.1f}/min")
 
         # One repository at a time here: each already runs --workers containers in parallel.
         outcomes = run_pipeline(cfg, store, log=_log, executor=LocalExecutor(1), progress=_tick,
