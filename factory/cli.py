@@ -133,6 +133,8 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
                                      help="local: a process pool on this machine; ray: a Ray cluster."),
         ray_address: str | None = typer.Option(None, "--ray-address",
                                                help="ray: the cluster to join (auto: the one `ray start` made)."),
+        registry: str | None = typer.Option(None, "--registry",
+                                            help="ray: HOST[:PORT] nodes push built images to and pull from."),
         workers: int = typer.Option(0, "--workers", min=0,
                                     help="Work items (repositories) in parallel; default: one per core.")) -> None:
     """Any stages, from one config file: env, baseline, mine, mutate, combine, validate, publish, train."""
@@ -152,7 +154,7 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
         if executor == "ray":
             from factory.executors_ray import RayExecutor  # noqa: PLC0415
 
-            chosen = RayExecutor(address=ray_address)
+            chosen = RayExecutor(address=ray_address, registry=registry)
         else:
             chosen = LocalExecutor(workers or None)
         outcomes = run_pipeline(cfg, store, log=_log, executor=chosen)
@@ -174,6 +176,12 @@ def run(config: Path = typer.Argument(DEFAULT_CONFIG, help="A run config (YAML).
             from factory.inspect_stats import inspect_dataset  # noqa: PLC0415
 
             inspect_dataset(store.dataset, run_dir=store.root, console=out, plots=True)
+    if any(n not in ("publish", "train") for n in cfg.stages):
+        from factory.summary import repo_summaries, summary_table, write_summary  # noqa: PLC0415
+
+        rows = repo_summaries(cfg, store, outcomes)
+        write_summary(store, rows)
+        out.print(summary_table(rows, title=f"{cfg.name}: per repository"))
     if failed:
         _fail(f"{len(failed)} stage(s) failed; reasons in {store.root}/repos/*/failure.json")
 
