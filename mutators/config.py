@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from factory.schema import Candidate
 from mutators.errors import ConfigError
-from mutators.ops import operator_names
+from mutators.ops import all_operator_names
 
 __all__ = ["CombineConfig", "MutateConfig", "MutateResult"]
 
@@ -47,7 +47,7 @@ class MutateConfig:
         if self.operators is not None:
             if isinstance(self.operators, str):
                 raise ConfigError("operators is a tuple of names; split --operators a,b on commas")
-            known = operator_names()
+            known = all_operator_names()
             unknown = [n for n in self.operators if n not in known]
             if unknown:
                 raise ConfigError(f"unknown operator(s) {unknown} in --operators; known: {', '.join(known)}")

@@ -20,6 +20,7 @@ from mutators.engine import Mutant, class_index, mutate_source, stable_int
 from mutators.errors import CheckoutError
 from mutators.ops import make_operators
 from mutators.targets import coverage_by_file, is_test_file, read_source, tracked_files
+from mutators.treesitter import language_of_path, mutate_ts_source, ts_operators
 
 __all__ = ["mutate_repo", "to_candidate"]
 
@@ -93,10 +94,16 @@ def mutate_repo(
     classes = class_index([*sources.values(), *others])
     candidates: list[Candidate] = []
     for rel, source in sources.items():
-        result = mutate_source(
-            source, rel, operators, seed=config.seed, max_per_function=config.max_per_function,
-            coverage=by_file[rel], classes=classes,
-        )
+        language = language_of_path(rel)
+        if language is not None:  # JavaScript, TypeScript, Go: tree-sitter
+            result = mutate_ts_source(source, rel, language, ts_operators(config.operators, language),
+                                      seed=config.seed, max_per_function=config.max_per_function,
+                                      coverage=by_file[rel])
+        else:
+            result = mutate_source(
+                source, rel, operators, seed=config.seed, max_per_function=config.max_per_function,
+                coverage=by_file[rel], classes=classes,
+            )
         if result.skipped is not None:
             stats[f"skipped_{result.skipped}"] += 1
             continue

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from factory.repo import is_test_file  # the one definition, shared with miners and graders
 from factory.schema import CoverageEntry
+from mutators.treesitter.grammar import language_of_path
 
 __all__ = ["coverage_by_file", "is_test_file", "read_source", "tracked_files"]
 
@@ -52,8 +53,8 @@ def read_source(
     p = PurePosixPath(rel)
     if p.is_absolute() or ".." in p.parts:
         return None, "outside_repo"
-    if p.suffix != ".py":
-        return None, "not_python"
+    if p.suffix != ".py" and language_of_path(rel) is None:
+        return None, "not_python"  # nor JavaScript, TypeScript or Go (mutators.treesitter)
     path = checkout / rel
     root = checkout.resolve()
     # A symlink anywhere on the way (the file or a folder) may point out of the repository,

@@ -44,7 +44,7 @@ from mutators.ops.values import (
     ReturnNone,
 )
 
-__all__ = ["OPERATOR_CLASSES", "FAMILIES", "make_operators", "operator_names"]
+__all__ = ["OPERATOR_CLASSES", "FAMILIES", "all_operator_names", "make_operators", "operator_names"]
 
 FAMILIES = ("operations", "control_flow", "removals", "values", "calls", "classes")
 
@@ -65,11 +65,21 @@ def operator_names() -> tuple[str, ...]:
     return tuple(c.name for c in OPERATOR_CLASSES)
 
 
+def all_operator_names() -> tuple[str, ...]:
+    """Every operator ``--operators`` may name: Python's (libcst), then those of JavaScript,
+    TypeScript and Go (``mutators.treesitter``) that Python has no operator of that name for."""
+    from mutators.treesitter.ops import ts_operator_names  # noqa: PLC0415
+
+    python = operator_names()
+    return python + tuple(n for n in ts_operator_names() if n not in python)
+
+
 def make_operators(names: tuple[str, ...] | None = None) -> list[Operator]:
-    """Fresh operator instances (they hold per-run state), in registry order."""
+    """Fresh Python operator instances (they hold per-run state), in registry order; names of
+    other languages' operators select nothing here."""
     if names is None:
         return [c() for c in OPERATOR_CLASSES]
-    known = operator_names()
+    known = all_operator_names()
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(f"unknown operator(s) {unknown} in --operators; known: {', '.join(known)}")
