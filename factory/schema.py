@@ -330,6 +330,7 @@ class TaskInstance:
     num_f2p: int = 0
     num_p2p: int = 0
     validation_s: float = 0.0
+    language: str = "python"  # python, javascript, typescript, go (publish derives it from the patch's files)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskInstance:
