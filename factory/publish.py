@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
@@ -262,6 +262,23 @@ def _export_rows(run_dir: Path, config: PublishConfig, log: Callable[[str], None
     return run, rows, num_in, creport, dreport, pushed_images
 
 
+_LANGUAGE_OF_SUFFIX = {".py": "python", ".go": "go", ".ts": "typescript", ".tsx": "typescript", ".mts": "typescript",
+                       ".cts": "typescript", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript",
+                       ".cjs": "javascript"}
+
+
+def language_of_patch(patch: str, recorded: str = "python") -> str:
+    """The language of a task: that of the first file its gold patch changes whose suffix says one
+    (``recorded`` when none does, or when validation recorded a language other than the default)."""
+    if recorded and recorded != "python":
+        return recorded
+    for m in re.finditer(r"^diff --git a/(\S+) b/", patch, re.M):
+        suffix = PurePosixPath(m.group(1)).suffix
+        if suffix in _LANGUAGE_OF_SUFFIX and not m.group(1).endswith(".d.ts"):
+            return _LANGUAGE_OF_SUFFIX[suffix]
+    return recorded or "python"
+
+
 def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, int, CurationReport, DecontamReport | None]:
     """Read, name, curate and decontaminate; return (rows, rows read, curation report, decontam report).
 
@@ -269,6 +286,8 @@ def prepare_rows(run_dir: Path, config: PublishConfig) -> tuple[pl.DataFrame, in
     sdist's project URLs, else the package name) instead of the run's folder key.
     """
     df = read_instances(run_dir)
+    df = df.with_columns(pl.Series("language", [language_of_patch(p, lang) for p, lang in
+                                                df.select("patch", "language").iter_rows()], dtype=pl.String))
     names = {k: i.name for k, i in repo_identities(run_dir).items()}
     if names:
         df = df.with_columns(pl.col("repo").replace(names))
