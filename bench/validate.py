@@ -1,20 +1,25 @@
-"""Validation benchmark: the selected strategy against the full-suite one, and the sandbox's overhead.
+"""Validation benchmark: the selected strategy against the full-suite one on the same candidates.
 
-On one run directory that holds a baseline and candidates for a repository (``factory mutate``),
-judges the same sample of candidates with ``--strategy full`` and ``--strategy selected`` in one
-process, and prints candidates per minute for each, their ratio and the verdict agreement. Then,
-for the selected strategy, it replays each candidate's test runs (the same selections, in the same
-order) with pytest directly on the host — ``git apply``, a fresh ``pytest`` process per run, reset —
-and compares per-candidate wall time: the sandbox's whole overhead.
+On one run directory that holds a baseline (with its coverage map) and candidates for a
+repository (``factory mutate``), judges the same seeded sample of candidates with ``--strategy
+full`` and ``--strategy selected`` in one process (the audit off: this *is* the audit, on every
+candidate), and prints candidates per minute for each, their ratio, how the selected rule
+obtained its lists (``selected``: only the covering tests ran; ``full``: the map could not
+attribute the change), and how far the two agree: verdicts, FAIL_TO_PASS and PASS_TO_PASS per
+candidate and per test id. Every disagreement is printed as one JSON line, to be explained.
 
-Task images are not built here (the same cost for both strategies, and no host equivalent).
+``--host-sample N`` also replays the selected strategy's runs of N candidates with pytest on the
+host (``git apply``, a fresh process per run, reset) and compares per-candidate wall time: the
+sandbox's overhead. Task images are not built (the same cost for both strategies).
 
-    python bench/validate.py --run runs/demo --sample 60 --workers 1
+    python bench/validate.py --run runs/demo --sample 40
+    python bench/validate.py --run /work/i21/parso --sample 100 --json /tmp/parso.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -28,71 +33,87 @@ from hostenv import make_host_env  # bench/hostenv.py (scripts run from bench/)
 from rich.console import Console
 from rich.table import Table
 
+from factory import defaults
 from factory.pipeline import load_env
 from factory.repo import checkout
-from factory.schema import BaselineEntry, Candidate, RepoSpec
+from factory.schema import BaselineEntry, Candidate, CoverageEntry, RepoSpec, Validation
 from factory.store import RunStore, read_json, read_records
 from factory.task_stages import adaptive_timeout
+from verifiers.attribution import CoverageMap
 from verifiers.engine import ensure_engine
+from verifiers.runner import runner_for
 from verifiers.sandbox import SandboxLimits
-from verifiers.validate import ValidateConfig, validate_candidates
+from verifiers.validate import ValidateConfig, _Ctx, validate_candidates
 
 HOST_TIMEOUT_S = 300.0  # set from the sandbox's limit in main()
 
 
-def _host_pytest(py: Path, tree: Path, select: list[str] | None) -> dict[str, str]:
-    """One pytest process on the host; outcomes from JUnit XML (only for the replay's decisions)."""
-    import xml.etree.ElementTree as ET  # noqa: PLC0415
-
-    xml = tree / ".bench-junit.xml"
-    args = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
-            f"--junitxml={xml}", *(select or [])]
+def _host_pytest(py: Path, tree: Path, select: list[str] | None) -> None:
+    """One pytest process on the host (the replay only times it)."""
+    args = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors", *(select or [])]
     try:
         subprocess.run(args, cwd=tree, capture_output=True, timeout=HOST_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pass  # the sandbox killed this run at the same limit
-    failed = 0
-    if xml.exists():
-        root = ET.parse(xml).getroot()
-        failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in root.iter("testsuite"))
-        xml.unlink()
-    return {"failed": failed}
 
 
-def host_replay(py: Path, tree: Path, cand: Candidate, stable: set[str], val) -> float:
-    """The selected strategy's runs for one candidate, replayed with plain pytest on the host.
-
-    The same selections in the same order as the sandbox ran them (read off its verdict: which
-    stage decided, how many runs), each in a fresh pytest process with the same collection flag.
-    """
+def host_replay(py: Path, tree: Path, cand: Candidate, covering: list[str] | None, val: Validation) -> float:
+    """The selected strategy's runs for one candidate, replayed with plain pytest on the host:
+    the covering tests ``num_runs`` times, or the full suite and then its failing tests."""
     t0 = time.perf_counter()
     patch = tree / ".bench.diff"
     patch.write_text(cand.patch)
-    ok = subprocess.run(["git", "apply", str(patch)], cwd=tree, capture_output=True).returncode == 0
-    if ok:
-        selected = sorted(set(cand.covering_tests) & stable)
-        runs: list[list[str] | None] = []
-        if selected:
-            runs.append(selected)
-        if val.detail != "selected tests" and val.num_runs > len(runs):
-            runs.append(None)  # the full suite
-        if val.num_runs > len(runs):
-            runs.append(sorted(set(val.FAIL_TO_PASS) - set(selected)) or list(val.FAIL_TO_PASS))
-        for select in runs[: val.num_runs]:
+    if subprocess.run(["git", "apply", str(patch)], cwd=tree, capture_output=True).returncode == 0:
+        runs = [covering] * val.num_runs if val.lists == "selected" else [None, list(val.FAIL_TO_PASS)][: val.num_runs]
+        for select in runs:
             _host_pytest(py, tree, select)
     subprocess.run(["git", "reset", "-q", "--hard"], cwd=tree, check=True)
     subprocess.run(["git", "clean", "-qfd"], cwd=tree, check=True)
     return time.perf_counter() - t0
 
 
+def compare(sample: list[Candidate], full: dict[str, Validation], sel: dict[str, Validation]) -> dict:
+    """How far the selected strategy's verdicts and lists agree with the full suite's."""
+    ids = [c.candidate_id for c in sample]
+    agree = sum((full[i].verdict == "accepted") == (sel[i].verdict == "accepted") for i in ids)
+    same_reason = sum((full[i].verdict, full[i].reason) == (sel[i].verdict, sel[i].reason) for i in ids)
+    both = [i for i in ids if full[i].verdict == sel[i].verdict == "accepted"]
+    out = {"candidates": len(ids), "verdicts_agree": agree, "reasons_agree": same_reason, "accepted_both": len(both),
+           "f2p_identical": sum(full[i].FAIL_TO_PASS == sel[i].FAIL_TO_PASS for i in both),
+           "p2p_identical": sum(full[i].PASS_TO_PASS == sel[i].PASS_TO_PASS for i in both)}
+    for name in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+        union = differ = 0
+        for i in both:
+            a, b = set(getattr(full[i], name)), set(getattr(sel[i], name))
+            union += len(a | b)
+            differ += len(a ^ b)
+        out[f"{name}_ids"], out[f"{name}_ids_differ"] = union, differ
+    dis = []
+    for i in ids:
+        f, s = full[i], sel[i]
+        if (f.verdict, f.reason, f.FAIL_TO_PASS, f.PASS_TO_PASS) == (s.verdict, s.reason, s.FAIL_TO_PASS, s.PASS_TO_PASS):
+            continue
+        if f.verdict != "accepted" and s.verdict != "accepted" and f.reason == s.reason:
+            continue  # both rejected for the same reason: the lists of a rejection are no task's
+        dis.append({"candidate": i, "lists": s.lists, "full": f"{f.verdict}/{f.reason}",
+                    "selected": f"{s.verdict}/{s.reason}", "selected_detail": s.detail[:200],
+                    "f2p_only_full": sorted(set(f.FAIL_TO_PASS) - set(s.FAIL_TO_PASS))[:5],
+                    "f2p_only_selected": sorted(set(s.FAIL_TO_PASS) - set(f.FAIL_TO_PASS))[:5],
+                    "p2p_only_full": sorted(set(f.PASS_TO_PASS) - set(s.PASS_TO_PASS))[:5],
+                    "p2p_only_selected": sorted(set(s.PASS_TO_PASS) - set(f.PASS_TO_PASS))[:5]})
+    out["disagreements"] = dis
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="A run directory with a baseline and candidates.")
+    ap.add_argument("--run", required=True, help="A run directory with a baseline, its coverage map and candidates.")
     ap.add_argument("--repo", default=None, help="Repository key in the run (default: the first with candidates).")
-    ap.add_argument("--sample", type=int, default=60)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--sample", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=0, help="Containers in parallel (default: CPU cores).")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--host-sample", type=int, default=20, help="Candidates replayed on the host.")
+    ap.add_argument("--host-sample", type=int, default=0, help="Candidates replayed on the host (sandbox overhead).")
+    ap.add_argument("--json", default=None, help="Write every verdict of both strategies and the comparison here.")
     args = ap.parse_args(argv)
 
     store = RunStore(args.run)
@@ -105,58 +126,94 @@ def main(argv: list[str] | None = None) -> int:
     env = load_env(store, key)
     spec = RepoSpec.parse(read_json(rd.env_json)["repo_spec"])
     baseline = read_records(rd.baseline, BaselineEntry)
-    cands = read_records(rd.candidates, Candidate)
+    cov = CoverageMap.from_entries(read_records(rd.coverage, CoverageEntry))
+    root = checkout(spec).path
+    cands = [c for c in read_records(rd.candidates, Candidate) if c.origin == "mutation"]
     rng = random.Random(args.seed)
     sample = sorted(rng.sample(cands, min(args.sample, len(cands))), key=lambda c: c.candidate_id)
     limits = SandboxLimits(timeout_s=adaptive_timeout(store, key))
     global HOST_TIMEOUT_S
     HOST_TIMEOUT_S = limits.timeout_s
+    workers = args.workers or defaults.cpu_cores()
     client = ensure_engine(quiet=True)
+
+    def source_of(path: str) -> str | None:
+        p = root / path
+        return p.read_text(encoding="utf-8") if p.is_file() else None
 
     timings, verdicts = {}, {}
     for strategy in ("full", "selected"):
-        cfg = ValidateConfig(strategy=strategy, workers=args.workers, limits=limits, build_task_images=False)
+        cfg = ValidateConfig(strategy=strategy, workers=workers, limits=limits, build_task_images=False,
+                             confirm_fraction=0.0)
+        done = [0]
+
+        def _tick(v, _i, s=strategy, d=done, t0=time.perf_counter()):
+            d[0] += 1
+            print(f"  {s} {d[0]}/{len(sample)} {v.candidate_id} {v.verdict}/{v.reason} lists={v.lists} "
+                  f"runs={v.num_runs} {v.total_s:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)",
+                  file=sys.stderr, flush=True)
+
         t0 = time.perf_counter()
-        vals = validate_candidates(client, env, baseline, sample, cfg)
+        vals = validate_candidates(client, env, baseline, sample, cfg, on_result=_tick, coverage=cov,
+                                   source_of=source_of)
         timings[strategy] = time.perf_counter() - t0
         verdicts[strategy] = {v.candidate_id: v for v in vals}
 
     full, sel = verdicts["full"], verdicts["selected"]
-    agree = sum((full[c.candidate_id].verdict == "accepted") == (sel[c.candidate_id].verdict == "accepted")
-                for c in sample)
-    both = [c.candidate_id for c in sample if full[c.candidate_id].verdict == sel[c.candidate_id].verdict == "accepted"]
-    same_lists = sum(full[i].FAIL_TO_PASS == sel[i].FAIL_TO_PASS and full[i].PASS_TO_PASS == sel[i].PASS_TO_PASS
-                     for i in both)
+    cmp = compare(sample, full, sel)
     cpm = {s: len(sample) / timings[s] * 60 for s in timings}
-
     stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
-    host_sample = sample[: args.host_sample]
-    with tempfile.TemporaryDirectory(prefix="bench-validate-") as d:
-        tree, py = make_host_env(checkout(spec), Path(d))
-        host = [host_replay(py, tree, c, stable, sel[c.candidate_id]) for c in host_sample]
-    sandbox = [sel[c.candidate_id].total_s for c in host_sample]
+    n = len(sample)
+    lists = {k: sum(v.lists == k for v in sel.values()) for k in ("selected", "full")}
 
-    med = statistics.median
-    t = Table(title=f"validate: {key}, {len(sample)} candidates, {args.workers} worker(s)")
+    t = Table(title=f"validate: {key}, {n} candidates (seed {args.seed}), {workers} worker(s), "
+                    f"{len(stable)} stable-passing tests")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("full strategy: wall s", f"{timings['full']:.1f}")
     t.add_row("selected strategy: wall s", f"{timings['selected']:.1f}")
-    t.add_row("full: candidates / min", f"{cpm['full']:.1f}")
-    t.add_row("selected: candidates / min", f"{cpm['selected']:.1f}")
+    t.add_row("full: candidates / min", f"{cpm['full']:.2f}")
+    t.add_row("selected: candidates / min", f"{cpm['selected']:.2f}")
     t.add_row("speed-up (selected / full)", f"{cpm['selected'] / cpm['full']:.2f}x")
-    t.add_row("verdict agreement (accepted or not)", f"{agree}/{len(sample)} = {100 * agree / len(sample):.1f}%")
-    t.add_row("accepted by both with identical F2P and P2P", f"{same_lists}/{len(both)}")
-    t.add_row(f"per-candidate s, sandbox selected (median of {len(host_sample)})", f"{med(sandbox):.2f}")
-    t.add_row("per-candidate s, same runs with pytest on host", f"{med(host):.2f}")
-    t.add_row("sandbox / host per candidate (median of ratios)",
-              f"{med([s / h for s, h in zip(sandbox, host, strict=True)]):.2f}x")
+    t.add_row("selected rule: lists from covering tests / full suite", f"{lists['selected']} / {lists['full']}")
+    t.add_row("verdicts agree (accepted or not)", f"{cmp['verdicts_agree']}/{n} = {100 * cmp['verdicts_agree'] / n:.1f}%")
+    t.add_row("verdict and reason agree", f"{cmp['reasons_agree']}/{n}")
+    t.add_row("accepted by both: F2P identical", f"{cmp['f2p_identical']}/{cmp['accepted_both']}")
+    t.add_row("accepted by both: P2P identical", f"{cmp['p2p_identical']}/{cmp['accepted_both']}")
+    for name in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+        u, d = cmp[f"{name}_ids"], cmp[f"{name}_ids_differ"]
+        t.add_row(f"{name} test ids agreeing (accepted by both)", f"{u - d}/{u} = {100 * (u - d) / max(u, 1):.3f}%")
+
+    if args.host_sample:
+        ctx = _Ctx(env, baseline, stable, ValidateConfig(), None, "", coverage=cov, source_of=source_of,
+                   is_protected=runner_for(env.spec.test_cmd).protected)
+        host_sample = sample[: args.host_sample]
+        with tempfile.TemporaryDirectory(prefix="bench-validate-") as d:
+            tree, py = make_host_env(checkout(spec), Path(d))
+            host = []
+            for c in host_sample:
+                att = ctx.attribution(c)
+                covering = sorted(att.tests & stable) if att.attributable else None
+                host.append(host_replay(py, tree, c, covering, sel[c.candidate_id]))
+        sandbox = [sel[c.candidate_id].total_s for c in host_sample]
+        med = statistics.median
+        t.add_row(f"per-candidate s, sandbox selected (median of {len(host_sample)})", f"{med(sandbox):.2f}")
+        t.add_row("per-candidate s, same runs with pytest on host", f"{med(host):.2f}")
+        t.add_row("sandbox / host per candidate (median of ratios)",
+                  f"{med([s / h for s, h in zip(sandbox, host, strict=True)]):.2f}x")
     Console().print(t)
-    reasons = {}
+    reasons: dict[str, dict[str, int]] = {}
     for s in ("full", "selected"):
         for v in verdicts[s].values():
             reasons.setdefault(v.reason, {"full": 0, "selected": 0})[s] += 1
     print(json.dumps({"reasons": reasons}, sort_keys=True))
+    for d in cmp["disagreements"]:
+        print(json.dumps({"disagreement": d}))
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "repo": key, "seed": args.seed, "workers": workers, "timings": timings, "cpm": cpm,
+            "comparison": cmp, "verdicts": {s: [dataclasses.asdict(v) for v in vs.values()] for s, vs in verdicts.items()}},
+            indent=1))
     return 0
 
 

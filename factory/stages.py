@@ -63,7 +63,8 @@ def _validate(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progres
     v = cfg.validate_
     sandbox = cfg.sandbox.model_copy(update={"timeout_s": v.timeout_s}) if v.timeout_s else None
     return stage_validate(item.spec, store, strategy=v.strategy, workers=v.workers, sandbox=sandbox,
-                          max_f2p=v.max_f2p, log=log, progress=progress, only=item.batch)
+                          max_f2p=v.max_f2p, log=log, progress=progress, only=item.batch,
+                          confirm_fraction=v.confirm_fraction, allow_disagreement=v.allow_disagreement)
 
 
 def _validate_batches(cfg: RunConfig, store: RunStore, item: WorkItem, size: int) -> list[WorkItem]:

@@ -275,29 +275,88 @@ def stale_instance_ids(run_dir: Path, rows: list[tuple[str, str, str]]) -> set[s
 
 
 def adaptive_timeout(store: RunStore, key: str, floor_s: float = 20.0, factor: float = 10.0) -> float:
-    """A run's wall-clock limit from the baseline: ``factor`` × the slowest full run, at least ``floor_s``.
+    """A run's wall-clock limit from the baseline: ``factor`` × its median full run, at least ``floor_s``.
 
-    A bug that makes the suite ten times slower than it ever was is a hang for our purposes, and
-    a fixed limit of minutes would make every hanging candidate cost minutes.
+    The median, not the slowest: on a loaded machine one baseline run can take several times the
+    idle time, and ten times that is minutes a hanging candidate costs for nothing. A bug that
+    makes the suite ten times slower than it typically was is a hang for our purposes; a suite
+    that is slow because it fails a lot is told apart by its partial report (``too_many_f2p``,
+    ``verifiers.verdict.judge``).
     """
     path = store.repo(key).root / "baseline.json"
-    walls = BaselineSummary.from_json(read_json(path)).run_wall_s if path.exists() else ()
-    return max(floor_s, factor * max(walls)) if walls else 300.0
+    walls = sorted(BaselineSummary.from_json(read_json(path)).run_wall_s) if path.exists() else []
+    if not walls:
+        return 300.0
+    mid = len(walls) // 2
+    median = walls[mid] if len(walls) % 2 else (walls[mid - 1] + walls[mid]) / 2
+    return max(floor_s, factor * median)
 
 
-def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected", workers: int = 2,
+def _coverage_inputs(spec: RepoSpec, store: RunStore, log: Log):
+    """The baseline's coverage map and the clean sources it speaks of (the checkout the mutators
+    and the environment image were made from), for the selected strategy's attribution."""
+    from verifiers.attribution import CoverageMap  # noqa: PLC0415
+
+    rd = store.repo(spec.key)
+    if not rd.coverage.exists():
+        log(f"{spec.key}: no coverage map (baseline --no-coverage?): every candidate gets the full suite")
+        return None, None
+    cov = CoverageMap.from_entries(read_records(rd.coverage, CoverageEntry))
+    root = checkout(spec).path
+
+    def source_of(path: str) -> str | None:
+        p = root / path
+        try:
+            return p.read_text(encoding="utf-8") if p.resolve().is_relative_to(root.resolve()) else None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    return cov, source_of
+
+
+def _audit_dir(store: RunStore, key: str) -> Path:
+    """Under ``validations/`` (what the stage declares it writes), beside the verdict files."""
+    return _verdict_dir(store, key) / "audit"
+
+
+def _audit_disagreements(store: RunStore, key: str, current: set[str]) -> tuple[int, list[dict]]:
+    """(audited candidates, the records of those whose full-suite judgement disagreed)."""
+    d = _audit_dir(store, key)
+    seen, bad = 0, []
+    if d.exists():
+        for p in sorted(d.glob("*.json")):
+            if p.stem not in current:
+                continue
+            try:
+                rec = read_json(p)
+            except (json.JSONDecodeError, OSError):
+                continue
+            seen += 1
+            if not rec.get("agrees", True):
+                bad.append(rec)
+    return seen, bad
+
+
+def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected", workers: int = 0,
                    sandbox: SandboxConfig | None = None, max_f2p: int = 50,
                    build_task_images: bool = True, log: Log = print,
-                   progress: Progress | None = None, only: Collection[str] | None = None) -> StageOutcome:
+                   progress: Progress | None = None, only: Collection[str] | None = None,
+                   confirm_fraction: float = 0.05, allow_disagreement: bool = False, seed: int = 0) -> StageOutcome:
     """Judge this repository's candidates; resumes from the verdicts already on disk.
+
+    ``workers`` 0: one container per CPU core. The audit (``confirm_fraction`` of the candidates
+    the selected rule accepts, judged again with the full suite) writes ``validations/audit/<id>.json``; a
+    disagreement fails the stage unless ``allow_disagreement`` (verdicts are kept either way: the
+    full suite's where they disagree).
 
     ``only``: judge just these candidate ids (a batch of a cluster run); ``()`` judges none and
     only assembles the parquet files from the verdicts there (the batches' join)."""
     from verifiers.engine import ensure_engine  # noqa: PLC0415
-    from verifiers.validate import ValidateConfig, validate_candidates  # noqa: PLC0415
+    from verifiers.validate import ValidateConfig, default_workers, validate_candidates  # noqa: PLC0415
     from verifiers.verdict import VerdictRules  # noqa: PLC0415
 
     t0 = time.monotonic()
+    workers = workers or default_workers()
     rd = store.repo(spec.key)
     if not rd.candidates.exists():
         return StageOutcome("validate", spec.key, ok=False, reason="no candidates; run `factory mutate` first")
@@ -317,14 +376,23 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
         if progress is not None:
             progress(val)
 
+    def _on_audit(rec) -> None:
+        import dataclasses  # noqa: PLC0415
+
+        write_json(_audit_dir(store, spec.key) / f"{rec.candidate_id}.json", dataclasses.asdict(rec))
+        if not rec.agrees:
+            log(f"{spec.key}: AUDIT DISAGREEMENT on {rec.candidate_id}: the full suite says otherwise "
+                f"({rec.differences}); its verdict is kept")
+
     if todo:
         try:
             client = ensure_engine(quiet=True)
             if sandbox is None:
                 sandbox = SandboxConfig(timeout_s=adaptive_timeout(store, spec.key))
-                log(f"{spec.key}: test-run limit {sandbox.timeout_s:.0f}s (10x the slowest baseline run)")
+                log(f"{spec.key}: test-run limit {sandbox.timeout_s:.0f}s (10x the median baseline run)")
             cfg = ValidateConfig(strategy=strategy, workers=workers, rules=VerdictRules(max_f2p=max_f2p),
-                                 limits=limits_of(sandbox), build_task_images=build_task_images)
+                                 limits=limits_of(sandbox), build_task_images=build_task_images,
+                                 confirm_fraction=confirm_fraction, seed=seed)
             at_head = [c for c in todo if c.origin != "pr"]
             prs = [c for c in todo if c.origin == "pr"]
             if at_head:
@@ -338,8 +406,10 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
                     return missing_input("validate", spec.key, "baseline", "baseline",
                                          f"factory env baseline {spec.source}")
                 baseline = read_records(rd.baseline, BaselineEntry)
+                cov, source_of = _coverage_inputs(spec, store, log) if strategy == "selected" else (None, None)
                 validate_candidates(client, env, baseline, at_head, cfg, on_result=_on_result,
-                                    package_hint=_package(spec))
+                                    package_hint=_package(spec), coverage=cov, source_of=source_of,
+                                    on_audit=_on_audit)
             if prs:
                 _validate_prs(client, spec, store, prs, cfg, _on_result, log)
         except (FactoryError, ValueError) as e:
@@ -352,10 +422,22 @@ def stage_validate(spec: RepoSpec, store: RunStore, *, strategy: str = "selected
     counts: dict[str, int] = {}
     for v in vals:
         counts[v.reason] = counts.get(v.reason, 0) + 1
+    lists = {k: sum(v.lists == k for v in vals) for k in ("selected", "full")}
+    audited, disagree = _audit_disagreements(store, spec.key, current)
+    detail = {"candidates": len(candidates), "judged": len(vals), "reasons": counts,
+              "accepted": counts.get("accepted", 0), "stale_set_aside": aside, "lists": lists,
+              "audited": audited, "audit_disagreements": [r["candidate_id"] for r in disagree]}
+    if disagree:
+        ids = ", ".join(r["candidate_id"] for r in disagree[:10])
+        msg = (f"audit: {len(disagree)} of {audited} audited candidates got other lists from the full suite "
+               f"({ids}; see {_audit_dir(store, spec.key)}/)")
+        log(f"{spec.key}: {msg}")
+        if not allow_disagreement:
+            rd.record_failure("validate", msg + "; --allow-disagreement accepts them (the full suite's verdicts are kept)")
+            return StageOutcome("validate", spec.key, ok=False, reason=msg + " (--allow-disagreement to go on)",
+                                seconds=time.monotonic() - t0, detail=detail)
     rd.clear_failure("validate")
-    return StageOutcome("validate", spec.key, ok=True, seconds=time.monotonic() - t0,
-                        detail={"candidates": len(candidates), "judged": len(vals), "reasons": counts,
-                                "accepted": counts.get("accepted", 0), "stale_set_aside": aside})
+    return StageOutcome("validate", spec.key, ok=True, seconds=time.monotonic() - t0, detail=detail)
 
 
 def _validate_prs(client, spec: RepoSpec, store: RunStore, prs: list[Candidate], cfg, on_result, log: Log) -> None:

@@ -2,32 +2,41 @@
 
 Strategies (``ValidateConfig.strategy``):
 
-- ``selected``: first run only the stable-passing tests that cover the changed lines (from the
-  baseline's coverage map). Nothing fails there: rejected (``no_f2p``) after one small run.
-  Something fails: one full-suite run makes FAIL_TO_PASS and PASS_TO_PASS exact.
-- ``full``: the full suite for every candidate (SWE-smith's way; the reference).
+- ``selected``: a candidate whose changed lines all lie in function bodies the baseline's
+  coverage map attributes to tests (``verifiers.attribution``) runs only those tests, twice.
+  FAIL_TO_PASS: stable-passing in the baseline, failing or erroring in both runs; PASS_TO_PASS:
+  the covering tests that pass in both runs plus every other stable-passing baseline test (a
+  test that never executes a changed line cannot observe the change). Anything the map cannot
+  attribute (module level, class bodies, decorators, defaults, code run at import or collection,
+  files without coverage data, candidates that change tests) gets the full suite, as ``full``.
+- ``full``: the full suite for every candidate (SWE-smith's way; the reference), then a run of
+  the failing tests alone: a FAIL_TO_PASS test must fail in both.
 
-Either way every FAIL_TO_PASS test must fail in two runs: with ``selected``, the covering run
-counts as one of them; the others get a second run of just those tests. A test that does not
-fail again is dropped as flaky, and no confirmed test means ``f2p_not_confirmed``. Faults of the
-infrastructure restart the worker and retry; if they persist the verdict is ``error`` with
-reason ``infra_error`` (a re-run tries again), never a rejection of the candidate.
+Each verdict records how its lists were obtained (``Validation.lists``: ``selected`` or
+``full``). The audit (``ValidateConfig.confirm_fraction``) judges a seeded sample of the
+candidates the selected rule accepted again with the full suite and reports every disagreement;
+the full suite's verdict is the one kept then. A test that does not fail again is dropped as
+flaky, and no confirmed test means ``f2p_not_confirmed``. Faults of the infrastructure restart the
+worker and retry; if they persist the verdict is ``error`` with reason ``infra_error`` (a re-run
+tries again), never a rejection of the candidate.
 
-Not for: persistence (the caller's ``on_result`` writes each verdict as it lands).
+Not for: persistence (the caller's ``on_result`` and ``on_audit`` write what lands).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from factory import defaults
 from factory.schema import BaselineEntry, Candidate, EnvImage, FileContent, TaskInstance, TestRun, Validation
+from verifiers.attribution import Attribution, CoverageMap, attribute
 from verifiers.problem import Evidence, ProblemWriter, TemplateWriter, candidate_texts, write_statement
 from verifiers.runner import Box, Selection, runner_for
 from verifiers.sandbox import SandboxLimits, run_problem
@@ -35,9 +44,25 @@ from verifiers.taskimage import build_task_image, patch_paths
 from verifiers.verdict import Judgement, VerdictRules, judge
 from verifiers.worker import Worker, WorkerFault, sweep
 
-__all__ = ["ValidateConfig", "validate_candidates", "judge_candidate"]
+__all__ = ["AuditRecord", "ValidateConfig", "default_workers", "validate_candidates", "judge_candidate"]
 
 OnResult = Callable[[Validation, "TaskInstance | None"], None]
+
+
+def default_workers() -> int:
+    """Fill the machine: one worker container per CPU core this process may use."""
+    return defaults.cpu_cores()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """The full suite's second opinion on a candidate the selected rule accepted."""
+
+    candidate_id: str
+    agrees: bool
+    differences: str  # empty when they agree
+    selected: Validation
+    full: Validation
 
 
 @dataclass(frozen=True)
@@ -49,12 +74,18 @@ class ValidateConfig:
     retries: int = 2
     build_task_images: bool = True
     retry_backoff_s: float = 2.0  # after a failed restart: this, twice this, ... (at most 5 s)
+    # The audit: this share of the candidates the selected rule accepts (a seeded sample) is
+    # judged again with the full suite.
+    confirm_fraction: float = 0.05
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.strategy not in ("selected", "full"):
             raise ValueError(f"strategy must be 'selected' or 'full', not {self.strategy!r} (--strategy)")
         if self.workers < 1:
             raise ValueError("workers must be at least 1 (--workers)")
+        if not 0.0 <= self.confirm_fraction <= 1.0:
+            raise ValueError(f"confirm_fraction must be within [0, 1], not {self.confirm_fraction} (--confirm-fraction)")
 
 
 @dataclass
@@ -66,20 +97,54 @@ class _Ctx:
     writer: ProblemWriter
     package_hint: str
     start_patches: dict[str, str] = field(default_factory=dict)  # PRs: env snapshot -> the PR's base
+    coverage: CoverageMap | None = None  # the baseline's map; None: nothing is attributable
+    source_of: Callable[[str], str | None] | None = None  # clean source of a repository path
+    is_protected: Callable[[str], bool] = lambda _p: False  # test files and runner configuration
+    _sources: dict[str, str | None] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attribution(self, cand: Candidate) -> Attribution:
+        """Which tests can observe ``cand`` (``verifiers.attribution``), or why it needs the full suite."""
+        if cand.test_patch.strip():
+            return Attribution(None, "the candidate adds or changes tests")
+        if not self.coverage or self.source_of is None:
+            return Attribution(None, "no coverage map")
+        return attribute(cand.patch, self.coverage, self._source, self.is_protected)
+
+    def _source(self, path: str) -> str | None:
+        with self._lock:
+            if path not in self._sources:
+                self._sources[path] = self.source_of(path)
+            return self._sources[path]
+
+    def audited(self, cand: Candidate) -> bool:
+        """Whether ``cand`` is in the audit's seeded sample (same seed, same sample)."""
+        frac = self.cfg.confirm_fraction
+        if frac <= 0:
+            return False
+        h = hashlib.sha256(f"{self.cfg.seed}:{cand.candidate_id}".encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2**64 < frac
 
 
 def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], candidates: Sequence[Candidate],
                         cfg: ValidateConfig = ValidateConfig(), on_result: OnResult | None = None,
                         writer: ProblemWriter | None = None, package_hint: str = "",
-                        start_patches: dict[str, str] | None = None) -> list[Validation]:
+                        start_patches: dict[str, str] | None = None, coverage: CoverageMap | None = None,
+                        source_of: Callable[[str], str | None] | None = None,
+                        on_audit: Callable[[AuditRecord], None] | None = None) -> list[Validation]:
     """Judge every candidate with ``cfg.workers`` containers in parallel; verdicts in input order.
 
     Mutations and mirrored PRs are judged against ``baseline`` (the environment's own commit).
     Pull requests (origin ``pr``) are judged by their own three runs; ``start_patches`` maps each
     to the diff from the environment's snapshot to the PR's base commit (empty when they match).
+    ``coverage`` (the baseline's map) and ``source_of`` (a path's clean source) let the selected
+    strategy attribute changes to tests; without them every candidate gets the full suite.
+    ``on_audit`` hears every audit (the full suite's second opinion on a selected acceptance).
     """
+    runner = runner_for(env.spec.test_cmd)
     ctx = _Ctx(env, list(baseline), {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky},
-               cfg, writer or TemplateWriter(), package_hint or env.spec.repo, dict(start_patches or {}))
+               cfg, writer or TemplateWriter(), package_hint or env.spec.repo, dict(start_patches or {}),
+               coverage=coverage, source_of=source_of, is_protected=runner.protected)
     todo: queue.Queue[tuple[int, Candidate]] = queue.Queue()
     for i, c in enumerate(candidates):
         todo.put((i, c))
@@ -87,8 +152,6 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
     lock = threading.Lock()
 
     session = uuid.uuid4().hex[:12]
-
-    runner = runner_for(env.spec.test_cmd)
 
     def _work() -> None:
         worker = Worker(client, env.tag, cfg.limits, session=session, runner=runner)
@@ -99,6 +162,8 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
                 except queue.Empty:
                     return
                 val, inst = _judge_with_retries(worker, cand, ctx)
+                if val.lists == "selected" and val.verdict == "accepted" and ctx.audited(cand):
+                    val, inst = _audit(worker, cand, ctx, val, inst, on_audit)
                 with lock:
                     results[i] = val
                 if on_result is not None:
@@ -117,7 +182,29 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
     return [results[i] for i in range(len(candidates))]
 
 
-def _judge_with_retries(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
+def _audit(worker: Box, cand: Candidate, ctx: _Ctx, val: Validation, inst: TaskInstance | None,
+           on_audit: Callable[[AuditRecord], None] | None) -> tuple[Validation, TaskInstance | None]:
+    """The full suite's second opinion; where it disagrees, its verdict is the one kept."""
+    full_val, full_inst = _judge_with_retries(worker, cand, ctx, force_full=True)
+    diffs = []
+    if (full_val.verdict, full_val.reason) != (val.verdict, val.reason):
+        diffs.append(f"verdict {val.verdict}/{val.reason} vs full {full_val.verdict}/{full_val.reason}")
+    for name in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+        a, b = set(getattr(val, name)), set(getattr(full_val, name))
+        if a != b and full_val.verdict == "accepted":
+            diffs.append(f"{name}: only selected {sorted(a - b)[:5]}, only full {sorted(b - a)[:5]}")
+    record = AuditRecord(cand.candidate_id, not diffs, "; ".join(diffs), val, full_val)
+    if on_audit is not None:
+        on_audit(record)
+    if not diffs:
+        return replace(val, detail=(val.detail + "; " if val.detail else "") + "audited: the full suite agrees"), inst
+    if full_val.verdict == "error":
+        return val, inst  # no second opinion (infrastructure): the record says so
+    return replace(full_val, detail=f"audit: the selected lists disagreed ({record.differences})"[:1000]), full_inst
+
+
+def _judge_with_retries(worker: Box, cand: Candidate, ctx: _Ctx,
+                        force_full: bool = False) -> tuple[Validation, TaskInstance | None]:
     last = ""
     for attempt in range(ctx.cfg.retries + 1):
         try:
@@ -125,7 +212,7 @@ def _judge_with_retries(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Valida
                 worker.start()
             if cand.origin == "pr":
                 return judge_pr(worker, cand, ctx, ctx.start_patches.get(cand.candidate_id, ""))
-            return judge_candidate(worker, cand, ctx)
+            return judge_candidate(worker, cand, ctx, force_full=force_full)
         except WorkerFault as e:
             last = str(e)
             try:
@@ -134,21 +221,31 @@ def _judge_with_retries(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Valida
                 last = f"{last}; restart failed: {e2}"
                 time.sleep(min(ctx.cfg.retry_backoff_s * (attempt + 1), 5.0))
     return Validation(cand.candidate_id, cand.repo, "error", "infra_error", strategy=ctx.cfg.strategy,
-                      detail=last[:1000]), None
+                      detail=last[:1000], lists="full" if force_full else ""), None
 
 
-def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Validation, TaskInstance | None]:
-    """The whole judgement of one candidate in one box (raises WorkerFault on infra faults)."""
+def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx,
+                    force_full: bool = False) -> tuple[Validation, TaskInstance | None]:
+    """The whole judgement of one candidate in one box (raises WorkerFault on infra faults).
+
+    ``force_full``: the full suite whatever the strategy (the audit's second opinion)."""
     t0 = time.monotonic()
     cfg = ctx.cfg
+    att = None
+    if cfg.strategy == "selected" and not force_full:
+        att = ctx.attribution(cand)
+    lists = "selected" if att is not None and att.attributable else "full"
     applied, msg = worker.apply(cand.patch, reset=True)
     apply_s = time.monotonic() - t0
     runs: list[TestRun] = []
 
     def _verdict(j: Judgement, detail: str = "") -> Validation:
+        if att is not None and not att.attributable and lists == "full" and j.reason != "patch_does_not_apply":
+            detail = f"full suite ({att.reason})"
         return Validation(cand.candidate_id, cand.repo, j.verdict, j.reason, j.fail_to_pass, j.pass_to_pass,
                           strategy=cfg.strategy, num_runs=len(runs), apply_s=apply_s,
-                          test_s=sum(r.wall_s for r in runs), total_s=time.monotonic() - t0, detail=detail)
+                          test_s=sum(r.wall_s for r in runs), total_s=time.monotonic() - t0,
+                          detail=detail[:1000], lists=lists)
 
     if not applied:
         return _verdict(Judgement("rejected", "patch_does_not_apply"), msg[-500:]), None
@@ -158,32 +255,53 @@ def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx) -> tuple[Validation
         runs.append(run)
         return run
 
-    selected = sorted(set(cand.covering_tests) & ctx.stable)
-    seen_failing: set[str] = set()  # F2P tests that already failed in an earlier run
-    if cfg.strategy == "selected" and selected:
-        first = judge(ctx.baseline, _run(selected), scope=set(selected), rules=cfg.rules)
-        if first.verdict != "accepted":
-            return _verdict(first, "selected tests"), None
-        seen_failing = set(first.fail_to_pass)
-    j = judge(ctx.baseline, _run(None), rules=cfg.rules)
-    if j.verdict != "accepted":
-        return _verdict(j, "full suite"), None
-    # Confirmation: each F2P test must fail in two runs. Those that failed in the selected run
-    # already have; the rest get a run of their own.
-    confirmed = set(j.fail_to_pass) & seen_failing
-    pending = sorted(set(j.fail_to_pass) - confirmed)
-    if pending:
-        again = judge(ctx.baseline, _run(pending), scope=set(pending),
+    if lists == "selected":
+        final = _judge_selected(sorted(att.tests & ctx.stable), ctx, _run)
+        if final.verdict != "accepted":
+            return _verdict(final, "selected tests"), None
+    else:
+        j = judge(ctx.baseline, _run(None), rules=cfg.rules)
+        if j.verdict != "accepted":
+            return _verdict(j, "full suite"), None
+        # Confirmation: each F2P test must fail again in a run of its own.
+        again = judge(ctx.baseline, _run(list(j.fail_to_pass)), scope=set(j.fail_to_pass),
                       rules=VerdictRules(max_f2p=10**9, max_f2p_fraction=1.0))
-        confirmed |= set(pending) & set(again.fail_to_pass)
-    confirmed = tuple(sorted(confirmed))
-    if not confirmed:
-        return _verdict(Judgement("rejected", "f2p_not_confirmed", (), j.pass_to_pass)), None
-    final = Judgement("accepted", "accepted", confirmed, j.pass_to_pass)
+        confirmed = tuple(sorted(set(j.fail_to_pass) & set(again.fail_to_pass)))
+        if not confirmed:
+            return _verdict(Judgement("rejected", "f2p_not_confirmed", (), j.pass_to_pass)), None
+        final = Judgement("accepted", "accepted", confirmed, j.pass_to_pass)
     val = _verdict(final)
     gold = worker.diff(reverse=True)
     inst = _instance(worker, cand, ctx, final, gold, runs, val)
     return val, inst
+
+
+def _judge_selected(tests: list[str], ctx: _Ctx, run: Callable[[list[str]], TestRun]) -> Judgement:
+    """The covering tests, twice; every other stable-passing test is PASS_TO_PASS from the baseline.
+
+    The limits of the full rule apply to the whole suite: more than ``max_f2p`` failing tests, or
+    more than ``max_f2p_fraction`` of the stable ones, is ``too_many_f2p``; all of them failing is
+    ``collection_breaks``."""
+    rules = ctx.cfg.rules
+    untouched = ctx.stable - set(tests)
+    if not tests:  # only flaky or failing tests execute the change: no stable test can fail
+        return Judgement("rejected", "no_f2p", (), tuple(sorted(ctx.stable)))
+    first = judge(ctx.baseline, run(tests), scope=set(tests), rules=rules)
+    if first.verdict != "accepted":
+        return Judgement(first.verdict, first.reason, (), tuple(sorted(untouched | set(first.pass_to_pass))))
+    f2p = set(first.fail_to_pass)
+    if len(f2p) == len(ctx.stable) and len(f2p) > 1:
+        return Judgement("rejected", "collection_breaks", tuple(sorted(f2p)), ())
+    if len(f2p) > rules.max_f2p or len(f2p) > rules.max_f2p_fraction * len(ctx.stable):
+        return Judgement("rejected", "too_many_f2p", tuple(sorted(f2p)), tuple(sorted(untouched)))
+    second = judge(ctx.baseline, run(tests), scope=set(tests),
+                   rules=VerdictRules(max_f2p=10**9, max_f2p_fraction=1.0, min_f2p=0))
+    confirmed = f2p & set(second.fail_to_pass)
+    passing = set(first.pass_to_pass) & set(second.pass_to_pass)
+    p2p = tuple(sorted(untouched | passing))
+    if not confirmed:
+        return Judgement("rejected", "f2p_not_confirmed", (), p2p)
+    return Judgement("accepted", "accepted", tuple(sorted(confirmed)), p2p)
 
 
 def judge_pr(worker: Box, cand: Candidate, ctx: _Ctx, start_patch: str) -> tuple[Validation, TaskInstance | None]:
@@ -200,7 +318,7 @@ def judge_pr(worker: Box, cand: Candidate, ctx: _Ctx, start_patch: str) -> tuple
     def _verdict(verdict: str, reason: str, f2p=(), p2p=(), detail: str = "") -> Validation:
         return Validation(cand.candidate_id, cand.repo, verdict, reason, tuple(f2p), tuple(p2p), strategy="pr",
                           num_runs=len(runs), test_s=sum(r.wall_s for r in runs), total_s=time.monotonic() - t0,
-                          detail=detail)
+                          detail=detail, lists="full")
 
     def _full() -> dict[str, str] | str:
         run = worker.run(Selection())
@@ -272,7 +390,7 @@ def _instance(worker: Box, cand: Candidate, ctx: _Ctx, j: Judgement, gold: str, 
     provenance.update({"candidate_id": cand.candidate_id, "origin": cand.origin, "file": cand.file,
                        "symbol": cand.symbol, "start_line": cand.start_line, "end_line": cand.end_line,
                        "seed": cand.seed, "parents": list(cand.parents), "pr_number": cand.pr_number,
-                       "env_image": ctx.env.tag, "upstream_commit": cand.base_commit})
+                       "env_image": ctx.env.tag, "upstream_commit": cand.base_commit, "lists": val.lists})
     return TaskInstance(
         instance_id=instance_id, repo=cand.repo, base_commit=base_commit, patch=gold,
         test_patch=cand.test_patch, problem_statement=problem, hints_text=cand.hints_text,

@@ -22,7 +22,8 @@ REASONS = {
     "too_many_f2p": "more FAIL_TO_PASS tests than allowed",
     "patch_does_not_apply": "the patch does not apply to the base commit",
     "collection_breaks": "the bug breaks test collection (import error everywhere)",
-    "timeout": "a test run with the bug overstayed its wall-clock limit",
+    "timeout": "a test run with the bug overstayed its wall-clock limit (a hang: a run that already shows too many "
+               "failures is too_many_f2p)",
     "oom": "a test run with the bug ran out of memory",
     "f2p_not_confirmed": "the failing tests did not fail again in the confirmation run",
     "infra_error": "infrastructure failure (retried), not the candidate's fault",
@@ -63,9 +64,16 @@ def judge(baseline: list[BaselineEntry], run: TestRun, scope: frozenset[str] | s
     scope that the run did not report — not collected any more, or never finished — failed.
     """
     problem = run_problem(run)
+    stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
+    if problem == "timeout":
+        # A suite slowed down by many failures is not a hang: when the tests it finished already
+        # show more FAIL_TO_PASS than allowed, that is the verdict.
+        failing = tuple(sorted(r.nodeid for r in run.results
+                               if r.nodeid in stable and r.outcome in ("failed", "error")))
+        if len(failing) > rules.max_f2p or (len(stable) > 1 and len(failing) > rules.max_f2p_fraction * len(stable)):
+            return Judgement("rejected", "too_many_f2p", failing)
     if problem is not None:
         return Judgement("error" if problem == "infra_error" else "rejected", problem)
-    stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
     full = scope is None
     considered = stable if full else stable & set(scope)
     got = {r.nodeid: r.outcome for r in run.results}

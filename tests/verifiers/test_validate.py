@@ -7,6 +7,7 @@ import pytest
 from factory.schema import Candidate
 from tests.conftest import bug_patch
 from tests.verifiers.sample_repo import SAMPLE_FILES
+from verifiers.attribution import CoverageMap
 from verifiers.sandbox import SandboxLimits, pytest_command, run_tests
 from verifiers.validate import ValidateConfig, validate_candidates
 
@@ -36,9 +37,11 @@ def _candidates(root, cov):
 @pytest.mark.parametrize("strategy", ["selected", "full"])
 def test_verdicts_and_reasons(docker_client, sample, strategy):
     root, co, env, base, cov = sample
-    cfg = ValidateConfig(strategy=strategy, workers=2, limits=SandboxLimits(timeout_s=8),
+    cfg = ValidateConfig(strategy=strategy, workers=2, limits=SandboxLimits(timeout_s=30),
                          build_task_images=False)
-    got = {v.candidate_id: v for v in validate_candidates(docker_client, env, base.entries, _candidates(root, cov), cfg)}
+    got = {v.candidate_id: v for v in validate_candidates(
+        docker_client, env, base.entries, _candidates(root, cov), cfg, coverage=CoverageMap.from_entries(base.coverage),
+        source_of=lambda p: (root / p).read_text())}
     assert {k: (v.verdict, v.reason) for k, v in got.items()} == {
         "wrong_hi": ("accepted", "accepted"),
         "harmless": ("rejected", "no_f2p"),
@@ -49,12 +52,15 @@ def test_verdicts_and_reasons(docker_client, sample, strategy):
     assert got["wrong_hi"].FAIL_TO_PASS == ("tests/test_basic.py::TestClamp::test_high",)
     stable = {e.nodeid for e in base.entries if e.outcome == "passed"}
     assert set(got["wrong_hi"].PASS_TO_PASS) == stable - {"tests/test_basic.py::TestClamp::test_high"}
-    # Selected: the covering run and the full run both saw the F2P test fail, so it is confirmed
-    # without a third run; full: the full run, then a confirmation run of the F2P test.
+    # Selected: `return hi` is in clamp's body, so only its covering test runs, twice; full: the
+    # full run, then a confirmation run of the F2P test.
     assert got["wrong_hi"].num_runs == 2
-    # No stable test covers "harmless": coverage cannot rule out import-time effects, so even the
-    # selected strategy runs the full suite once before rejecting it.
-    assert (got["harmless"].num_runs, got["harmless"].detail) == (1, "full suite")
+    assert got["wrong_hi"].lists == strategy
+    # "harmless" adds a module-level function and "syntax" breaks a def line: the map cannot
+    # attribute either to tests, so even the selected strategy runs the full suite.
+    assert (got["harmless"].num_runs, got["harmless"].lists) == (1, "full")
+    assert got["harmless"].detail.startswith("full suite")
+    assert (got["syntax"].lists, got["hangs"].lists) == ("full", strategy)
 
 
 

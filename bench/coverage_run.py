@@ -1,0 +1,148 @@
+"""The baseline's coverage run against a plain run, and the map it makes against the old one.
+
+In one worker container of a run's environment image, alternating, ``--reps`` times each:
+
+- ``plain``: the suite with the report plugin, no coverage (what a baseline rerun costs);
+- ``image``: the coverage run of the plugin baked into the image (the one before this change,
+  when the image was built before it);
+- ``tree``: the coverage run of this working tree's ``verifiers/plugin/tf_report.py``, copied in.
+
+Prints the median wall time of each, the ratios to ``plain``, and whether the two maps agree:
+the same files, lines and node ids per line of the package (test files, which the working
+tree's plugin no longer measures, are left out of the comparison), once the working tree's
+``<outside tests>`` ids (lines run at import or collection, which the old plugin dropped) are
+set aside.
+
+    python bench/coverage_run.py --run /work/i21/docutils --reps 3
+
+``--install`` then makes the working tree's map the run's ``coverage.parquet`` (the old one kept as
+``coverage.before.parquet``), when both maps agree: a run whose baseline predates the
+``<outside tests>`` rows gets them without a new baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from factory.pipeline import load_env
+from factory.store import RunStore
+from verifiers.runner import Selection, runner_for
+from verifiers.sandbox import SandboxLimits
+from verifiers.worker import Worker
+
+_PLUGIN = Path(__file__).resolve().parents[1] / "verifiers" / "plugin" / "tf_report.py"
+OUTSIDE = "<outside tests>"
+
+
+def _map(rep) -> dict[str, dict[int, frozenset[str]]]:
+    out: dict[str, dict[int, frozenset[str]]] = {}
+    for f, lines in (rep.coverage or {}).items():
+        for n, ids in lines.items():
+            ids = frozenset(i for i in ids if i != OUTSIDE)
+            if ids:
+                out.setdefault(f, {})[n] = ids
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--repo", default=None)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--variants", default="plain,image,tree")
+    ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--json", default=None, help="Write the raw timings here.")
+    ap.add_argument("--install", action="store_true", help="Make the tree's map the run's coverage.parquet.")
+    args = ap.parse_args(argv)
+
+    from verifiers.engine import ensure_engine  # noqa: PLC0415
+
+    store = RunStore(args.run)
+    key = args.repo or store.repo_keys()[0]
+    env = load_env(store, key)
+    runner = runner_for(env.spec.test_cmd)
+    client = ensure_engine(quiet=True)
+    worker = Worker(client, env.tag, SandboxLimits(timeout_s=args.timeout, mem="4g"), session="bench-coverage")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    walls: dict[str, list[float]] = {v: [] for v in variants}
+    maps: dict[str, dict] = {}
+    sizes: dict[str, int] = {}
+    try:
+        worker.start()
+        worker.put("/tf-out/tf_report_tree.py", _PLUGIN.read_bytes())
+        for rep in range(args.reps):
+            for v in variants:
+                plugins = ("tf_report_tree",) if v == "tree" else ("tf_report",)
+                cmd = runner.command(Selection(), plugins=plugins)
+                env_vars = {"PYTHONPATH": "/tf-out"} if v == "tree" else {}
+                if v != "plain":
+                    env_vars["TF_COVERAGE"] = "1"
+                t0 = time.perf_counter()
+                run, report = worker.run_tests(cmd, env=env_vars, report="/tf-out/report.jsonl")
+                wall = time.perf_counter() - t0
+                if run.status != "ok":
+                    print(f"{v} run {rep + 1}: {run.status} {run.reason}", file=sys.stderr)
+                walls[v].append(wall)
+                if v != "plain" and v not in maps:
+                    maps[v] = _map(report)
+                    if v == "tree":
+                        raw_tree = report.coverage or {}
+                    sizes[v] = sum(len(ls) for ls in (report.coverage or {}).values())
+                print(f"{v} run {rep + 1}: {wall:.1f}s, {len(run.results)} results", file=sys.stderr, flush=True)
+    finally:
+        worker.close()
+
+    med = {v: statistics.median(w) for v, w in walls.items()}
+    t = Table(title=f"coverage run: {key} ({env.tag}), median of {args.reps}")
+    t.add_column("run")
+    t.add_column("median wall s", justify="right")
+    t.add_column("all runs s", justify="right")
+    t.add_column("÷ plain", justify="right")
+    for v in variants:
+        t.add_row(v, f"{med[v]:.1f}", ", ".join(f"{x:.1f}" for x in walls[v]),
+                  f"{med[v] / med['plain']:.2f}x" if "plain" in med else "")
+    Console().print(t)
+    if "image" in maps and "tree" in maps:
+        a, b = maps["image"], maps["tree"]
+        from factory.repo import is_test_file  # noqa: PLC0415
+
+        # The tree's plugin does not measure test files (nothing reads their lines): compare the rest.
+        test_lines = sum(len(ls) for f, ls in a.items() if is_test_file(f))
+        lines_a = {(f, n): ids for f, ls in a.items() if not is_test_file(f) for n, ids in ls.items()}
+        lines_b = {(f, n): ids for f, ls in b.items() if not is_test_file(f) for n, ids in ls.items()}
+        same = lines_a == lines_b
+        diff = sorted(set(lines_a) ^ set(lines_b))[:5]
+        ids_diff = [k for k in set(lines_a) & set(lines_b) if lines_a[k] != lines_b[k]][:5]
+        print(json.dumps({"maps_identical": same, "lines_image": len(lines_a), "lines_tree": len(lines_b),
+                          "pairs_image": sum(len(v) for v in lines_a.values()),
+                          "pairs_tree": sum(len(v) for v in lines_b.values()),
+                          "lines_only_in_one": [list(x) for x in diff], "lines_with_other_ids": [list(x) for x in ids_diff],
+                          "image_test_file_lines_not_compared": test_lines,
+                          "tree_test_file_lines": sum(len(ls) for f, ls in b.items() if is_test_file(f)),
+                          "tree_lines_only_outside_tests": sizes.get("tree", 0) - len(lines_b)}))
+        if args.install and same:
+            from factory.schema import CoverageEntry  # noqa: PLC0415
+            from factory.store import write_records  # noqa: PLC0415
+
+            rd = store.repo(key)
+            if rd.coverage.exists() and not (rd.root / "coverage.before.parquet").exists():
+                rd.coverage.replace(rd.root / "coverage.before.parquet")
+            rows = [CoverageEntry(f, n, tuple(sorted(set(ids)))) for f in sorted(raw_tree)
+                    for n, ids in sorted(raw_tree[f].items())]
+            write_records(rd.coverage, rows, CoverageEntry)
+            print(f"installed the tree's map: {len(rows)} rows -> {rd.coverage}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"walls": walls, "median": med}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

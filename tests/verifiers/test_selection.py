@@ -1,0 +1,274 @@
+"""The selection rule without Docker: which changes the coverage map attributes to tests, which
+need the full suite, and what validation does with each (through a scripted box)."""
+
+from __future__ import annotations
+
+import difflib
+
+from factory.schema import BaselineEntry, Candidate, CoverageEntry, EnvImage, EnvSpec
+from verifiers.attribution import OUTSIDE_TESTS, CoverageMap, attribute, changed_lines
+from verifiers.fake import FakeBox, fake_run
+from verifiers.problem import TemplateWriter
+from verifiers.runner import Selection
+from verifiers.validate import AuditRecord, ValidateConfig, _audit, _Ctx, _judge_with_retries
+from verifiers.verdict import VerdictRules
+
+SRC = '''\
+import functools
+
+LIMIT = 10
+
+
+def helper(x, scale=2):
+    """Scale x."""
+    y = x * scale
+    if y > LIMIT:
+        return LIMIT
+    else:
+        return y
+
+
+class Box:
+    size = 3
+
+    @functools.lru_cache
+    def area(self):
+        total = (self.size
+                 * self.size)
+        return total
+
+    def grow(self, n):
+        def inner(k):
+            return k + 1
+        return inner(n)
+
+
+def make_cases():
+    return [1, 2, 3]
+'''
+
+# line -> tests, as a coverage map would say; module-level lines and make_cases ran outside tests
+COV = {
+    8: ("t.py::a", "t.py::b"), 9: ("t.py::a", "t.py::b"), 10: ("t.py::b",), 12: ("t.py::a",),
+    20: ("t.py::c",), 22: ("t.py::c",), 25: ("t.py::d",), 26: ("t.py::d",), 27: ("t.py::d",),
+    31: ("t.py::e",),
+}
+OUTSIDE = (1, 3, 6, 15, 16, 18, 19, 24, 30, 31)
+
+
+def _map(cov=COV, outside=OUTSIDE) -> CoverageMap:
+    rows = {n: list(ids) for n, ids in cov.items()}
+    for n in outside:
+        rows.setdefault(n, []).append(OUTSIDE_TESTS)
+    return CoverageMap.from_entries([CoverageEntry("pkg/m.py", n, tuple(ids)) for n, ids in rows.items()])
+
+
+def _patch(new: str, old: str = SRC, path: str = "pkg/m.py") -> str:
+    body = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}", n=3))
+    return f"diff --git a/{path} b/{path}\n{body}"
+
+
+def _att(new: str, **kw):
+    return attribute(_patch(new), _map(**kw), lambda p: SRC if p == "pkg/m.py" else None,
+                     lambda p: p.startswith("tests/"))
+
+
+def test_a_changed_statement_in_a_body_is_attributed_to_the_tests_that_ran_it():
+    got = _att(SRC.replace("y = x * scale", "y = x + scale"))
+    assert got.tests == {"t.py::a", "t.py::b"}
+    got = _att(SRC.replace("return LIMIT", "return -LIMIT"))
+    assert got.tests == {"t.py::b"}
+
+
+def test_a_line_in_the_middle_of_a_statement_takes_the_whole_statement():
+    assert _att(SRC.replace("* self.size)", "+ self.size)")).tests == {"t.py::c"}
+
+
+def test_an_else_line_belongs_to_its_if_statement():
+    assert _att(SRC.replace("    else:\n        return y", "    return y")).tests == {"t.py::a", "t.py::b"}
+
+
+def test_a_nested_function_body_is_a_body():
+    assert _att(SRC.replace("return k + 1", "return k - 1")).tests == {"t.py::d"}
+
+
+def test_an_insertion_between_statements_takes_the_tests_of_the_whole_body():
+    got = _att(SRC.replace("    y = x * scale\n", "    y = x * scale\n    y += 1\n"))
+    assert got.tests == {"t.py::a", "t.py::b"}
+
+
+def test_what_runs_at_definition_or_import_is_not_attributable():
+    cases = {
+        "module level": SRC.replace("LIMIT = 10", "LIMIT = 11"),
+        "class body": SRC.replace("size = 3", "size = 4"),
+        "decorator": SRC.replace("@functools.lru_cache\n", "@functools.cache\n"),
+        "default argument": SRC.replace("scale=2", "scale=3"),
+        "def line": SRC.replace("def grow(self, n):", "def grow(self, m, n=0):"),
+        "docstring": SRC.replace('"""Scale x."""', '"""Scale x twice."""'),
+        "runs at collection": SRC.replace("return [1, 2, 3]", "return [1, 2]"),
+        "after the function's last line": SRC.replace("        return y\n", "        return y\n    print()\n"),
+    }
+    for what, new in cases.items():
+        got = _att(new)
+        assert not got.attributable and got.reason, what
+
+
+def test_an_uncovered_statement_or_file_is_not_attributable():
+    uncovered = {n: t for n, t in COV.items() if n != 12}
+    assert "no test executes it" in _att(SRC.replace("        return y", "        return -y"), cov=uncovered).reason
+    got = attribute(_patch("x = 1\n", "x = 0\n", "pkg/other.py"), _map(), lambda p: "x = 0\n")
+    assert "no coverage data" in got.reason
+
+
+def test_test_files_new_files_and_other_files_are_not_attributable():
+    src = {"tests/t.py": "def test_a():\n    assert 1\n"}
+    cov = CoverageMap.from_entries([CoverageEntry("tests/t.py", 2, ("t.py::a",))])
+    got = attribute(_patch("def test_a():\n    assert 0\n", src["tests/t.py"], "tests/t.py"), cov, src.get,
+                    lambda p: p.startswith("tests/"))
+    assert got.reason == "tests/t.py: changes a test file"
+    new_file = "diff --git a/pkg/n.py b/pkg/n.py\nnew file mode 100644\n--- /dev/null\n+++ b/pkg/n.py\n@@ -0,0 +1 @@\n+x = 1\n"
+    assert not attribute(new_file, _map(), lambda p: SRC).attributable
+    readme = _patch("b\n", "a\n", "README.md")
+    assert attribute(readme, _map(), lambda p: "a\n").reason == "README.md: not a Python file"
+
+
+def test_changed_lines_reads_each_hunk_on_the_old_side():
+    new = SRC.replace("y = x * scale", "y = x + scale").replace("return [1, 2, 3]", "return [1]")
+    (ch,) = changed_lines(_patch(new))
+    assert (ch.path, ch.removed, ch.inserted_before) == ("pkg/m.py", (8, 31), ())
+    (ins,) = changed_lines(_patch(SRC.replace("    y = x * scale\n", "    y = x * scale\n    y += 1\n")))
+    assert (ins.removed, ins.inserted_before) == ((), (9,))
+
+
+# -- validation with the rule, through a scripted box -------------------------------------------
+
+TESTS = ("t.py::a", "t.py::b", "t.py::c", "t.py::d", "t.py::e", "t.py::f")
+ENV = EnvImage("img:tag", "sha256:x", EnvSpec("repo", "c0ffee", "base", "3.11", (), (), "python -m pytest"), 0.0, True)
+BASELINE = [BaselineEntry(nodeid=t, outcome="passed", duration_s=0.1, flaky=False) for t in TESTS]
+BUG = _patch(SRC.replace("y = x * scale", "y = x + scale"))
+
+
+def _ctx(strategy="selected", fraction=0.0, rules=VerdictRules(max_f2p=3)) -> _Ctx:
+    cfg = ValidateConfig(strategy=strategy, workers=1, rules=rules, build_task_images=False, retries=0,
+                         retry_backoff_s=0.0, confirm_fraction=fraction)
+    return _Ctx(ENV, BASELINE, set(TESTS), cfg, TemplateWriter(), "repo", coverage=_map(),
+                source_of=lambda p: SRC if p == "pkg/m.py" else None)
+
+
+def _world(failing: dict[str, str], selections: list):
+    def script(applied, sel: Selection, i: int):
+        selections.append(sel.tests)
+        outs = {t: "passed" for t in TESTS}
+        if applied:
+            outs.update(failing)
+        return fake_run({t: outs[t] for t in (TESTS if sel.tests is None else sel.tests)})
+    return script
+
+
+def test_selected_runs_the_covering_tests_twice_and_takes_the_rest_from_the_baseline():
+    seen: list = []
+    val, inst = _judge_with_retries(FakeBox(_world({"t.py::a": "failed"}, seen)), Candidate(
+        "c1", "repo", "c0ffee", "mutation", BUG), _ctx())
+    assert (val.verdict, val.lists, val.num_runs) == ("accepted", "selected", 2)
+    assert seen == [("t.py::a", "t.py::b"), ("t.py::a", "t.py::b")]
+    assert val.FAIL_TO_PASS == ("t.py::a",)
+    assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t.py::a")
+    assert '"lists": "selected"' in inst.provenance
+
+
+def test_the_full_strategy_and_unattributable_changes_run_the_whole_suite():
+    for strategy, patch in (("full", BUG), ("selected", _patch(SRC.replace("LIMIT = 10", "LIMIT = 1")))):
+        seen: list = []
+        val, _ = _judge_with_retries(FakeBox(_world({"t.py::a": "failed"}, seen)),
+                                     Candidate("c1", "repo", "c0ffee", "mutation", patch), _ctx(strategy))
+        assert (val.verdict, val.lists, seen) == ("accepted", "full", [None, ("t.py::a",)]), strategy
+        assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t.py::a")
+    assert val.detail.startswith("full suite (pkg/m.py:3: not inside a function body")  # why: the rule
+
+
+def test_a_covering_test_that_fails_only_once_is_in_neither_list():
+    def script(applied, sel, i):
+        outs = {t: "passed" for t in sel.tests}
+        outs["t.py::a"] = "failed"
+        if i == 0:
+            outs["t.py::b"] = "failed"
+        return fake_run(outs)
+
+    val, _ = _judge_with_retries(FakeBox(script), Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx())
+    assert val.FAIL_TO_PASS == ("t.py::a",) and "t.py::b" not in val.PASS_TO_PASS
+
+
+def test_the_suite_wide_limits_hold_for_the_selected_rule():
+    seen: list = []
+    val, _ = _judge_with_retries(FakeBox(_world({"t.py::a": "failed", "t.py::b": "failed"}, seen)),
+                                 Candidate("c1", "repo", "c0ffee", "mutation", BUG),
+                                 _ctx(rules=VerdictRules(max_f2p=1)))
+    assert (val.verdict, val.reason, val.num_runs) == ("rejected", "too_many_f2p", 1)
+
+
+def test_a_candidate_that_changes_tests_gets_the_full_suite():
+    seen: list = []
+    cand = Candidate("c1", "repo", "c0ffee", "mutation", BUG, test_patch="diff --git a/tests/t.py b/tests/t.py\n")
+    val, _ = _judge_with_retries(FakeBox(_world({"t.py::a": "failed"}, seen)), cand, _ctx())
+    assert val.lists == "full" and seen[0] is None
+
+
+def test_the_audit_keeps_the_full_suites_verdict_and_says_where_they_disagree():
+    # t.py::f never runs the changed line, yet fails with the bug (say, through a subprocess):
+    # the selected rule cannot see it; the audit's full run does.
+    seen: list = []
+    box = FakeBox(_world({"t.py::a": "failed", "t.py::f": "failed"}, seen))
+    ctx = _ctx(fraction=1.0)
+    cand = Candidate("c1", "repo", "c0ffee", "mutation", BUG)
+    val, inst = _judge_with_retries(box, cand, ctx)
+    assert val.lists == "selected" and val.FAIL_TO_PASS == ("t.py::a",)
+    records: list[AuditRecord] = []
+    kept, _ = _audit(box, cand, ctx, val, inst, records.append)
+    (rec,) = records
+    assert not rec.agrees and "t.py::f" in rec.differences
+    assert kept.lists == "full" and kept.FAIL_TO_PASS == ("t.py::a", "t.py::f")
+    assert kept.detail.startswith("audit: the selected lists disagreed")
+
+
+def test_the_audit_sample_is_seeded_and_about_the_fraction():
+    ctx = _ctx(fraction=0.05)
+    picked = [i for i in range(4000) if ctx.audited(Candidate(f"c{i}", "r", "x", "mutation", ""))]
+    again = [i for i in range(4000) if _ctx(fraction=0.05).audited(Candidate(f"c{i}", "r", "x", "mutation", ""))]
+    assert picked == again and 150 <= len(picked) <= 250
+    assert not any(_ctx(fraction=0.0).audited(Candidate(f"c{i}", "r", "x", "mutation", "")) for i in range(200))
+
+
+def test_a_change_to_a_functions_scope_takes_the_tests_of_its_whole_body():
+    # Binding LIMIT inside helper makes the earlier `if y > LIMIT` an UnboundLocalError for every
+    # test that runs helper, not only for those that reach the changed statement.
+    got = _att(SRC.replace("        return LIMIT", "        LIMIT = 0\n        return LIMIT"))
+    assert got.tests == {"t.py::a", "t.py::b"}
+    assert _att(SRC.replace("        return LIMIT", "        return LIMIT + 0")).tests == {"t.py::b"}
+
+
+def test_a_patch_that_does_not_match_the_source_is_not_attributable():
+    patch = _patch(SRC.replace("y = x * scale", "y = x + scale")).replace(" if y > LIMIT:", " if y >= LIMIT:")
+    assert "does not match the source" in attribute(patch, _map(), lambda p: SRC).reason
+
+
+def test_the_run_limit_comes_from_the_median_baseline_run_not_the_slowest(tmp_path):
+    from factory.schema import BaselineSummary
+    from factory.store import RunStore, write_json
+    from factory.task_stages import adaptive_timeout
+
+    store = RunStore(tmp_path)
+    write_json(store.repo("r").root / "baseline.json",
+               BaselineSummary(num_tests=1, outcomes={}, num_flaky=0, run_wall_s=(22.0, 95.0, 23.0)).to_json())
+    assert adaptive_timeout(store, "r") == 230.0  # the loaded 95 s run does not set it
+    assert adaptive_timeout(store, "missing") == 300.0
+
+
+def test_a_timeout_whose_partial_report_already_fails_too_many_tests_is_too_many_f2p():
+    from factory.schema import TestResult, TestRun
+    from verifiers.verdict import judge
+
+    partial = tuple(TestResult(t, "failed") for t in TESTS[:4])
+    slow = TestRun("timeout", None, 99.0, partial, TESTS, reason="killed after the 90s wall-clock limit")
+    assert judge(BASELINE, slow, rules=VerdictRules(max_f2p=3)).reason == "too_many_f2p"
+    hang = TestRun("timeout", None, 99.0, partial[:1], TESTS, reason="killed")
+    assert judge(BASELINE, hang, rules=VerdictRules(max_f2p=3)).reason == "timeout"
