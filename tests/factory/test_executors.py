@@ -74,3 +74,41 @@ def test_ray_executor_gives_the_same_run(config):
     rerun, first = _outputs(root / "ray"), _outputs(root / "local-for-ray")
     assert {k: rows for k, (rows, _) in rerun.items()} == {k: rows for k, (rows, _) in first.items()}
     assert all(stats["local"]["added"] == 0 for _, stats in rerun.values())
+
+
+def test_a_record_lands_only_inside_its_repository_folder(config, tmp_path):
+    """What a node returns is data: the driver writes it (and removes what it removed) in its own
+    run directory, and a record that names a path outside its repository is refused."""
+    from factory.config import load_config
+    from factory.landing import ItemRecord, land, pack_inputs, run_packed
+    from factory.stage import StageOutcome, WorkItem
+
+    _, cfg_path = config
+    cfg = load_config(cfg_path)
+    spec = cfg.repo_specs()[0]
+    item = WorkItem("mine", spec.key, spec)
+    run = tmp_path / "run"
+    (run / "repos" / spec.key).mkdir(parents=True)
+    (run / "repos" / spec.key / "failure.json").write_text('{"mine": {"reason": "earlier"}}\n')
+    record = run_packed(cfg, pack_inputs(run, item), item, run_id="t")
+    assert record.outcome.ok and f"repos/{spec.key}/candidates.parquet" in record.writes
+    assert record.deletes == (f"repos/{spec.key}/failure.json",)  # the stage cleared its old failure
+    land(run, record)
+    assert (run / "repos" / spec.key / "candidates.parquet").exists()
+    assert not (run / "repos" / spec.key / "failure.json").exists()
+    rows = pq.read_table(run / "repos" / spec.key / "candidates.parquet").to_pylist()
+    assert len(rows) == 1 and rows[0]["pr_number"] == 3
+    bad = ItemRecord(item, StageOutcome("mine", spec.key, ok=True), {"instances.parquet": b"x"})
+    with pytest.raises(ValueError, match="outside"):
+        land(run, bad)
+    assert not (run / "instances.parquet").exists()
+
+
+def test_the_run_ends_with_a_table_that_names_the_failed_stage(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"name: bad\nrepos: [{tmp_path / 'missing'}]\nstages: [mine]\n")
+    proc = _run(cfg, tmp_path / "run", "--workers", "1")
+    assert proc.returncode == 1
+    (row,) = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert row["status"] == "failed" and row["failed_stage"] == "mine" and "no such directory" in row["reason"]
+    assert "per repository" in proc.stdout
