@@ -5,7 +5,8 @@ Entry point: `from trainer.train import train` (the module `trainer.train` is al
     train(dataset, recipe="tiny", out=..., steps=None, resume=False, ...) -> TrainResult
 Also here, imported lazily so that `import trainer` does not import torch: TrainResult, get_recipe,
 RECIPES, export, and the exception tree of `trainer.errors`.
-Modules: config (recipes), data (rendering), packing, tokenizer, model, export, checkpoint, train.
+Modules: config (recipes), data (rendering), packing, tokenizer, model, expert_parallel, export,
+checkpoint, train.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Layout: OUT/checkpoints/step_NNNNNNN/{model.pt, optim.pt, sched.pt, meta.json, rng_rankR.pt} and
 OUT/checkpoints/latest (the name of the newest complete one, written last and atomically, so a
 run killed mid-save resumes from the previous checkpoint). Under FSDP2 the full state is gathered
-to rank 0 through `torch.distributed.checkpoint.state_dict`; under DDP rank 0 writes module weights.
+to rank 0 through `torch.distributed.checkpoint.state_dict` (with `--ep`, the experts too: they are
+DTensors on the expert-parallel mesh), so a checkpoint holds full tensors whatever the layout;
+under DDP rank 0 writes module weights.
 """
 
 from __future__ import annotations

@@ -148,6 +148,7 @@ class TrainConfig:
     log_every: int = 1
     tokenizer_vocab_size: int = 1024
     fsdp: bool = False           # FSDP2 instead of DDP when running under torchrun
+    ep: int = 1                  # expert-parallel group size (trainer/expert_parallel.py); > 1 needs fsdp
     compile: bool | None = None  # torch.compile layers and loss head; None: on CUDA only
     cuda_graph: bool | None = None  # replay steps as a CUDA graph; None: one CUDA process, compiled
 
@@ -158,6 +159,13 @@ class TrainConfig:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.micro_batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("micro_batch_size and grad_accum must be at least 1")
+        if self.ep < 1:
+            raise ConfigError(f"--ep must be at least 1, got {self.ep}")
+        if self.ep > 1 and not self.fsdp:
+            raise ConfigError(f"--ep {self.ep} shards the experts and FSDP2 the rest of the model: "
+                              "drop --no-fsdp (or use --ep 1 for DDP)")
+        if self.model.num_experts % self.ep:
+            raise ConfigError(f"--ep {self.ep} must divide the number of experts ({self.model.num_experts})")
 
     def replace(self, **overrides) -> TrainConfig:
         return dataclasses.replace(self, **overrides)

@@ -167,6 +167,17 @@ def _experts(x_ND, router_w_ED, gate_up_E2ID, down_EDI, top_k: int, norm_topk_pr
     return kernels.moe(x_ND, router_w_ED, gate_up_E2ID, down_EDI, top_k, norm_topk_prob=norm_topk_prob, impl=impl)
 
 
+def autocast_operands(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The MoE operands in autocast's compute dtype, when autocast is on. Autocast does not reach
+    inside kernels.moe (the Triton path wants one bf16/fp16 dtype), so cast as it would for a Linear:
+    fp32 master weights, low-precision compute."""
+    dev = tensors[0].device.type
+    if not torch.is_autocast_enabled(dev):
+        return tensors
+    dt = torch.get_autocast_dtype(dev)
+    return tuple(t.to(dt) for t in tensors)
+
+
 class SparseMoE(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -175,18 +186,19 @@ class SparseMoE(nn.Module):
         self.top_k = cfg.num_experts_per_tok
         self.norm_topk_prob = cfg.norm_topk_prob
         self.impl = cfg.moe_impl
+        # Set by trainer.expert_parallel.shard_experts: the experts are then this rank's shard, and
+        # the layer dispatches tokens to the ranks holding their experts.
+        self.expert_parallel = None
 
     def forward(self, x_BTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, D = x_BTD.shape
         x_ND = x_BTD.reshape(B * T, D)
         router_w_ED, gate_up_E2ID, down_EDI = self.gate.weight, self.experts.gate_up_proj, self.experts.down_proj
-        dev = x_ND.device.type
-        if torch.is_autocast_enabled(dev):
-            # Autocast does not reach inside kernels.moe (the Triton path wants one bf16/fp16 dtype), so
-            # cast as it would for a Linear: fp32 master weights, low-precision compute.
-            dt = torch.get_autocast_dtype(dev)
-            x_ND, router_w_ED, gate_up_E2ID, down_EDI = (
-                t.to(dt) for t in (x_ND, router_w_ED, gate_up_E2ID, down_EDI))
+        if self.expert_parallel is not None:
+            y_ND, router_logits_NE = self.expert_parallel(x_ND, router_w_ED, gate_up_E2ID, down_EDI, self.top_k,
+                                                          self.norm_topk_prob, self.impl)
+            return y_ND.view(B, T, D), router_logits_NE
+        x_ND, router_w_ED, gate_up_E2ID, down_EDI = autocast_operands(x_ND, router_w_ED, gate_up_E2ID, down_EDI)
         y_ND, router_logits_NE = _experts(x_ND, router_w_ED, gate_up_E2ID, down_EDI, self.top_k,
                                           self.norm_topk_prob, self.impl)
         return y_ND.view(B, T, D), router_logits_NE

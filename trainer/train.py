@@ -4,7 +4,7 @@ Entry points:
     train(dataset, recipe="tiny", out=..., steps=None, resume=False, ...) -> TrainResult
         what `factory train` calls; also used under torchrun (reads RANK/WORLD_SIZE).
     python -m trainer.train --dataset D --recipe R --out O [--steps N] [--resume]
-    torchrun --nproc-per-node 2 -m trainer.train ...
+    torchrun --nproc-per-node 2 -m trainer.train ... [--fsdp] [--ep 2]
 
 Writes under OUT: tokenizer/, data_stats.json, metrics.jsonl (one JSON object per step, plus
 `"eval_loss"` records), checkpoints/, export/ (loads in `transformers.AutoModelForCausalLM`).
@@ -38,7 +38,8 @@ from trainer.data import (
     tokenize_tasks,
     trajectory_sample,
 )
-from trainer.errors import EmptySplitError, TrainerError
+from trainer.errors import ConfigError, EmptySplitError, TrainerError
+from trainer.expert_parallel import clip_grad_norm_, expert_parameters, finish_expert_grads, shard_experts
 from trainer.model import MoEDecoder, expert_load, load_balancing_loss
 from trainer.packing import IGNORE, MIN_TURN_ROOM, Packed, pack
 from trainer.tokenizer import EOT, check_special_tokens, load_tokenizer, train_tokenizer
@@ -110,13 +111,23 @@ def lr_lambda(cfg: TrainConfig):
 
 def _optimizer(model, cfg: TrainConfig, device: torch.device, capturable: bool = False):
     """AdamW; `capturable` for a CUDA-graphed step: state and the learning rate live on the device
-    (a tensor the scheduler fills in place, so the captured step reads each step's value)."""
-    decay, no_decay = [], []
+    (a tensor the scheduler fills in place, so the captured step reads each step's value).
+    Expert-parallel experts get a group of their own: the foreach and fused AdamW kernels take one
+    list of tensors per group, which cannot mix DTensors of FSDP2's mesh and of the EP mesh."""
+    from trainer.expert_parallel import expert_parameters
+
+    experts = {id(p) for p in expert_parameters(model)} if cfg.ep > 1 else set()
+    decay, no_decay, expert = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
+        if id(p) in experts:
+            expert.append(p)
+            continue
         (no_decay if p.ndim < 2 or "embed_tokens" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if expert:
+        groups.append({"params": expert, "weight_decay": cfg.weight_decay})
     lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
     return torch.optim.AdamW(groups, lr=lr, betas=cfg.betas, eps=1e-8, fused=device.type == "cuda",
                              capturable=capturable)
@@ -130,34 +141,51 @@ def _use_cuda_graph(cfg: TrainConfig, dist: _Dist, compiled: bool) -> bool:
     return dist.device.type == "cuda" and not dist.on and compiled
 
 
-def _make_step(model, optimizer, cfg: TrainConfig, dist: _Dist):
+def accumulate_gradients(model, batch: dict[str, torch.Tensor], cfg: TrainConfig, dist: _Dist,
+                         parallel=None) -> dict[str, torch.Tensor]:
+    """Forward and backward over stacked micro-batches ((A, B, T) tensors), leaving each parameter's
+    gradient of (sum of token losses) / (targets in the global step) + the aux loss, as the optimizer
+    step takes it. Returns this rank's sums (device tensors; the global counts already all-reduced)."""
+    A = batch["input_ids"].shape[0]
+    num_targets = dist.all_sum((batch["labels"] != IGNORE).sum().float())
+    num_real = dist.all_sum((batch["doc_ids"] >= 0).sum().float())
+    ce_total = torch.zeros((), device=dist.device)
+    aux_total = torch.zeros((), device=dist.device)
+    load = torch.zeros((cfg.model.num_hidden_layers, cfg.model.num_experts), device=dist.device)
+    for a in range(A):
+        micro = {k: v[a] for k, v in batch.items()}
+        sync = a == A - 1
+        ctx = model.no_sync() if (dist.on and not cfg.fsdp and not sync) else contextlib.nullcontext()
+        with ctx:
+            ce_sum, _, aux, router_logits, valid_N = _forward_loss(model, micro, cfg, dist.device)
+            # DDP and FSDP2 average gradients over ranks, so scale by world size to get the
+            # gradient of (sum of token losses) / (targets in the global step).
+            loss = ce_sum * dist.world / num_targets.clamp_min(1) + cfg.model.router_aux_loss_coef * aux / A
+            loss.backward()
+        ce_total = ce_total + ce_sum.detach()
+        aux_total = aux_total + aux.detach() / A
+        load = load + expert_load(router_logits, cfg.model.num_experts_per_tok, valid_N)
+    if parallel is not None:
+        finish_expert_grads(model, parallel)
+    return {"ce_total": ce_total, "aux_total": aux_total, "load": load / A, "num_targets": num_targets,
+            "num_real": num_real}
+
+
+def _make_step(model, optimizer, cfg: TrainConfig, dist: _Dist, parallel=None):
     """One optimizer step over stacked micro-batches ((A, B, T) tensors) with no host sync, so that
-    trainer/cudagraph.py can capture it; returns device tensors only."""
+    trainer/cudagraph.py can capture it; returns device tensors only. Under expert parallelism
+    (`parallel`, never graphed) each MoE layer reads its all-to-all sizes back once per forward."""
     def step(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        A = batch["input_ids"].shape[0]
-        num_targets = dist.all_sum((batch["labels"] != IGNORE).sum().float())
-        num_real = dist.all_sum((batch["doc_ids"] >= 0).sum().float())
-        ce_total = torch.zeros((), device=dist.device)
-        aux_total = torch.zeros((), device=dist.device)
-        load = torch.zeros((cfg.model.num_hidden_layers, cfg.model.num_experts), device=dist.device)
-        for a in range(A):
-            micro = {k: v[a] for k, v in batch.items()}
-            sync = a == A - 1
-            ctx = model.no_sync() if (dist.on and not cfg.fsdp and not sync) else contextlib.nullcontext()
-            with ctx:
-                ce_sum, _, aux, router_logits, valid_N = _forward_loss(model, micro, cfg, dist.device)
-                # DDP averages gradients over ranks, so scale by world size to get the
-                # gradient of (sum of token losses) / (targets in the global step).
-                loss = ce_sum * dist.world / num_targets.clamp_min(1) + cfg.model.router_aux_loss_coef * aux / A
-                loss.backward()
-            ce_total = ce_total + ce_sum.detach()
-            aux_total = aux_total + aux.detach() / A
-            load = load + expert_load(router_logits, cfg.model.num_experts_per_tok, valid_N)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        acc = accumulate_gradients(model, batch, cfg, dist, parallel)
+        if parallel is None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        else:
+            grad_norm = clip_grad_norm_(model, cfg.grad_clip, parallel)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return {"loss": dist.all_sum(ce_total) / num_targets.clamp_min(1), "aux": dist.all_sum(aux_total) / dist.world,
-                "load": dist.all_sum(load / A) / dist.world, "grad_norm": grad_norm, "num_real": num_real}
+        num_targets = acc["num_targets"].clamp_min(1)
+        return {"loss": dist.all_sum(acc["ce_total"]) / num_targets, "aux": dist.all_sum(acc["aux_total"]) / dist.world,
+                "load": dist.all_sum(acc["load"]) / dist.world, "grad_norm": grad_norm, "num_real": acc["num_real"]}
     return step
 
 
@@ -225,9 +253,11 @@ def _wrap(model, cfg: TrainConfig, dist: _Dist):
         # An explicit mesh on the run's device: left to itself, FSDP2 builds one on CUDA whenever CUDA
         # exists, so CPU ranks on a one-GPU machine ask for GPU `rank` and fail.
         mesh = init_device_mesh(dist.device.type, (dist.world,))
+        # Expert-parallel experts are sharded already (trainer/expert_parallel.py): FSDP2 leaves them.
+        ignored = set(expert_parameters(model)) if cfg.ep > 1 else None
         for layer in model.model.layers:
-            fully_shard(layer, mesh=mesh)
-        return fully_shard(model, mesh=mesh)
+            fully_shard(layer, mesh=mesh, ignored_params=ignored)
+        return fully_shard(model, mesh=mesh, ignored_params=ignored)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     return DDP(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
@@ -273,6 +303,9 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     dist = _init_dist(device)
     compiled = cfg.compile if cfg.compile is not None else dist.device.type == "cuda"
     graphed = _use_cuda_graph(cfg, dist, compiled)  # refused here, before any data is read, if impossible
+    if cfg.ep > 1 and dist.world % cfg.ep:
+        raise ConfigError(f"--ep {cfg.ep} needs a multiple of {cfg.ep} processes, not {dist.world}: "
+                          f"torchrun --nproc-per-node {cfg.ep} -m trainer.train ... --ep {cfg.ep}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(dataset)
@@ -319,13 +352,18 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
         }, indent=2))
 
     torch.manual_seed(cfg.seed)
-    model = MoEDecoder(cfg.model).to(dist.device)
+    model = MoEDecoder(cfg.model)
+    parallel = None
+    if cfg.ep > 1:  # every rank built the same full model; each keeps its experts only
+        parallel = shard_experts(model, cfg.ep, dist.world, dist.device)
+    model = model.to(dist.device)
     if compiled:
         model.compile_for_training()
     model = _wrap(model, cfg, dist)
     optimizer = _optimizer(model, cfg, dist.device, capturable=graphed)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    meta = {"recipe": cfg.recipe, "architecture": cfg.model.architecture(), "seed": cfg.seed, "steps": cfg.steps}
+    meta = {"recipe": cfg.recipe, "architecture": cfg.model.architecture(), "seed": cfg.seed, "steps": cfg.steps,
+            "ep": cfg.ep}
 
     start_step, cursor = 0, 0
     ckpt = latest_checkpoint(out) if resume else None
@@ -345,7 +383,7 @@ def run(cfg: TrainConfig, dataset: str, out: str | os.PathLike, resume: bool = F
     last_loss, eval_loss = None, None
     prog, ptask = _progress(progress and dist.rank == 0 and start_step < end_step, cfg.steps, start_step)
     model.train()
-    train_step = _make_step(model, optimizer, cfg, dist)
+    train_step = _make_step(model, optimizer, cfg, dist, parallel)
     if graphed:  # replays one captured step (trainer/cudagraph.py); the first step runs eagerly
         train_step = GraphedStep(train_step, warmup=1)
     with prog, metrics_path.open("a") as mf:
@@ -436,6 +474,8 @@ def train(dataset: str, recipe: str = "tiny", out: str | os.PathLike = "runs/tra
         changes["seed"] = seed
     if seq_len is not None:
         changes["data"] = dataclasses.replace(cfg.data, seq_len=seq_len)
+    if changes.get("ep", 1) > 1 and "fsdp" not in changes:
+        changes["fsdp"] = True  # expert parallelism composes with FSDP2 (TrainConfig refuses --no-fsdp)
     if changes:
         cfg = cfg.replace(**changes)
     return run(cfg, dataset, out, resume=resume, tokenizer=tokenizer, device=device, progress=progress,
@@ -471,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-every", type=int, default=None, help="steps between checkpoints (0: end only)")
     p.add_argument("--fsdp", action=argparse.BooleanOptionalAction, default=None,
                    help="FSDP2 instead of DDP under torchrun (default: the recipe's choice)")
+    p.add_argument("--ep", type=int, default=None,
+                   help="expert-parallel group size: each rank holds num_experts/EP experts (needs FSDP2)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the layers and the loss head (default: on CUDA only)")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
@@ -483,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     overrides = {k: v for k, v in (("micro_batch_size", a.micro_batch_size), ("grad_accum", a.grad_accum),
-                                   ("save_every", a.save_every), ("fsdp", a.fsdp),
+                                   ("save_every", a.save_every), ("fsdp", a.fsdp), ("ep", a.ep),
                                    ("compile", a.compile), ("cuda_graph", a.cuda_graph)) if v is not None}
     try:
         res = train(a.dataset, a.recipe, a.out, steps=a.steps, resume=a.resume, tokenizer=a.tokenizer,
