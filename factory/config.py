@@ -37,6 +37,12 @@ class SandboxConfig(_Strict):
 class BaselineConfig(_Strict):
     reruns: int = Field(defaults.RERUNS, ge=1, le=20)
     coverage: bool = True
+    # truth checks (verifiers.truth): tests that error above this share, or a test module that fails
+    # to collect, refuse the baseline (or only warn, with refuse_excess false); skips above
+    # max_skip_share warn
+    max_error_share: float = Field(0.05, ge=0, le=1)
+    max_skip_share: float = Field(0.05, ge=0, le=1)
+    refuse_excess: bool = True
 
 
 class MutateSettings(_Strict):
@@ -63,7 +69,7 @@ class ValidateSettings(_Strict):
     workers: int = Field(default_factory=defaults.cpu_cores, ge=1)  # default: fill the machine
     confirm_fraction: float = Field(defaults.CONFIRM_FRACTION, ge=0, le=1)  # the selected rule's audit
     allow_disagreement: bool = False  # an audit disagreement fails the stage unless this is set
-    timeout_s: float | None = Field(None, gt=0)  # None: 10x the median baseline run, at least 20 s
+    timeout_s: float | None = Field(None, gt=0)  # None: 10x the median baseline run, at least 60 s
     max_f2p: int = Field(defaults.MAX_F2P, ge=1)
     # candidates per work item (a batch a cluster node judges); None: the executor's own
     # (local: the whole repository in one item; ray: factory.executors_ray.DEFAULT_BATCH)

@@ -274,11 +274,12 @@ def stale_instance_ids(run_dir: Path, rows: list[tuple[str, str, str]]) -> set[s
     return stale
 
 
-def adaptive_timeout(store: RunStore, key: str, floor_s: float = 20.0, factor: float = 10.0) -> float:
+def adaptive_timeout(store: RunStore, key: str, floor_s: float = 60.0, factor: float = 10.0) -> float:
     """A run's wall-clock limit from the baseline: ``factor`` × its median full run, at least ``floor_s``.
 
     The median, not the slowest: on a loaded machine one baseline run can take several times the
-    idle time, and ten times that is minutes a hanging candidate costs for nothing. A bug that
+    idle time, and ten times that is minutes a hanging candidate costs for nothing. The floor is
+    for fast suites on a machine busier than at baseline time (a 1 s suite can take 20 s then). A bug that
     makes the suite ten times slower than it typically was is a hang for our purposes; a suite
     that is slow because it fails a lot is told apart by its partial report (``too_many_f2p``,
     ``verifiers.verdict.judge``).
