@@ -37,7 +37,8 @@ _OTHER_LANG_TEST = re.compile(r"\.(test|spec)\.[cm]?[jt]sx?$|_test\.go$")
 
 
 def is_test_file(path: str, extra_patterns: Sequence[str] = ()) -> bool:
-    """tests/, test/ or testing/ folders at any depth, test_*.py, *_test.py, conftest.py, or a glob.
+    """tests/, test/ or testing/ folders at any depth, test_*.py, *_test.py, conftest.py, a module named
+    tests.py or test.py (suites that live in one file), or a glob.
 
     A glob matches the whole posix path or the file name (``fnmatchcase``).
     """
@@ -47,7 +48,8 @@ def is_test_file(path: str, extra_patterns: Sequence[str] = ()) -> bool:
     name = parts[-1]
     if any(p in TEST_DIRS for p in parts[:-1]):
         return True
-    if name == "conftest.py" or (name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))):
+    if name in ("conftest.py", "tests.py", "test.py") or (name.endswith(".py") and (name.startswith("test_")
+                                                                                 or name.endswith("_test.py"))):
         return True
     if _OTHER_LANG_TEST.search(name) or any(p in ("__tests__", "testdata") for p in parts[:-1]):
         return True  # JavaScript/TypeScript (*.test.*, *.spec.*, __tests__/) and Go (*_test.go, testdata/)
@@ -170,7 +172,8 @@ def _pypi_checkout(spec: RepoSpec) -> Path:
         _unpack_sdist(data, filename, tmp)
         files = [str(p.relative_to(tmp).as_posix()) for p in tmp.rglob("*.py")]
         if not any(is_test_file(f, spec.test_file_patterns) for f in files):
-            raise SdistError(f"{name}=={version}: the sdist ships no tests (no test_*.py, *_test.py or tests/)")
+            raise SdistError(f"{name}=={version}: the sdist ships no tests (no test_*.py, *_test.py, tests.py, "
+                             "test.py or tests/ folder)", reason="sdist_without_tests")
         git(tmp, "init", "--quiet", "-b", "main")
         git(tmp, "add", "--all", "--force")
         git(tmp, "commit", "--quiet", "--no-verify", "-m", f"{name} {version} (sdist {filename})", env=_FIXED_ENV)

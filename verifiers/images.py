@@ -32,16 +32,24 @@ from factory.errors import ImageError, InstallFailed
 from factory.repo import Checkout
 from factory.schema import EnvImage, EnvSpec, content_hash
 from verifiers.detect import detect_install
+from verifiers.failures import Explained, explain_install, strip_ansi
+from verifiers.pythons import DEBIAN_PYTHONS, choose_python, requires_python
+from verifiers.truth import check_install, packages_under_test
 
 __all__ = ["START_EPOCH", "build_env_image", "ensure_base_image", "env_spec_for", "normalise_tree", "plugin_source"]
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-_DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+_DEBIAN_SUITES = {s: suite for s, (suite, _v) in DEBIAN_PYTHONS.items()}
 _DEBIAN_MIRROR = os.environ.get("TASKFACTORY_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # pytest 8: new majors turn deprecations into collection errors under the `filterwarnings = error`
 # that many suites set; a repository's own pins (its test extras) still win over this.
 _BASE_TOOLS = "'pytest>=8.3,<9' coverage"
 _LOG_TAIL = 4000
+# Debian package names; python3-dev/python3-tk only where the Python is Debian's (python:X-slim has
+# its own headers and tkinter-less build, so there tk-dev only gives the headers).
+_TOOLCHAIN_COMMON = ("build-essential pkg-config less gettext locales tk-dev libffi-dev libssl-dev zlib1g-dev "
+                     "libbz2-dev liblzma-dev libyaml-dev libxml2-dev libxslt1-dev libjpeg-dev libsqlite3-dev")
+_TOOLCHAIN = _TOOLCHAIN_COMMON + " python3-dev python3-tk"
 
 Log = Callable[[str], None]
 
@@ -88,9 +96,12 @@ def _base_dockerfile(root_image: str, from_debian: bool, with_ca: bool) -> str:
             "SSL_CERT_FILE=/usr/local/share/taskfactory/ca-bundle.crt "
             "REQUESTS_CA_BUNDLE=/usr/local/share/taskfactory/ca-bundle.crt",
         ]
-    if not from_debian:  # python:X-slim has no git; debootstrap put it in already
-        lines.append("RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends git "
-                     "&& rm -rf /var/lib/apt/lists/*")
+    # A toolchain, so C extensions build (and are built in place by the editable install), and
+    # what suites commonly expect of a machine: a pager, tkinter, gettext, locales.
+    packages = _TOOLCHAIN if from_debian else _TOOLCHAIN_COMMON + " git"
+    lines.append(f"RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends {packages} "
+                 "&& rm -rf /var/lib/apt/lists/* "
+                 "&& sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' /etc/locale.gen && locale-gen >/dev/null")
     python = "python3" if from_debian else "python"
     lines += [
         f"RUN {python} -m venv /opt/venv && /opt/venv/bin/python -m pip install -q --upgrade pip "
@@ -185,7 +196,11 @@ def _debootstrap_import(client, suite: str, name: str, log: Log) -> None:
 
 
 def env_spec_for(client, co: Checkout, log: Log = print) -> EnvSpec:
-    """The EnvSpec (and so the tag) for a checkout: cheap, no image is built."""
+    """The EnvSpec (and so the tag) for a checkout: cheap, no image is built.
+
+    The Python is the spec's unless the project's ``requires-python`` excludes it and another one on
+    offer satisfies it (``verifiers.pythons``); InstallFailed (``python_unsatisfiable``) when none does.
+    """
     spec = co.spec
     from verifiers.langs import language_of  # noqa: PLC0415  (JavaScript, TypeScript, Go: verifiers.langs)
 
@@ -193,22 +208,64 @@ def env_spec_for(client, co: Checkout, log: Log = print) -> EnvSpec:
         from verifiers.langs.envimage import lang_env_spec  # noqa: PLC0415
 
         return lang_env_spec(client, co, language_of(co.tracked_files()), log=log)
-    base_id = ensure_base_image(client, spec.python, log=log)
     with tempfile.TemporaryDirectory(prefix="tf-tree-") as d:
         with tarfile.open(fileobj=io.BytesIO(co.archive())) as tf:
             tf.extractall(d, filter="data")
-        recipe = detect_install(Path(d), spec)
+        python, base_id = _python_for(client, Path(d), spec.python, log)
+        recipe = detect_install(Path(d), spec, python=python)
+    for note in recipe.notes:
+        log(f"{co.key}: {note}")
     env = EnvSpec(
-        repo=co.key, commit=co.commit, base_image=base_id, python=spec.python,
+        repo=co.key, commit=co.commit, base_image=base_id, python=python,
         install=recipe.commands, detected_from=recipe.detected_from, test_cmd=recipe.test_cmd,
         system_packages=tuple(spec.system_packages),
-        plugin_digest=hashlib.sha256(plugin_source()).hexdigest()[:16],
+        plugin_digest=hashlib.sha256(plugin_source()).hexdigest()[:16], env=recipe.env,
     )
     return dataclasses.replace(env, dockerfile_digest=hashlib.sha256(_env_dockerfile(env).encode()).hexdigest()[:16])
 
 
+_BASE_VERSIONS: dict[str, str] = {}
+
+
+def base_python_version(client, base_id: str) -> str:
+    """The exact Python version of a base image (``3.11.2``), asked of the image once per process."""
+    if base_id not in _BASE_VERSIONS:
+        out = client.containers.run(base_id, ["python", "-c", "import platform; print(platform.python_version())"],
+                                    remove=True, network_disabled=True)
+        _BASE_VERSIONS[base_id] = out.decode().strip()
+    return _BASE_VERSIONS[base_id]
+
+
+def _python_for(client, tree: Path, asked: str, log: Log) -> tuple[str, str]:
+    """(series, base image id) for a tree: ``asked`` unless its requires-python rules it out."""
+    base_id = ensure_base_image(client, asked, log=log)
+    req = requires_python(tree)
+    if req is None:
+        return asked, base_id
+    offered = {s: v for s, (_suite, v) in DEBIAN_PYTHONS.items()}
+    offered[asked] = base_python_version(client, base_id)
+    choice = choose_python(asked, req[0], offered)
+    if choice.unsatisfiable:
+        raise _failed(Explained("python_unsatisfiable", f"{choice.unsatisfiable} (read from {req[1]})",
+                                "python: a version on offer, if the project really supports it"), "",
+                      what="no Python for it")
+    if choice.series == asked:
+        return asked, base_id
+    log(f"{choice.note} (read from {req[1]})")
+    return choice.series, ensure_base_image(client, choice.series, log=log)
+
+
+def _failed(why: Explained, log_tail: str, key: str = "", what: str = "install failed") -> InstallFailed:
+    """InstallFailed whose ``reason`` is the explained key and whose message is its one-line cause."""
+    err = InstallFailed(f"{key + ': ' if key else ''}{what} ({why.key}): {why.line()}", log_tail=strip_ansi(log_tail))
+    err.reason = why.key
+    return err
+
+
 def _env_dockerfile(spec: EnvSpec) -> str:
     lines = [f"FROM {spec.base_image}"]
+    if spec.env:
+        lines.append("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in (e.split("=", 1) for e in spec.env)))
     if spec.system_packages:
         pkgs = " ".join(spec.system_packages)
         lines.append(f"RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends {pkgs} "
@@ -262,8 +319,10 @@ def build_env_image(client, co: Checkout, spec: EnvSpec | None = None, log: Log 
     image_id = None if force else _image_id(client, spec.tag)
     if image_id:
         freeze = _read_file_from_image(client, spec.tag, "/opt/taskfactory/pip-freeze.txt")
+        truth = _check_install(client, co, spec.tag, "")
         return EnvImage(tag=spec.tag, image_id=image_id, spec=spec, build_seconds=time.monotonic() - t0,
-                        cached=True, pip_freeze=tuple(freeze.splitlines()), install_log_tail="(cached)")
+                        cached=True, pip_freeze=tuple(freeze.splitlines()), install_log_tail="(cached)",
+                        checks=truth.to_json())
     with tempfile.TemporaryDirectory(prefix="tf-env-") as ctx:
         ctxp = Path(ctx)
         (ctxp / "Dockerfile").write_text(_env_dockerfile(spec))
@@ -272,11 +331,34 @@ def build_env_image(client, co: Checkout, spec: EnvSpec | None = None, log: Log 
         log(f"building {spec.tag} ({', '.join(spec.detected_from) or 'no install files found'})")
         ok, text = _build(client, ctxp, spec.tag, nocache=force)
     if not ok:
-        raise InstallFailed(f"{co.key}: install failed: {_last_line(text)}", log_tail=text[-_LOG_TAIL:])
+        raise _failed(explain_install(text, python=spec.python), _tail(text), co.key)
     image_id = _image_id(client, spec.tag)
     freeze = _read_file_from_image(client, spec.tag, "/opt/taskfactory/pip-freeze.txt")
+    truth = _check_install(client, co, spec.tag, text)
     return EnvImage(tag=spec.tag, image_id=image_id or "", spec=spec, build_seconds=time.monotonic() - t0,
-                    cached=False, pip_freeze=tuple(freeze.splitlines()), install_log_tail=text[-_LOG_TAIL:])
+                    cached=False, pip_freeze=tuple(freeze.splitlines()), install_log_tail=_tail(text),
+                    checks=truth.to_json())
+
+
+def _tail(text: str) -> str:
+    """The log's end, without ANSI codes, and the lines our soft steps wrote wherever they were."""
+    text = strip_ansi(text)
+    notes = [ln for ln in text.splitlines() if ln.startswith("taskfactory: ")]
+    tail = text[-_LOG_TAIL:]
+    missing = [n for n in notes if n not in tail]
+    return ("\n".join(missing) + "\n...\n" if missing else "") + tail
+
+
+def _check_install(client, co: Checkout, tag: str, build_log: str):
+    """The packages under test import from /testbed, or InstallFailed (``package_shadowed``)."""
+    with tempfile.TemporaryDirectory(prefix="tf-tree-") as d:
+        with tarfile.open(fileobj=io.BytesIO(co.archive())) as tf:
+            tf.extractall(d, filter="data")
+        names = packages_under_test(Path(d))
+    truth = check_install(client, tag, names, build_log)
+    if truth.problem is not None:
+        raise _failed(truth.problem, _tail(build_log), co.key, what="the environment does not test /testbed")
+    return truth
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,8 +55,9 @@ def test_sdist_failures_name_their_reason(tmp_path, monkeypatch):
     no_tests = make_sdist("notests", "1.0", {"notests/__init__.py": "X = 1\n"})
     with package_index({("notests", "1.0"): no_tests, ("wheelonly", "2.0"): None}) as url:
         monkeypatch.setenv("TASKFACTORY_PYPI_JSON", url)
-        with pytest.raises(SdistError, match="ships no tests"):
+        with pytest.raises(SdistError, match="ships no tests") as ei:
             checkout(RepoSpec("pypi:notests==1.0"))
+        assert ei.value.reason == "sdist_without_tests"
         with pytest.raises(SdistError, match="no sdist"):
             checkout(RepoSpec("pypi:wheelonly==2.0"))
         with pytest.raises(SdistError, match="no such release"):
@@ -69,7 +70,7 @@ def test_sdist_failures_name_their_reason(tmp_path, monkeypatch):
 @pytest.mark.parametrize("path,expected", [
     ("tests/test_x.py", True), ("pkg/tests/helpers.py", True), ("test_x.py", True), ("pkg/x_test.py", True),
     ("conftest.py", True), ("pkg/conftest.py", True), ("pkg/testing.py", False), ("pkg/x.py", False),
-    ("src/latest.py", False),
+    ("src/latest.py", False), ("tests.py", True), ("test.py", True), ("src/contest.py", False),
 ])
 def test_test_files_are_told_apart(path, expected):
     assert is_test_file(path) is expected

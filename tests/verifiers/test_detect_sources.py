@@ -1,0 +1,107 @@
+"""Detection reads what projects really use: PKG-INFO versions, tox factors, other extra names,
+the suite's own configuration, CI system packages; the package under test is installed last."""
+
+from __future__ import annotations
+
+from verifiers.detect import detect_install, pkg_info_version, tox_env_deps
+from verifiers.discover import discover_suite
+
+
+def _write(root, files):
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+PKG_INFO = "Metadata-Version: 2.1\nName: x\nVersion: 2.4.1\nRequires-Python: >=3.8\n\nbody\n"
+
+
+def test_an_sdist_version_is_told_to_scm_tools(tmp_path):
+    _write(tmp_path, {"PKG-INFO": PKG_INFO, "pyproject.toml": "[build-system]\nrequires=['setuptools_scm']\n"})
+    r = detect_install(tmp_path)
+    assert pkg_info_version(tmp_path) == "2.4.1"
+    assert "SETUPTOOLS_SCM_PRETEND_VERSION=2.4.1" in r.env
+    assert "PDM_BUILD_SCM_VERSION=2.4.1" in r.env
+    assert "PKG-INFO version 2.4.1" in r.detected_from
+
+
+def test_a_git_checkout_without_pkg_info_sets_no_version(tmp_path):
+    _write(tmp_path, {"pyproject.toml": "[project]\nname='x'\n"})
+    assert detect_install(tmp_path).env == ()
+
+
+def test_tox_factor_conditions_are_evaluated_for_the_env_that_runs_the_tests(tmp_path):
+    _write(tmp_path, {"tox.ini": """
+[tox]
+envlist = lint, py{39,311,315t}-unit, docs
+[testenv]
+deps =
+    pytest
+    py39: mock
+    unit-!py315t: hypothesis
+    py315t: nogil-only
+    lint: ruff
+    !unit: never
+    git+https://github.com/o/r.git#egg=r
+    .[speedups]
+extras = tests
+"""})
+    t = tox_env_deps(tmp_path, "3.11")
+    assert t.env == "py311-unit"
+    assert t.deps == ("pytest", "hypothesis")
+    assert t.extras == ("tests", "speedups")
+    assert any("github.com" in n and "only PyPI" in n for n in t.notes)
+
+
+def test_tox_extras_join_the_editable_install(tmp_path):
+    _write(tmp_path, {"setup.py": "setup(name='x')\n", "tox.ini": "[testenv]\nextras = testing\ncommands = pytest\n"})
+    assert detect_install(tmp_path).commands[0] == "python -m pip install -e '.[testing]'"
+
+
+def test_extras_with_other_names(tmp_path):
+    _write(tmp_path, {"pyproject.toml": "[project]\nname='x'\n[project.optional-dependencies]\n"
+                                        "all = ['numpy']\ndocs = ['sphinx']\n"})
+    assert detect_install(tmp_path).commands[0] == "python -m pip install -e '.[all]'"
+    _write(tmp_path, {"pyproject.toml": "[project]\nname='x'\n[project.optional-dependencies]\n"
+                                        "all = ['numpy']\ntests-extra = ['pytest-mock']\n"})
+    assert detect_install(tmp_path).commands[0] == "python -m pip install -e '.[tests-extra]'"
+
+
+def test_the_suites_own_config_names_plugins_and_imports(tmp_path):
+    _write(tmp_path, {
+        "pyproject.toml": "[project]\nname='mypkg'\n[tool.pytest.ini_options]\n"
+                          "addopts = '--cov=mypkg -n 2 --strict-markers'\nrequired_plugins = ['pytest-timeout>=2']\n",
+        "src/mypkg/__init__.py": "",
+        "tests/conftest.py": "import trio\nimport yaml\nimport mypkg\nimport helpers\npytest_plugins = ['pytest_mock']\n",
+        "tests/helpers.py": "",
+        "tests/test_a.py": "import os\nfrom dateutil import tz\n\ndef test_a():\n    pass\n",
+    })
+    s = discover_suite(tmp_path)
+    assert s.config_file == "pyproject.toml"
+    assert set(s.plugins) == {"pytest-cov", "pytest-xdist", "pytest-timeout>=2", "pytest-mock"}
+    assert s.imports == ("dateutil", "trio", "yaml")  # not os, not the project, not a test helper
+    cmds = detect_install(tmp_path).commands
+    assert any(c.startswith("for d in pytest-cov") for c in cmds)
+    probe = next(c for c in cmds if c.startswith("missing=$("))
+    assert "python-dateutil" in probe and "PyYAML" in probe and "'trio'" in probe
+
+
+def test_the_project_is_reinstalled_last_when_requirement_files_follow(tmp_path):
+    _write(tmp_path, {"setup.py": "setup(name='x')\n", "requirements-test.txt": "pytest\n",
+                      "requirements-dev.txt": "x==0.1  # through the docs\n"})
+    cmds = detect_install(tmp_path).commands
+    assert cmds == ("python -m pip install -e .", "python -m pip install -r requirements-test.txt",
+                    "python -m pip install --no-deps -e .")  # dev requirements only without test ones
+
+
+def test_ci_apt_packages_and_compile_steps(tmp_path):
+    _write(tmp_path, {
+        "setup.py": "setup(name='x')\n",
+        ".github/workflows/ci.yml": "jobs:\n  t:\n    steps:\n      - run: sudo apt-get install -y gettext libxml2-dev\n"
+                                    "      - run: python setup.py compile_catalog\n      - run: pytest\n",
+    })
+    r = detect_install(tmp_path)
+    assert r.commands[0].startswith("apt-get update -qq && for p in gettext libxml2-dev;")
+    assert any("compile_catalog" in c and "setup step failed" in c for c in r.commands)
+    assert "CI apt packages: gettext libxml2-dev" in r.detected_from
