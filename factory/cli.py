@@ -31,7 +31,9 @@ RunDir = typer.Option(Path("runs/default"), "--run-dir", help="The run directory
 
 
 def _fail(msg: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # noqa: PLC0415  (reasons hold brackets: "system_packages: [libffi-dev]")
+
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -91,8 +93,16 @@ def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pyp
                  timeout: float = typer.Option(defaults.TEST_TIMEOUT_S, "--timeout", help="Wall-clock limit of one run, seconds."),
                  python: str | None = PythonOpt, commit: str | None = CommitOpt,
                  test_cmd: str | None = TestCmdOpt,
+                 max_error_share: float = typer.Option(0.05, "--max-error-share", min=0, max=1,
+                                                       help="Refuse the baseline when more tests than this error."),
+                 max_skip_share: float = typer.Option(0.05, "--max-skip-share", min=0, max=1,
+                                                      help="Warn when more tests than this skip."),
+                 warn_only: bool = typer.Option(False, "--warn-only", help="Warn instead of refusing (errors, "
+                                                "modules that fail to collect)."),
                  force: bool = typer.Option(False, "--force", help="Redo even if a baseline exists.")) -> None:
     """Build (or reuse) SPEC's environment, then run its suite N times: outcomes, flaky set, coverage map."""
+    from verifiers.truth import TruthLimits  # noqa: PLC0415
+
     rs = _spec(spec, python, commit, test_cmd)
     store = RunStore(run_dir)
     # The command is the two stages in order (each stage only reads the other's output).
@@ -102,7 +112,8 @@ def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pyp
         _report(outcome)
     with err.status(f"baseline of {rs.source} ..."):
         outcome = stage_baseline(rs, store, reruns=reruns, coverage=coverage,
-                                 sandbox=SandboxConfig(timeout_s=timeout), force=force, log=_log)
+                                 sandbox=SandboxConfig(timeout_s=timeout), force=force, log=_log,
+                                 truth=TruthLimits(max_error_share, max_skip_share, refuse=not warn_only))
     _report(outcome)
     _print_baseline(store, rs.key)
 
@@ -124,6 +135,10 @@ def _print_baseline(store: RunStore, key: str) -> None:
     t.add_row(str(s.num_tests), *[str(s.outcomes[k]) for k in sorted(s.outcomes)],
               str(s.num_flaky), ", ".join(f"{x:.1f}" for x in s.run_wall_s), str(s.coverage_lines))
     out.print(t)
+    for w in s.warnings:
+        err.print("warning: " + w, highlight=False, markup=False, style="yellow")
+    for hint in s.checks.get("suggestions", []):
+        err.print(f"suggestion: {hint}", highlight=False, markup=False)
 
 
 @app.command("run")
