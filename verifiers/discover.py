@@ -72,6 +72,21 @@ _PLUGIN_MODULES = {
 }
 
 
+# pytest ini keys that only a plugin knows (pytest warns and ignores them, and the suite then runs
+# without what it configured) -> the distribution
+_PLUGIN_FOR_INI = {
+    "asyncio_mode": "pytest-asyncio", "asyncio_default_fixture_loop_scope": "pytest-asyncio",
+    "trio_mode": "pytest-trio", "trio_run": "pytest-trio", "timeout": "pytest-timeout",
+    "timeout_method": "pytest-timeout", "DJANGO_SETTINGS_MODULE": "pytest-django",
+    "django_find_project": "pytest-django", "mock_use_standalone_module": "pytest-mock", "env": "pytest-env",
+    "mypy-": "pytest-mypy", "flake8-ignore": "pytest-flake8", "doctest_plus": "pytest-doctestplus",
+    "doctest_rst": "pytest-doctestplus", "mpl-baseline-path": "pytest-mpl", "httpserver_listen_address":
+    "pytest-httpserver", "reruns": "pytest-rerunfailures", "xfail_strict_plugin": "",
+    "benchmark_disable": "pytest-benchmark", "faulthandler_timeout": "", "datadir": "pytest-datadir",
+    "randomly_seed": "pytest-randomly", "console_output_style": "", "subtests": "pytest-subtests",
+}
+
+
 @dataclass(frozen=True)
 class Suite:
     """Where the suite is and what its configuration needs."""
@@ -202,6 +217,17 @@ def _imports(paths: list[Path]) -> tuple[set[str], set[str]]:
     return names, plugins
 
 
+def _mentions_trio_backend(paths: list[Path]) -> bool:
+    for p in paths:
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if "anyio_backend" in text and "trio" in text:
+            return True
+    return False
+
+
 def import_distribution(name: str) -> str:
     """The distribution that provides top-level module ``name`` (our table, else the same name);
     "" for names that need nothing."""
@@ -253,8 +279,11 @@ def discover_suite(root: Path, test_paths: tuple[str, ...] = ()) -> Suite:
 
     plugins = _option_plugins(ini.get("addopts", ""))
     plugins += [r for r in ini.get("required_plugins", "").split() if r]
+    plugins += [_PLUGIN_FOR_INI[k] for k in ini if _PLUGIN_FOR_INI.get(k)]
     conftests = [p for p in root.rglob("conftest.py") if not any(part in _NORECURSE for part in p.relative_to(root).parts)]
     names, plugin_mods = _imports(conftests + [root / f for f in files])
+    if _mentions_trio_backend(conftests + [root / f for f in files]):
+        names.add("trio")  # anyio's backend parametrisation runs each test under trio too
     plugins += [_PLUGIN_MODULES.get(m, "") for m in plugin_mods if m.split(".")[0] not in project_modules(root)]
     own = project_modules(root)
     std = set(sys.stdlib_module_names) | {"__future__"}

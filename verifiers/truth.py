@@ -178,9 +178,9 @@ def _who_installed(dist: str, log: str) -> str:
     for line in text.splitlines():
         if line.startswith("+ "):
             step = line[2:].strip()
-        m = re.search(rf"Collecting {norm}\S* .*?\(from (.+)\)\s*$", line, re.I)
+        m = re.search(rf"Collecting {norm}(?:[<>=!~\[;\s]\S*)?(?: .*?\(from (.+)\))?\s*$", line, re.I)
         if m:
-            return f"by `{step}` (required by {m.group(1)})"
+            return f"by `{step}`" + (f" (required by {m.group(1)})" if m.group(1) else "")
     return ""
 
 

@@ -63,3 +63,13 @@ def test_unittest_style_files_in_a_tests_folder(tmp_path):
 def test_nothing_found_is_said(tmp_path):
     _write(tmp_path, {"pkg/__init__.py": ""})
     assert not discover_suite(tmp_path).found
+
+
+def test_ini_keys_that_only_a_plugin_knows_and_anyio_trio_backends(tmp_path):
+    _write(tmp_path, {"pyproject.toml": "[tool.pytest.ini_options]\ntrio_mode = true\ntimeout = 60\n",
+                      "tests/conftest.py": "import pytest\n\n@pytest.fixture(params=['asyncio', 'trio'])\n"
+                                           "def anyio_backend(request):\n    return request.param\n",
+                      "tests/test_a.py": TEST})
+    s = discover_suite(tmp_path)
+    assert set(s.plugins) == {"pytest-trio", "pytest-timeout"}
+    assert "trio" in s.imports

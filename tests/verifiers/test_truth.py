@@ -106,3 +106,11 @@ def test_a_package_replaced_from_pypi_is_caught_in_a_real_image(docker_client, b
     make_repo(tmp_path, {}, message="a test requirement that pins the package itself")
     env = build_env_image(docker_client, checkout(RepoSpec(source=str(tmp_path))), log=lambda _m: None)
     assert env.checks["packages"]["six"]["file"] == "/testbed/six.py"
+
+
+def test_a_direct_install_is_named_too():
+    log = "+ python -m pip install -e .\n+ python -m pip install mypkg==1.2\nCollecting mypkg==1.2\n"
+    t = judge_install({"mypkg": {"file": "/opt/venv/lib/python3.11/site-packages/mypkg/__init__.py",
+                                 "dists": [{"name": "mypkg", "version": "1.2", "direct_url": ""}]}}, log)
+    assert "by `python -m pip install mypkg==1.2`" in t.problem.cause
+    assert "required by" not in t.problem.cause
