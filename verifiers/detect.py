@@ -370,8 +370,8 @@ def _nox_deps(root: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 _APT = re.compile(r"apt(?:-get)?[ \t]+install[ \t]+((?:-\S+[ \t]+)*)((?:[\w.+\-]+|[ \t]+|\\\n)+)")
-_SETUP = re.compile(r"(compile_catalog|compilemessages|msgfmt|pybabel\s+compile|build_ext\s+(-i|--inplace)|"
-                    r"make\s+(translations|locale|mo)\b)")
+# (build_ext --inplace is not one: the editable install builds extensions in place already)
+_SETUP = re.compile(r"(compile_catalog|compilemessages|msgfmt|pybabel\s+compile|make\s+(translations|locale|mo)\b)")
 
 
 def _system_needs(root: Path, found: list[str]) -> tuple[list[str], list[str]]:

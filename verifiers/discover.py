@@ -188,15 +188,42 @@ def project_modules(root: Path) -> set[str]:
                 names.add(p.stem)
             elif p.is_dir() and p.name.isidentifier() and any(p.glob("*.py")):
                 names.add(p.name)  # namespace packages, test helper folders on rootdir's path
-    for p in root.rglob("*.py"):  # modules next to tests are importable as top-level names (rootdir insertion)
+    for p in root.rglob("*"):  # modules and folders next to tests are importable as top-level names (rootdir insertion)
         if any(part in _NORECURSE for part in p.relative_to(root).parts):
             continue
-        names.add(p.stem)
+        if p.is_dir() or p.suffix in (".py", ".pyx", ".c", ".pyi"):
+            names.add(p.stem if p.is_file() else p.name)
     return names
 
 
+# Python 2 module names that suites still import behind a version check
+_PY2 = {"StringIO", "cStringIO", "UserDict", "UserList", "UserString", "Tkinter", "ConfigParser", "urllib2", "httplib",
+        "cPickle", "Queue", "__builtin__", "copy_reg", "HTMLParser", "gdbm", "dbm", "anydbm", "whichdb", "dumbdbm",
+        "cookielib", "Cookie", "urlparse", "thread", "commands", "sets", "exceptions", "htmlentitydefs", "repr",
+        "SocketServer", "SimpleHTTPServer", "BaseHTTPServer", "xmlrpclib", "md5", "sha", "new", "imp", "asynchat",
+        "asyncore", "distutils", "tkMessageBox", "ttk", "unittest2", "mock_py2"}
+
+
+def _optional_nodes(tree: ast.AST) -> set[int]:
+    """Import nodes a module can live without: inside ``try:`` blocks that catch ImportError (or
+    anything), under ``if sys.version_info``/``PY2``-style tests, and in functions."""
+    optional: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            catches = [h.type for h in node.handlers]
+            if any(t is None or "Error" in ast.unparse(t) or "Exception" in ast.unparse(t) for t in catches):
+                optional.update(id(n) for b in node.body for n in ast.walk(b))
+        elif isinstance(node, ast.If) and re.search(r"version|PY2|PY3|platform|sys\.", ast.unparse(node.test)):
+            optional.update(id(n) for b in (*node.body, *node.orelse) for n in ast.walk(b))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            optional.update(id(n) for b in node.body for n in ast.walk(b) if isinstance(n, ast.Import | ast.ImportFrom))
+    return optional
+
+
 def _imports(paths: list[Path]) -> tuple[set[str], set[str]]:
-    """(top-level imported names, pytest_plugins entries) of these files."""
+    """(top-level names the files cannot do without, pytest_plugins entries). Imports that are
+    optional (guarded, or in a function where ``pytest.importorskip`` usually sits) are left out:
+    a suite skips those tests in a plain venv too."""
     names: set[str] = set()
     plugins: set[str] = set()
     for p in paths:
@@ -204,7 +231,10 @@ def _imports(paths: list[Path]) -> tuple[set[str], set[str]]:
             tree = ast.parse(p.read_text(encoding="utf-8", errors="replace"))
         except (SyntaxError, ValueError):
             continue
+        optional = _optional_nodes(tree)
         for node in ast.walk(tree):
+            if id(node) in optional and isinstance(node, ast.Import | ast.ImportFrom):
+                continue
             if isinstance(node, ast.Import):
                 names.update(a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -286,7 +316,7 @@ def discover_suite(root: Path, test_paths: tuple[str, ...] = ()) -> Suite:
         names.add("trio")  # anyio's backend parametrisation runs each test under trio too
     plugins += [_PLUGIN_MODULES.get(m, "") for m in plugin_mods if m.split(".")[0] not in project_modules(root)]
     own = project_modules(root)
-    std = set(sys.stdlib_module_names) | {"__future__"}
+    std = set(sys.stdlib_module_names) | {"__future__"} | _PY2
     imports = sorted(n for n in names if n not in std and n not in own and import_distribution(n))
     return Suite(config_file=cfg_file, testpaths=testpaths, python_files=python_files, test_files=tuple(files),
                  extra_python_files=extra, missing_testpaths=missing,

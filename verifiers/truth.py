@@ -33,7 +33,8 @@ _NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example
                  "tools", "build", "dist", "ci", "site-packages", "conftest", "setup", "noxfile", "fabfile", "tasks",
                  "versioneer", "runtests", "run_tests", "bootstrap", "ez_setup", "distribute_setup", "release", "conf",
                  "manage", "_build", "htmlcov", "venv", "env", "tmp", "data", "resources", "contrib", "extras", "misc",
-                 "utils", "util", "demo", "demos", "sample", "samples", "typings", "stubs", "bin"}
+                 "utils", "util", "demo", "demos", "sample", "samples", "typings", "stubs", "bin", "benchmark",
+                 "packaging"}  # packaging/: the in-tree build backend some projects keep at the root
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,28 @@ class TruthLimits:
 
 
 def packages_under_test(root: Path) -> list[str]:
-    """Import names of the packages the tree provides (src/ layout first), tests and tooling excluded."""
+    """Import names of the packages the tree provides (src/ layout first), tests and tooling excluded;
+    for a project that is only a C extension, its distribution name as a module (``mmh3``)."""
+    names = _tree_packages(root)
+    if not names:
+        project = _project_name(root)
+        if project and any(root.rglob(f"{project}*.c")) or project and any(root.rglob(f"{project}*.pyx")):
+            names = [project]
+    return names
+
+
+def _project_name(root: Path) -> str | None:
+    from email.parser import HeaderParser  # noqa: PLC0415
+
+    pkg = root / "PKG-INFO"
+    if pkg.is_file():
+        name = HeaderParser().parsestr(pkg.read_text(encoding="utf-8", errors="replace")).get("Name")
+        if name:
+            return re.sub(r"[-.]+", "_", name.strip()).lower()
+    return None
+
+
+def _tree_packages(root: Path) -> list[str]:
     names: list[str] = []
     bases = [root / "src"] if (root / "src").is_dir() else []
     bases += [root, root / "lib"] if not bases else []

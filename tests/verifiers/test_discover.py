@@ -73,3 +73,13 @@ def test_ini_keys_that_only_a_plugin_knows_and_anyio_trio_backends(tmp_path):
     s = discover_suite(tmp_path)
     assert set(s.plugins) == {"pytest-trio", "pytest-timeout"}
     assert "trio" in s.imports
+
+
+def test_optional_and_python2_imports_are_not_installed(tmp_path):
+    _write(tmp_path, {"tests/test_a.py": "import sys\ntry:\n    import numpy\nexcept ImportError:\n    numpy = None\n"
+                                         "if sys.version_info < (3,):\n    import StringIO\n"
+                                         "import cStringIO as legacy  # py2 name at top level\n"
+                                         "import attr\n\n"
+                                         "def test_x():\n    import pytest\n    np = pytest.importorskip('scipy')\n"
+                                         "    import scipy\n"})
+    assert discover_suite(tmp_path).imports == ("attr",)
