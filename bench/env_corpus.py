@@ -181,7 +181,7 @@ REFERENCE = {
     "itsdangerous==2.2.0": {"pip": ["freezegun"]},
     "blinker==1.8.2": {"pip": ["pytest-asyncio"]},
     "boltons==24.0.0": {},
-    "wcwidth==0.2.13": {},
+    "wcwidth==0.2.13": {"pip": ["pytest-cov"]},  # its addopts has --cov
     "termcolor==2.5.0": {"extras": "tests"},
     "tabulate==0.9.0": {},
     "prettytable==3.11.0": {"extras": "tests"},
@@ -244,6 +244,8 @@ def reference_one(spec_text: str, work: Path) -> dict:
         run = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=env, timeout=1800)
         counts = _pytest_counts(run.stdout)
         collected = sum(v for k, v in counts.items() if k != "deselected")
+        if not counts:  # pytest refused to run (a usage error): no reference, and the tail says why
+            return {"ok": False, "exit": run.returncode, "reason": (run.stdout + run.stderr).strip()[-300:]}
         return {"ok": True, "exit": run.returncode, "counts": counts, "collected": collected,
                 "passed": counts.get("passed", 0), "command": " ".join(cmd[1:]), "install": " ".join(args)}
 

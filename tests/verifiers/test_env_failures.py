@@ -61,3 +61,13 @@ def test_a_conftest_that_does_not_import():
 
 def test_no_tests_where_the_config_points():
     assert explain_run("no_tests", "no tests collected", "").key == "no_tests_found"
+
+
+def test_a_dependency_with_no_release_for_this_python():
+    e = explain_install("ERROR: Ignored the following versions that require a different python version: 2.0 "
+                        "Requires-Python >=3.12\nERROR: Could not find a version that satisfies the requirement "
+                        "dep>=2 (from versions: 1.0)\nERROR: No matching distribution found for dep>=2\n", python="3.11")
+    assert e.key == "python_unsatisfiable" and "dep>=2" in e.cause and "3.11" in e.cause
+    e = explain_install("ERROR: Could not find a version that satisfies the requirement nosuchdist (from versions: none)\n"
+                        "ERROR: No matching distribution found for nosuchdist\n")
+    assert e.key == "requirement_unavailable" and "nosuchdist" in e.cause
