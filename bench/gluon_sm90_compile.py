@@ -32,6 +32,10 @@ CASES = [
     ("mm_down", 128, 256, 64, 3, 168),
     ("mm_dx", 128, 256, 64, 3, 168),
     ("mm_g", 128, 256, 64, 3, 168),
+    ("g_swiglu", 128, 256, 64, 3, 168),  # SR = 16 (G_SWIGLU_SR)
+    ("g_swiglu32", 128, 256, 64, 3, 168),  # SR = 32
+    ("g_swiglu_pf2", 128, 256, 64, 3, 168),  # SR = 16, two slices ahead
+    ("g_swiglu8_pf2", 128, 256, 64, 3, 168),  # SR = 8, two slices ahead
 ]
 
 
@@ -72,6 +76,16 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
         const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, GATHER=gather,
                      B_MODE=int(b_nk), HAS_SCALE=b_nk, num_warps=8)
         sizes = ["K", "N"]
+    elif kernel.startswith("g_swiglu"):
+        fn = g.g_swiglu_ws_kernel
+        ptrs = {"dy_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32"}
+        outs = {"gu_ptr": "*bf16", "w_ptr": "*fp32", "dgu_ptr": "*bf16", "hw_ptr": "*bf16", "dw_ptr": "*fp32"}
+        sig = {**ptrs, "wd_desc": desc([bk, bn]), **outs, "D": "i32", "I": "i32"}
+        ptrs.update(outs)
+        sr = 32 if kernel.endswith("32") else 8 if kernel.startswith("g_swiglu8") else 16
+        pf = 2 if kernel.endswith("pf2") else 1
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, SR=sr, PF=pf, NUM_PROGRAMS=132,
+                     num_warps=8)
     else:
         fn = g.down_bwd_ws_kernel
         ptrs = {"dy_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32"}

@@ -1,7 +1,7 @@
 """The Gluon kernels against the Triton paths they replace: same outputs, and each timed alone (H200).
 
 Gate/up (CONFIG.gate_up_ws) against the Triton gate/up; the fused down-projection backward
-(CONFIG.down_bwd_ws) against the split Triton path (G GEMM + SwiGLU-backward pass); the weight-grad
+(CONFIG.down_bwd_ws, and the G GEMM with its SwiGLU backward in the consumers, CONFIG.g_swiglu_ws) against the split Triton path (G GEMM + SwiGLU-backward pass); the weight-grad
 GEMMs dWd and dWgu (CONFIG.wgrad_ws) against the Triton weight-grad kernel; down, dX and the G GEMM
 (CONFIG.grouped_mm_ws) against the Triton grouped GEMM; on the same routed inputs per shape. Prints one table row per (shape, kernel, stages).
 
@@ -61,6 +61,14 @@ def check_shape(mt, shape) -> None:
             out = down_bwd()
             diffs = ", ".join(f"{n} {_diff(a, b)}" for n, a, b in zip(("dGU", "hw", "dw"), out, db_ref, strict=True))
             print(f"| {shape} | down_bwd | {stages} | {diffs} | {t_db:.3f} | {cuda_time_ms(down_bwd, 2, 10):.3f} |")
+        mt.CONFIG = dataclasses.replace(base, g_swiglu_ws=G(128, 256, 64, 8, 3, 168))
+        mt.LAUNCH_INFO.clear()
+        out = down_bwd()
+        if "g_swiglu_ws" in mt.LAUNCH_INFO:
+            diffs = ", ".join(f"{n} {_diff(a, b)}" for n, a, b in zip(("dGU", "hw", "dw"), out, db_ref, strict=True))
+            print(f"| {shape} | G + SwiGLU bwd (g_swiglu_ws) | 3 | {diffs} | {t_db:.3f} | "
+                  f"{cuda_time_ms(down_bwd, 2, 10):.3f} |", flush=True)
+
         def wgrad():
             return mt._dwd(dy, db_ref[1], r, x.dtype), mt._dwgu(db_ref[0], x, r, x.dtype)
 

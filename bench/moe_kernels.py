@@ -203,6 +203,11 @@ def _variants():
         # kernel change is h*w written over G, which v12nip turns off
         "v12": C(),
         "v12nip": C(hw_in_place=False),
+        # v13 (kernels/NOTES.md): the G GEMM with the SwiGLU backward in the Gluon consumers' epilogue
+        "v13": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168)),
+        "v13pf2": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), g_swiglu_pf=2),
+        "v13s8": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), g_swiglu_sr=8, g_swiglu_pf=2),
+        "v13g": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),
     }
 
 
@@ -460,7 +465,7 @@ def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     print("| sum | " + " | ".join(f"{sum(med[n, st] for st in fns):.3f}" for n in names) + " |", flush=True)
 
 
-def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
+def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10, routing: str = "uniform") -> None:
     """Whole fwd+bwd A/B of variants, interleaved: every round times each variant (the median of reps
     per-call CUDA-event timings, the table's method), so the GPU's clock and power drift over the run
     hits all variants alike; prints every round and the median over rounds. A name from PEERS (sonic,
@@ -468,7 +473,7 @@ def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     import kernels.moe_triton as mt
 
     table, default = _variants(), mt.CONFIG
-    inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=2, requires_grad=True)
+    inputs = make_moe_inputs(*shape, routing, device="cuda", seed=2, requires_grad=True)
     got: dict[str, list[float]] = {n: [] for n in names}
     fns = {n: peer_fwd_bwd(n, inputs, norm) for n in names if n in PEERS}  # peers: their own kernels
     try:
@@ -479,7 +484,7 @@ def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
             print(f"  round {i}: " + ", ".join(f"{n} {got[n][-1]:.2f}" for n in names), flush=True)
     finally:
         mt.CONFIG = default
-    print(f"fwd+bwd ms at {shape}, median of {rounds} interleaved rounds (each the median of {reps} calls)")
+    print(f"fwd+bwd ms at {shape} {routing}, median of {rounds} interleaved rounds (each the median of {reps} calls)")
     print("| variant | median | min | max |")
     print("|---|---:|---:|---:|")
     for n in names:
@@ -729,7 +734,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="per-kernel CUDA times of ours, first shape")
     ap.add_argument("--timeline", action="store_true", help="with --variants: one fwd+bwd's kernel timeline")
     ap.add_argument("--parts", default="", help="comma list of variants: per-stage A/B on the first shape")
-    ap.add_argument("--ab", default="", help="comma list of variants: interleaved fwd+bwd A/B on the first shape")
+    ap.add_argument("--ab", default="", help="comma list of variants: interleaved fwd+bwd A/B at each --shapes "
+                    "(default: the first) and --routings")
     ap.add_argument("--rounds", type=int, default=5, help="with --parts or --ab: interleaved rounds")
     ap.add_argument("--peers", default="", help=f"comma list of {', '.join(PEERS)}: ours against each, same process")
     args = ap.parse_args(argv)
@@ -744,8 +750,10 @@ def main(argv=None) -> int:
     if args.parts:  # per-stage A/B of our variants
         run_parts(args.parts.split(","), shapes[0], norm, args.rounds, args.reps)
         return 0
-    if args.ab:  # whole fwd+bwd A/B of our variants
-        run_ab(args.ab.split(","), shapes[0], norm, args.rounds, args.reps)
+    if args.ab:  # whole fwd+bwd A/B of our variants (and peers), each shape and routing given
+        for shape in shapes if args.shapes else shapes[:1]:
+            for routing in args.routings.split(","):
+                run_ab(args.ab.split(","), shape, norm, args.rounds, args.reps, routing)
         return 0
     if args.variants:  # a tuning run: only our variants, no baselines
         run_variants(args.variants.split(","), shapes, norm, args.reps, peak_tf, timeline=args.timeline)

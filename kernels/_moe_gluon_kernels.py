@@ -13,6 +13,8 @@ finish this one.
   grouped_mm_ws_kernel  down, G and dX: c = a[row] @ B[e] (* scale); whole tiles stored by TMA
   wgrad_ws_kernel       dWd and dWgu (transposed): out[e] = a[tok]^T b over the expert's rows
   gate_up_ws_kernel     gate/up with SwiGLU: GU and h, the epilogue in the consumers
+  g_swiglu_ws_kernel    G = dY[tok] @ Wd[e] with the SwiGLU backward in the consumers' epilogue:
+                        dGU, h*w and per-N-tile routing-weight grads; G never leaves the SM
   down_bwd_ws_kernel    G = dY[tok] @ Wd[e] with the SwiGLU backward in a third partition (4 warps)
                         that takes finished G tiles through shared memory, prefetches the tile's GU
                         by TMA, and writes dGU, h*w and per-N-tile routing-weight grads
@@ -316,6 +318,143 @@ def grouped_mm_ws_kernel(
                                     E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE, HAS_SCALE)),
             (_stage_producer, (a_src, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
                                E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, GATHER, B_MODE)),
+        ],
+        [PRODUCER_WARPS],
+        [PRODUCER_REGS],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The G GEMM with the SwiGLU backward in the consumers' epilogue (issue 25)
+# --------------------------------------------------------------------------------------------
+@gluon.jit
+def _g_swiglu_consumer(
+    counts_ptr, gu_ptr, w_ptr, dgu_ptr, hw_ptr, dw_ptr, a_bufs, b_bufs, ready, empty, g_buf, K, N,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, SR: gl.constexpr, PF: gl.constexpr,
+):  # fmt: skip
+    """G = dY[tok] @ Wd[e] per (BM, BN) tile, as _grouped_mm_consumer; then, in the same warps, the
+    SwiGLU backward of the tile, SR rows at a time: G goes through shared memory (rounded to the
+    dtype, as the split path stores it), GU's gate and up columns come from global memory PF (1 or 2)
+    slices ahead (the first slice is requested before the last MMA is waited for), and dGU (the routing
+    weight folded in), h*w and this N-tile's share of the routing-weight grad h.G leave by plain
+    stores. G itself never reaches global memory."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    # 8 elements (16 bytes) per thread, a warp spanning BN columns exactly: no replicated lanes.
+    blk: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (BN // 8), BN // 8], [NW, 1], [1, 0])
+    table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
+    k_steps = gl.cdiv(K, BK)
+    offs_r = gl.arange(0, SR, layout=gl.SliceLayout(1, blk))
+    it = 0
+    for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
+        m_stop = gl.minimum(m_end, m_start + BM)
+        cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, blk))
+        mask_c = cols < N
+        acc = gl.zeros((BM, BN), gl.float32, mma)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            fence_async_shared()  # gathered rows arrive by cp.async (generic proxy)
+            acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        # The first slice's GU is requested while the last MMA runs.
+        rows = m_start + offs_r
+        mask = (rows < m_stop)[:, None] & mask_c[None, :]
+        gu_off = rows.to(gl.int64)[:, None] * (2 * N) + cols[None, :]
+        g_next = gl.load(gu_ptr + gu_off, mask=mask, other=0.0)
+        u_next = gl.load(gu_ptr + gu_off + N, mask=mask, other=0.0)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
+        gl.thread_barrier()  # every warp has read the previous tile's G out of g_buf
+        g_buf.store(acc.to(g_buf.dtype))
+        if PF == 2:  # the second slice too, once the accumulator's registers are free
+            rows = m_start + SR + offs_r
+            mask = (rows < m_stop)[:, None] & mask_c[None, :]
+            gu_off = rows.to(gl.int64)[:, None] * (2 * N) + cols[None, :]
+            g_next2 = gl.load(gu_ptr + gu_off, mask=mask, other=0.0)
+            u_next2 = gl.load(gu_ptr + gu_off + N, mask=mask, other=0.0)
+        gl.thread_barrier()
+        for j in gl.static_range(BM // SR):
+            rows = m_start + j * SR + offs_r
+            mask_r = rows < m_stop
+            m = mask_r[:, None] & mask_c[None, :]
+            rows64 = rows.to(gl.int64)
+            gu_off = rows64[:, None] * (2 * N) + cols[None, :]
+            g = g_next.to(gl.float32)
+            u = u_next.to(gl.float32)
+            # The slice PF ahead (past the last slice every row is past m_stop: no memory traffic).
+            nmask = (rows + PF * SR < m_stop)[:, None] & mask_c[None, :]
+            noff = gu_off + PF * SR * (2 * N)
+            if PF == 2:
+                g_next = g_next2
+                u_next = u_next2
+                g_next2 = gl.load(gu_ptr + noff, mask=nmask, other=0.0)
+                u_next2 = gl.load(gu_ptr + noff + N, mask=nmask, other=0.0)
+            else:
+                g_next = gl.load(gu_ptr + noff, mask=nmask, other=0.0)
+                u_next = gl.load(gu_ptr + noff + N, mask=nmask, other=0.0)
+            G = g_buf.slice(j * SR, SR).load(blk).to(gl.float32)
+            w = gl.load(w_ptr + rows, mask=mask_r, other=0.0)
+            sig = 1.0 / (1.0 + gl.exp(-g))
+            silu = g * sig
+            h = silu * u
+            gl.store(dw_ptr + rows64 * num_n + pid_n, gl.sum(h * G, axis=1), mask=mask_r)
+            dh = G * w[:, None]
+            gl.store(dgu_ptr + gu_off, (dh * u * sig * (1.0 + g * (1.0 - sig))).to(dgu_ptr.dtype.element_ty), mask=m)
+            gl.store(dgu_ptr + gu_off + N, (dh * silu).to(dgu_ptr.dtype.element_ty), mask=m)
+            gl.store(hw_ptr + rows64[:, None] * N + cols[None, :], (h * w[:, None]).to(hw_ptr.dtype.element_ty),
+                     mask=m)  # fmt: skip
+
+
+@gluon.jit
+def g_swiglu_ws_kernel(
+    dy_ptr,  # (T, D)
+    tok_ptr,  # (S,) int32
+    counts_ptr,  # (E,) int32
+    wd_desc,  # gluon TMA descriptor of down viewed (E*D, I), block [BK, BN]
+    gu_ptr,  # (S, 2I) saved pre-activation
+    w_ptr,  # (S,) float32 routing weights of the sorted rows
+    dgu_ptr,  # (S, 2I) out
+    hw_ptr,  # (S, I) out: h * w
+    dw_ptr,  # (S, cdiv(I, BN)) float32 out: per N-tile partial h . G
+    D,
+    I,
+    E: gl.constexpr,
+    E_P: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    SR: gl.constexpr,
+    PF: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent, warp-specialised down-projection backward in one kernel: the grouped GEMM's
+    producer (dY rows gathered by cp.async, Wd boxes by TMA) and 8 consumer warps that run the G
+    tile's wgmma and then its SwiGLU backward (_g_swiglu_consumer); D % BK == 0 (the caller checks).
+    Unlike down_bwd_ws_kernel there is no third partition, so at 12 warps the consumers keep a
+    (128, 256) accumulator; the epilogue is not overlapped with this program's next MMAs (the producer
+    runs ahead into the next tile's stages; other SMs' MMAs overlap it)."""
+    dtype: gl.constexpr = dy_ptr.dtype.element_ty
+    smem: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], smem)
+    b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], wd_desc.layout)
+    g_buf = gl.allocate_shared_memory(dtype, [BM, BN], smem)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
+        mbarrier.init(empty.index(i), count=1)
+    gl.warp_specialize(
+        [
+            (_g_swiglu_consumer, (counts_ptr, gu_ptr, w_ptr, dgu_ptr, hw_ptr, dw_ptr, a_bufs, b_bufs, ready, empty,
+                                  g_buf, D, I, E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, SR, PF)),
+            (_stage_producer, (dy_ptr, tok_ptr, counts_ptr, wd_desc, a_bufs, b_bufs, ready, empty, D, I,
+                               E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_KN)),
         ],
         [PRODUCER_WARPS],
         [PRODUCER_REGS],

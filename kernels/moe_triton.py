@@ -100,6 +100,12 @@ class TritonMoEConfig:
     # a separate epilogue partition that works on the previous tile while the MMAs run (instead of
     # down_bwd and the _swiglu_bwd_kernel pass). None = down_bwd_split as configured.
     down_bwd_ws: GemmConfig | None = None
+    # The down-projection backward as the Gluon grouped GEMM with the SwiGLU backward in its 8 consumer
+    # warps' epilogue (g_swiglu_ws_kernel, Hopper): no G in global memory, no separate pass; 12 warps,
+    # so the (128, 256) tile keeps its registers. Needs D % bk == 0; else down_bwd_split's path.
+    g_swiglu_ws: GemmConfig | None = None
+    g_swiglu_sr: int = 16  # epilogue rows per slice: 32 spills (bench/gluon_sm90_compile.py)
+    g_swiglu_pf: int = 1  # slices of GU loaded ahead of the one computed (1 or 2)
     # The weight-grad GEMMs (dWd; dWgu with dwgu_t) as one Gluon kernel (Hopper): persistent and
     # warp-specialised, so the producer streams the next tile's rows while the consumers finish this
     # one and its TMA store drains. Needs M % bm == 0 and N % bn == 0 (D, I, 2I); else Triton.
@@ -460,10 +466,33 @@ def _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
     return dgu_S2I, hw_SI, dw_part.sum(dim=1)
 
 
+def _g_swiglu_gluon(dy_TD, down_EHI, gu_S2I, r: Routing, cfg: GemmConfig):
+    """The G GEMM and the SwiGLU backward in one Gluon kernel (g_swiglu_ws_kernel)."""
+    from kernels import _moe_gluon_kernels as g
+
+    T, D = dy_TD.shape
+    E, _, I = down_EHI.shape
+    S = gu_S2I.shape[0]
+    num_n = triton_cdiv(I, cfg.bn)
+    dgu_S2I, hw_SI, dw_part = _down_bwd_outputs(gu_S2I, I, num_n)
+    wd_desc = _gluon_desc(down_EHI.view(E * D, I), [cfg.bk, cfg.bn])
+    progs = min(_num_sms(dy_TD.device), _m_grid(S, E, I, cfg)[0])
+    compiled = g.g_swiglu_ws_kernel[(progs,)](
+        dy_TD, r.tok_S, r.counts_E, wd_desc, gu_S2I, r.w_S, dgu_S2I, hw_SI, dw_part, D, I, E=E, E_P=_pow2(E),
+        BM=cfg.bm, BN=cfg.bn, BK=cfg.bk, STAGES=cfg.num_stages, SR=CONFIG.g_swiglu_sr, PF=CONFIG.g_swiglu_pf,
+        NUM_PROGRAMS=progs,
+        num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
+    _record("g_swiglu_ws", compiled)
+    return dgu_S2I, hw_SI, dw_part.sum(dim=1) if num_n > 1 else dw_part.view(S)
+
+
 def _down_bwd(dy_TD, down_EHI, gu_S2I, r: Routing):
     T, D = dy_TD.shape
-    if _gluon_ok(dy_TD, CONFIG.down_bwd_ws, 2.0 * gu_S2I.shape[0] * (gu_S2I.shape[1] // 2) * D, (D, "bk")):
+    flops = 2.0 * gu_S2I.shape[0] * (gu_S2I.shape[1] // 2) * D
+    if _gluon_ok(dy_TD, CONFIG.down_bwd_ws, flops, (D, "bk")):
         return _down_bwd_gluon(dy_TD, down_EHI, gu_S2I, r, CONFIG.down_bwd_ws)
+    if _tma_ok(down_EHI, gu_S2I) and _gluon_ok(dy_TD, CONFIG.g_swiglu_ws, flops, (D, "bk")):
+        return _g_swiglu_gluon(dy_TD, down_EHI, gu_S2I, r, CONFIG.g_swiglu_ws)
     if CONFIG.down_bwd_split:
         return _down_bwd_split(dy_TD, down_EHI, gu_S2I, r)
     k, cfg = _k(), CONFIG.down_bwd

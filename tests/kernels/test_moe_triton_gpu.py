@@ -120,6 +120,10 @@ _CONFIGS = {
     "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168), grouped_mm_ws=None),
     # down, G and dX in Gluon (where K % 64 == 0) without the Gluon weight-grad kernel.
     "gluon_grouped_mm": dict(wgrad_ws=None),
+    # The G GEMM with the SwiGLU backward in its consumers' epilogue (v13): 16-row slices with GU one
+    # slice ahead, and 8-row slices two ahead.
+    "gluon_g_swiglu": dict(g_swiglu_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
+    "gluon_g_swiglu_sr8_pf2": dict(g_swiglu_ws=GemmConfig(128, 256, 64, 8, 3, 168), g_swiglu_sr=8, g_swiglu_pf=2),
 }
 
 
@@ -254,6 +258,37 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     zero = r.counts_E == 0
     if routing == "empty" and kernel == "wgrad_ws":
         assert zero.any() and (got[0][zero] == 0).all() and (got[1][zero] == 0).all()
+
+
+@pytest.mark.parametrize("pf", [1, 2])
+@pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
+@pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8), (3001, 128, 320, 8, 2)])
+def test_gluon_g_swiglu_matches_split_path(T, D, I, E, K, routing, pf, monkeypatch):
+    """g_swiglu_ws_kernel (G GEMM + SwiGLU backward in one kernel) against the split Triton path (G
+    GEMM, then the pass): dGU and h*w from the same bf16-rounded G, the routing-weight grad up to
+    summation order. I = 320 leaves a partial N-tile (masked columns)."""
+    import kernels.moe_triton as mt
+
+    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
+        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
+    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + I, requires_grad=False)
+    x, rw, gu, dn = m.tensors()
+    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    g = torch.Generator(device="cpu").manual_seed(T + 1)
+    dy = torch.randn(T, D, generator=g).to("cuda", x.dtype)
+    gu_S2I = torch.randn(T * K, 2 * I, generator=g).to("cuda", x.dtype)
+    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, gluon_min_flops=0)
+    monkeypatch.setattr(mt, "CONFIG", triton_only)
+    want = mt._down_bwd_split(dy, dn, gu_S2I, r)
+    fused = dataclasses.replace(triton_only, g_swiglu_ws=GemmConfig(128, 256, 64, 8, 3, 168), g_swiglu_pf=pf)
+    monkeypatch.setattr(mt, "CONFIG", fused)
+    _poison_allocator()
+    mt.LAUNCH_INFO.clear()
+    got = mt._down_bwd(dy, dn, gu_S2I, r)
+    assert "g_swiglu_ws" in mt.LAUNCH_INFO, f"the Gluon kernel did not run: {sorted(mt.LAUNCH_INFO)}"
+    for name, a, b in zip(("dGU", "hw", "dw"), got, want, strict=True):
+        assert a.shape == b.shape and torch.isfinite(a).all(), name
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2, msg=name)
 
 
 def test_small_gemms_stay_on_triton_by_default():
