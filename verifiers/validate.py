@@ -102,6 +102,7 @@ class _Ctx:
     is_protected: Callable[[str], bool] = lambda _p: False  # test files and runner configuration
     _sources: dict[str, str | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _order: dict[str, int] | None = None
 
     def attribution(self, cand: Candidate) -> Attribution:
         """Which tests can observe ``cand`` (``verifiers.attribution``), or why it needs the full suite."""
@@ -116,6 +117,13 @@ class _Ctx:
             if path not in self._sources:
                 self._sources[path] = self.source_of(path)
             return self._sources[path]
+
+    def in_suite_order(self, tests) -> list[str]:
+        """``tests`` in the order the baseline collected them: pytest runs node ids in the order
+        given, and a suite whose tests depend on their order must see them in its own."""
+        if self._order is None:
+            self._order = {e.nodeid: i for i, e in enumerate(self.baseline)}
+        return sorted(tests, key=lambda t: (self._order.get(t, len(self._order)), t))
 
     def audited(self, cand: Candidate) -> bool:
         """Whether ``cand`` is in the audit's seeded sample (same seed, same sample)."""
@@ -256,7 +264,7 @@ def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx,
         return run
 
     if lists == "selected":
-        final = _judge_selected(sorted(att.tests & ctx.stable), ctx, _run)
+        final = _judge_selected(ctx.in_suite_order(att.tests & ctx.stable), ctx, _run)
         if final.verdict != "accepted":
             return _verdict(final, "selected tests"), None
     else:
@@ -264,7 +272,7 @@ def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx,
         if j.verdict != "accepted":
             return _verdict(j, "full suite"), None
         # Confirmation: each F2P test must fail again in a run of its own.
-        again = judge(ctx.baseline, _run(list(j.fail_to_pass)), scope=set(j.fail_to_pass),
+        again = judge(ctx.baseline, _run(ctx.in_suite_order(j.fail_to_pass)), scope=set(j.fail_to_pass),
                       rules=VerdictRules(max_f2p=10**9, max_f2p_fraction=1.0))
         confirmed = tuple(sorted(set(j.fail_to_pass) & set(again.fail_to_pass)))
         if not confirmed:
