@@ -126,6 +126,11 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, recipe: str, archit
                        options=StateDictOptions(full_state_dict=True))
     else:
         getattr(model, "module", model).load_state_dict(model_sd)
+        if len(optim_sd.get("param_groups", [])) != len(optimizer.param_groups):
+            raise CheckpointMismatchError(
+                f"checkpoint {path} has {len(optim_sd.get('param_groups', []))} optimizer parameter groups, "
+                f"this trainer {len(optimizer.param_groups)} (the experts have had a group of their own since "
+                "expert parallelism, issue #26); start from a fresh --out without --resume")
         optimizer.load_state_dict(optim_sd)
     scheduler.load_state_dict(torch.load(path / "sched.pt", weights_only=False))
     rng_path = path / f"rng_rank{rank}.pt"

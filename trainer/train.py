@@ -112,11 +112,11 @@ def lr_lambda(cfg: TrainConfig):
 def _optimizer(model, cfg: TrainConfig, device: torch.device, capturable: bool = False):
     """AdamW; `capturable` for a CUDA-graphed step: state and the learning rate live on the device
     (a tensor the scheduler fills in place, so the captured step reads each step's value).
-    Expert-parallel experts get a group of their own: the foreach and fused AdamW kernels take one
-    list of tensors per group, which cannot mix DTensors of FSDP2's mesh and of the EP mesh."""
-    from trainer.expert_parallel import expert_parameters
-
-    experts = {id(p) for p in expert_parameters(model)} if cfg.ep > 1 else set()
+    The experts get a group of their own (same settings as the decayed group): under expert
+    parallelism the foreach and fused AdamW kernels, which take one list of tensors per group, cannot
+    mix DTensors of FSDP2's mesh and of the EP mesh; and with one group layout for every run, a
+    checkpoint resumes under another --ep (the scheduler's state is one entry per group)."""
+    experts = {id(p) for p in expert_parameters(model)}
     decay, no_decay, expert = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -126,8 +126,7 @@ def _optimizer(model, cfg: TrainConfig, device: torch.device, capturable: bool =
             continue
         (no_decay if p.ndim < 2 or "embed_tokens" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if expert:
-        groups.append({"params": expert, "weight_decay": cfg.weight_decay})
+    groups.append({"params": expert, "weight_decay": cfg.weight_decay})
     lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
     return torch.optim.AdamW(groups, lr=lr, betas=cfg.betas, eps=1e-8, fused=device.type == "cuda",
                              capturable=capturable)

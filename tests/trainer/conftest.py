@@ -106,3 +106,13 @@ def tiny_dataset(tmp_path_factory) -> Path:
         "train": [r for r in rows if r["repo"] != "acme/heldout"],
         "test": [r for r in rows if r["repo"] == "acme/heldout"],
     })
+
+
+@pytest.fixture(scope="session")
+def single_run(tiny_dataset, tmp_path_factory):
+    """The tiny recipe for 4 steps on one process with two micro-batches of one row: the global batch
+    of two ranks with one row each (test_distributed.py, test_ep.py)."""
+    from trainer.train import train
+
+    return train(str(tiny_dataset), "tiny", tmp_path_factory.mktemp("single"), steps=4, progress=False,
+                 device="cpu", micro_batch_size=1, grad_accum=2)

@@ -5,7 +5,9 @@
 
 Three runs of the tiny recipe in one process group, each into its own folder under DIR:
     whole/  4 steps, checkpoint and export at the end;
-    cut/    the same run stopped after 2 steps as if interrupted, then resumed (`resume=True`) to 4.
+    cut/    the same run stopped after 2 steps as if interrupted, then resumed (`resume=True`) to 4;
+    relayout/  a copy of cut/ at step 2, resumed to 4 with FSDP2 alone (ep 1): checkpoints hold full
+            tensors, so another layout can continue them.
 Rank 0 writes DIR/result.json with what each run returned.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +31,7 @@ def main() -> None:
     p.add_argument("--ep", type=int, required=True)
     a = p.parse_args()
     import torch
+    import torch.distributed as dist
 
     from trainer.config import tiny
     from trainer.train import run
@@ -38,14 +42,17 @@ def main() -> None:
     kw = {"tokenizer": a.tokenizer, "progress": False, "device": "cpu"}
     whole = run(cfg, a.dataset, out / "whole", **kw)
     cut = run(cfg, a.dataset, out / "cut", stop_after=2, **kw)
+    if int(os.environ["RANK"]) == 0:
+        shutil.copytree(out / "cut", out / "relayout")
+    dist.barrier()
     resumed = run(cfg, a.dataset, out / "cut", resume=True, export_model=False, **kw)
+    relayout = run(cfg.replace(ep=1), a.dataset, out / "relayout", resume=True, export_model=False, **kw)
     if int(os.environ["RANK"]) == 0:
         summary = lambda r: {"steps_done": r.steps_done, "eval_loss": r.eval_loss,  # noqa: E731
                              "export": str(r.export_dir) if r.export_dir else None}
         (out / "result.json").write_text(json.dumps({"whole": summary(whole), "cut": summary(cut),
-                                                     "resumed": summary(resumed)}))
-    import torch.distributed as dist
-
+                                                     "resumed": summary(resumed),
+                                                     "relayout": summary(relayout)}))
     dist.destroy_process_group()
     sys.stdout.flush()
     os._exit(0)  # as trainer.train._exit: no interpreter finalization with FSDP2's gloo threads alive

@@ -9,15 +9,6 @@ import sys
 
 import pytest
 
-from trainer.train import train
-
-
-@pytest.fixture(scope="module")
-def single_run(tiny_dataset, tmp_path_factory):
-    # Same global batch: one process with 2 micro-batches of 1 row, or two with 1 each.
-    return train(str(tiny_dataset), "tiny", tmp_path_factory.mktemp("single"), steps=4, progress=False,
-                 device="cpu", micro_batch_size=1, grad_accum=2)
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sharding", ["--no-fsdp", "--fsdp", "--fsdp --compile"])

@@ -109,3 +109,22 @@ def test_factory_train_cli_takes_the_compile_switches(tiny_dataset, tmp_path):
                           str(tmp_path / "bad"), "--steps", "1", "--device", "cpu", "--cuda-graph"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "cuda_graph needs one process on CUDA" in bad.stdout + bad.stderr
+
+
+def test_a_checkpoint_from_before_the_experts_own_optimizer_group_is_refused_with_the_reason(tmp_path):
+    from trainer.checkpoint import load_checkpoint, save_checkpoint
+    from trainer.model import MoEDecoder
+    from trainer.train import _Dist, _optimizer, lr_lambda
+
+    cfg = tiny(256)
+    model = MoEDecoder(cfg.model)
+    params = list(model.parameters())
+    old = torch.optim.AdamW([{"params": params[:3]}, {"params": params[3:]}])  # the layout before #26
+    old_sched = torch.optim.lr_scheduler.LambdaLR(old, lr_lambda(cfg))
+    meta = {"recipe": cfg.recipe, "architecture": cfg.model.architecture()}
+    path = save_checkpoint(tmp_path, 1, 2, model, old, old_sched, meta)
+    new = _optimizer(model, cfg, _Dist().device)
+    assert len(new.param_groups) == 3 and all(p.ndim == 3 for p in new.param_groups[2]["params"])
+    with pytest.raises(CheckpointMismatchError, match="2 optimizer parameter groups, this trainer 3"):
+        load_checkpoint(path, model, new, torch.optim.lr_scheduler.LambdaLR(new, lr_lambda(cfg)), cfg.recipe,
+                        cfg.model.architecture())
