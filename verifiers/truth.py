@@ -162,6 +162,8 @@ def check_install(client, image: str, names: list[str], build_log: str = "") -> 
         container.start()
         container.wait(timeout=180)
         text = container.logs().decode(errors="replace")
+    except Exception as e:  # the engine or the wait failed: the check could not run, which is said, not hidden
+        return InstallTruth({}, warnings=(f"the import probe did not finish: {e.__class__.__name__}: {e}"[:300],))
     finally:
         remove_container(container)
     line = next((ln for ln in text.splitlines() if ln.startswith("TFPROBE")), None)
