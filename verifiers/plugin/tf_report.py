@@ -6,6 +6,8 @@ Loaded with ``-p tf_report``. Writes JSON lines to ``$TF_REPORT`` (nothing when 
     {"type": "collect_error", "nodeid": ..., "message": ...}
     {"type": "test", "nodeid": ..., "outcome": ..., "duration": ..., "message": ...}
     {"type": "coverage", "files": {path: {line: [nodeid, ...]}}}   when $TF_COVERAGE is set
+                                 (node id "<outside tests>": the line ran at import, collection
+                                 or between tests; test files are not measured)
     {"type": "finish", "exitstatus": N}
 
 Outcomes merge the setup/call/teardown phases the way a reader expects: a failing setup or
@@ -84,11 +86,55 @@ def pytest_configure(config):
         _state["fh"] = open(_OUT, "a", encoding="utf-8")  # noqa: SIM115 (closed at unconfigure)
     _state["root"] = str(config.rootpath)
     if os.environ.get("TF_COVERAGE"):
-        import coverage
+        _state["cov"] = _start_coverage(_state["root"])
 
-        cov = coverage.Coverage(data_file=None, source=[_state["root"]], branch=False, config_file=False)
-        cov.start()
-        _state["cov"] = cov
+
+# -- the coverage map ------------------------------------------------------------------------------
+# Which tests execute which lines of the package, for the mutators and for test selection. Three
+# things keep it cheap (docs/validation.md; measured in bench/RESULTS.md, #21): coverage.py's C tracer; test
+# files are not measured (nothing reads their lines, and tracing them costs time); one context
+# switch per test, and the map read from coverage's SQLite file in one query at the end (asking
+# ``contexts_by_lineno`` file by file scans the whole context table every time).
+
+_OUTSIDE_TESTS = "<outside tests>"  # verifiers.attribution.OUTSIDE_TESTS: import, collection, between tests
+_TEST_GLOBS = ("*/tests/*", "*/test/*", "*/testing/*", "*/test_*.py", "*_test.py", "*/conftest.py")  # factory.repo
+
+
+def _start_coverage(root: str):
+    import tempfile
+
+    import coverage
+
+    data_file = os.path.join(tempfile.mkdtemp(prefix="tf-coverage-"), "coverage.sqlite")
+    cov = coverage.Coverage(data_file=data_file, source=[root], omit=list(_TEST_GLOBS), branch=False,
+                            config_file=False)
+    cov.start()
+    return cov
+
+
+def _coverage_files(cov, root: str) -> dict:
+    """path (relative to ``root``) -> line -> sorted node ids that ran it."""
+    import sqlite3
+
+    from coverage.numbits import numbits_to_nums
+
+    cov.stop()
+    cov.save()
+    prefix = root.rstrip("/") + "/"
+    lines: dict = {}
+    con = sqlite3.connect(cov.get_data().data_filename())
+    try:
+        rows = con.execute("SELECT file.path, context.context, line_bits.numbits FROM line_bits "
+                           "JOIN file ON file.id = line_bits.file_id JOIN context ON context.id = line_bits.context_id")
+        for path, ctx, bits in rows:
+            if not path.startswith(prefix):
+                continue
+            by_line = lines.setdefault(path[len(prefix):], {})
+            for n in numbits_to_nums(bits):
+                by_line.setdefault(str(n), set()).add(ctx or _OUTSIDE_TESTS)
+    finally:
+        con.close()
+    return {f: {n: sorted(ids) for n, ids in ls.items()} for f, ls in lines.items() if ls}
 
 
 def pytest_collectreport(report):
@@ -137,7 +183,7 @@ def pytest_runtest_protocol(item, nextitem):
     if cov is not None:
         cov.switch_context(item.nodeid)
     yield
-    if cov is not None:
+    if cov is not None and nextitem is None:  # nothing runs between one test's protocol and the next's
         cov.switch_context("")
     rec = _state["tests"].pop(item.nodeid, None)
     if rec is not None:
@@ -175,19 +221,7 @@ def pytest_sessionfinish(session, exitstatus):
     _state["tests"].clear()
     cov = _state["cov"]
     if cov is not None:
-        cov.stop()
-        data = cov.get_data()
-        root = _state["root"].rstrip("/") + "/"
-        files = {}
-        for path in data.measured_files():
-            if not path.startswith(root):
-                continue
-            by_line = data.contexts_by_lineno(path)
-            lines = {str(n): sorted(c for c in ctxs if c) for n, ctxs in by_line.items()}
-            lines = {n: c for n, c in lines.items() if c}
-            if lines:
-                files[path[len(root):]] = lines
-        _emit({"type": "coverage", "files": files})
+        _emit({"type": "coverage", "files": _coverage_files(cov, _state["root"])})
         _state["cov"] = None
     if _GUARD is not None:
         _GUARD.check("at the end of the session", full=True)
