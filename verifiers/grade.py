@@ -46,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from factory import defaults
 from factory.repo import is_test_file
 from factory.schema import TaskInstance
+from verifiers.runner import Selection, runner_for
 from verifiers.sandbox import SandboxLimits, pytest_command, run_problem
 from verifiers.screen import screen_patch
 from verifiers.taskimage import patch_paths
@@ -57,7 +58,7 @@ __all__ = ["GradeResult", "GradingTask", "grade_patch", "PROTECTED_NAMES", "imag
 PROTECTED_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
                              "sitecustomize.py", "usercustomize.py"})
 # Untracked files a patch may not add: what an install, an interpreter or a tool writes, never a fix.
-_NOT_SOURCE_PARTS = ("__pycache__", "*.egg-info", "*.dist-info", ".eggs", ".tox", ".nox", ".pytest_cache",
+_NOT_SOURCE_PARTS = ("node_modules", "__pycache__", "*.egg-info", "*.dist-info", ".eggs", ".tox", ".nox", ".pytest_cache",
                      ".mypy_cache", ".hypothesis", ".venv", "site-packages", ".git")
 _NOT_SOURCE_TOP = ("build", "dist", "venv")  # output folders only at the root (pkg/build/ may be code)
 _NOT_SOURCE_SUFFIXES = (".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll", ".pth", ".egg-link", ".egg", ".whl")
@@ -252,10 +253,14 @@ def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch
     res.suspicious = screen_patch(model_patch)
     label_cmd, env_layers = _image_facts(client, task.image_name)
     res.test_cmd = test_cmd or label_cmd or _DEFAULT_TEST_CMD
-    worker = Worker(client, task.image_name, limits)
+    runner = runner_for(res.test_cmd)
+    worker = Worker(client, task.image_name, limits, runner=runner)
     try:
         worker.start()
-        _grade_in(worker, task, model_patch, res, f2p, p2p, env_layers)
+        if runner.language == "python":
+            _grade_in(worker, task, model_patch, res, f2p, p2p, env_layers)
+        else:
+            _grade_other(worker, runner, task, model_patch, res, f2p, p2p)
     except WorkerFault as e:
         res.error = str(e)
     finally:
@@ -388,6 +393,100 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
     for ids, ok_list, bad_list in ((f2p, res.f2p_success, res.f2p_failure), (p2p, res.p2p_success, res.p2p_failure)):
         for n in ids:
             (ok_list if got.get(stable_id(n)) == "passed" else bad_list).append(n)
+    clean = run_problem(run) is None and not res.tampered and not res.error
+    res.resolved = clean and not res.f2p_failure and not res.p2p_failure
+
+
+def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, res: GradeResult, f2p: list[str],
+                 p2p: list[str]) -> None:
+    """Grading for the runners of other languages (jest, vitest, mocha, node:test, go test).
+
+    The same reset as for pytest — the start state's untracked files (``node_modules``, build
+    output) recorded and put back byte for byte, test files and the runner's, package manager's,
+    compiler's and Go module configuration restored (``runner.protected``), new symlinks and
+    non-source files removed — then the runner's own session on the selected tests, read from its
+    structured report with the exit code checked against it. There is no in-process guard: the
+    report is written by the runner's process, which the code under test shares (docs/grading.md).
+    """
+    base = task.base_commit
+    big = len(model_patch.encode()) >= 64_000
+    if big:
+        worker.sh(f"mkdir -p {_G}")
+        worker.put(f"{_G}/model.diff", model_patch.encode())
+    script = (
+        f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_R}; "
+        f"git ls-files -z --others > {_G}/start-untracked; "
+        f"if [ -s {_G}/start-untracked ]; then tar --null -T {_G}/start-untracked -cf {_G}/start-extra.tar; fi; "
+        + ("" if big else f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ")
+        + f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
+        f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
+        f"echo TF-APPLIED; python -I -S -c \"$TF_INSPECT\""
+    )
+    code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **({} if big else {"TF_PATCH": model_patch})})
+    if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
+        res.error = f"cannot set up the start state: {out.strip()[-300:]}"
+        return
+    if "TF-NOT-APPLIED" in out:
+        message = out.split("TF-NOT-APPLIED", 1)[1].strip()
+        res.error = f"patch does not apply: {message[-500:] or 'git apply failed'}"
+        res.test_output = message
+        res.f2p_failure, res.p2p_failure = f2p, p2p
+        return
+    res.patch_applied = True
+    after = json.loads(out.split("TF-APPLIED", 1)[1].strip().splitlines()[-1])
+    gold_paths = {p for p in patch_paths(task.patch) if not is_test_file(p)}
+    added = set(patch_paths(model_patch))
+    start_untracked = set(after["start_untracked"])
+    tracked_links = set(after["tracked_links"])
+    remove = sorted(p for p in after["links"] if p not in tracked_links and p not in start_untracked)
+    restore, gold_configs = [], []
+    for path in _porcelain_paths(after["status"]):
+        if runner.protected(path) or path in tracked_links:
+            restore.append(path)
+            if path in gold_paths and not is_test_file(path):
+                gold_configs.append(path)
+    for path in after["untracked"]:
+        if path in start_untracked or any(path.startswith(link + "/") for link in remove):
+            continue
+        if not (path in added and not runner.protected(path) and not not_source(path)):
+            remove.append(path)
+    reset = "set -e; cd /testbed; "
+    env: dict[str, str] = {}
+    if remove:
+        reset += f"rm -rf -- {_quoted(remove)}; "
+    if restore:
+        reset += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
+    if gold_configs:
+        env["TF_GOLD"] = task.patch
+        reset += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
+        reset += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
+                         for p in gold_configs)
+    reset += f"if [ -f {_G}/start-extra.tar ]; then tar -xf {_G}/start-extra.tar; fi; "
+    if task.test_patch:
+        env["TF_TEST_PATCH"] = task.test_patch
+        reset += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
+                  f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
+    env["TF_RESET"] = reset
+    command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; unset TF_RESET TF_GOLD TF_TEST_PATCH; "
+               "rm -rf /tmp/tf-* 2>/dev/null; " + runner.command(Selection.of(f2p + p2p)))
+    report = f"{_R}/{secrets.token_hex(8)}.jsonl"
+    run, rep = worker.run_tests(command, report=report, env=env)
+    res.test_output = run.log_tail
+    if "TF-TEST-PATCH" in run.log_tail:
+        res.error = f"test_patch does not apply: {run.log_tail.strip()[-200:]}"
+        return
+    if "TF-RESET-FAILED" in run.log_tail:
+        res.error = f"cannot reset the tree to the start state: {run.log_tail.strip()[-300:]}"
+        return
+    res.restored = sorted(set(restore) | {p for p in remove if runner.protected(p)})
+    res.removed = sorted(remove)
+    if run.status == "infra_error":
+        res.error = f"test run {run.status}: {run.reason}"
+    res.tampered = _tampering(run, rep)
+    got = {r.nodeid: r.outcome for r in run.results}
+    for ids, ok_list, bad_list in ((f2p, res.f2p_success, res.f2p_failure), (p2p, res.p2p_success, res.p2p_failure)):
+        for n in ids:
+            (ok_list if got.get(n) == "passed" else bad_list).append(n)
     clean = run_problem(run) is None and not res.tampered and not res.error
     res.resolved = clean and not res.f2p_failure and not res.p2p_failure
 

@@ -114,7 +114,10 @@ def _env_dockerfile(spec: EnvSpec) -> str:
     lines = [f"FROM {spec.base_image}"]
     for e in spec.detected_from:
         if e.startswith("GOFLAGS="):
-            lines.append(f"ENV {e}")
+            # The build cache inside .git: written warm by the install, seeded into every sandbox's
+            # /testbed volume (a fresh /tmp would recompile the standard library each session);
+            # task images re-initialise .git, so they start with none.
+            lines.append(f"ENV {e} GOCACHE=/testbed/.git/tf-go-cache")
     if spec.system_packages:
         lines.append(f"RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends "
                      f"{' '.join(spec.system_packages)} && rm -rf /var/lib/apt/lists/*")
@@ -128,6 +131,14 @@ def _env_dockerfile(spec: EnvSpec) -> str:
     # The install writes its caches under /tmp (npm's, Go's); the sandbox gives tests a fresh /tmp.
     for cmd in spec.install:
         lines.append(f"RUN cd /testbed && echo '+ '{_sh_quote(cmd)} && {cmd}")
+    from verifiers.langs.runners import JEST_CACHE, runner_from_cmd  # noqa: PLC0415
+
+    runner = runner_from_cmd(spec.test_cmd)
+    if runner is not None and runner.name == "jest":
+        # jest transforms (ts-jest, babel) into a cache inside .git, warmed here: every sandboxed
+        # run starts from this volume, and a cold transform of a TypeScript suite costs minutes.
+        lines.append(f"RUN cd /testbed && mkdir -p {JEST_CACHE} && (timeout 1800 {runner.native([])} "
+                     "> /dev/null 2>&1; rm -rf /tmp/*; true)")
     versions = ("go version" if spec.language == "go"
                 else "node --version; npm --version; ls node_modules 2>/dev/null | sed 's/^/node_modules: /'")
     lines += [

@@ -32,6 +32,7 @@ TF_DIR = "/opt/taskfactory"
 _NATIVE = "/tmp/tf-native.out"
 _SELECT = "/tmp/tf-select"
 _COV = "/tmp/tf-cov"
+JEST_CACHE = "/testbed/.git/tf-jest-cache"  # inside .git: kept by the worker's reset, warmed by the image build
 NODE_RUNNERS = ("jest", "vitest", "mocha", "node-test")
 
 # Files that configure a runner, a transpiler or the package: a patch may not change them.
@@ -91,7 +92,7 @@ class NodeRunner:
         if self.name == "jest":
             paths = " --runTestsByPath " + " ".join(args) if files else (" " + " ".join(args) if args else "")
             return (f"{cmd} --ci --json --outputFile={_NATIVE} --coverage=false --colors=false --watchAll=false"
-                    f" --runInBand{paths}")
+                    f" --runInBand --cacheDirectory={JEST_CACHE}{paths}")
         if self.name == "vitest":
             return (f"{cmd} --reporter=json --outputFile={_NATIVE} --coverage.enabled=false --color=false"
                     + (" " + " ".join(args) if args else ""))
