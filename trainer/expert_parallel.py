@@ -11,16 +11,14 @@ One MoE layer under EP (`ExpertParallel.__call__`, every rank at once):
        the (token, slot) assignments sorted by expert (stable, so token order inside an expert);
     2. exchange counts: an all-to-all of the E per-expert counts (fixed size, no host sync);
     3. one host sync: `all_to_all_single` takes its split sizes as Python ints (NCCL needs them on the
-       host to size the transfer, and the receive buffer's size is data-dependent). The send sizes,
-       receive sizes and per-local-expert row counts are read back together, once per layer per
-       forward; the backward reuses them. Avoiding it would need a fixed capacity per expert
+       host to size the transfer, and the receive buffer's size is data-dependent). The send and
+       receive sizes are read back together, once per layer per forward; the backward reuses them. Avoiding it would need a fixed capacity per expert
        (padding to the worst case, or dropping tokens), which this trainer does not do;
-    4. dispatch: all-to-all of the sorted rows; received rows regrouped by local expert;
-    5. local experts: `kernels.moe` once per local expert with a one-expert router (top-1 of one
-       expert has routing weight exactly 1 and no router gradient), so the fused Triton path runs on
-       CUDA and the PyTorch reference on the CPU, chosen as for one process (`ModelConfig.moe_impl`).
-       kernels.moe routes inside its own call and has no entry point for rows already routed, so a
-       grouped launch over all local experts is not available to the trainer today;
+    4. dispatch: all-to-all of the sorted rows (kernels.moe regroups them by local expert itself);
+    5. local experts: one `kernels.moe` call over every received row (`local_experts`), made to pick
+       each row's expert by marker columns (its docstring), so the fused Triton path runs on CUDA and
+       the PyTorch reference on the CPU, chosen as for one process (`ModelConfig.moe_impl`).
+       kernels.moe routes inside its own call and has no entry point for rows already routed;
     6. combine: the reverse all-to-all, the routing weights applied on the token's own rank (so the
        router's gradient stays local), and an index_add into the token rows.
 The result equals the one-process MoE on the same global batch up to float summation order.
@@ -56,6 +54,7 @@ __all__ = [
     "expert_parallel_groups",
     "expert_parameters",
     "finish_expert_grads",
+    "local_experts",
     "shard_experts",
 ]
 
@@ -109,7 +108,6 @@ class ExpertParallel:
 
 @torch.compiler.disable
 def _ep_moe(ep: ExpertParallel, x_ND, router_w_ED, gate_up_El2ID, down_ElDI, top_k, norm_topk_prob, impl):
-    import kernels
     from kernels.moe_reference import route
     from trainer.model import autocast_operands
 
@@ -129,34 +127,54 @@ def _ep_moe(ep: ExpertParallel, x_ND, router_w_ED, gate_up_El2ID, down_ElDI, top
     dist.all_to_all_single(recv_counts_PEl, counts_E, group=ep.group)
     recv_counts_PEl = recv_counts_PEl.view(P, El)
     # The one host sync of the layer (module docstring, step 3).
-    sizes = torch.cat([counts_E.view(P, El).sum(1), recv_counts_PEl.sum(1), recv_counts_PEl.sum(0)]).tolist()
-    in_splits, out_splits, rows_per_local = sizes[:P], sizes[P:2 * P], sizes[2 * P:]
+    sizes = torch.cat([counts_E.view(P, El).sum(1), recv_counts_PEl.sum(1)]).tolist()
+    in_splits, out_splits = sizes[:P], sizes[P:]
     R = sum(out_splits)
 
     recv_RD = _AllToAll.apply(x_ND[token_S], out_splits, in_splits, ep.group)
-    # Received rows come grouped by source rank, then by local expert; regroup by local expert.
+    # Received rows come grouped by source rank, then by local expert.
     local_id_R = torch.repeat_interleave(torch.arange(El, device=x_ND.device).repeat(P),
                                          recv_counts_PEl.reshape(-1), output_size=R)
-    perm_R = torch.argsort(local_id_R, stable=True)
-    x_RD = recv_RD[perm_R]
-    one_router_1D = x_RD.new_zeros((1, D))
-    outs, start = [], 0
-    for j, n in enumerate(rows_per_local):
-        if n:
-            y, _ = kernels.moe(x_RD[start:start + n], one_router_1D, gate_up_El2ID[j:j + 1], down_ElDI[j:j + 1],
-                               1, norm_topk_prob=True, impl=impl)
-            outs.append(y)
-        start += n
-    if outs:
-        y_RD = torch.cat(outs)
+    if R:
+        y_RD = local_experts(recv_RD, local_id_R, gate_up_El2ID, down_ElDI, impl)
     else:  # nothing reached this rank's experts; still a graph node, so that this rank's backward runs
         # both all-to-alls with the others (and the experts get a zero gradient)
-        y_RD = x_RD * 0 + (gate_up_El2ID.sum() + down_ElDI.sum()) * 0
-    inv_R = torch.empty_like(perm_R)
-    inv_R[perm_R] = torch.arange(R, device=x_ND.device)
-    y_SD = _AllToAll.apply(y_RD[inv_R], in_splits, out_splits, ep.group)
+        y_RD = recv_RD * 0 + (gate_up_El2ID.sum() + down_ElDI.sum()) * 0
+    y_SD = _AllToAll.apply(y_RD, in_splits, out_splits, ep.group)
     y_ND = torch.zeros_like(x_ND).index_add(0, token_S, y_SD * w_S[:, None])
     return y_ND, router_logits_NE
+
+
+CODE_ALIGN = 64  # marker columns are padded to a multiple of this, so that D + C keeps D's alignment
+
+
+def local_experts(x_RD: torch.Tensor, local_id_R: torch.Tensor, gate_up_El2ID: torch.Tensor,
+                  down_ElDI: torch.Tensor, impl: str) -> torch.Tensor:
+    """Expert `local_id_R[r]` applied to row r (no routing weight), as ONE `kernels.moe` call.
+
+    kernels.moe routes inside its own call. To make it pick the expert already chosen, each row gets
+    C extra columns holding a one-hot marker of its expert (C = El rounded up to CODE_ALIGN), the
+    router is the identity on those columns and zero elsewhere, and the expert weights get C zero
+    columns (gate/up) and C zero output rows (down). Then: the router's top-1 is the marked expert
+    with routing weight p/p = 1 exactly; gate/up see the marker times zero, so they compute the real
+    x @ W exactly; the extra output columns are h @ 0 = 0 and are dropped; no gradient reaches the
+    real columns through the router (its weights there are zero). The price: a padded copy of the
+    local expert weights per forward (it replaces the autocast copy kernels.moe is given anyway) and
+    C/D more work in the two expert GEMMs; in exchange one fused launch per layer instead of one per
+    local expert.
+    """
+    import torch.nn.functional as F
+
+    import kernels
+
+    R, D = x_RD.shape
+    El = gate_up_El2ID.shape[0]
+    C = -(-El // CODE_ALIGN) * CODE_ALIGN
+    marker_RC = F.one_hot(local_id_R, C).to(x_RD.dtype)
+    router_ElX = torch.cat([x_RD.new_zeros((El, D)), torch.eye(El, C, dtype=x_RD.dtype, device=x_RD.device)], 1)
+    y_RX, _ = kernels.moe(torch.cat([x_RD, marker_RC], 1), router_ElX, F.pad(gate_up_El2ID, (0, C)),
+                          F.pad(down_ElDI, (0, 0, 0, C)), 1, norm_topk_prob=True, impl=impl)
+    return y_RX[:, :D]
 
 
 def _expert_modules(model: nn.Module) -> Iterator[nn.Module]:
