@@ -159,8 +159,9 @@ def local_experts(x_RD: torch.Tensor, local_id_R: torch.Tensor, gate_up_El2ID: t
     with routing weight p/p = 1 exactly; gate/up see the marker times zero, so they compute the real
     x @ W exactly; the extra output columns are h @ 0 = 0 and are dropped; no gradient reaches the
     real columns through the router (its weights there are zero). The price: a padded copy of the
-    local expert weights per forward (it replaces the autocast copy kernels.moe is given anyway) and
-    C/D more work in the two expert GEMMs; in exchange one fused launch per layer instead of one per
+    local expert weights per forward (under bf16 autocast it takes the place of the cast copy
+    kernels.moe keeps for the backward, C/D larger; in fp32 it is an extra copy) and C/D more work in
+    the two expert GEMMs; in exchange one fused launch per layer instead of one per
     local expert.
     """
     import torch.nn.functional as F
