@@ -12,8 +12,9 @@ One MoE layer under EP (`ExpertParallel.__call__`, every rank at once):
     2. exchange counts: an all-to-all of the E per-expert counts (fixed size, no host sync);
     3. one host sync: `all_to_all_single` takes its split sizes as Python ints (NCCL needs them on the
        host to size the transfer, and the receive buffer's size is data-dependent). The send and
-       receive sizes are read back together, once per layer per forward; the backward reuses them. Avoiding it would need a fixed capacity per expert
-       (padding to the worst case, or dropping tokens), which this trainer does not do;
+       receive sizes are read back together, once per layer per forward; the backward reuses them.
+       Avoiding it would need a fixed capacity per expert (padding to the worst case, or dropping
+       tokens), which this trainer does not do;
     4. dispatch: all-to-all of the sorted rows (kernels.moe regroups them by local expert itself);
     5. local experts: one `kernels.moe` call over every received row (`local_experts`), made to pick
        each row's expert by marker columns (its docstring), so the fused Triton path runs on CUDA and
@@ -32,12 +33,12 @@ gradient is the sum over the ranks that sent it tokens, so `finish_expert_grads`
 world size (after the "edp" sum) to match.
 
 Shape legend: N tokens on this rank, D hidden, E experts, El = E/ep local experts, K top-k,
-S = N*K assignments, R rows received by this rank, I expert width, P ranks of the EP group.
+S = N*K assignments, R rows received by this rank, I expert width, P ranks of the EP group,
+C marker columns (`local_experts`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,7 +51,6 @@ from trainer.errors import ConfigError
 __all__ = [
     "ExpertParallel",
     "clip_grad_norm_",
-    "expert_bytes_per_rank",
     "expert_parallel_groups",
     "expert_parameters",
     "finish_expert_grads",
@@ -263,9 +263,3 @@ def clip_grad_norm_(model: nn.Module, max_norm: float, parallel: ExpertParallel)
         g.mul_(coef.to(g.device, g.dtype))
     return total
 
-
-def expert_bytes_per_rank(num_layers: int, num_experts: int, hidden: int, inter: int, ep: int,
-                          bytes_per_param: int) -> int:
-    """Bytes of expert state one rank holds under EP: L * (E/ep) * 3*D*I parameters, times the bytes
-    each parameter costs (weights, gradients and optimizer state together)."""
-    return num_layers * math.ceil(num_experts / ep) * 3 * hidden * inter * bytes_per_param
