@@ -36,7 +36,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 from factory.schema import RepoSpec
-from verifiers.discover import discover_suite, import_distribution
+from verifiers.discover import discover_suite, import_distribution, is_known_import
 
 __all__ = ["InstallRecipe", "detect_install", "DEFAULT_TEST_CMD", "pkg_info_version", "tox_env_deps"]
 
@@ -165,7 +165,13 @@ def detect_install(root: Path, spec: RepoSpec | None = None, *, python: str = "3
         cmds.append(_soft_pip(suite.plugins, "pytest plugin"))
         found.append(f"{suite.config_file or 'conftest'} plugins: {', '.join(suite.plugins)}")
     pairs = [(m, import_distribution(m)) for m in suite.imports]
-    pairs = [(m, d) for m, d in pairs if d and d not in suite.plugins and d != "pytest"]
+    # A guessed name is installed only where the project declares it somewhere (a requirement,
+    # tox, CI): `import helper` from a helper module the sdist forgot must not fetch PyPI's "helper".
+    declared = _declared_names(root)
+    unsure = [m for m, d in pairs if d and not is_known_import(m) and _norm(d) not in declared]
+    if unsure:
+        notes.append(f"test imports not installed (no distribution known or declared): {', '.join(unsure)}")
+    pairs = [(m, d) for m, d in pairs if d and d not in suite.plugins and d != "pytest" and m not in unsure]
     if pairs:
         cmds.append(_missing_imports(pairs))
         found.append(f"test imports: {', '.join(m for m, _ in pairs)}")
@@ -173,6 +179,23 @@ def detect_install(root: Path, spec: RepoSpec | None = None, *, python: str = "3
         cmds.append(f"({step}) || echo 'taskfactory: setup step failed: '{shlex.quote(step)}")
     # pytest and coverage come with the base image; a repository's own pins above may change them.
     return InstallRecipe(tuple(cmds), tuple(found), test_cmd, env, tuple(notes))
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared_names(root: Path) -> set[str]:
+    """Every distribution-like word in the files where projects declare dependencies."""
+    files = [root / n for n in ("pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "noxfile.py", "Pipfile",
+                                "environment.yml")]
+    files += list(root.glob("*requirements*.txt")) + list(root.glob("requirements/*.txt"))
+    files += list(root.glob("*/requirements*.txt")) + list((root / ".github" / "workflows").glob("*.y*ml"))
+    words: set[str] = set()
+    for f in files:
+        if f.is_file():
+            words.update(_norm(w) for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", f.read_text(errors="replace")))
+    return words
 
 
 def _test_cmd(suite) -> str:

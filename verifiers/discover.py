@@ -28,7 +28,7 @@ from pathlib import Path
 
 from verifiers.failures import PLUGIN_FOR_OPTION
 
-__all__ = ["Suite", "discover_suite", "import_distribution", "project_modules"]
+__all__ = ["Suite", "discover_suite", "import_distribution", "is_known_import", "project_modules"]
 
 _DEFAULT_FILES = ("test_*.py", "*_test.py")
 _EXTRA_FILES = ("tests.py", "test.py", "test*.py")
@@ -256,6 +256,11 @@ def _mentions_trio_backend(paths: list[Path]) -> bool:
         if "anyio_backend" in text and "trio" in text:
             return True
     return False
+
+
+def is_known_import(name: str) -> bool:
+    """Whether our table names the distribution of module ``name`` (else it is a guess)."""
+    return name in _DISTS
 
 
 def import_distribution(name: str) -> str:

@@ -292,7 +292,13 @@ def check_baseline(entries, runs, collect_errors, limits: TruthLimits = TruthLim
 
 def _fix_for(reason: str) -> str:
     if m := re.search(r"No module named '([\w.]+)'", reason):
-        return f"pre_install: [python -m pip install {m.group(1).split('.')[0]}]"
+        from verifiers.discover import import_distribution, is_known_import  # noqa: PLC0415
+
+        mod = m.group(1).split(".")[0]
+        if is_known_import(mod):
+            return f"pre_install: [python -m pip install {import_distribution(mod)}]"
+        return (f"pre_install: [python -m pip install <the distribution of {mod!r}>], or add {mod}.py if the "
+                "tree should have it (an sdist may leave a test helper out)")
     if "fixture" in reason and "not found" in reason:
         return "pre_install: [python -m pip install the pytest plugin that provides the fixture]"
     return ""

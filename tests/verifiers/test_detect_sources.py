@@ -105,3 +105,12 @@ def test_ci_apt_packages_and_compile_steps(tmp_path):
     assert r.commands[0].startswith("apt-get update -qq && for p in gettext libxml2-dev;")
     assert any("compile_catalog" in c and "setup step failed" in c for c in r.commands)
     assert "CI apt packages: gettext libxml2-dev" in r.detected_from
+
+
+def test_a_guessed_distribution_is_installed_only_where_the_project_declares_it(tmp_path):
+    _write(tmp_path, {"setup.py": "setup(name='x')\n", "tox.ini": "[testenv]\ndeps = foo-bar>=1\n",
+                      "tests/test_a.py": "from helper import h\nimport foo_bar\n\ndef test_a():\n    pass\n"})
+    r = detect_install(tmp_path)
+    probe = next(c for c in r.commands if c.startswith("missing=$("))
+    assert "foo-bar" in probe and "helper" not in probe  # helper.py was left out of the sdist: no PyPI "helper"
+    assert any("not installed" in n and "helper" in n for n in r.notes)
