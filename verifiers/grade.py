@@ -409,6 +409,7 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
     report is written by the runner's process, which the code under test shares (docs/grading.md).
     """
     base = task.base_commit
+    touched = patch_paths(model_patch)
     big = len(model_patch.encode()) >= 64_000
     if big:
         worker.sh(f"mkdir -p {_G}")
@@ -416,7 +417,12 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
     script = (
         f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_R}; "
         f"git ls-files -z --others > {_G}/start-untracked; "
-        f"if [ -s {_G}/start-untracked ]; then tar --null -T {_G}/start-untracked -cf {_G}/start-extra.tar; fi; "
+        # Only the untracked files the patch touches are saved (git apply changes nothing else):
+        # node_modules holds tens of thousands of them. Put back without their owners (npm keeps the
+        # tarballs' uids; the sandbox has no CAP_CHOWN).
+        + (f"git ls-files -z --others -- {_quoted(touched)} > {_G}/start-touched; " if touched else
+           f": > {_G}/start-touched; ")
+        + f"if [ -s {_G}/start-touched ]; then tar --null -T {_G}/start-touched -cf {_G}/start-extra.tar; fi; "
         + ("" if big else f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ")
         + f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
         f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
@@ -461,7 +467,7 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         reset += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
         reset += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
                          for p in gold_configs)
-    reset += f"if [ -f {_G}/start-extra.tar ]; then tar -xf {_G}/start-extra.tar; fi; "
+    reset += f"if [ -f {_G}/start-extra.tar ]; then tar --no-same-owner -xf {_G}/start-extra.tar; fi; "
     if task.test_patch:
         env["TF_TEST_PATCH"] = task.test_patch
         reset += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
