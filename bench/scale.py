@@ -166,7 +166,7 @@ def main() -> int:
         costs = measured_costs([Path(p) for p in args.project], Path(args.work))
         Console().print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in costs.items()}))
         t = Table(title="projection (40 candidates per repository, 8-CPU nodes, validate workers 2 x 2 CPUs)")
-        for col in ("repositories", "nodes", "item slots", "one repository s", "longest chain s", "hours"):
+        for col in ("repositories", "nodes", "item slots", "one repository s (work)", "one repository s (chain)", "hours"):
             t.add_column(col, justify="right")
         for repos in (20, 1000):
             for nodes in (1, 10, 100):

@@ -148,11 +148,18 @@ def _run_stage(stage: Stage, cfg: RunConfig, store: RunStore, items: list[WorkIt
         yield item, joined
 
 
+# The config sections each repository stage's results depend on.
+_SECTIONS = {"env": (), "baseline": ("baseline", "sandbox"), "mine": ("mine",), "mutate": ("mutate",),
+             "combine": ("combine",), "validate": ("validate", "sandbox")}
+
+
 def _settings_digest(cfg: RunConfig, spec, repo_stages: list[Stage]) -> str:
     """What a repository's results depend on: its spec, the repository stages, their settings."""
-    data = cfg.model_dump(by_alias=True, exclude={"name", "repos", "publish", "train", "stages"})
-    data["validate"].pop("batch", None)  # how work is cut into items never changes a result
-    data["validate"].pop("workers", None)
+    dump = cfg.model_dump(by_alias=True)
+    wanted = {sec for s in repo_stages for sec in _SECTIONS.get(s.name, tuple(dump))}
+    data = {k: v for k, v in dump.items() if k in wanted and k not in ("name", "repos", "stages")}
+    if "validate" in data:  # how work is cut into items never changes a result
+        data["validate"] = {k: v for k, v in data["validate"].items() if k not in ("batch", "workers")}
     blob = json.dumps({"spec": dataclasses.asdict(spec), "stages": [s.name for s in repo_stages],
                        "settings": data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
