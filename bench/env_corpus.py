@@ -42,52 +42,52 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # (spec, kind): kinds say why the package is in the corpus.
-CORPUS = [
-    ("pyflakes==3.2.0", "pure, tests inside the package"),
+CORPUS = [  # diverse and quick ones first: the dev box may not get through all of them
     ("pluggy==1.5.0", "pure, setuptools-scm, tox"),
+    ("pyflakes==3.2.0", "pure, tests inside the package"),
     ("more-itertools==10.5.0", "pure, flit"),
-    ("toolz==1.0.0", "pure, tests inside the package"),
-    ("humanize==4.11.0", "pure, hatch-vcs, translations"),
-    ("tenacity==9.0.0", "pure, setuptools-scm"),
-    ("python-dateutil==2.9.0.post0", "pure, setuptools-scm, tox"),
-    ("zipp==3.20.2", "pure, setuptools-scm, test extra"),
-    ("cachetools==5.5.0", "pure, tox"),
-    ("idna==3.10", "pure, flit"),
-    ("six==1.16.0", "pure, top-level test_six.py, tox"),
-    ("mccabe==0.7.0", "pure, top-level test_mccabe.py, tox"),
     ("decorator==5.1.1", "pure, suite in tests/test.py"),
+    ("MarkupSafe==2.1.5", "C extension (speedups)"),
+    ("six==1.16.0", "pure, top-level test_six.py, tox"),
+    ("texttable==1.7.0", "pure, top-level tests.py"),
+    ("wrapt==1.16.0", "C extension"),
+    ("tenacity==9.0.0", "pure, setuptools-scm"),
+    ("simplejson==3.19.3", "C extension, tests inside the package"),
+    ("schema==0.7.7", "pure, top-level test_schema.py"),
+    ("humanize==4.11.0", "pure, hatch-vcs, translations"),
+    ("bitarray==2.9.2", "C extension, tests inside the package"),
+    ("cachetools==5.5.0", "pure, tox"),
+    ("pyrsistent==0.20.0", "C extension"),
+    ("mccabe==0.7.0", "pure, top-level test_mccabe.py, tox"),
+    ("msgpack==1.1.0", "C extension (Cython-generated)"),
     ("colorama==0.4.6", "pure, *_test.py inside the package"),
-    ("tomlkit==0.13.2", "pure, poetry"),
+    ("ujson==5.10.0", "C extension, setuptools-scm"),
+    ("idna==3.10", "pure, flit"),
+    ("zipp==3.20.2", "pure, setuptools-scm, test extra"),
+    ("mmh3==4.1.0", "C extension"),
     ("click==8.1.7", "pure, flit"),
+    ("h11==0.14.0", "pure"),
+    ("xxhash==3.5.0", "C extension"),
+    ("tomlkit==0.13.2", "pure, poetry"),
     ("itsdangerous==2.2.0", "pure, flit"),
     ("blinker==1.8.2", "pure, flit"),
+    ("setproctitle==1.3.3", "C extension"),
     ("boltons==24.0.0", "pure, pytest.ini, tox"),
-    ("wcwidth==0.2.13", "pure, tox"),
     ("termcolor==2.5.0", "pure, hatch-vcs"),
+    ("zope.interface==7.1.0", "C extension, namespace package, unittest"),
     ("tabulate==0.9.0", "pure, setuptools-scm, test/ folder"),
     ("prettytable==3.11.0", "pure, hatch-vcs, plugin from a test extra"),
+    ("frozenlist==1.4.1", "C extension (Cython at build)"),
     ("inflection==0.5.1", "pure, top-level test_inflection.py"),
     ("text-unidecode==1.3", "pure"),
-    ("texttable==1.7.0", "pure, top-level tests.py"),
-    ("schema==0.7.7", "pure, top-level test_schema.py"),
     ("jmespath==1.0.1", "pure, tox"),
     ("sqlparse==0.5.1", "pure, hatch"),
-    ("h11==0.14.0", "pure"),
     ("pyparsing==3.1.4", "pure, flit, tox"),
     ("distro==1.9.0", "pure, tox"),
     ("platformdirs==4.3.6", "pure, hatch-vcs, test extra"),
-    ("MarkupSafe==2.1.5", "C extension (speedups)"),
-    ("wrapt==1.16.0", "C extension"),
-    ("simplejson==3.19.3", "C extension, tests inside the package"),
-    ("pyrsistent==0.20.0", "C extension"),
-    ("bitarray==2.9.2", "C extension, tests inside the package"),
-    ("ujson==5.10.0", "C extension, setuptools-scm"),
-    ("msgpack==1.1.0", "C extension (Cython-generated)"),
-    ("mmh3==4.1.0", "C extension"),
-    ("xxhash==3.5.0", "C extension"),
-    ("setproctitle==1.3.3", "C extension"),
-    ("zope.interface==7.1.0", "C extension, namespace package, unittest"),
-    ("frozenlist==1.4.1", "C extension (Cython at build)"),
+    ("wcwidth==0.2.13", "pure, tox"),
+    ("python-dateutil==2.9.0.post0", "pure, setuptools-scm, tox"),
+    ("toolz==1.0.0", "pure, tests inside the package"),
     ("packaging==24.1", "pure, flit, 26854 tests (last: the longest suite)"),
 ]
 
@@ -206,7 +206,7 @@ REFERENCE = {
     "xxhash==3.5.0": {},
     "setproctitle==1.3.3": {},
     "zope.interface==7.1.0": {"extras": "test"},
-    "frozenlist==1.4.1": {},
+    "frozenlist==1.4.1": {"pip": ["pytest-cov", "Cython"]},  # addopts --cov; .coveragerc loads Cython.Coverage
 }
 
 
@@ -298,12 +298,19 @@ def main() -> None:
     ap.add_argument("--redo", action="store_true", help="run packages already in the results again")
     ap.add_argument("--reference", action="store_true", help="establish the reference counts (host venvs)")
     ap.add_argument("--table", action="store_true", help="only print the table")
+    ap.add_argument("--reverse", action="store_true",
+                    help="from the end of the list (a second worker, with its own --results file)")
     args = ap.parse_args()
     results_path = args.results or args.run_dir / "results.json"
     refs_path = args.run_dir / "reference.json"
     todo = [s for s, _ in CORPUS if not args.only or s.split("==")[0] in args.only or s in args.only]
+    if args.reverse:
+        todo.reverse()
     if args.table:
-        print(table(_load(results_path), _load(refs_path)))
+        merged: dict = {}
+        for f in sorted(args.run_dir.glob("results*.json")):  # every worker's file
+            merged.update(_load(f))
+        print(table(merged, _load(refs_path)))
         return
     if args.reference:
         refs = _load(refs_path)
@@ -323,7 +330,8 @@ def main() -> None:
     results = _load(results_path)
     print(f"# env corpus, {_now()}, load {os.getloadavg()[0]:.1f}", flush=True)
     for s in todo:
-        if s in results and not args.redo:
+        if (s in results and not args.redo) or s in {k for f in args.run_dir.glob("results*.json")
+                                                       if f != results_path for k in _load(f)}:
             continue
         try:
             rec = run_one(s, args.run_dir)

@@ -247,6 +247,22 @@ def _imports(paths: list[Path]) -> tuple[set[str], set[str]]:
     return names, plugins
 
 
+def _coverage_plugins(root: Path) -> list[str]:
+    """Distributions of coverage.py plugins the coverage config loads (``Cython.Coverage`` -> Cython):
+    with pytest-cov active, a missing one stops the session."""
+    mods: list[str] = []
+    for name, section in ((".coveragerc", "run"), ("setup.cfg", "coverage:run"), ("tox.ini", "coverage:run")):
+        mods += _ini_section(root / name, section).get("plugins", "").split() if (root / name).is_file() else []
+    pp = root / "pyproject.toml"
+    if pp.is_file():
+        try:
+            run = tomllib.loads(pp.read_text(encoding="utf-8", errors="replace")).get("tool", {}).get("coverage", {})
+            mods += list(run.get("run", {}).get("plugins", []))
+        except (tomllib.TOMLDecodeError, AttributeError):
+            pass
+    return [import_distribution(m.split(".")[0]) for m in mods if m.split(".")[0]]
+
+
 def _mentions_trio_backend(paths: list[Path]) -> bool:
     for p in paths:
         try:
@@ -315,6 +331,8 @@ def discover_suite(root: Path, test_paths: tuple[str, ...] = ()) -> Suite:
     plugins = _option_plugins(ini.get("addopts", ""))
     plugins += [r for r in ini.get("required_plugins", "").split() if r]
     plugins += [_PLUGIN_FOR_INI[k] for k in ini if _PLUGIN_FOR_INI.get(k)]
+    if "pytest-cov" in plugins:
+        plugins += _coverage_plugins(root)
     conftests = [p for p in root.rglob("conftest.py") if not any(part in _NORECURSE for part in p.relative_to(root).parts)]
     names, plugin_mods = _imports(conftests + [root / f for f in files])
     if _mentions_trio_backend(conftests + [root / f for f in files]):

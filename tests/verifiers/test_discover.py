@@ -83,3 +83,9 @@ def test_optional_and_python2_imports_are_not_installed(tmp_path):
                                          "def test_x():\n    import pytest\n    np = pytest.importorskip('scipy')\n"
                                          "    import scipy\n"})
     assert discover_suite(tmp_path).imports == ("attr",)
+
+
+def test_coverage_plugins_come_with_cov_in_addopts(tmp_path):
+    _write(tmp_path, {"pytest.ini": "[pytest]\naddopts = --cov=pkg\n", ".coveragerc": "[run]\nplugins = Cython.Coverage\n",
+                      "tests/test_a.py": TEST})
+    assert discover_suite(tmp_path).plugins == ("pytest-cov", "Cython")
