@@ -15,7 +15,9 @@ set aside.
 
     python bench/coverage_run.py --run /work/i21/docutils --reps 3
 
-``--install`` then makes the working tree's map the run's ``coverage.parquet`` (the old one kept as
+``--variants plain,tree`` leaves the image's coverage run out and compares the tree's map with
+the run's ``coverage.parquet`` (its baseline's; the baseline's ``coverage_wall_s`` is then the
+old plugin's time). ``--install`` then makes the working tree's map the run's ``coverage.parquet`` (the old one kept as
 ``coverage.before.parquet``), when both maps agree: a run whose baseline predates the
 ``<outside tests>`` rows gets them without a new baseline.
 """
@@ -52,6 +54,44 @@ def _map(rep) -> dict[str, dict[int, frozenset[str]]]:
     return out
 
 
+def _cpu_seconds(log_tail: str) -> float:
+    """Children's user + system seconds from bash's ``times`` (its last line: ``1m2.3s 0m4.5s``)."""
+    lines = [ln for ln in log_tail.strip().splitlines() if ln.count("m") == 2 and ln.strip().endswith("s")]
+    if not lines:
+        return float("nan")
+    total = 0.0
+    for part in lines[-1].split():
+        m, sec = part.rstrip("s").split("m")
+        total += int(m) * 60 + float(sec)
+    return total
+
+
+def _agree(a: dict, b: dict) -> dict:
+    """The two maps, package files only (the tree's plugin does not measure test files)."""
+    from factory.repo import is_test_file  # noqa: PLC0415
+
+    lines_a = {(f, n): ids for f, ls in a.items() if not is_test_file(f) for n, ids in ls.items()}
+    lines_b = {(f, n): ids for f, ls in b.items() if not is_test_file(f) for n, ids in ls.items()}
+    return {"maps_identical": lines_a == lines_b, "lines_image": len(lines_a), "lines_tree": len(lines_b),
+            "pairs_image": sum(len(v) for v in lines_a.values()), "pairs_tree": sum(len(v) for v in lines_b.values()),
+            "lines_only_in_one": [list(x) for x in sorted(set(lines_a) ^ set(lines_b))[:5]],
+            "lines_with_other_ids": [list(k) for k in set(lines_a) & set(lines_b) if lines_a[k] != lines_b[k]][:5],
+            "image_test_file_lines_not_compared": sum(len(ls) for f, ls in a.items() if is_test_file(f)),
+            "tree_test_file_lines": sum(len(ls) for f, ls in b.items() if is_test_file(f))}
+
+
+def _install(store, key: str, raw_tree: dict) -> None:
+    from factory.schema import CoverageEntry  # noqa: PLC0415
+    from factory.store import write_records  # noqa: PLC0415
+
+    rd = store.repo(key)
+    if rd.coverage.exists() and not (rd.root / "coverage.before.parquet").exists():
+        rd.coverage.replace(rd.root / "coverage.before.parquet")
+    rows = [CoverageEntry(f, n, tuple(sorted(set(ids)))) for f in sorted(raw_tree) for n, ids in sorted(raw_tree[f].items())]
+    write_records(rd.coverage, rows, CoverageEntry)
+    print(f"installed the tree's map: {len(rows)} rows -> {rd.coverage}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True)
@@ -73,15 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(client, env.tag, SandboxLimits(timeout_s=args.timeout, mem="4g"), session="bench-coverage")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     walls: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
     maps: dict[str, dict] = {}
     sizes: dict[str, int] = {}
+    if "image" not in variants:  # the run's own map (its baseline's coverage run) stands for it
+        from factory.schema import CoverageEntry  # noqa: PLC0415
+        from factory.store import read_records  # noqa: PLC0415
+
+        base_map: dict[str, dict[int, frozenset[str]]] = {}
+        for e in read_records(store.repo(key).coverage, CoverageEntry):
+            base_map.setdefault(e.file, {})[e.line] = frozenset(e.nodeids)
+        maps["image"] = base_map
     try:
         worker.start()
         worker.put("/tf-out/tf_report_tree.py", _PLUGIN.read_bytes())
         for rep in range(args.reps):
             for v in variants:
                 plugins = ("tf_report_tree",) if v == "tree" else ("tf_report",)
-                cmd = runner.command(Selection(), plugins=plugins)
+                # `times`: the session's CPU seconds (user + system), which a loaded machine inflates
+                # far less than wall time.
+                cmd = runner.command(Selection(), plugins=plugins) + "; times"
                 env_vars = {"PYTHONPATH": "/tf-out"} if v == "tree" else {}
                 if v != "plain":
                     env_vars["TF_COVERAGE"] = "1"
@@ -91,56 +142,39 @@ def main(argv: list[str] | None = None) -> int:
                 if run.status != "ok":
                     print(f"{v} run {rep + 1}: {run.status} {run.reason}", file=sys.stderr)
                 walls[v].append(wall)
+                cpus[v].append(_cpu_seconds(run.log_tail))
                 if v != "plain" and v not in maps:
                     maps[v] = _map(report)
-                    if v == "tree":
-                        raw_tree = report.coverage or {}
+                    if v == "tree" and args.install and "image" in maps:
+                        if _agree(maps["image"], maps["tree"])["maps_identical"]:
+                            _install(store, key, report.coverage or {})
+                        else:
+                            print("maps differ: not installed", file=sys.stderr, flush=True)
                     sizes[v] = sum(len(ls) for ls in (report.coverage or {}).values())
-                print(f"{v} run {rep + 1}: {wall:.1f}s, {len(run.results)} results", file=sys.stderr, flush=True)
+                print(f"{v} run {rep + 1}: {wall:.1f}s wall, {cpus[v][-1]:.1f}s CPU, {len(run.results)} results",
+                      file=sys.stderr, flush=True)
     finally:
         worker.close()
 
     med = {v: statistics.median(w) for v, w in walls.items()}
+    cmed = {v: statistics.median(c) for v, c in cpus.items()}
     t = Table(title=f"coverage run: {key} ({env.tag}), median of {args.reps}")
     t.add_column("run")
     t.add_column("median wall s", justify="right")
     t.add_column("all runs s", justify="right")
     t.add_column("÷ plain", justify="right")
+    t.add_column("median CPU s", justify="right")
+    t.add_column("CPU ÷ plain", justify="right")
     for v in variants:
         t.add_row(v, f"{med[v]:.1f}", ", ".join(f"{x:.1f}" for x in walls[v]),
-                  f"{med[v] / med['plain']:.2f}x" if "plain" in med else "")
+                  f"{med[v] / med['plain']:.2f}x" if "plain" in med else "", f"{cmed[v]:.1f}",
+                  f"{cmed[v] / cmed['plain']:.2f}x" if "plain" in cmed and cmed["plain"] else "")
     Console().print(t)
     if "image" in maps and "tree" in maps:
-        a, b = maps["image"], maps["tree"]
-        from factory.repo import is_test_file  # noqa: PLC0415
-
-        # The tree's plugin does not measure test files (nothing reads their lines): compare the rest.
-        test_lines = sum(len(ls) for f, ls in a.items() if is_test_file(f))
-        lines_a = {(f, n): ids for f, ls in a.items() if not is_test_file(f) for n, ids in ls.items()}
-        lines_b = {(f, n): ids for f, ls in b.items() if not is_test_file(f) for n, ids in ls.items()}
-        same = lines_a == lines_b
-        diff = sorted(set(lines_a) ^ set(lines_b))[:5]
-        ids_diff = [k for k in set(lines_a) & set(lines_b) if lines_a[k] != lines_b[k]][:5]
-        print(json.dumps({"maps_identical": same, "lines_image": len(lines_a), "lines_tree": len(lines_b),
-                          "pairs_image": sum(len(v) for v in lines_a.values()),
-                          "pairs_tree": sum(len(v) for v in lines_b.values()),
-                          "lines_only_in_one": [list(x) for x in diff], "lines_with_other_ids": [list(x) for x in ids_diff],
-                          "image_test_file_lines_not_compared": test_lines,
-                          "tree_test_file_lines": sum(len(ls) for f, ls in b.items() if is_test_file(f)),
-                          "tree_lines_only_outside_tests": sizes.get("tree", 0) - len(lines_b)}))
-        if args.install and same:
-            from factory.schema import CoverageEntry  # noqa: PLC0415
-            from factory.store import write_records  # noqa: PLC0415
-
-            rd = store.repo(key)
-            if rd.coverage.exists() and not (rd.root / "coverage.before.parquet").exists():
-                rd.coverage.replace(rd.root / "coverage.before.parquet")
-            rows = [CoverageEntry(f, n, tuple(sorted(set(ids)))) for f in sorted(raw_tree)
-                    for n, ids in sorted(raw_tree[f].items())]
-            write_records(rd.coverage, rows, CoverageEntry)
-            print(f"installed the tree's map: {len(rows)} rows -> {rd.coverage}", file=sys.stderr)
+        print(json.dumps({**_agree(maps["image"], maps["tree"]),
+                          "tree_lines_only_outside_tests": sizes.get("tree", 0) - sum(len(v) for v in maps["tree"].values())}))
     if args.json:
-        Path(args.json).write_text(json.dumps({"walls": walls, "median": med}))
+        Path(args.json).write_text(json.dumps({"walls": walls, "median": med, "cpu": cpus, "median_cpu": cmed}))
     return 0
 
 

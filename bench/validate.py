@@ -14,6 +14,13 @@ sandbox's overhead. Task images are not built (the same cost for both strategies
 
     python bench/validate.py --run runs/demo --sample 40
     python bench/validate.py --run /work/i21/parso --sample 100 --json /tmp/parso.json
+
+On a loaded machine the two strategies can also run side by side, as two processes on the same
+sample (the same load for both), each writing its verdicts as they land, then be compared:
+
+    python bench/validate.py --run RUN --sample 12 --strategies full --workers 1 --verdicts /tmp/f.jsonl &
+    python bench/validate.py --run RUN --sample 12 --strategies selected --workers 1 --verdicts /tmp/s.jsonl
+    python bench/validate.py --run RUN --sample 12 --compare /tmp/f.jsonl /tmp/s.jsonl
 """
 
 from __future__ import annotations
@@ -114,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--host-sample", type=int, default=0, help="Candidates replayed on the host (sandbox overhead).")
     ap.add_argument("--json", default=None, help="Write every verdict of both strategies and the comparison here.")
+    ap.add_argument("--strategies", default="full,selected", help="Which to run (comma-separated).")
+    ap.add_argument("--verdicts", default=None, help="Append each verdict here (JSON lines) as it lands.")
+    ap.add_argument("--compare", nargs=2, metavar=("FULL_JSONL", "SELECTED_JSONL"), default=None,
+                    help="Compare two --verdicts files (the candidates both judged) instead of running.")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="A run's wall-clock limit, seconds (default: the stage's, from the baseline's median run).")
     args = ap.parse_args(argv)
 
     store = RunStore(args.run)
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     cands = [c for c in read_records(rd.candidates, Candidate) if c.origin == "mutation"]
     rng = random.Random(args.seed)
     sample = sorted(rng.sample(cands, min(args.sample, len(cands))), key=lambda c: c.candidate_id)
-    limits = SandboxLimits(timeout_s=adaptive_timeout(store, key))
+    limits = SandboxLimits(timeout_s=args.timeout or adaptive_timeout(store, key))
     global HOST_TIMEOUT_S
     HOST_TIMEOUT_S = limits.timeout_s
     workers = args.workers or defaults.cpu_cores()
@@ -141,14 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         p = root / path
         return p.read_text(encoding="utf-8") if p.is_file() else None
 
+    if args.compare:
+        return _compare_files(args, key, sample, baseline)
     timings, verdicts = {}, {}
-    for strategy in ("full", "selected"):
+    for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
         cfg = ValidateConfig(strategy=strategy, workers=workers, limits=limits, build_task_images=False,
                              confirm_fraction=0.0)
         done = [0]
 
         def _tick(v, _i, s=strategy, d=done, t0=time.perf_counter()):
             d[0] += 1
+            if args.verdicts:
+                with open(args.verdicts, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"strategy": s, "elapsed_s": time.perf_counter() - t0,
+                                         **dataclasses.asdict(v)}) + "\n")
             print(f"  {s} {d[0]}/{len(sample)} {v.candidate_id} {v.verdict}/{v.reason} lists={v.lists} "
                   f"runs={v.num_runs} {v.total_s:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)",
                   file=sys.stderr, flush=True)
@@ -159,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         timings[strategy] = time.perf_counter() - t0
         verdicts[strategy] = {v.candidate_id: v for v in vals}
 
+    if set(verdicts) != {"full", "selected"}:
+        print(json.dumps({s: {"wall_s": timings[s], "candidates": len(verdicts[s])} for s in verdicts}))
+        return 0
     full, sel = verdicts["full"], verdicts["selected"]
     cmp = compare(sample, full, sel)
     cpm = {s: len(sample) / timings[s] * 60 for s in timings}
@@ -167,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     lists = {k: sum(v.lists == k for v in sel.values()) for k in ("selected", "full")}
 
     t = Table(title=f"validate: {key}, {n} candidates (seed {args.seed}), {workers} worker(s), "
-                    f"{len(stable)} stable-passing tests")
+                    f"{len(stable)} stable-passing tests, run limit {limits.timeout_s:.0f}s")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("full strategy: wall s", f"{timings['full']:.1f}")
@@ -214,6 +236,48 @@ def main(argv: list[str] | None = None) -> int:
             "repo": key, "seed": args.seed, "workers": workers, "timings": timings, "cpm": cpm,
             "comparison": cmp, "verdicts": {s: [dataclasses.asdict(v) for v in vs.values()] for s, vs in verdicts.items()}},
             indent=1))
+    return 0
+
+
+def _compare_files(args, key: str, sample: list[Candidate], baseline: list[BaselineEntry]) -> int:
+    """The comparison of two side-by-side runs: candidates per minute from each one's own clock
+    (its last verdict's elapsed time over the verdicts it gave), lists on the candidates both judged."""
+    runs = {}
+    for strategy, path in zip(("full", "selected"), args.compare, strict=True):
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if r.pop("strategy") == strategy]
+        elapsed = max((r.pop("elapsed_s") for r in rows), default=0.0)
+        runs[strategy] = ({r["candidate_id"]: Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]),
+                                                            "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])}) for r in rows},
+                          elapsed)
+    both = [c for c in sample if c.candidate_id in runs["full"][0] and c.candidate_id in runs["selected"][0]]
+    cmp = compare(both, runs["full"][0], runs["selected"][0])
+    n = len(both)
+    stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
+    t = Table(title=f"validate side by side: {key}, {n} candidates judged by both (of {len(sample)}), "
+                    f"{len(stable)} stable-passing tests")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    cpm = {}
+    for s in ("full", "selected"):
+        vals, elapsed = runs[s]
+        cpm[s] = len(vals) / elapsed * 60 if elapsed else float("nan")
+        t.add_row(f"{s}: candidates judged / wall s", f"{len(vals)} / {elapsed:.0f}")
+        t.add_row(f"{s}: candidates / min", f"{cpm[s]:.2f}")
+    t.add_row("speed-up (selected / full)", f"{cpm['selected'] / cpm['full']:.2f}x")
+    sel = runs["selected"][0]
+    t.add_row("selected rule: lists from covering tests / full suite",
+              f"{sum(v.lists == 'selected' for v in sel.values())} / {sum(v.lists == 'full' for v in sel.values())}")
+    t.add_row("verdicts agree (accepted or not)", f"{cmp['verdicts_agree']}/{n}")
+    t.add_row("verdict and reason agree", f"{cmp['reasons_agree']}/{n}")
+    t.add_row("accepted by both: F2P identical", f"{cmp['f2p_identical']}/{cmp['accepted_both']}")
+    t.add_row("accepted by both: P2P identical", f"{cmp['p2p_identical']}/{cmp['accepted_both']}")
+    for name in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+        u, d = cmp[f"{name}_ids"], cmp[f"{name}_ids_differ"]
+        t.add_row(f"{name} test ids agreeing (accepted by both)", f"{u - d}/{u} = {100 * (u - d) / max(u, 1):.3f}%")
+    Console().print(t)
+    for d in cmp["disagreements"]:
+        print(json.dumps({"disagreement": d}))
     return 0
 
 
