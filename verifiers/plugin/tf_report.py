@@ -205,13 +205,14 @@ def pytest_runtest_logreport(report):
             rec["outcome"] = "failed"
         elif report.skipped:
             rec["outcome"] = "skipped"
-        if report.failed:
+        if report.failed or report.skipped:  # a skip's reason too: the baseline's truth checks count them
             rec["message"] = _message(report)
     elif report.failed:  # setup or teardown broke
         rec["outcome"] = "error"
         rec["message"] = _message(report)
     elif report.skipped and report.when == "setup":
         rec["outcome"] = "xfail" if wasxfail else "skipped"
+        rec["message"] = _message(report)
 
 
 def pytest_sessionfinish(session, exitstatus):
