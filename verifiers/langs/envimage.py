@@ -28,9 +28,8 @@ from factory.schema import EnvImage, EnvSpec, content_hash
 __all__ = ["LANG_BASE", "build_lang_env_image", "ensure_lang_base", "lang_env_spec", "support_files"]
 
 _HERE = Path(__file__).parent
-_SUPPORT = ("tf_convert.py", "tf_node_reporter.mjs")
+_SUPPORT = ("tf_convert.py", "tf_node_reporter.mjs", "tf_localhost.cjs")
 _CA = "/usr/local/share/taskfactory/ca-bundle.crt"
-_HOSTS = "127.0.0.1 localhost\n"
 # language -> (taskfactory base's Python, whose Debian suite has the toolchain; apt packages; env)
 LANG_BASE = {
     "node": ("3.13", "nodejs npm", {
@@ -143,9 +142,6 @@ def _env_dockerfile(spec: EnvSpec) -> str:
     versions = ("go version" if spec.language == "go"
                 else "node --version; npm --version; ls node_modules 2>/dev/null | sed 's/^/node_modules: /'")
     lines += [
-        # A localhost that resolves: the sandbox has no network, and Docker then leaves the image's
-        # /etc/hosts alone (debootstrap's is empty); vitest's vite server binds "localhost".
-        "COPY hosts /etc/hosts",
         "COPY " + " ".join(_SUPPORT) + " /opt/taskfactory/",
         f"RUN rm -rf /tmp/* && {normalise_tree()}",
         f"RUN ({versions}) > /opt/taskfactory/versions.txt 2>&1 "
@@ -178,7 +174,6 @@ def build_lang_env_image(client, co: Checkout, spec: EnvSpec, log=print, force: 
         (ctxp / "repo.tar").write_bytes(co.archive())
         for name, data in support_files().items():
             (ctxp / name).write_bytes(data)
-        (ctxp / "hosts").write_text(_HOSTS)
         log(f"building {spec.tag} ({', '.join(spec.detected_from)})")
         ok, text = _build(client, ctxp, spec.tag, nocache=force)
     if not ok:

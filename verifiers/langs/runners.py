@@ -105,7 +105,10 @@ class NodeRunner:
     def command(self, selection, *, plugins: tuple[str, ...] | None = None) -> str:
         ids = None if selection.tests is None else list(selection.tests)
         files = _files_of(ids) if ids else list(selection.paths)
-        return _wrap(self.name, self.native(files), selection, ids, f"export NODE_V8_COVERAGE={_COV}", _COV)
+        # "localhost" resolves to the loopback (the sandbox's /etc/hosts is empty): tf_localhost.cjs.
+        shim = f"{TF_DIR}/tf_localhost.cjs"
+        native = f'NODE_OPTIONS="$([ -f {shim} ] && echo --require {shim})" {self.native(files)}'
+        return _wrap(self.name, native, selection, ids, f"export NODE_V8_COVERAGE={_COV}", _COV)
 
     def read(self, exit_code: int | None, wall_s: float, report_text: str, log_tail: str,
              key: bytes | None = None) -> tuple[TestRun, SessionReport]:
