@@ -11,7 +11,7 @@ For every instance in RUN/instances.parquet:
 5. with an edit of the runner's configuration (``package.json`` / ``go.mod``): not resolved,
    and the file is restored.
 
-    python bench/lang_check.py RUN [RUN ...] [--max 10]
+    python bench/lang_check.py RUN [RUN ...] [--max 10] [--source pr]
 """
 
 from __future__ import annotations
@@ -142,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--max", type=int, default=10, help="instances per run (the first N by id)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--source", default="", help="only instances of this source (mutation, pr)")
     a = ap.parse_args(argv)
     client = ensure_engine(quiet=True)
     rows_out = []
     for run in a.runs:
-        df = pl.read_parquet(Path(run) / "instances.parquet").sort("instance_id").head(a.max)
+        df = pl.read_parquet(Path(run) / "instances.parquet").sort("instance_id")
+        if a.source:
+            df = df.filter(pl.col("source") == a.source)
+        df = df.head(a.max)
         for row in df.iter_rows(named=True):
             r = check_instance(client, row)
             r["run"] = run
