@@ -47,10 +47,14 @@ def _ray():
 
 
 def _remote_item(cfg: RunConfig, inputs: dict[str, bytes], item: WorkItem, run_id: str, registry: str | None):
+    import ray  # noqa: PLC0415
+
     from factory.landing import run_packed  # noqa: PLC0415
     from factory.placement import Placement  # noqa: PLC0415
 
-    return run_packed(cfg, inputs, item, run_id, placement=Placement(registry))
+    record = run_packed(cfg, inputs, item, run_id, placement=Placement(registry))
+    record.node = f"{record.node}/{ray.get_runtime_context().get_node_id()[:8]}"  # two nodes may share a host
+    return record
 
 
 def _sweep_node(run_id: str) -> list[str]:
