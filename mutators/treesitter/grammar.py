@@ -7,6 +7,7 @@ The grammars are the ``tree-sitter-javascript``, ``tree-sitter-typescript`` and
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import PurePosixPath
 
@@ -20,7 +21,7 @@ LANGUAGE_OF_SUFFIX = {".js": "javascript", ".mjs": "javascript", ".cjs": "javasc
 def language_of_path(path: str) -> str | None:
     """The grammar of a path, or None (Python and everything else)."""
     name = PurePosixPath(path).name
-    if name.endswith(".d.ts") or name.endswith(".min.js"):
+    if re.search(r"\.d\.[cm]?tsx?$", name) or name.endswith(".min.js"):
         return None  # declarations hold no behaviour; minified bundles are build output
     return LANGUAGE_OF_SUFFIX.get(PurePosixPath(path).suffix)
 

@@ -28,7 +28,8 @@ profile. Line-level where the script V8 ran is the file on disk (plain JavaScrip
 was transformed first (TypeScript through ts-jest or vite) counts every line as covered. Each
 line is attributed to the tests of the test files loaded in the same process (node:test runs a
 file per process: per-file granularity; mocha and jest in band: the whole suite); Go's profile
-is attributed to the whole suite.
+is attributed to the whole suite. Where V8 wrote nothing about the repository's files (vitest
+ends its workers before they write it), every source file counts, for every test (file level).
 """
 
 from __future__ import annotations
@@ -244,6 +245,33 @@ def v8_coverage(cov_dir: str, root: str, tests_by_file: dict[str, list[str]], al
     return {f: {str(n): sorted(t) for n, t in sorted(lines.items())} for f, lines in sorted(out.items())}
 
 
+_SOURCE = re.compile(r"\.(js|jsx|mjs|cjs|ts|tsx|mts|cts)$")
+_NOT_SOURCE_DIRS = {"node_modules", "dist", "build", "coverage", ".git", "out", "vendor", "fixtures", "bench",
+                    "benchmark", "benchmarks", "examples", "example", "docs", "scripts"}
+
+
+def source_files(root: str, all_tests: list[str]) -> dict:
+    """File-level coverage when V8 wrote none that names the repository's files (vitest ends its
+    worker processes before they write it): every non-blank line of every tracked-looking source
+    file (not tests, declarations, configs or build output) counts, for every test."""
+    tests = sorted(all_tests)
+    out: dict[str, dict[str, list[str]]] = {}
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _NOT_SOURCE_DIRS and not d.startswith("."))
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            if (not _SOURCE.search(name) or re.search(r"\.d\.[cm]?ts$", name) or ".config." in name or name.endswith(".min.js")
+                    or is_test_path(rel)):
+                continue
+            try:
+                with open(os.path.join(root, rel), encoding="utf-8") as fh:
+                    lines = fh.read().splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            out[rel] = {str(i + 1): tests for i, line in enumerate(lines) if line.strip()}
+    return out
+
+
 def _covered_lines(path: str, functions: list) -> list[int]:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -355,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             by_file: dict[str, list[str]] = {}
             for i in collected:
                 by_file.setdefault(i.split("::", 1)[0], []).append(i)
-            files = v8_coverage(a.coverage, a.root, by_file, collected)
+            files = v8_coverage(a.coverage, a.root, by_file, collected) or source_files(a.root, collected)
         records.append({"type": "coverage", "files": files})
     records.append({"type": "finish", "exitstatus": 1 if failing or errors else 0})
     if a.out:
