@@ -3,7 +3,7 @@
 For every instance in RUN/instances.parquet:
 
 1. a fresh sandboxed container from ``image_name`` runs the FAIL_TO_PASS tests with the task's
-   runner: none may pass (the bug is there);
+   runner (after the test patch, for a pull request's task): none may pass (the bug is there);
 2. ``grade_patch`` with the gold patch: resolved;
 3. with the empty patch: not resolved;
 4. with a forged test file (the FAIL_TO_PASS and PASS_TO_PASS tests of that file, same ids,
@@ -92,7 +92,14 @@ def check_instance(client, row: dict) -> dict:
     cmd = image_test_cmd(client, image) or ""
     runner = runner_for(cmd)
     out = {"id": row["instance_id"], "runner": runner.name}
-    run, _ = run_tests(client, image, runner.command(Selection.of(f2p)), limits=SandboxLimits(timeout_s=1200))
+    # A pull request's task starts without its tests: they come with the test patch, as in grading.
+    setup = ""
+    env = {}
+    if row.get("test_patch"):
+        env["TF_TEST_PATCH"] = row["test_patch"]
+        setup = "printf '%s' \"$TF_TEST_PATCH\" > /tmp/tf-test.diff && git apply /tmp/tf-test.diff && "
+    run, _ = run_tests(client, image, setup + runner.command(Selection.of(f2p)), limits=SandboxLimits(timeout_s=1200),
+                       env=env)
     got = run.outcomes()
     out["f2p_fail_before"] = run.status == "ok" and all(got.get(t) != "passed" for t in f2p) or \
         run.status == "collection_error"
