@@ -174,7 +174,7 @@ REFERENCE = {
     "idna==3.10": {},
     "six==1.16.0": {},
     "mccabe==0.7.0": {},
-    "decorator==5.1.1": {"files": ["tests/test.py"]},
+    "decorator==5.1.1": {"files": ["src/tests/test.py"]},
     "colorama==0.4.6": {},
     "tomlkit==0.13.2": {"pip": ["pyyaml"]},
     "click==8.1.7": {},
@@ -279,8 +279,10 @@ def table(results: dict, refs: dict) -> str:
                      for p in r.get("install_checks", {}).get("packages", {}).values() if p.get("file"))
         if r.get("ok") and (shadow or checks.get("error_share", 0) > checks.get("max_error_share", 0.05)):
             silent += 1
-        reason = (r.get("reason_key", "") + ": " if not r.get("ok") else "") + (r.get("reason") or "")
-        reason = reason.replace("|", "/").replace("\n", " ")[:150]
+        reason = r.get("reason") or ""
+        if not r.get("ok") and not reason.startswith(r.get("reason_key", "?")):
+            reason = f"{r.get('reason_key', '?')}: {reason}"
+        reason = reason.replace("|", "/").replace("\n", " ")[:240]
         rows.append(f"| {spec_text} | {kind} | {'ok' if r.get('ok') else 'failed'} | {r.get('python', '')} | "
                     f"{r.get('collected', '-')} ({ref.get('collected', '?')}) | {r.get('passed', '-')} "
                     f"({ref.get('passed', '?')}) | {'yes' if m else 'no'} | {reason} |")

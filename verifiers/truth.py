@@ -228,6 +228,7 @@ def _reason(message: str) -> str:
         msg = m.group(1)
     msg = msg.removeprefix("Skipped: ")
     line = next((ln.strip() for ln in msg.splitlines() if ln.strip()), "(no message)")
+    line = re.sub(r"^E\s+", "", line)  # pytest's error-line marker
     line = re.sub(r"0x[0-9a-f]+", "0x?", line)
     return line[:160]
 
