@@ -69,7 +69,11 @@ def stage_baseline(spec: RepoSpec, store: RunStore, *, reruns: int = 3, coverage
                             progress=lambda m: log(f"{spec.key}: {m}"))
     except FactoryError as e:
         why = explain_run(*_run_status(e))
-        reason = strip_ansi(str(e)) + (f": {why.line()}" if why else "")
+        reason = strip_ansi(str(e))
+        if why and why.cause not in reason:
+            reason += f": {why.line()}"
+        elif why and why.fix:
+            reason += f" (try: {why.fix})"
         key = why.key if why else e.reason
         rd.record_failure("baseline", reason, reason_key=key, log_tail=strip_ansi(getattr(e, "log_tail", "") or ""))
         return StageOutcome("baseline", spec.key, ok=False, reason=reason, seconds=time.monotonic() - t0,
