@@ -37,7 +37,8 @@ def check_shape(mt, shape) -> None:
     G, default = mt.GemmConfig, mt.CONFIG
     # The references run the Triton kernels only (the default runs some GEMMs in Gluon on Hopper).
     # gluon_min_flops=0: the Gluon kernels take the small shapes too.
-    base = mt.CONFIG = dataclasses.replace(default, wgrad_ws=None, grouped_mm_ws=None, gluon_min_flops=0)
+    base = mt.CONFIG = dataclasses.replace(default, wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None,
+                                           gluon_min_flops=0)  # fmt: skip
     x, rw, gu, dn = make_moe_inputs(*shape, "uniform", device="cuda", seed=1, requires_grad=False).tensors()
     r = mt.route(torch.nn.functional.linear(x, rw), shape[4], True)
     dy = torch.randn_like(x)

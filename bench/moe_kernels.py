@@ -112,8 +112,8 @@ def _variants():
     from kernels.moe_triton import GemmConfig as G
     from kernels.moe_triton import TritonMoEConfig as C
 
-    v11 = C()  # the default: v8 with the weight-grad and other grouped GEMMs in Gluon (kernels/NOTES.md, v10)
-    v8 = C(wgrad_ws=None, grouped_mm_ws=None)  # Triton kernels only (kernels/NOTES.md, v8)
+    v11 = C(g_swiglu_ws=None)  # v8 with the weight-grad and other grouped GEMMs in Gluon (kernels/NOTES.md, v10)
+    v8 = C(wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None)  # Triton kernels only (kernels/NOTES.md, v8)
     # v4 with weight-grad indices carried ahead and 128x256 tiles
     v5 = dataclasses.replace(v8, gate_up_joint=False, dwgu_t=False, router_bwd="torch")
     v4 = dataclasses.replace(v5, wgrad=G(128, 128, 64, 8, 3), wgrad_idx_prefetch=False)  # persistent GEMMs
@@ -201,10 +201,11 @@ def _variants():
         "v11g": rep(v11, gate_up_ws=G(128, 128, 64, 8, 4, 168)),
         # v12 (kernels/NOTES.md): the default; the memory plan is in the autograd nodes, and the one
         # kernel change is h*w written over G, which v12nip turns off
-        "v12": C(),
-        "v12nip": C(hw_in_place=False),
-        # v13 (kernels/NOTES.md): the G GEMM with the SwiGLU backward in the Gluon consumers' epilogue
-        "v13": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168)),
+        "v12": C(g_swiglu_ws=None),
+        "v12nip": C(g_swiglu_ws=None, hw_in_place=False),
+        # v13 (kernels/NOTES.md), the default: the G GEMM with the SwiGLU backward in the Gluon consumers'
+        # epilogue
+        "v13": C(),
         "v13pf2": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), g_swiglu_pf=2),
         "v13s8": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), g_swiglu_sr=8, g_swiglu_pf=2),
         "v13g": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),

@@ -48,7 +48,7 @@ def main() -> int:
 
     default = mt.CONFIG
     configs = {
-        "triton": dataclasses.replace(default, wgrad_ws=None, grouped_mm_ws=None),
+        "triton": dataclasses.replace(default, wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None),
         "gluon": dataclasses.replace(default, gluon_min_flops=0),
     }
     print("| shape | kernels | down: host us / GPU us | dWd: host us / GPU us |")

@@ -18,10 +18,12 @@ router_backward instead). The stages (_gate_up, _down, _down_bwd, _dwd, _dwgu, _
 _router_grads) are separate functions so that bench/moe_kernels.py --parts can time each alone.
 Block shapes live in CONFIG (TritonMoEConfig); bench/moe_kernels.py --variants compares others.
 On Hopper, Gluon kernels (kernels/_moe_gluon_kernels.py, persistent and warp-specialised) run the
-weight-grad GEMMs and the other grouped GEMMs by default (CONFIG.wgrad_ws, grouped_mm_ws), and can
-run the gate/up and a fused down-projection backward (gate_up_ws, down_bwd_ws; tested options, not
-faster); elsewhere, or where a shape does not fit their tiles, the Triton kernels run
-(kernels/NOTES.md, v9 and v10).
+weight-grad GEMMs and the other grouped GEMMs by default (CONFIG.wgrad_ws, grouped_mm_ws), and the
+down-projection backward as one kernel, the G GEMM with the SwiGLU backward in its consumers'
+epilogue (CONFIG.g_swiglu_ws, since v13: G never reaches global memory); they can run the gate/up and
+an older fused down-projection backward (gate_up_ws, down_bwd_ws; tested options, not faster);
+elsewhere, or where a shape does not fit their tiles, the Triton kernels run (kernels/NOTES.md, v9,
+v10, v13).
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -103,7 +105,9 @@ class TritonMoEConfig:
     # The down-projection backward as the Gluon grouped GEMM with the SwiGLU backward in its 8 consumer
     # warps' epilogue (g_swiglu_ws_kernel, Hopper): no G in global memory, no separate pass; 12 warps,
     # so the (128, 256) tile keeps its registers. Needs D % bk == 0; else down_bwd_split's path.
-    g_swiglu_ws: GemmConfig | None = None
+    # Default since v13: down_bwd stage 2.48 -> 2.22 ms, f+b -0.28 ms at (32768, 2048, 768, 128, 8) on an
+    # H100 (kernels/NOTES.md, v13).
+    g_swiglu_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
     g_swiglu_sr: int = 16  # epilogue rows per slice: 32 spills (bench/gluon_sm90_compile.py)
     g_swiglu_pf: int = 1  # slices of GU loaded ahead of the one computed (1 or 2)
     # The weight-grad GEMMs (dWd; dWgu with dwgu_t) as one Gluon kernel (Hopper): persistent and

@@ -87,8 +87,8 @@ def _run_and_check(T, D, I, E, K, norm, routing, dtype, seed):
 
 # Triton kernels only: the Gluon GEMMs (on by default on Hopper) off, so these configurations test
 # the Triton paths they name. tma=False turns the Gluon kernels off by itself.
-_OFF = dict(persistent="off", gate_up_persistent="off", wgrad_ws=None, grouped_mm_ws=None)
-_TRITON = dict(wgrad_ws=None, grouped_mm_ws=None)
+_OFF = dict(persistent="off", gate_up_persistent="off", wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None)
+_TRITON = dict(wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None)
 _CONFIGS = {
     "ptr_fused": dict(tma=False, down_bwd_split=False, wgrad_idx_prefetch=False, **_OFF),
     "tma_fused": dict(tma=True, down_bwd_split=False, **_OFF),
@@ -116,13 +116,14 @@ _CONFIGS = {
         gate_up_ws=GemmConfig(128, 128, 32, 8, 8, 168), down_bwd_ws=GemmConfig(128, 128, 64, 8, 4, 128)
     ),
     # The weight-grad GEMMs in Gluon at (128, 256) tiles, BK=64 (3 stages) and BK=32 (6 stages).
-    "gluon_wgrad": dict(grouped_mm_ws=None),
-    "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168), grouped_mm_ws=None),
+    "gluon_wgrad": dict(grouped_mm_ws=None, g_swiglu_ws=None),
+    "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168), grouped_mm_ws=None, g_swiglu_ws=None),
     # down, G and dX in Gluon (where K % 64 == 0) without the Gluon weight-grad kernel.
-    "gluon_grouped_mm": dict(wgrad_ws=None),
-    # The G GEMM with the SwiGLU backward in its consumers' epilogue (v13): 16-row slices with GU one
-    # slice ahead, and 8-row slices two ahead.
-    "gluon_g_swiglu": dict(g_swiglu_ws=GemmConfig(128, 256, 64, 8, 3, 168)),
+    "gluon_grouped_mm": dict(wgrad_ws=None, g_swiglu_ws=None),
+    # The G GEMM with the SwiGLU backward in its consumers' epilogue (v13, the default's): without the
+    # other Gluon GEMMs, and with 8-row slices two ahead; "v12_split" is the split path it replaced.
+    "gluon_g_swiglu": dict(wgrad_ws=None, grouped_mm_ws=None),
+    "v12_split": dict(g_swiglu_ws=None),
     "gluon_g_swiglu_sr8_pf2": dict(g_swiglu_ws=GemmConfig(128, 256, 64, 8, 3, 168), g_swiglu_sr=8, g_swiglu_pf=2),
 }
 
@@ -244,7 +245,7 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
         def run():
             return mt._down(h, dn, r), mt._dxs(dgu, gu, r), mt._g_gemm(dy, dn, r)
 
-    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, gluon_min_flops=0)
+    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", triton_only)
     want = run()
     monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(triton_only, **{kernel: GemmConfig(128, 256, 64, 8, 3, 168)}))
@@ -277,7 +278,7 @@ def test_gluon_g_swiglu_matches_split_path(T, D, I, E, K, routing, pf, monkeypat
     g = torch.Generator(device="cpu").manual_seed(T + 1)
     dy = torch.randn(T, D, generator=g).to("cuda", x.dtype)
     gu_S2I = torch.randn(T * K, 2 * I, generator=g).to("cuda", x.dtype)
-    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, gluon_min_flops=0)
+    triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", triton_only)
     want = mt._down_bwd_split(dy, dn, gu_S2I, r)
     fused = dataclasses.replace(triton_only, g_swiglu_ws=GemmConfig(128, 256, 64, 8, 3, 168), g_swiglu_pf=pf)
