@@ -5,6 +5,9 @@
 #   nvidia_cutlass_dsl 4.4.2, apache_tvm_ffi, torch_c_dlpack_ext, liger_kernel 0.8.5 (wheels), and
 #   nvidia-cutlass-dsl-libs-base 4.4.2's installed files as a .tar.xz (its 74 MB wheel is over the
 #   GPU machine's 64 MiB transfer limit).
+# .whl/ is gitignored, so a device call must name it in `carry` (without it sonicmoe does not import).
+# SonicMoE's first compile on a fresh machine took 349 s (v12) and over 460 s (v13, QUACK_COMPILE_WORKERS=16):
+# give it a call of its own, or most of one.
 # Wheel metadata asks for torch <= 2.9.1 (sonic-moe); --no-deps installs it beside the machine's torch.
 SITE=${SITE:-/tmp/site}
 mkdir -p "$SITE"
