@@ -192,7 +192,7 @@ REFERENCE = {
     "jmespath==1.0.1": {},
     "sqlparse==0.5.1": {},
     "h11==0.14.0": {},
-    "pyparsing==3.1.4": {},
+    "pyparsing==3.1.4": {"extras": "diagrams"},  # tests/requirements.txt pins coverage 4.4.2 and tox 3.5.2: unresolvable
     "distro==1.9.0": {},
     "platformdirs==4.3.6": {"extras": "test"},
     "MarkupSafe==2.1.5": {},
