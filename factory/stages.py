@@ -38,8 +38,11 @@ def _env(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progress=Non
 
 
 def _baseline(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progress=None) -> StageOutcome:
-    return stage_baseline(item.spec, store, reruns=cfg.baseline.reruns, coverage=cfg.baseline.coverage,
-                          sandbox=cfg.sandbox, log=log)
+    from verifiers.truth import TruthLimits  # noqa: PLC0415
+
+    b = cfg.baseline
+    return stage_baseline(item.spec, store, reruns=b.reruns, coverage=b.coverage, sandbox=cfg.sandbox,
+                          truth=TruthLimits(b.max_error_share, b.max_skip_share, refuse=b.refuse_excess), log=log)
 
 
 def _mine(cfg: RunConfig, store: RunStore, item: WorkItem, log: Log, progress=None) -> StageOutcome:
