@@ -190,6 +190,18 @@ def pytest_runtest_protocol(item, nextitem):
         _emit({"type": "test", **rec})
 
 
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtestloop(session):
+    # Coverage collectors nest: the one started last must stop first. pytest-cov (a suite with
+    # --cov in addopts) starts its collector before ours and stops it when the test loop ends,
+    # asserting that it is the innermost one; stopping ours here, inside its wrapper, keeps that
+    # order (else the session ends in an INTERNALERROR, exit 3: parse 1.22.4, semver 3.2.0).
+    yield
+    cov = _state["cov"]
+    if cov is not None:
+        cov.stop()
+
+
 def pytest_runtest_logreport(report):
     if _GUARD is not None:
         _GUARD.on_report(report)
