@@ -256,10 +256,30 @@ def _export_rows(run_dir: Path, config: PublishConfig, log: Callable[[str], None
     (run, rows, rows in, curation report, decontamination report, pushed images or None)."""
     run = Path(run_dir).resolve()
     rows, num_in, creport, dreport = prepare_rows(run, config)
+    rows = pytest_rows_only(rows, log)
     pushed_images = None
     if config.push_images:
         rows, pushed_images = push_row_images(rows, config.push_images, log=log)
     return run, rows, num_in, creport, dreport, pushed_images
+
+
+def pytest_rows_only(rows: pl.DataFrame, log: Callable[[str], None]) -> pl.DataFrame:
+    """The rows a SWE-bench export can carry: its eval script runs ``pytest -rA`` for the harness's
+    ``parse_log_pytest``, which cannot read jest, vitest, mocha, node:test or ``go test`` output.
+    Tasks of other languages are left out and counted, not given a script that cannot grade them
+    (they travel as datasets, images and ``factory evaluate``)."""
+    if "language" not in rows.columns:
+        return rows
+    other = rows.filter(pl.col("language").fill_null("python") != "python")
+    if other.height:
+        counts = other.group_by("language").len().sort("language").iter_rows()
+        log(f"SWE-bench export: {other.height} task(s) left out, their runners have no SWE-bench log parser "
+            f"here ({', '.join(f'{lang}: {n}' for lang, n in counts)}); publish them as a dataset instead")
+    kept = rows.filter(pl.col("language").fill_null("python") == "python")
+    if kept.height == 0 and rows.height:
+        raise EmptyRunError("a SWE-bench export holds pytest tasks only, and this run has none "
+                            "(publish it as a dataset: factory publish RUN)")
+    return kept
 
 
 _LANGUAGE_OF_SUFFIX = {".py": "python", ".go": "go", ".ts": "typescript", ".tsx": "typescript", ".mts": "typescript",
