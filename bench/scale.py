@@ -15,7 +15,7 @@ also accounts its own overhead (connect, packing inputs, landing records, the cl
 Outputs are compared on what they mean: every verdict (verdict, reason, FAIL_TO_PASS,
 PASS_TO_PASS, strategy, runs) and every task row, timings and ``created_at`` left out.
 
-    .venv/bin/python bench/scale.py --config factory/configs/pypi16.yaml --repos 3 --max-candidates 6 \\
+    .venv/bin/python bench/scale.py --config factory/configs/pypi20.yaml --repos 3 --max-candidates 6 \\
         --batch 3 --json /tmp/scale.json
 
 Prints one table; ``--json`` writes the numbers (with ``uptime`` load before and after each run).
@@ -153,7 +153,7 @@ def projection(costs: dict, repos: int, candidates: int, nodes: int, node_cpus: 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=str(ROOT / "factory/configs/pypi16.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "factory/configs/pypi20.yaml"))
     ap.add_argument("--repos", type=int, default=3, help="the first N repositories of the config")
     ap.add_argument("--max-candidates", type=int, default=6)
     ap.add_argument("--batch", type=int, default=3)
