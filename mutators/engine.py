@@ -176,8 +176,10 @@ def _tests_for(coverage: Mapping[int, Collection[str]] | None, start: int, end: 
     return tuple(sorted(found)) if found else None
 
 
-def _round_robin(sites: list[_Site], rng: random.Random) -> list[_Site]:
-    by_op: dict[str, list[_Site]] = {}
+def round_robin(sites: list, rng: random.Random) -> list:
+    """Sites (anything with ``.op.name``) interleaved across operators in a seeded order, so a
+    per-file cap keeps a mix of operators; shared by the libcst and tree-sitter engines."""
+    by_op: dict[str, list] = {}
     for s in sites:
         by_op.setdefault(s.op.name, []).append(s)
     names = sorted(by_op)
@@ -281,7 +283,7 @@ def _mutate_source(
         symbol = sites[0].symbol
         rng = random.Random(stable_int("select", seed, path, symbol))
         kept = 0
-        for site in _round_robin(sites, rng):
+        for site in round_robin(sites, rng):
             if kept >= max_per_function:
                 break
             outcome = _materialise(

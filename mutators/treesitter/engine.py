@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from mutators.diff import file_diff, split_lines
-from mutators.engine import FileMutants, Mutant, stable_int
+from mutators.engine import FileMutants, Mutant, round_robin, stable_int
 from mutators.treesitter.grammar import parser
 from mutators.treesitter.ops import TS_OPERATORS, TSOperator
 
@@ -151,7 +151,7 @@ def mutate_ts_source(source: str, path: str, language: str, operators: Sequence[
     for sites in units.values():
         rng = random.Random(stable_int("select", seed, path, sites[0].symbol, sites[0].unit_start))
         kept = 0
-        for site in _round_robin(sites, rng):
+        for site in round_robin(sites, rng):
             if kept >= max_per_function:
                 break
             new_src = _apply(src, site.edits)
@@ -178,17 +178,3 @@ def mutate_ts_source(source: str, path: str, language: str, operators: Sequence[
             kept += 1
     counts["mutants"] += len(mutants)
     return FileMutants(mutants, None, dict(counts))
-
-
-def _round_robin(sites: list[_Site], rng: random.Random) -> list[_Site]:
-    by_op: dict[str, list[_Site]] = {}
-    for s in sites:
-        by_op.setdefault(s.op.name, []).append(s)
-    names = sorted(by_op)
-    rng.shuffle(names)
-    for name in names:
-        rng.shuffle(by_op[name])
-    out = []
-    for depth in range(max(len(v) for v in by_op.values())):
-        out.extend(by_op[n][depth] for n in names if depth < len(by_op[n]))
-    return out
