@@ -60,14 +60,18 @@ def content_hash(*parts: Any, length: int = 16) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _PYPI_RE = re.compile(r"^pypi:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!_-]+)$")
+# npm:NAME@VERSION, NAME possibly scoped (@scope/name); an exact version, never a range or a tag.
+_NPM_RE = re.compile(r"^npm:(?P<name>(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*)@(?P<version>\d+\.\d+\.\d+"
+                     r"(?:[-+][0-9A-Za-z.+-]+)?)$")
 
 
 @dataclass(frozen=True)
 class RepoSpec:
     """Where code comes from, and overrides that win over what the verifiers detect.
 
-    ``source`` is a local path, a git URL, or ``pypi:NAME==VERSION`` (an sdist that ships its
-    tests, unpacked into a fresh git repository).
+    ``source`` is a local path, a git URL, ``pypi:NAME==VERSION`` (an sdist that ships its
+    tests, unpacked into a fresh git repository), or ``npm:NAME@VERSION`` (likewise, the package
+    tarball from the npm registry).
     """
 
     source: str
@@ -82,9 +86,11 @@ class RepoSpec:
     test_file_patterns: tuple[str, ...] = ()  # extra globs that mark test files
 
     @property
-    def kind(self) -> Literal["pypi", "git", "path"]:
+    def kind(self) -> Literal["pypi", "npm", "git", "path"]:
         if self.source.startswith("pypi:"):
             return "pypi"
+        if self.source.startswith("npm:"):
+            return "npm"
         if re.match(r"^(https?|git|ssh|file)://", self.source) or self.source.startswith("git@"):
             return "git"
         return "path"
@@ -97,13 +103,20 @@ class RepoSpec:
         return m["name"], m["version"]
 
     @property
+    def npm(self) -> tuple[str, str]:
+        m = _NPM_RE.match(self.source)
+        if not m:
+            raise ValueError(f"not an npm spec (expected npm:NAME@VERSION, an exact version): {self.source!r}")
+        return m["name"], m["version"]
+
+    @property
     def key(self) -> str:
         """A file-system-safe, human-readable name for the repository's run-directory folder."""
         if self.name:
             base = self.name
-        elif self.kind == "pypi":
-            n, v = self.pypi
-            base = f"{n}-{v}"
+        elif self.kind in ("pypi", "npm"):
+            n, v = self.pypi if self.kind == "pypi" else self.npm
+            base = f"{n.lstrip('@')}-{v}"
         else:
             base = self.source.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1] or "repo"
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "repo"
