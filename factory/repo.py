@@ -3,7 +3,8 @@
 Three kinds of source (``RepoSpec.kind``): a local path (used in place, never modified), a git
 URL (cloned once into the cache), and ``pypi:NAME==VERSION`` (the sdist downloaded from the
 package index and committed into a fresh repository with a fixed author and date, so the same
-sdist gives the same commit id on every machine, and so the same image tag).
+sdist gives the same commit id on every machine, and so the same image tag); ``npm:NAME@VERSION``
+is the same for the package tarball from the npm registry.
 
 Not for: installing anything (``verifiers.images``) or reading history (``miners``).
 """
@@ -123,6 +124,8 @@ def checkout(spec: RepoSpec) -> Checkout:
     """A checkout for ``spec``; RepoError (with a one-line reason) when there cannot be one."""
     if spec.kind == "pypi":
         path = _pypi_checkout(spec)
+    elif spec.kind == "npm":
+        path = _npm_checkout(spec)
     elif spec.kind == "git":
         path = _clone(spec)
     else:
@@ -220,6 +223,70 @@ def _download_sdist(name: str, version: str) -> tuple[bytes, str]:
     return blob.content, info["filename"]
 
 
+def _npm_checkout(spec: RepoSpec) -> Path:
+    """The package tarball as a repository: what ``npm pack`` published, tests included or refused."""
+    name, version = spec.npm
+    dest = cache_dir() / "npm" / spec.key
+    if (dest / ".git").exists():
+        return dest
+    data, filename = _download_npm_tarball(name, version)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".npm-", dir=dest.parent))
+    try:
+        _unpack_sdist(data, filename, tmp)  # the tarball's one top folder (``package/``) dropped
+        files = [str(p.relative_to(tmp).as_posix()) for p in tmp.rglob("*") if p.is_file()]
+        code = [f for f in files if PurePosixPath(f).suffix in (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts")]
+        if not any(is_test_file(f, spec.test_file_patterns) for f in code):
+            raise SdistError(f"{name}@{version}: the package tarball ships no tests (no *.test.*, *.spec.*, "
+                             "__tests__/, test/ or tests/ script)", reason="npm_without_tests")
+        git(tmp, "init", "--quiet", "-b", "main")
+        git(tmp, "add", "--all", "--force")
+        git(tmp, "commit", "--quiet", "--no-verify", "-m", f"{name} {version} (npm {filename})", env=_FIXED_ENV)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _download_npm_tarball(name: str, version: str) -> tuple[bytes, str]:
+    """The version's tarball from the registry, checked against the registry's integrity digest."""
+    import base64  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+    from urllib.parse import quote, urljoin  # noqa: PLC0415
+
+    import requests  # noqa: PLC0415
+
+    registry = os.environ.get("TASKFACTORY_NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
+    url = f"{registry}/{quote(name, safe='@')}/{quote(version)}"
+    try:
+        resp = requests.get(url, timeout=60, headers={"Accept": "application/json"})
+    except requests.RequestException as e:
+        raise SdistError(f"{name}@{version}: cannot reach the npm registry ({e.__class__.__name__}: {e})") from e
+    if resp.status_code == 404:
+        raise SdistError(f"{name}@{version}: no such package version on the npm registry")
+    resp.raise_for_status()
+    dist = (resp.json() or {}).get("dist") or {}
+    if not dist.get("tarball"):
+        raise SdistError(f"{name}@{version}: the registry names no tarball")
+    file_url = urljoin(resp.url, dist["tarball"])
+    try:
+        blob = requests.get(file_url, timeout=300)
+        blob.raise_for_status()
+    except requests.RequestException as e:
+        raise SdistError(f"{name}@{version}: tarball download failed ({e})") from e
+    integrity = str(dist.get("integrity") or "")
+    if integrity.startswith("sha512-"):
+        ok = base64.b64encode(hashlib.sha512(blob.content).digest()).decode() == integrity[len("sha512-"):]
+    elif dist.get("shasum"):
+        ok = hashlib.sha1(blob.content).hexdigest() == dist["shasum"]  # noqa: S324 (the registry's own digest)
+    else:
+        ok = False
+    if not ok:
+        raise SdistError(f"{name}@{version}: tarball checksum mismatch (or the registry gives no digest)")
+    return blob.content, file_url.rsplit("/", 1)[-1]
+
+
 def _unpack_sdist(data: bytes, filename: str, dest: Path) -> None:
     """Unpack into ``dest``, dropping the archive's single top folder; refuse unsafe members."""
     if filename.endswith(".zip"):
@@ -293,6 +360,16 @@ def _license_id(text: str) -> str:
     return _LICENSES.get(t, "")
 
 
+def _package_json(text: str | None) -> dict:
+    import json  # noqa: PLC0415
+
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def repo_identity(co: Checkout) -> RepoIdentity:
     """Owner/name from the git remote or the sdist's project URLs; license from the package metadata."""
     from email.parser import HeaderParser  # noqa: PLC0415
@@ -315,9 +392,17 @@ def repo_identity(co: Checkout) -> RepoIdentity:
     if name is None and headers is not None:
         urls = [v.split(",", 1)[-1] for v in headers.get_all("Project-URL") or []] + [headers.get("Home-page") or ""]
         name = next((n for n in map(forge_name, urls) if n), None)
+    pkg = _package_json(show("package.json")) if spec.kind == "npm" else {}
+    if name is None and pkg:
+        repo = pkg.get("repository")
+        url = repo.get("url", "") if isinstance(repo, dict) else str(repo or "")
+        name = forge_name(url) or (f"{url.removeprefix('github:')}" if re.fullmatch(r"(github:)?[\w.-]+/[\w.-]+", url)
+                                   else None)
     if name is None:
         if spec.kind == "pypi":
             name = spec.pypi[0]
+        elif spec.kind == "npm":
+            name = spec.npm[0]
         else:
             name = spec.name or Path(spec.source.rstrip("/")).name.removesuffix(".git")
     lic = ""
@@ -325,6 +410,8 @@ def repo_identity(co: Checkout) -> RepoIdentity:
         for candidate in [headers.get("License-Expression") or "", headers.get("License") or "",
                           *[c for c in headers.get_all("Classifier") or [] if c.startswith("License ::")]]:
             lic = lic or _license_id(candidate)
+    if not lic and isinstance(pkg.get("license"), str):
+        lic = _license_id(pkg["license"])
     if not lic:
         import tomllib  # noqa: PLC0415
 
