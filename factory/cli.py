@@ -53,6 +53,8 @@ def _spec(spec: str, python: str | None, commit: str | None, test_cmd: str | Non
         rs = RepoSpec.parse(kw)
         if rs.kind == "pypi":
             rs.pypi  # noqa: B018 (validates the NAME==VERSION form)
+        elif rs.kind == "npm":
+            rs.npm  # noqa: B018 (validates the NAME@VERSION form)
         return rs
     except ValueError as e:
         _fail(str(e), 2)
@@ -72,7 +74,7 @@ TestCmdOpt = typer.Option(None, "--test-cmd", help="Replace the detected test co
 
 
 @env_app.command("build")
-def env_build(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+def env_build(spec: str = typer.Argument(..., help="A path, a git URL, pypi:NAME==VERSION or npm:NAME@VERSION."),
               run_dir: Path = RunDir, python: str | None = PythonOpt, commit: str | None = CommitOpt,
               test_cmd: str | None = TestCmdOpt,
               force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists.")) -> None:
@@ -87,7 +89,7 @@ def env_build(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:N
 
 
 @env_app.command("baseline")
-def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+def env_baseline(spec: str = typer.Argument(..., help="A path, a git URL, pypi:NAME==VERSION or npm:NAME@VERSION."),
                  run_dir: Path = RunDir, reruns: int = typer.Option(defaults.RERUNS, "--reruns", min=1, max=20),
                  coverage: bool = typer.Option(True, "--coverage/--no-coverage"),
                  timeout: float = typer.Option(defaults.TEST_TIMEOUT_S, "--timeout", help="Wall-clock limit of one run, seconds."),
@@ -211,7 +213,7 @@ def _specs_in_run(store: RunStore) -> list[RepoSpec]:
 
 
 @app.command("mutate")
-def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+def mutate(spec: str = typer.Argument(..., help="A path, a git URL, pypi:NAME==VERSION or npm:NAME@VERSION."),
            run_dir: Path = RunDir,
            max_per_function: int = typer.Option(3, "--max-per-function", min=1),
            operators: str | None = typer.Option(None, "--operators", help="Comma-separated operator names."),
@@ -245,7 +247,7 @@ def mutate(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME
 
 
 @app.command("mine")
-def mine(spec: str = typer.Argument(..., help="A path, a git URL, or pypi:NAME==VERSION."),
+def mine(spec: str = typer.Argument(..., help="A path, a git URL, pypi:NAME==VERSION or npm:NAME@VERSION."),
          run_dir: Path = RunDir,
          github: str | None = typer.Option(None, "--github", help="OWNER/REPO: merged PRs through the GitHub API."),
          mirror: bool = typer.Option(False, "--mirror", help="Re-introduce merged fixes on HEAD (PR mirror)."),
