@@ -16,7 +16,12 @@ Inside a body the unit is a statement: a changed line belongs to the innermost s
 lines hold it (a ``def`` or ``class`` statement nested in a function starts at its first
 decorator), and the tests that ran any line of that statement are the ones that can see the
 change. A pure insertion between two statements of a body gets the tests of the whole body.
-A statement no test executed is not attributed either (coverage may have missed how it runs).
+A change is not attributed either when no test executed any statement it touches (coverage may
+have missed how that code runs). Within a change that some test does execute, a statement no test
+executed adds no test: had coverage missed a way it runs (a subprocess, ``exec``), the tests that
+run it that way would be missing from the map for an executed statement too, so leaving it out
+loses nothing the rule otherwise sees (a removed ``except`` clause that never fired, a dropped
+``else`` branch no test took).
 One change reaches past its statement: a function's *scope* (its local, global and nonlocal
 names, whether it is a generator or a coroutine) is fixed when it is compiled, so deleting the
 only assignment to ``x`` turns an earlier use of ``x`` into a global lookup. When a change alters
@@ -39,6 +44,8 @@ __all__ = ["OUTSIDE_TESTS", "Attribution", "CoverageMap", "attribute", "changed_
 # The coverage map's pseudo node id for lines run outside every test (import, collection, between
 # tests). It is no test id: mutators keep only stable-passing ids, which it never is.
 OUTSIDE_TESTS = "<outside tests>"
+
+_UNEXECUTED = "no test executes it"
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
@@ -309,6 +316,7 @@ def attribute(patch: str, cov: CoverageMap, source_of: Callable[[str], str | Non
     if not changes:
         return Attribution(None, "the patch changes no file")
     tests: set[str] = set()
+    unexecuted = ""  # the first changed statement no test executed, when there is one
     for ch in changes:
         why = _file_problem(ch, cov, is_test_file)
         if why:
@@ -327,20 +335,31 @@ def attribute(patch: str, cov: CoverageMap, source_of: Callable[[str], str | Non
             return Attribution(None, f"{ch.path}: {rescoped}")
         for line in ch.removed:
             got = _statement_tests(line, funcs, file_lines, outside)
-            if isinstance(got, str):
+            if got == _UNEXECUTED:
+                unexecuted = unexecuted or f"{ch.path}:{line}: {got}"
+            elif isinstance(got, str):
                 return Attribution(None, f"{ch.path}:{line}: {got}")
-            tests |= got
+            else:
+                tests |= got
         for f in funcs:  # a function whose scope changed: every test of its body
             if f.name in rescoped:
                 got = _tests_of(f.body_start, f.end, file_lines, outside)
-                if isinstance(got, str):
+                if got == _UNEXECUTED:
+                    unexecuted = unexecuted or f"{ch.path}: {f.name.split('#')[0]} changes its scope; its body {got}"
+                elif isinstance(got, str):
                     return Attribution(None, f"{ch.path}: {f.name.split('#')[0]} changes its scope; its body {got}")
-                tests |= got
+                else:
+                    tests |= got
         for before in ch.inserted_before:
             got = _insertion_tests(before, funcs, file_lines, outside)
-            if isinstance(got, str):
+            if got == _UNEXECUTED:
+                unexecuted = unexecuted or f"{ch.path}: insertion before line {before}: {got}"
+            elif isinstance(got, str):
                 return Attribution(None, f"{ch.path}: insertion before line {before}: {got}")
-            tests |= got
+            else:
+                tests |= got
+    if not tests and unexecuted:
+        return Attribution(None, unexecuted)
     return Attribution(frozenset(tests))
 
 
@@ -367,7 +386,7 @@ def _tests_of(lo: int, hi: int, file_lines: dict[int, frozenset[str]], outside: 
     got: set[str] = set()
     for n in range(lo, hi + 1):
         got |= file_lines.get(n, frozenset())
-    return got if got else "no test executes it"
+    return got if got else _UNEXECUTED
 
 
 def _statement_tests(line: int, funcs: list[_Func], file_lines, outside) -> set[str] | str:

@@ -53,6 +53,7 @@ class FakeBox:
     applied: list[str] = field(default_factory=list)
     sessions: int = 0
     restarts: int = 0
+    limits_asked: list[float | None] = field(default_factory=list)  # each session's own limit (None: the worker's)
 
     def _check(self) -> None:
         if self.fault:
@@ -81,8 +82,9 @@ class FakeBox:
         self.applied.append(("-R " if reverse else "") + patch)
         return True, ""
 
-    def run(self, selection: Selection) -> TestRun:
+    def run(self, selection: Selection, timeout_s: float | None = None) -> TestRun:
         self._check()
+        self.limits_asked.append(timeout_s)
         run = self.script(tuple(self.applied), selection, self.sessions)
         self.sessions += 1
         if run.status == "infra_error":

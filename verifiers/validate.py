@@ -74,6 +74,12 @@ class ValidateConfig:
     retries: int = 2
     build_task_images: bool = True
     retry_backoff_s: float = 2.0  # after a failed restart: this, twice this, ... (at most 5 s)
+    # A run of chosen tests (the covering tests, a confirmation run) has its own limit: this many
+    # seconds for starting and collecting, plus ``selected_factor`` times the baseline durations of
+    # the tests it runs; never more than ``limits.timeout_s`` (the full suite's). A hanging mutant
+    # then costs about a minute under the selected rule, not ten full-suite runs.
+    selected_floor_s: float = 60.0
+    selected_factor: float = 10.0
     # The audit: this share of the candidates the selected rule accepts (a seeded sample) is
     # judged again with the full suite.
     confirm_fraction: float = 0.05
@@ -103,6 +109,7 @@ class _Ctx:
     _sources: dict[str, str | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _order: dict[str, int] | None = None
+    _durations: dict[str, float] | None = None
 
     def attribution(self, cand: Candidate) -> Attribution:
         """Which tests can observe ``cand`` (``verifiers.attribution``), or why it needs the full suite."""
@@ -124,6 +131,17 @@ class _Ctx:
         if self._order is None:
             self._order = {e.nodeid: i for i, e in enumerate(self.baseline)}
         return sorted(tests, key=lambda t: (self._order.get(t, len(self._order)), t))
+
+    def limit_for(self, tests: Sequence[str] | None) -> float | None:
+        """The wall-clock limit of a session running ``tests`` (None: the whole suite, the worker's
+        own limit)."""
+        if tests is None:
+            return None
+        if self._durations is None:
+            self._durations = {e.nodeid: e.duration_s for e in self.baseline}
+        cfg = self.cfg
+        expected = sum(self._durations.get(t, 0.0) for t in tests)
+        return min(cfg.limits.timeout_s, cfg.selected_floor_s + cfg.selected_factor * expected)
 
     def audited(self, cand: Candidate) -> bool:
         """Whether ``cand`` is in the audit's seeded sample (same seed, same sample)."""
@@ -259,7 +277,7 @@ def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx,
         return _verdict(Judgement("rejected", "patch_does_not_apply"), msg[-500:]), None
 
     def _run(select: list[str] | None) -> TestRun:
-        run = worker.run(Selection.of(select))
+        run = worker.run(Selection.of(select), timeout_s=ctx.limit_for(select))
         runs.append(run)
         return run
 

@@ -178,9 +178,10 @@ class Worker:
             raise WorkerFault(f"git diff failed: {out[-300:]}")
         return out
 
-    def run(self, selection: Selection) -> TestRun:
-        """One session of this worker's runner; an infrastructure fault raises WorkerFault."""
-        run, _ = self.run_tests(self.runner.command(selection))
+    def run(self, selection: Selection, timeout_s: float | None = None) -> TestRun:
+        """One session of this worker's runner (``timeout_s``: its own wall-clock limit, else the
+        worker's); an infrastructure fault raises WorkerFault."""
+        run, _ = self.run_tests(self.runner.command(selection), timeout_s=timeout_s)
         if run.status == "infra_error":
             raise WorkerFault(run.reason)
         return run

@@ -3,6 +3,7 @@ need the full suite, and what validation does with each (through a scripted box)
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from factory.schema import BaselineEntry, Candidate, CoverageEntry, EnvImage, EnvSpec
@@ -10,6 +11,7 @@ from verifiers.attribution import OUTSIDE_TESTS, CoverageMap, attribute, changed
 from verifiers.fake import FakeBox, fake_run
 from verifiers.problem import TemplateWriter
 from verifiers.runner import Selection
+from verifiers.sandbox import SandboxLimits
 from verifiers.validate import AuditRecord, ValidateConfig, _audit, _Ctx, _judge_with_retries
 from verifiers.verdict import VerdictRules
 
@@ -120,6 +122,18 @@ def test_an_uncovered_statement_or_file_is_not_attributable():
     assert "no coverage data" in got.reason
 
 
+def test_an_unexecuted_statement_adds_no_test_to_a_change_some_test_executes():
+    # Dropping the else branch: the ``else:`` line belongs to the if statement (run by a and b);
+    # ``return y`` at line 12 never ran in this map, so it adds no one and takes nothing away.
+    uncovered = {n: t for n, t in COV.items() if n != 12}
+    got = _att(SRC.replace("    else:\n        return y\n", ""), cov=uncovered)
+    assert got.tests == {"t.py::a", "t.py::b"}
+    # Two changes, one statement run by b, one run by no test: b alone can see the change.
+    got = _att(SRC.replace("return LIMIT", "return -LIMIT").replace("        return y", "        return -y"),
+               cov=uncovered)
+    assert got.tests == {"t.py::b"}
+
+
 def test_test_files_new_files_and_other_files_are_not_attributable():
     src = {"tests/t.py": "def test_a():\n    assert 1\n"}
     cov = CoverageMap.from_entries([CoverageEntry("tests/t.py", 2, ("t.py::a",))])
@@ -184,6 +198,20 @@ def test_the_full_strategy_and_unattributable_changes_run_the_whole_suite():
         assert (val.verdict, val.lists, seen) == ("accepted", "full", [None, ("t.py::a",)]), strategy
         assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t.py::a")
     assert val.detail.startswith("full suite (pkg/m.py:3: not inside a function body")  # why: the rule
+
+
+def test_a_run_of_chosen_tests_has_a_limit_from_their_baseline_durations():
+    # The covering tests (0.1 s each in the baseline) get 60 s + 10 x 0.2 s; the full suite, the
+    # worker's own limit; a confirmation run, its one test's share. Never above the full limit.
+    box = FakeBox(_world({"t.py::a": "failed"}, []))
+    _judge_with_retries(box, Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx())
+    assert box.limits_asked == [62.0, 62.0]
+    box = FakeBox(_world({"t.py::a": "failed"}, []))
+    _judge_with_retries(box, Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx("full"))
+    assert box.limits_asked == [None, 61.0]
+    ctx = _ctx()
+    ctx.cfg = dataclasses.replace(ctx.cfg, limits=SandboxLimits(timeout_s=30.0))
+    assert ctx.limit_for(["t.py::a"]) == 30.0 and ctx.limit_for(None) is None
 
 
 def test_a_covering_test_that_fails_only_once_is_in_neither_list():
