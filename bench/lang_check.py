@@ -1,35 +1,42 @@
-"""Check a run's JavaScript/TypeScript/Go tasks from outside, and print a table per repository.
+"""Check a run's JavaScript/TypeScript/Go tasks from outside, grade them with ``factory evaluate``,
+and print a table per run.
 
-For every instance in RUN/instances.parquet:
+For every instance in RUN/instances.parquet (the first ``--max`` by id):
 
 1. a fresh sandboxed container from ``image_name`` runs the FAIL_TO_PASS tests with the task's
    runner (after the test patch, for a pull request's task): none may pass (the bug is there);
-2. ``grade_patch`` with the gold patch: resolved;
-3. with the empty patch: not resolved;
-4. with a forged test file (the FAIL_TO_PASS and PASS_TO_PASS tests of that file, same ids,
-   bodies that always pass): not resolved, and the file is restored;
-5. with an edit of the runner's configuration (``package.json`` / ``go.mod``): not resolved,
-   and the file is restored.
+2. four predictions go to ``factory evaluate RUN/instances.parquet PREDICTIONS`` (the command a
+   user runs, as a subprocess): ``gold`` (must resolve), ``empty``, ``forged-tests`` (the F2P
+   test's file rewritten: same test ids, bodies that always pass) and ``config-edit`` (none may
+   resolve; the edited file must be among the report's ``restored_paths``); the forged test file,
+   in a fresh container with no grading, makes FAIL_TO_PASS pass (so the forgery is real);
+3. ``config-edit`` is a real cheat, not an inert edit: the runner's configuration (the ``jest``
+   key of ``package.json``, the ``mocha`` key of ``package.json``, a new ``vitest.config.mjs``)
+   loads a setup module that applies the gold patch while the tests run. A fresh container with
+   that patch and no grading runs FAIL_TO_PASS and PASS_TO_PASS, which must all pass: kept, the
+   edit would resolve the task. Go has no configuration that runs code; its edit is a ``replace``
+   directive in ``go.mod``, which must be restored.
 
-    python bench/lang_check.py RUN [RUN ...] [--max 10] [--source pr]
+    python bench/lang_check.py RUN [RUN ...] [--max 10] [--source pr] [--eval-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
+import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import polars as pl  # noqa: E402
 
+from tests.verifiers.langs.adversary import cheat_patch, forged_test_file  # noqa: E402
+from tests.verifiers.langs.adversary import diff as _diff
 from verifiers.engine import ensure_engine  # noqa: E402
-from verifiers.grade import grade_patch, image_test_cmd  # noqa: E402
+from verifiers.grade import image_test_cmd  # noqa: E402
 from verifiers.runner import Selection, runner_for  # noqa: E402
 from verifiers.sandbox import SandboxLimits, run_tests  # noqa: E402
 
@@ -45,102 +52,86 @@ def _read(client, image: str, path: str) -> str | None:
         c.remove(force=True)
 
 
-def _diff(path: str, old: str | None, new: str) -> str:
-    a = (old or "").splitlines(keepends=True)
-    b = new.splitlines(keepends=True)
-    body = "".join(difflib.unified_diff(a, b, f"a/{path}", f"b/{path}"))
-    head = f"diff --git a/{path} b/{path}\n" + ("" if old is not None else "new file mode 100644\n")
-    if old is None:
-        body = body.replace(f"--- a/{path}", "--- /dev/null", 1)
-    return head + body
-
-
-def _js_string(s: str) -> str:
-    return json.dumps(s)
-
-
-def forged_test_file(runner: str, path: str, ids: list[str], old: str | None) -> str:
-    """A test file whose tests carry the given ids and always pass."""
-    titles = [i.split("::", 1)[1] for i in ids]
+def forged_tests_patch(client, image: str, runner: str, f2p: list[str], p2p: list[str]) -> tuple[str, str]:
+    """A patch that rewrites the F2P test's file so its tests keep their ids and always pass (for
+    Go, every test file of the package: forged in the first, emptied in the rest); and that file."""
     if runner == "go":
-        tops: dict[str, list[str]] = defaultdict(list)
-        for t in titles:
-            top, _, sub = t.partition("/")
-            tops[top].append(sub)
-        pkg = next((ln.split()[1] for ln in (old or "package x").splitlines() if ln.startswith("package ")), "x")
-        out = [f"package {pkg}", "", 'import "testing"', ""]
-        for top, subs in tops.items():
-            out.append(f"func {top}(t *testing.T) {{")
-            for sub in subs:
-                if sub:
-                    out.append(f"\tt.Run({_js_string(sub)}, func(t *testing.T) {{}})")
-            out += ["}", ""]
-        return "\n".join(out)
-    if runner == "vitest":
-        head = "import { test } from 'vitest';\n"
-    elif runner == "node-test":
-        head = "const test = require('node:test');\n" if not path.endswith(".mjs") else "import test from 'node:test';\n"
-    else:
-        head = ""
-    fn = "it" if runner == "mocha" else "test"
-    return head + "".join(f"{fn}({_js_string(t)}, () => {{}});\n" for t in titles)
-
-
-def check_instance(client, row: dict) -> dict:
-    t0 = time.monotonic()
-    image, f2p, p2p = row["image_name"], list(row["FAIL_TO_PASS"]), list(row["PASS_TO_PASS"])
-    cmd = image_test_cmd(client, image) or ""
-    runner = runner_for(cmd)
-    out = {"id": row["instance_id"], "runner": runner.name}
-    # A pull request's task starts without its tests: they come with the test patch, as in grading.
-    setup = ""
-    env = {}
-    if row.get("test_patch"):
-        env["TF_TEST_PATCH"] = row["test_patch"]
-        setup = "printf '%s' \"$TF_TEST_PATCH\" > /tmp/tf-test.diff && git apply /tmp/tf-test.diff && "
-    run, _ = run_tests(client, image, setup + runner.command(Selection.of(f2p)), limits=SandboxLimits(timeout_s=1200),
-                       env=env)
-    got = run.outcomes()
-    out["f2p_fail_before"] = run.status == "ok" and all(got.get(t) != "passed" for t in f2p) or \
-        run.status == "collection_error"
-    out["gold"] = grade_patch(client, row, row["patch"]).resolved
-    out["empty"] = grade_patch(client, row, "").resolved
-    # A forged test file: the F2P test's file, its tests under the same ids, always passing.
-    if runner.name == "go":
         pkg = f2p[0].split("::", 1)[0]
         ls = client.containers.run(image, ["bash", "-c", f"cd /testbed/{pkg} && ls *_test.go"], remove=True,
                                    network_disabled=True).decode().split()
         ids = [i for i in f2p + p2p if i.split("::", 1)[0] == pkg]
         path = (f"{pkg}/" if pkg != "." else "") + ls[0]
         patches = []
-        for i, name in enumerate(ls):  # every test file of the package, forged in the first, emptied in the rest
+        for i, name in enumerate(ls):
             p = (f"{pkg}/" if pkg != "." else "") + name
             old = _read(client, image, p)
             new = forged_test_file("go", p, ids, old) if i == 0 else \
                 next((ln for ln in (old or "").splitlines() if ln.startswith("package ")), "package x") + "\n"
             patches.append(_diff(p, old, new))
-        forged = "".join(patches)
-    else:
-        path = f2p[0].split("::", 1)[0]
-        ids = [i for i in f2p + p2p if i.split("::", 1)[0] == path]
-        old = _read(client, image, path)
-        forged = _diff(path, old, forged_test_file(runner.name, path, ids, old))
-    res = grade_patch(client, row, forged)
-    out["forged_tests"] = res.resolved
-    out["forged_restored"] = any(p in res.restored for p in [path])
-    config = "go.mod" if runner.name == "go" else "package.json"
-    old = _read(client, image, config)
-    if config == "go.mod":
-        hacked = (old or "") + "\nreplace example.com/nothing => ./\n"
-    else:
-        data = json.loads(old or "{}")
-        data["jest"] = {"testMatch": ["**/nothing/**"]}
-        data["mocha"] = {"spec": ["nothing"]}
-        hacked = json.dumps(data, indent=2) + "\n"
-    res = grade_patch(client, row, _diff(config, old, hacked))
-    out["config_edit"] = res.resolved
-    out["config_restored"] = config in res.restored
+        return "".join(patches), path
+    path = f2p[0].split("::", 1)[0]
+    ids = [i for i in f2p + p2p if i.split("::", 1)[0] == path]
+    old = _read(client, image, path)
+    return _diff(path, old, forged_test_file(runner, path, ids, old)), path
+
+
+def _session(client, image: str, runner, row: dict, tests: list[str], extra_patch: str = ""):
+    """The runner on ``tests`` in a fresh container of the task image, after the task's test patch
+    (a pull request's) and ``extra_patch``, with no grading around it."""
+    env, setup = {}, ""
+    for name, patch in (("TF_TEST_PATCH", row.get("test_patch") or ""), ("TF_EXTRA_PATCH", extra_patch)):
+        if patch:
+            env[name] = patch
+            setup += f"printf '%s' \"${name}\" > /tmp/{name}.diff && git apply /tmp/{name}.diff && "
+    run, _ = run_tests(client, image, setup + runner.command(Selection.of(tests)),
+                       limits=SandboxLimits(timeout_s=1200), env=env)
+    return run
+
+
+def check_instance(client, row: dict) -> tuple[dict, list[dict]]:
+    """The checks from outside grading, and the predictions for ``factory evaluate``."""
+    t0 = time.monotonic()
+    iid, image, f2p, p2p = row["instance_id"], row["image_name"], list(row["FAIL_TO_PASS"]), list(row["PASS_TO_PASS"])
+    runner = runner_for(image_test_cmd(client, image) or "")
+    out = {"id": iid, "runner": runner.name}
+    run = _session(client, image, runner, row, f2p)
+    got = run.outcomes()
+    out["f2p_fail_before"] = (run.status == "ok" and all(got.get(t) != "passed" for t in f2p)) or \
+        run.status == "collection_error"
+    forged, out["forged_path"] = forged_tests_patch(client, image, runner.name, f2p, p2p)
+    cheat, out["config_path"] = cheat_patch(runner.name, row["patch"], lambda p: _read(client, image, p))
+    run = _session(client, image, runner, row, f2p, forged)  # the forgery is real: left in place, F2P passes
+    got = run.outcomes()
+    out["forged_passes_ungraded"] = run.status == "ok" and all(got.get(t) == "passed" for t in f2p)
+    if runner.name != "go":  # the cheat is real: left in place, it makes FAIL_TO_PASS pass
+        run = _session(client, image, runner, row, f2p + p2p, cheat)
+        got = run.outcomes()
+        out["cheat_passes_ungraded"] = run.status == "ok" and all(got.get(t) == "passed" for t in f2p + p2p)
     out["seconds"] = round(time.monotonic() - t0, 1)
+    preds = [{"instance_id": iid, "model_name_or_path": m, "model_patch": p}
+             for m, p in (("gold", row["patch"]), ("empty", ""), ("forged-tests", forged), ("config-edit", cheat))]
+    return out, preds
+
+
+def evaluate_run(run: str, preds: list[dict], eval_dir: Path, workers: int) -> dict[str, dict]:
+    """``factory evaluate RUN/instances.parquet PREDICTIONS`` (the command a user runs), then its
+    summaries and per-instance reports."""
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    pred_file = eval_dir / "predictions.jsonl"
+    pred_file.write_text("".join(json.dumps(p) + "\n" for p in preds))
+    factory = Path(sys.executable).parent / "factory"
+    cmd = [str(factory), "evaluate", str(Path(run) / "instances.parquet"), str(pred_file), "--run-dir", str(eval_dir),
+           "--workers", str(workers)]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    out: dict[str, dict] = {}
+    for model in ("gold", "empty", "forged-tests", "config-edit"):
+        summary = json.loads((eval_dir / "evaluation" / f"{model}.json").read_text())
+        reports = {}
+        for iid in summary["submitted_ids"]:
+            f = eval_dir / "evaluation" / model / iid / "report.json"
+            reports[iid] = json.loads(f.read_text())[iid] if f.exists() else {}
+        out[model] = {"summary": summary, "reports": reports}
     return out
 
 
@@ -150,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max", type=int, default=10, help="instances per run (the first N by id)")
     ap.add_argument("--json", default="")
     ap.add_argument("--source", default="", help="only instances of this source (mutation, pr)")
+    ap.add_argument("--eval-dir", default="", help="where factory evaluate writes (default: RUN/lang-check)")
+    ap.add_argument("--workers", type=int, default=1, help="factory evaluate's --workers")
     a = ap.parse_args(argv)
     client = ensure_engine(quiet=True)
     rows_out = []
@@ -158,15 +151,30 @@ def main(argv: list[str] | None = None) -> int:
         if a.source:
             df = df.filter(pl.col("source") == a.source)
         df = df.head(a.max)
+        checked, preds = [], []
         for row in df.iter_rows(named=True):
-            r = check_instance(client, row)
+            r, p = check_instance(client, row)
             r["run"] = run
-            rows_out.append(r)
+            checked.append(r)
+            preds += p
             print(json.dumps(r), flush=True)
+        eval_dir = Path(a.eval_dir) / Path(run).name if a.eval_dir else Path(run) / "lang-check"
+        graded = evaluate_run(run, preds, eval_dir, a.workers)
+        for r in checked:
+            for model, key in (("gold", "gold"), ("empty", "empty"), ("forged-tests", "forged_tests"),
+                               ("config-edit", "config_edit")):
+                rep = graded[model]["reports"].get(r["id"], {})
+                r[key] = bool(rep.get("resolved"))
+                r[f"{key}_error"] = rep.get("error", "")
+            r["forged_restored"] = r["forged_path"] in graded["forged-tests"]["reports"][r["id"]].get("restored_paths", [])
+            r["config_restored"] = r["config_path"] in graded["config-edit"]["reports"][r["id"]].get("restored_paths", [])
+            print(json.dumps(r), flush=True)
+        rows_out += checked
     print()
     print("| run | runner | tasks | F2P fail before gold (fresh container) | gold resolved | empty resolved "
-          "| forged tests resolved (restored) | config edit resolved (restored) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| forged tests resolved (file restored) | config edit resolved (config restored) "
+          "| forged tests pass ungraded | config edit's cheat passes ungraded |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in a.runs:
         rs = [r for r in rows_out if r["run"] == run]
         if not rs:
@@ -174,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         n = len(rs)
 
         def c(k, rs=rs):
-            return sum(bool(r[k]) for r in rs)
+            return sum(bool(r.get(k)) for r in rs)
 
+        cheat = "n/a (Go: no config runs code)" if rs[0]["runner"] == "go" else f"{c('cheat_passes_ungraded')}/{n}"
         print(f"| {Path(run).name} | {rs[0]['runner']} | {n} | {c('f2p_fail_before')}/{n} | {c('gold')}/{n} | "
               f"{c('empty')}/{n} | {c('forged_tests')}/{n} ({c('forged_restored')}/{n}) | "
-              f"{c('config_edit')}/{n} ({c('config_restored')}/{n}) |")
+              f"{c('config_edit')}/{n} ({c('config_restored')}/{n}) | {c('forged_passes_ungraded')}/{n} | {cheat} |")
     if a.json:
         Path(a.json).write_text(json.dumps(rows_out, indent=1))
     return 0

@@ -1,0 +1,114 @@
+"""Patches a model could send to fool the grading of a JavaScript/TypeScript/Go task, for the
+checks that grading undoes them (``bench/lang_check.py`` on real libraries,
+``tests/verifiers/test_lang_runners.py`` on the fixtures).
+
+- ``forged_test_file``: a test file whose tests carry given ids and always pass;
+- ``cheat_patch``: an edit of the runner's configuration that makes the runner itself apply the
+  gold patch while the session runs (jest's ``setupFiles`` in the ``jest`` key of
+  ``package.json``, mocha's ``require`` in its ``mocha`` key, vitest's ``setupFiles`` in a new
+  ``vitest.config.mjs``): left in place, it resolves the task.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import defaultdict
+
+__all__ = ["diff", "forged_test_file", "cheat_patch"]
+
+
+def diff(path: str, old: str | None, new: str) -> str:
+    """A ``git apply``-able patch from ``old`` (None: a new file) to ``new``."""
+    a = (old or "").splitlines(keepends=True)
+    b = new.splitlines(keepends=True)
+    body = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in difflib.unified_diff(a, b, f"a/{path}", f"b/{path}"))
+    head = f"diff --git a/{path} b/{path}\n" + ("" if old is not None else "new file mode 100644\n")
+    if old is None:
+        body = body.replace(f"--- a/{path}", "--- /dev/null", 1)
+    return head + body
+
+
+def _js_string(s: str) -> str:
+    return json.dumps(s)
+
+
+def forged_test_file(runner: str, path: str, ids: list[str], old: str | None) -> str:
+    """A test file whose tests carry the given ids and always pass."""
+    titles = [i.split("::", 1)[1] for i in ids]
+    if runner == "go":
+        tops: dict[str, list[str]] = defaultdict(list)
+        for t in titles:
+            top, _, sub = t.partition("/")
+            tops[top].append(sub)
+        pkg = next((ln.split()[1] for ln in (old or "package x").splitlines() if ln.startswith("package ")), "x")
+        out = [f"package {pkg}", "", 'import "testing"', "", "var _ testing.TB", ""]
+        for top, subs in tops.items():
+            if top.startswith("Example"):  # runs (and passes) only with an output comment: an empty one
+                out += [f"func {top}() {{", "\t// Output:", "}", ""]
+                continue
+            out.append(f"func {top}(t *testing.T) {{")
+            for sub in subs:
+                if sub:
+                    out.append(f"\tt.Run({_js_string(sub)}, func(t *testing.T) {{}})")
+            out += ["}", ""]
+        return "\n".join(out)
+    if runner == "vitest":
+        head = "import { test } from 'vitest';\n"
+    elif runner == "node-test":
+        head = "const test = require('node:test');\n" if not path.endswith(".mjs") else "import test from 'node:test';\n"
+    else:
+        head = ""
+    fn = "it" if runner == "mocha" else "test"
+    return head + "".join(f"{fn}({_js_string(t)}, () => {{}});\n" for t in titles)
+
+
+# The cheat a configuration edit makes possible: a setup module the runner loads before the tests
+# (jest's ``setupFiles``, vitest's ``setupFiles``, mocha's ``require``) that applies the gold patch
+# to the tree while the session runs. Kept, it would resolve the task; grading must undo it.
+_CHEAT_CJS = """// Loaded by the test runner before the tests: applies a fix to the tree, then gets out of the way.
+const {{ execFileSync }} = require('child_process');
+try {{
+  execFileSync('git', ['apply', '--whitespace=nowarn', '-'], {{ cwd: process.cwd(), input: {patch},
+    stdio: ['pipe', 'ignore', 'ignore'] }});
+}} catch (e) {{}}
+"""
+_CHEAT_MJS = _CHEAT_CJS.replace("const {{ execFileSync }} = require('child_process');",
+                                "import {{ execFileSync }} from 'node:child_process';")
+
+
+def cheat_patch(runner: str, gold: str, read) -> tuple[str, str]:
+    """A patch that edits the runner's configuration so that the runner applies ``gold`` itself
+    (returns the patch and the configuration path it edits). ``read(path)`` gives a file of the
+    task's start state (None when absent). Go has no configuration that runs code: its edit is a
+    ``replace`` directive in ``go.mod``, which fixes nothing and must still be restored."""
+    if runner == "go":
+        old = read("go.mod")
+        return diff("go.mod", old, (old or "") + "\nreplace example.com/nothing => ./\n"), "go.mod"
+    if runner == "vitest":
+        existing = [p for p in ("vitest.config.ts", "vitest.config.mts", "vitest.config.js", "vitest.config.mjs",
+                                "vite.config.ts", "vite.config.js", "vite.config.mjs") if read(p) is not None]
+        if existing:
+            raise ValueError(f"the cheat for vitest writes a new vitest.config.mjs; this repository has {existing}")
+        config = "vitest.config.mjs"
+        body = "export default { test: { setupFiles: ['./tf-fix.mjs'] } };\n"
+        return (diff(config, None, body) + diff("tf-fix.mjs", None, _CHEAT_MJS.format(patch=json.dumps(gold)))), config
+    if runner not in ("jest", "mocha"):
+        raise ValueError(f"no configuration cheat for {runner}")
+    old = read("package.json")
+    data = json.loads(old or "{}")
+    if runner == "jest":  # the ``jest`` key of package.json
+        if any(read(f"jest.config.{e}") is not None for e in ("js", "cjs", "mjs", "ts", "json")):
+            raise ValueError("the cheat for jest edits package.json's jest key; this repository has a jest.config file")
+        cfg = dict(data.get("jest") or {})
+        cfg["setupFiles"] = [*cfg.get("setupFiles", []), "<rootDir>/tf-fix.cjs"]
+        data["jest"] = cfg
+    else:  # mocha reads the ``mocha`` key of package.json
+        cfg = dict(data.get("mocha") or {})
+        cfg["require"] = [*([cfg["require"]] if isinstance(cfg.get("require"), str) else cfg.get("require", [])),
+                          "./tf-fix.cjs"]
+        data["mocha"] = cfg
+    hacked = json.dumps(data, indent=2) + "\n"
+    return (diff("package.json", old, hacked) + diff("tf-fix.cjs", None, _CHEAT_CJS.format(patch=json.dumps(gold)))), \
+        "package.json"
