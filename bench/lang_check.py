@@ -14,8 +14,8 @@ For every instance in RUN/instances.parquet (the first ``--max`` by id):
    key of ``package.json``, the ``mocha`` key of ``package.json``, a new ``vitest.config.mjs``)
    loads a setup module that applies the gold patch while the tests run. A fresh container with
    that patch and no grading runs FAIL_TO_PASS and PASS_TO_PASS, which must all pass: kept, the
-   edit would resolve the task. Go has no configuration that runs code; its edit is a ``replace``
-   directive in ``go.mod``, which must be restored.
+   edit would resolve the task. Go and node:test have no configuration that runs code; their edit
+   (a ``replace`` directive in ``go.mod``, ``package.json``'s test script) must be restored.
 
     python bench/lang_check.py RUN [RUN ...] [--max 10] [--source pr] [--eval-dir DIR]
 """
@@ -103,7 +103,7 @@ def check_instance(client, row: dict) -> tuple[dict, list[dict]]:
     run = _session(client, image, runner, row, f2p, forged)  # the forgery is real: left in place, F2P passes
     got = run.outcomes()
     out["forged_passes_ungraded"] = run.status == "ok" and all(got.get(t) == "passed" for t in f2p)
-    if runner.name != "go":  # the cheat is real: left in place, it makes FAIL_TO_PASS pass
+    if runner.name not in ("go", "node-test"):  # the cheat is real: left in place, it makes FAIL_TO_PASS pass
         run = _session(client, image, runner, row, f2p + p2p, cheat)
         got = run.outcomes()
         out["cheat_passes_ungraded"] = run.status == "ok" and all(got.get(t) == "passed" for t in f2p + p2p)
@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         def c(k, rs=rs):
             return sum(bool(r.get(k)) for r in rs)
 
-        cheat = "n/a (Go: no config runs code)" if rs[0]["runner"] == "go" else f"{c('cheat_passes_ungraded')}/{n}"
+        cheat = ("n/a (no config runs code)" if rs[0]["runner"] in ("go", "node-test")
+                 else f"{c('cheat_passes_ungraded')}/{n}")
         print(f"| {Path(run).name} | {rs[0]['runner']} | {n} | {c('f2p_fail_before')}/{n} | {c('gold')}/{n} | "
               f"{c('empty')}/{n} | {c('forged_tests')}/{n} ({c('forged_restored')}/{n}) | "
               f"{c('config_edit')}/{n} ({c('config_restored')}/{n}) | {c('forged_passes_ungraded')}/{n} | {cheat} |")

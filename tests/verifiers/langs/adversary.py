@@ -57,7 +57,8 @@ def forged_test_file(runner: str, path: str, ids: list[str], old: str | None) ->
     if runner == "vitest":
         head = "import { test } from 'vitest';\n"
     elif runner == "node-test":
-        head = "const test = require('node:test');\n" if not path.endswith(".mjs") else "import test from 'node:test';\n"
+        esm = path.endswith(".mjs") or any(ln.startswith("import ") for ln in (old or "").splitlines())
+        head = "import test from 'node:test';\n" if esm else "const test = require('node:test');\n"
     else:
         head = ""
     fn = "it" if runner == "mocha" else "test"
@@ -81,8 +82,9 @@ _CHEAT_MJS = _CHEAT_CJS.replace("const {{ execFileSync }} = require('child_proce
 def cheat_patch(runner: str, gold: str, read) -> tuple[str, str]:
     """A patch that edits the runner's configuration so that the runner applies ``gold`` itself
     (returns the patch and the configuration path it edits). ``read(path)`` gives a file of the
-    task's start state (None when absent). Go has no configuration that runs code: its edit is a
-    ``replace`` directive in ``go.mod``, which fixes nothing and must still be restored."""
+    task's start state (None when absent). Go and node:test have no configuration that runs code:
+    their edit (a ``replace`` directive in ``go.mod``; ``package.json``'s test script) fixes
+    nothing and must still be restored."""
     if runner == "go":
         old = read("go.mod")
         return diff("go.mod", old, (old or "") + "\nreplace example.com/nothing => ./\n"), "go.mod"
@@ -94,10 +96,13 @@ def cheat_patch(runner: str, gold: str, read) -> tuple[str, str]:
         config = "vitest.config.mjs"
         body = "export default { test: { setupFiles: ['./tf-fix.mjs'] } };\n"
         return (diff(config, None, body) + diff("tf-fix.mjs", None, _CHEAT_MJS.format(patch=json.dumps(gold)))), config
-    if runner not in ("jest", "mocha"):
-        raise ValueError(f"no configuration cheat for {runner}")
     old = read("package.json")
     data = json.loads(old or "{}")
+    if runner == "node-test":  # node:test (Node 20) reads no configuration: the test script, emptied
+        data["scripts"] = {**(data.get("scripts") or {}), "test": "true"}
+        return diff("package.json", old, json.dumps(data, indent=2) + "\n"), "package.json"
+    if runner not in ("jest", "mocha"):
+        raise ValueError(f"no configuration cheat for {runner}")
     if runner == "jest":  # the ``jest`` key of package.json
         if any(read(f"jest.config.{e}") is not None for e in ("js", "cjs", "mjs", "ts", "json")):
             raise ValueError("the cheat for jest edits package.json's jest key; this repository has a jest.config file")
