@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--json", default=None, help="Write the raw timings here.")
     ap.add_argument("--install", action="store_true", help="Make the tree's map the run's coverage.parquet.")
+    ap.add_argument("--plugin", action="append", default=[], metavar="NAME=PATH",
+                    help="Another variant: the plugin file PATH, run as variant NAME (repeatable; name it in --variants).")
     args = ap.parse_args(argv)
 
     from verifiers.engine import ensure_engine  # noqa: PLC0415
@@ -126,14 +128,17 @@ def main(argv: list[str] | None = None) -> int:
         maps["image"] = base_map
     try:
         worker.start()
-        worker.put("/tf-out/tf_report_tree.py", _PLUGIN.read_bytes())
+        files = {"tree": _PLUGIN, **{n: Path(p) for n, p in (x.split("=", 1) for x in args.plugin)}}
+        for name, path in files.items():
+            worker.put(f"/tf-out/tf_report_{name}.py", path.read_bytes())
         for rep in range(args.reps):
             for v in variants:
-                plugins = ("tf_report_tree",) if v == "tree" else ("tf_report",)
+                own = v in files
+                plugins = (f"tf_report_{v}",) if own else ("tf_report",)
                 # `times`: the session's CPU seconds (user + system), which a loaded machine inflates
                 # far less than wall time.
                 cmd = runner.command(Selection(), plugins=plugins) + "; times"
-                env_vars = {"PYTHONPATH": "/tf-out"} if v == "tree" else {}
+                env_vars = {"PYTHONPATH": "/tf-out"} if own else {}
                 if v != "plain":
                     env_vars["TF_COVERAGE"] = "1"
                 t0 = time.perf_counter()
@@ -173,6 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     if "image" in maps and "tree" in maps:
         print(json.dumps({**_agree(maps["image"], maps["tree"]),
                           "tree_lines_only_outside_tests": sizes.get("tree", 0) - sum(len(v) for v in maps["tree"].values())}))
+    for v in maps:
+        if v not in ("image", "tree") and "tree" in maps:
+            flat = {(f, n): ids for f, ls in maps[v].items() for n, ids in ls.items()}
+            tree = {(f, n): ids for f, ls in maps["tree"].items() for n, ids in ls.items()}
+            differ = sorted(k for k in set(flat) | set(tree) if flat.get(k) != tree.get(k))
+            print(json.dumps({"variant": v, "same_map_as_tree": not differ, "files": len(maps[v]),
+                              "pairs": sum(len(ids) for ids in flat.values()),
+                              "differences": [[f, n, sorted(flat.get((f, n), set()) ^ tree.get((f, n), set()))[:3]]
+                                              for f, n in differ[:5]]}))
     if args.json:
         Path(args.json).write_text(json.dumps({"walls": walls, "median": med, "cpu": cpus, "median_cpu": cmed}))
     return 0

@@ -90,14 +90,43 @@ def pytest_configure(config):
 
 
 # -- the coverage map ------------------------------------------------------------------------------
-# Which tests execute which lines of the package, for the mutators and for test selection. Three
-# things keep it cheap (docs/validation.md; measured in bench/RESULTS.md, #21): coverage.py's C tracer; test
-# files are not measured (nothing reads their lines, and tracing them costs time); one context
-# switch per test, and the map read from coverage's SQLite file in one query at the end (asking
-# ``contexts_by_lineno`` file by file scans the whole context table every time).
+# Which tests execute which lines of the package, for the mutators and for test selection. What
+# keeps it cheap (docs/validation.md; measured in bench/RESULTS.md, #21): coverage.py's C tracer;
+# test files are not measured (nothing reads their lines, and tracing them costs time); one context
+# switch per test; and the tracer's line sets kept per test in plain dicts (``_LinesByContext``)
+# instead of coverage.py's SQLite data, which writes a row per test and file at every switch (on
+# python-dateutil that alone took the run from 1.9x to 2.3x a plain run's CPU time).
 
 _OUTSIDE_TESTS = "<outside tests>"  # verifiers.attribution.OUTSIDE_TESTS: import, collection, between tests
 _TEST_GLOBS = ("*/tests/*", "*/test/*", "*/testing/*", "*/test_*.py", "*_test.py", "*/conftest.py")  # factory.repo
+
+
+class _LinesByContext:
+    """Stands in for coverage.py's ``CoverageData`` as its collector's sink: at each context switch
+    the collector hands over the lines run since the last one, which are kept per context here.
+
+    The collector calls three methods of its data object while it runs (``set_context``,
+    ``add_lines``, ``add_file_tracers``); anything else it asks for is a coverage.py this sink
+    does not know, and raises, so the plugin's fallback (coverage's own data) is what a future
+    version would need."""
+
+    def __init__(self):
+        self.context = ""
+        self.lines: dict = {}  # context -> measured file -> set of line numbers
+
+    def set_context(self, context):
+        self.context = context or ""
+
+    def add_lines(self, line_data):
+        per_file = self.lines.setdefault(self.context, {})
+        for path, linenos in line_data.items():
+            per_file.setdefault(path, set()).update(linenos)
+
+    def add_file_tracers(self, _file_tracers):
+        pass  # no coverage plugins (config_file=False): every file is Python source
+
+    def __getattr__(self, name):
+        raise AttributeError(f"coverage.py asked its data for {name!r}, which the map's sink does not keep")
 
 
 def _start_coverage(root: str):
@@ -109,32 +138,48 @@ def _start_coverage(root: str):
     cov = coverage.Coverage(data_file=data_file, source=[root], omit=list(_TEST_GLOBS), branch=False,
                             config_file=False)
     cov.start()
+    collector = getattr(cov, "_collector", None)
+    if collector is not None and not collector.branch and hasattr(collector, "covdata"):
+        collector.covdata = _LinesByContext()
     return cov
 
 
 def _coverage_files(cov, root: str) -> dict:
     """path (relative to ``root``) -> line -> sorted node ids that ran it."""
+    cov.stop()
+    collector = getattr(cov, "_collector", None)
+    sink = getattr(collector, "covdata", None)
+    if isinstance(sink, _LinesByContext):
+        collector.flush_data()  # what ran since the last switch
+        rows = ((path, ctx, nums) for ctx, files in sink.lines.items() for path, nums in files.items())
+    else:
+        rows = _coverage_rows(cov)
+    prefix = root.rstrip("/") + "/"
+    lines: dict = {}
+    for path, ctx, nums in rows:
+        if not path.startswith(prefix):
+            continue
+        by_line = lines.setdefault(path[len(prefix):], {})
+        for n in nums:
+            by_line.setdefault(str(n), set()).add(ctx or _OUTSIDE_TESTS)
+    return {f: {n: sorted(ids) for n, ids in ls.items()} for f, ls in lines.items() if ls}
+
+
+def _coverage_rows(cov):
+    """(path, context, lines) from coverage.py's own SQLite data, read in one query (asking
+    ``contexts_by_lineno`` file by file scans the context table every time)."""
     import sqlite3
 
     from coverage.numbits import numbits_to_nums
 
-    cov.stop()
     cov.save()
-    prefix = root.rstrip("/") + "/"
-    lines: dict = {}
     con = sqlite3.connect(cov.get_data().data_filename())
     try:
         rows = con.execute("SELECT file.path, context.context, line_bits.numbits FROM line_bits "
                            "JOIN file ON file.id = line_bits.file_id JOIN context ON context.id = line_bits.context_id")
-        for path, ctx, bits in rows:
-            if not path.startswith(prefix):
-                continue
-            by_line = lines.setdefault(path[len(prefix):], {})
-            for n in numbits_to_nums(bits):
-                by_line.setdefault(str(n), set()).add(ctx or _OUTSIDE_TESTS)
+        return [(path, ctx, numbits_to_nums(bits)) for path, ctx, bits in rows]
     finally:
         con.close()
-    return {f: {n: sorted(ids) for n, ids in ls.items()} for f, ls in lines.items() if ls}
 
 
 def pytest_collectreport(report):
