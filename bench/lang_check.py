@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -53,8 +54,9 @@ def _read(client, image: str, path: str) -> str | None:
 
 
 def forged_tests_patch(client, image: str, runner: str, f2p: list[str], p2p: list[str]) -> tuple[str, str]:
-    """A patch that rewrites the F2P test's file so its tests keep their ids and always pass (for
-    Go, every test file of the package: forged in the first, emptied in the rest); and that file."""
+    """A patch that rewrites every file holding an F2P test so its tests keep their ids and always
+    pass (for Go, every test file of the first F2P package: forged in the first, emptied in the
+    rest); and those files, comma-separated."""
     if runner == "go":
         pkg = f2p[0].split("::", 1)[0]
         ls = client.containers.run(image, ["bash", "-c", f"cd /testbed/{pkg} && ls *_test.go"], remove=True,
@@ -69,20 +71,26 @@ def forged_tests_patch(client, image: str, runner: str, f2p: list[str], p2p: lis
                 next((ln for ln in (old or "").splitlines() if ln.startswith("package ")), "package x") + "\n"
             patches.append(_diff(p, old, new))
         return "".join(patches), path
-    path = f2p[0].split("::", 1)[0]
-    ids = [i for i in f2p + p2p if i.split("::", 1)[0] == path]
-    old = _read(client, image, path)
-    return _diff(path, old, forged_test_file(runner, path, ids, old)), path
+    files = list(dict.fromkeys(t.split("::", 1)[0] for t in f2p))  # every file that holds an F2P test
+    patches = []
+    for path in files:
+        ids = [i for i in f2p + p2p if i.split("::", 1)[0] == path]
+        old = _read(client, image, path)
+        patches.append(_diff(path, old, forged_test_file(runner, path, ids, old)))
+    return "".join(patches), ",".join(files)
 
 
-def _session(client, image: str, runner, row: dict, tests: list[str], extra_patch: str = ""):
-    """The runner on ``tests`` in a fresh container of the task image, after the task's test patch
-    (a pull request's) and ``extra_patch``, with no grading around it."""
+def _session(client, image: str, runner, row: dict, tests: list[str], extra_patch: str = "", own: str = ""):
+    """The runner on ``tests`` in a fresh container of the task image, after ``extra_patch`` and
+    the task's test patch (a pull request's; without its part for ``own``, a file that
+    ``extra_patch`` rewrites whole), with no grading around it."""
     env, setup = {}, ""
-    for name, patch in (("TF_TEST_PATCH", row.get("test_patch") or ""), ("TF_EXTRA_PATCH", extra_patch)):
+    for name, patch in (("TF_EXTRA_PATCH", extra_patch), ("TF_TEST_PATCH", row.get("test_patch") or "")):
         if patch:
             env[name] = patch
-            setup += f"printf '%s' \"${name}\" > /tmp/{name}.diff && git apply /tmp/{name}.diff && "
+            exclude = "".join(f" --exclude={shlex.quote(o)}" for o in own.split(",") if o) \
+                if name == "TF_TEST_PATCH" else ""
+            setup += f"printf '%s' \"${name}\" > /tmp/{name}.diff && git apply{exclude} /tmp/{name}.diff && "
     run, _ = run_tests(client, image, setup + runner.command(Selection.of(tests)),
                        limits=SandboxLimits(timeout_s=1200), env=env)
     return run
@@ -100,7 +108,7 @@ def check_instance(client, row: dict) -> tuple[dict, list[dict]]:
         run.status == "collection_error"
     forged, out["forged_path"] = forged_tests_patch(client, image, runner.name, f2p, p2p)
     cheat, out["config_path"] = cheat_patch(runner.name, row["patch"], lambda p: _read(client, image, p))
-    run = _session(client, image, runner, row, f2p, forged)  # the forgery is real: left in place, F2P passes
+    run = _session(client, image, runner, row, f2p, forged, own=out["forged_path"])  # the forgery is real: left in place, F2P passes
     got = run.outcomes()
     out["forged_passes_ungraded"] = run.status == "ok" and all(got.get(t) == "passed" for t in f2p)
     if runner.name not in ("go", "node-test"):  # the cheat is real: left in place, it makes FAIL_TO_PASS pass
@@ -143,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default="", help="only instances of this source (mutation, pr)")
     ap.add_argument("--eval-dir", default="", help="where factory evaluate writes (default: RUN/lang-check)")
     ap.add_argument("--workers", type=int, default=1, help="factory evaluate's --workers")
+    ap.add_argument("--ids", default="", help="only these instance ids (comma-separated)")
     a = ap.parse_args(argv)
     client = ensure_engine(quiet=True)
     rows_out = []
@@ -150,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         df = pl.read_parquet(Path(run) / "instances.parquet").sort("instance_id")
         if a.source:
             df = df.filter(pl.col("source") == a.source)
+        if a.ids:
+            df = df.filter(pl.col("instance_id").is_in(a.ids.split(",")))
         df = df.head(a.max)
         checked, preds = [], []
         for row in df.iter_rows(named=True):
@@ -166,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 rep = graded[model]["reports"].get(r["id"], {})
                 r[key] = bool(rep.get("resolved"))
                 r[f"{key}_error"] = rep.get("error", "")
-            r["forged_restored"] = r["forged_path"] in graded["forged-tests"]["reports"][r["id"]].get("restored_paths", [])
+            restored = set(graded["forged-tests"]["reports"][r["id"]].get("restored_paths", []))
+            r["forged_restored"] = set(r["forged_path"].split(",")) <= restored
             r["config_restored"] = r["config_path"] in graded["config-edit"]["reports"][r["id"]].get("restored_paths", [])
             print(json.dumps(r), flush=True)
         rows_out += checked
