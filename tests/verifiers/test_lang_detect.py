@@ -39,6 +39,8 @@ def test_language_of_a_tree():
     ({"test": "pnpm run test:nodejs && pnpm run test:edge", "test:nodejs": "jest --env node"}, {"jest": "30"},
      "node_modules/.bin/jest --env node", "jest"),
     ({"test": "pnpm run /^test:/", "test:coverage": "bnt --coverage 100"}, {}, "node --test test/*.test.js", "node-test"),
+    ({"test": "pnpm run /^test:/", "test:coverage": "c8 bnt"}, {}, "node --test test/*.test.js", "node-test"),
+    ({"test": "npx nyc --reporter=lcov mocha test/"}, {}, "node_modules/.bin/mocha test/", "mocha"),
     ({"test": "node --test test/"}, {}, "node --test test/", "node-test"),
     ({"lint": "eslint ."}, {"vitest": "1"}, "node_modules/.bin/vitest run", "vitest"),
 ])

@@ -28,8 +28,10 @@ from factory.errors import ImageError
 __all__ = ["NodeRecipe", "detect_node", "is_typescript"]
 
 _RUNNERS = ("vitest", "jest", "mocha")
+# What starts a runner without being one: package-manager launchers, env setters, and coverage
+# wrappers (``c8 bnt``, ``nyc mocha``: our own coverage replaces theirs).
 _WRAPPERS = re.compile(r"^(?:npx\s+(?:--no-install\s+|--yes\s+|-y\s+)?|pnpm\s+(?:exec\s+)?|yarn\s+|cross-env\s+"
-                       r"(?:\w+=\S*\s+)*|(?:\w+=\S*\s+)+)")
+                       r"(?:\w+=\S*\s+)*|(?:\w+=\S*\s+)+|(?:c8|nyc)\s+(?:-\S+\s+)*)")
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,9 @@ def _test_command(pkg: dict) -> tuple[str, str | None, str]:
     names = ["test"] + sorted(k for k in scripts if k.startswith("test:") or k.startswith("test-"))
     for name in names:
         for seg in _segments(scripts.get(name, "")):
-            cmd = _WRAPPERS.sub("", seg).strip()
+            cmd, prev = seg, ""
+            while cmd != prev:  # ``npx c8 bnt``: one wrapper after another
+                prev, cmd = cmd, _WRAPPERS.sub("", cmd).strip()
             word = cmd.split()[0] if cmd.split() else ""
             args = cmd.split(None, 1)[1] if len(cmd.split(None, 1)) > 1 else ""
             where = f"scripts.{name}: {seg}"
