@@ -209,6 +209,9 @@ def _variants():
         "v13pf2": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), g_swiglu_pf=2),
         "v13s8": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), g_swiglu_sr=8, g_swiglu_pf=2),
         "v13g": C(g_swiglu_ws=G(128, 256, 64, 8, 3, 168), gate_up_ws=G(128, 128, 64, 8, 4, 168)),
+        # v14 try (kernels/NOTES.md): v13 with the router's picks, ranks and chosen probabilities by one
+        # (max, index) reduction and tl.gather (router_gather); no measured gain, not the default
+        "v14rg": C(router_gather=True),
     }
 
 

@@ -76,9 +76,14 @@ def _router_topk_kernel(
     K_P: tl.constexpr,
     BT: tl.constexpr,
     NORM: tl.constexpr,
+    GATHER: tl.constexpr = False,
 ):
     """One program per chunk of CT tokens, BT at a time: softmax(fp32), top-k, renorm, and the rank
-    of each assignment among the chunk's earlier ones with the same expert (token order)."""
+    of each assignment among the chunk's earlier ones with the same expert (token order).
+
+    GATHER: each pick is one (max, index) reduction over the row (lowest index on ties) and the ranks
+    are read with tl.gather, instead of two reductions per pick and one masked reduction over the
+    (BT, E) tile per rank: the loop is reductions end to end, which is what it costs at E = 512."""
     pid = tl.program_id(0)
     offs_e = tl.arange(0, E_P)
     offs_k = tl.arange(0, K_P)
@@ -93,8 +98,11 @@ def _router_topk_kernel(
         idx_tk = tl.zeros((BT, K_P), dtype=tl.int32)
         val_tk = tl.zeros((BT, K_P), dtype=tl.float32)
         for j in tl.static_range(K):
-            m = tl.max(p, axis=1)
-            am = tl.min(tl.where(p == m[:, None], offs_e[None, :], E_P), axis=1)  # lowest index on ties
+            if GATHER:
+                m, am = tl.max(p, axis=1, return_indices=True, return_indices_tie_break_left=True)
+            else:
+                m = tl.max(p, axis=1)
+                am = tl.min(tl.where(p == m[:, None], offs_e[None, :], E_P), axis=1)  # lowest index on ties
             idx_tk = tl.where(offs_k[None, :] == j, am[:, None], idx_tk)
             val_tk = tl.where(offs_k[None, :] == j, m[:, None], val_tk)
             p = tl.where(offs_e[None, :] == am[:, None], -1.0, p)
@@ -111,11 +119,14 @@ def _router_topk_kernel(
         chosen = (p == -1.0) & mask_e[None, :] & mask_t[:, None]
         onehot = chosen.to(tl.int32)
         before = tl.cumsum(onehot, axis=0) - onehot + run[None, :]  # (BT, E_P)
-        rank_tk = tl.zeros((BT, K_P), dtype=tl.int32)
-        for j in tl.static_range(K):
-            e_j = tl.sum(tl.where(offs_k[None, :] == j, idx_tk, 0), axis=1)
-            r_j = tl.sum(tl.where(offs_e[None, :] == e_j[:, None], before, 0), axis=1)
-            rank_tk = tl.where(offs_k[None, :] == j, r_j[:, None], rank_tk)
+        if GATHER:
+            rank_tk = tl.gather(before, idx_tk, axis=1)  # padded columns (K..K_P) read column 0, unstored
+        else:
+            rank_tk = tl.zeros((BT, K_P), dtype=tl.int32)
+            for j in tl.static_range(K):
+                e_j = tl.sum(tl.where(offs_k[None, :] == j, idx_tk, 0), axis=1)
+                r_j = tl.sum(tl.where(offs_e[None, :] == e_j[:, None], before, 0), axis=1)
+                rank_tk = tl.where(offs_k[None, :] == j, r_j[:, None], rank_tk)
         tl.store(rank_ptr + out_off, rank_tk, mask=valid)
         run += tl.sum(onehot, axis=0)
     tl.store(hist_ptr + pid * E + offs_e, run, mask=mask_e)
@@ -190,6 +201,7 @@ def _router_bwd_kernel(
     BT: tl.constexpr,
     NORM: tl.constexpr,
     HAS_DOUT: tl.constexpr,
+    GATHER: tl.constexpr = False,
 ):
     """Backward of softmax(fp32) -> top-k -> renorm for BT tokens (kernels/moe_triton.py's
     router_backward is the same in PyTorch): with v the chosen probabilities and dv their grads
@@ -207,11 +219,14 @@ def _router_bwd_kernel(
     idx = tl.load(top_idx_ptr + tk_off, mask=tk_mask, other=0)
     pos = tl.load(pos_ptr + tk_off, mask=tk_mask, other=0)
     dv = tl.load(dw_sorted_ptr + pos, mask=tk_mask, other=0.0)
-    v = tl.zeros((BT, K_P), dtype=tl.float32)
-    for j in tl.static_range(K):
-        e_j = tl.sum(tl.where(offs_k[None, :] == j, idx, 0), axis=1)
-        p_j = tl.sum(tl.where(offs_e[None, :] == e_j[:, None], p, 0.0), axis=1)
-        v = tl.where(offs_k[None, :] == j, p_j[:, None], v)
+    if GATHER:  # the chosen probabilities read with tl.gather (GATHER in _router_topk_kernel)
+        v = tl.where(offs_k[None, :] < K, tl.gather(p, idx, axis=1), 0.0)
+    else:
+        v = tl.zeros((BT, K_P), dtype=tl.float32)
+        for j in tl.static_range(K):
+            e_j = tl.sum(tl.where(offs_k[None, :] == j, idx, 0), axis=1)
+            p_j = tl.sum(tl.where(offs_e[None, :] == e_j[:, None], p, 0.0), axis=1)
+            v = tl.where(offs_k[None, :] == j, p_j[:, None], v)
     if NORM:
         s = tl.where(mask_t, tl.sum(v, axis=1), 1.0)
         dv = (dv - tl.sum(dv * (v / s[:, None]), axis=1)[:, None]) / s[:, None]

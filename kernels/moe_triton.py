@@ -91,6 +91,10 @@ class TritonMoEConfig:
     # Router backward (softmax/top-k/renorm): "triton" = one kernel (_router_bwd_kernel), "torch" =
     # router_backward below (~20 small PyTorch ops).
     router_bwd: str = "triton"
+    # Router kernels (both directions): each top-k pick as one (max, index) reduction, and the ranks
+    # and chosen probabilities read with tl.gather instead of a masked (BT, E) reduction per pick.
+    # Correct (same routing bit for bit) but no measured gain in f+b, so off (kernels/NOTES.md, v14 try).
+    router_gather: bool = False
     # Warp-specialised persistent grouped GEMMs (tl.range warp_specialize) where the weights are
     # TMA-fed (down, G, dX); Triton's Hopper support for it is experimental. Correct, no gain (v7).
     warp_specialize: bool = False
@@ -201,7 +205,8 @@ def route(router_logits_TE: torch.Tensor, top_k: int, norm_topk_prob: bool) -> R
     counts = torch.zeros((E,), dtype=torch.int32, device=dev)
     k._router_topk_kernel[(nc,)](
         router_logits_TE.contiguous(), top_idx, top_w, rank, hist, counts, T, ct,
-        E=E, E_P=e_p, K=top_k, K_P=k_p, BT=bt, NORM=bool(norm_topk_prob), num_warps=4,
+        E=E, E_P=e_p, K=top_k, K_P=k_p, BT=bt, NORM=bool(norm_topk_prob), GATHER=CONFIG.router_gather,
+        num_warps=4,
     )  # fmt: skip
     base = torch.empty((nc, E), dtype=torch.int32, device=dev)
     offsets = torch.empty((E + 1,), dtype=torch.int32, device=dev)
@@ -416,7 +421,7 @@ def _router_bwd(logits_TE, r: Routing, dw_S, norm_topk_prob: bool, dlogits_out_T
         logits_TE, r.top_idx_TK, r.pos_TK, dw_S,
         dlogits_out_TE.contiguous() if dlogits_out_TE is not None else logits_TE, out, T,
         E=E, E_P=e_p, K=top_k, K_P=_pow2(top_k), BT=bt, NORM=bool(norm_topk_prob),
-        HAS_DOUT=dlogits_out_TE is not None, num_warps=4,
+        HAS_DOUT=dlogits_out_TE is not None, GATHER=CONFIG.router_gather, num_warps=4,
     )  # fmt: skip
     return out
 
