@@ -5,8 +5,9 @@ records, per test, every line it executes, so for a change made only of statemen
 function bodies the tests that can see it are those that executed those statements. Everything
 else is *not attributable* and needs the full suite:
 
-- module level and class bodies (they run at import), decorators, default arguments, annotations
-  and ``def`` lines (they run when the function is defined), docstrings (``__doc__``);
+- module level and class bodies (they run at import), decorators, annotations and ``def`` lines
+  (they run when the function is defined), docstrings (``__doc__``), default values other than a
+  literal replaced by a literal;
 - any statement the map saw run outside every test (``OUTSIDE_TESTS``: import, collection,
   between tests), such as a helper that builds a ``parametrize`` list;
 - files without coverage data, non-Python files, new, deleted or renamed files, test files;
@@ -16,6 +17,9 @@ Inside a body the unit is a statement: a changed line belongs to the innermost s
 lines hold it (a ``def`` or ``class`` statement nested in a function starts at its first
 decorator), and the tests that ran any line of that statement are the ones that can see the
 change. A pure insertion between two statements of a body gets the tests of the whole body.
+A function whose only change is a default value, from one literal to another, is attributed to
+the tests of its whole body: evaluating a literal at definition runs nothing, and a default is
+seen only by a call, which runs the body (the mutators target the same tests for this operator).
 A change is not attributed either when no test executed any statement it touches (coverage may
 have missed how that code runs). Within a change that some test does execute, a statement no test
 executed adds no test: had coverage missed a way it runs (a subprocess, ``exec``), the tests that
@@ -188,6 +192,7 @@ class _Func:
     stmts: tuple[_Stmt, ...]  # every statement under the body, nested ones too
     name: str = ""  # qualified: outer names and this one, with an ordinal for repeats
     scope: tuple = ()  # what compiling the function fixes (see _scope)
+    head: int = 0  # the ``def`` line (decorators excluded): the signature runs from here to the body
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
@@ -267,7 +272,8 @@ def _functions(source: str) -> list[_Func]:
                     decos = getattr(s, "decorator_list", None) or []
                     start = min([s.lineno, *(d.lineno for d in decos)])
                     stmts.append(_Stmt(start, s.end_lineno or s.lineno))
-        out.append(_Func(first.lineno, node.end_lineno or node.lineno, doc, tuple(stmts), name, _scope(node)))
+        out.append(_Func(first.lineno, node.end_lineno or node.lineno, doc, tuple(stmts), name, _scope(node),
+                         node.lineno))
     return out
 
 
@@ -296,16 +302,52 @@ def _apply(old: str, hunks) -> str | None:
     return "".join(out)
 
 
-def _rescoped(old_src: str, ch: _FileChange, funcs: list[_Func]) -> set[str] | str:
-    """Names of the functions whose scope the change alters (or why that cannot be told)."""
+def _rescoped(old_src: str, ch: _FileChange, funcs: list[_Func]) -> tuple[set[str], set[str]] | str:
+    """Names of the functions whose scope the change alters, and of those whose change is only
+    to literal default values (or why that cannot be told)."""
     new_src = _apply(old_src, ch.hunks)
     if new_src is None:
         return "the patch does not match the source"
     try:
-        new = {n: _scope(node) for n, node in _named_functions(ast.parse(new_src)).items()}
+        new_funcs = _named_functions(ast.parse(new_src))
     except (SyntaxError, ValueError):
         return "does not parse with the change"
-    return {f.name for f in funcs if new.get(f.name) != f.scope}
+    new = {n: _scope(node) for n, node in new_funcs.items()}
+    old_funcs = _named_functions(ast.parse(old_src))
+    defaults = {n for n, node in old_funcs.items() if n in new_funcs and _only_literal_defaults(node, new_funcs[n])}
+    return {f.name for f in funcs if new.get(f.name) != f.scope}, defaults
+
+
+def _literal(node) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+    return isinstance(node, ast.Constant)
+
+
+def _only_literal_defaults(old, new) -> bool:
+    """Whether ``new`` is ``old`` with some default values changed, each from a literal to a
+    literal: evaluating them at definition runs nothing, and a default is only seen by a call,
+    which runs the function's body."""
+    od = [*old.args.defaults, *old.args.kw_defaults]
+    nd = [*new.args.defaults, *new.args.kw_defaults]
+    if len(od) != len(nd):
+        return False
+    def dump(node) -> str:  # kw_defaults hold None for a keyword-only parameter without one
+        return "" if node is None else ast.dump(node)
+
+    changed = [(a, b) for a, b in zip(od, nd, strict=True) if dump(a) != dump(b)]
+    if not changed or not all(a is not None and b is not None and _literal(a) and _literal(b) for a, b in changed):
+        return False
+
+    def without_defaults(node) -> str:
+        keep = node.args.defaults, node.args.kw_defaults
+        node.args.defaults, node.args.kw_defaults = [], []
+        try:
+            return ast.dump(node)
+        finally:
+            node.args.defaults, node.args.kw_defaults = keep
+
+    return without_defaults(old) == without_defaults(new)
 
 
 def attribute(patch: str, cov: CoverageMap, source_of: Callable[[str], str | None],
@@ -333,8 +375,13 @@ def attribute(patch: str, cov: CoverageMap, source_of: Callable[[str], str | Non
         rescoped = _rescoped(src, ch, funcs)
         if isinstance(rescoped, str):
             return Attribution(None, f"{ch.path}: {rescoped}")
+        rescoped, new_defaults = rescoped
         for line in ch.removed:
-            got = _statement_tests(line, funcs, file_lines, outside)
+            sig = [f for f in funcs if f.name in new_defaults and f.head <= line < f.body_start]
+            if sig:  # a literal default changed: the calls that can see it run the body
+                got = _tests_of(sig[0].body_start, sig[0].end, file_lines, outside)
+            else:
+                got = _statement_tests(line, funcs, file_lines, outside)
             if got == _UNEXECUTED:
                 unexecuted = unexecuted or f"{ch.path}:{line}: {got}"
             elif isinstance(got, str):

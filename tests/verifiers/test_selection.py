@@ -104,7 +104,8 @@ def test_what_runs_at_definition_or_import_is_not_attributable():
         "module level": SRC.replace("LIMIT = 10", "LIMIT = 11"),
         "class body": SRC.replace("size = 3", "size = 4"),
         "decorator": SRC.replace("@functools.lru_cache\n", "@functools.cache\n"),
-        "default argument": SRC.replace("scale=2", "scale=3"),
+        "default argument, not a literal": SRC.replace("scale=2", "scale=LIMIT"),
+        "default argument and the def line": SRC.replace("scale=2", "scale=3, extra=0"),
         "def line": SRC.replace("def grow(self, n):", "def grow(self, m, n=0):"),
         "docstring": SRC.replace('"""Scale x."""', '"""Scale x twice."""'),
         "runs at collection": SRC.replace("return [1, 2, 3]", "return [1, 2]"),
@@ -113,6 +114,15 @@ def test_what_runs_at_definition_or_import_is_not_attributable():
     for what, new in cases.items():
         got = _att(new)
         assert not got.attributable and got.reason, what
+
+
+def test_a_literal_default_value_changed_takes_the_tests_of_the_whole_body():
+    # Only calls see a default, and a call runs the body: the tests that ran helper's body.
+    assert _att(SRC.replace("scale=2", "scale=3")).tests == {"t.py::a", "t.py::b"}
+    assert _att(SRC.replace("scale=2", "scale=-2")).tests == {"t.py::a", "t.py::b"}
+    kw_only = SRC.replace("def helper(x, scale=2):", "def helper(x, *, flag, scale=2):")
+    got = attribute(_patch(kw_only.replace("scale=2", "scale=5"), kw_only), _map(), lambda p: kw_only)
+    assert got.tests == {"t.py::a", "t.py::b"}
 
 
 def test_an_uncovered_statement_or_file_is_not_attributable():
