@@ -110,6 +110,7 @@ class _Ctx:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _order: dict[str, int] | None = None
     _durations: dict[str, float] | None = None
+    _by_file: dict[str, set[str]] | None = None
 
     def attribution(self, cand: Candidate) -> Attribution:
         """Which tests can observe ``cand`` (``verifiers.attribution``), or why it needs the full suite."""
@@ -131,6 +132,22 @@ class _Ctx:
         if self._order is None:
             self._order = {e.nodeid: i for i, e in enumerate(self.baseline)}
         return sorted(tests, key=lambda t: (self._order.get(t, len(self._order)), t))
+
+    def observers(self, covering) -> set[str]:
+        """The stable tests that can observe a change the ``covering`` tests executed: every stable
+        test of their files. A class- or module-scoped fixture (``setup_class``, a fixture with
+        ``scope="module"``) runs package code once, inside the first test that needs it, and the map
+        credits that test alone; its siblings use what it built (networkx's
+        ``TestInternetASTopology``: one test builds the graph, four read it). Running whole files
+        costs their tests' time only: pytest collects the whole file either way."""
+        if self._by_file is None:
+            self._by_file = {}
+            for t in self.stable:
+                self._by_file.setdefault(t.split("::", 1)[0], set()).add(t)
+        out: set[str] = set()
+        for f in {t.split("::", 1)[0] for t in covering if t in self.stable}:
+            out |= self._by_file.get(f, set())
+        return out
 
     def limit_for(self, tests: Sequence[str] | None) -> float | None:
         """The wall-clock limit of a session running ``tests`` (None: the whole suite, the worker's
@@ -282,7 +299,7 @@ def judge_candidate(worker: Box, cand: Candidate, ctx: _Ctx,
         return run
 
     if lists == "selected":
-        final = _judge_selected(ctx.in_suite_order(att.tests & ctx.stable), ctx, _run)
+        final = _judge_selected(ctx.in_suite_order(ctx.observers(att.tests)), ctx, _run)
         if final.verdict != "accepted":
             return _verdict(final, "selected tests"), None
     else:

@@ -51,9 +51,9 @@ def make_cases():
 
 # line -> tests, as a coverage map would say; module-level lines and make_cases ran outside tests
 COV = {
-    8: ("t.py::a", "t.py::b"), 9: ("t.py::a", "t.py::b"), 10: ("t.py::b",), 12: ("t.py::a",),
-    20: ("t.py::c",), 22: ("t.py::c",), 25: ("t.py::d",), 26: ("t.py::d",), 27: ("t.py::d",),
-    31: ("t.py::e",),
+    8: ("t_a.py::a", "t_b.py::b"), 9: ("t_a.py::a", "t_b.py::b"), 10: ("t_b.py::b",), 12: ("t_a.py::a",),
+    20: ("t_c.py::c",), 22: ("t_c.py::c",), 25: ("t_d.py::d",), 26: ("t_d.py::d",), 27: ("t_d.py::d",),
+    31: ("t_e.py::e",),
 }
 OUTSIDE = (1, 3, 6, 15, 16, 18, 19, 24, 30, 31)
 
@@ -77,26 +77,26 @@ def _att(new: str, **kw):
 
 def test_a_changed_statement_in_a_body_is_attributed_to_the_tests_that_ran_it():
     got = _att(SRC.replace("y = x * scale", "y = x + scale"))
-    assert got.tests == {"t.py::a", "t.py::b"}
+    assert got.tests == {"t_a.py::a", "t_b.py::b"}
     got = _att(SRC.replace("return LIMIT", "return -LIMIT"))
-    assert got.tests == {"t.py::b"}
+    assert got.tests == {"t_b.py::b"}
 
 
 def test_a_line_in_the_middle_of_a_statement_takes_the_whole_statement():
-    assert _att(SRC.replace("* self.size)", "+ self.size)")).tests == {"t.py::c"}
+    assert _att(SRC.replace("* self.size)", "+ self.size)")).tests == {"t_c.py::c"}
 
 
 def test_an_else_line_belongs_to_its_if_statement():
-    assert _att(SRC.replace("    else:\n        return y", "    return y")).tests == {"t.py::a", "t.py::b"}
+    assert _att(SRC.replace("    else:\n        return y", "    return y")).tests == {"t_a.py::a", "t_b.py::b"}
 
 
 def test_a_nested_function_body_is_a_body():
-    assert _att(SRC.replace("return k + 1", "return k - 1")).tests == {"t.py::d"}
+    assert _att(SRC.replace("return k + 1", "return k - 1")).tests == {"t_d.py::d"}
 
 
 def test_an_insertion_between_statements_takes_the_tests_of_the_whole_body():
     got = _att(SRC.replace("    y = x * scale\n", "    y = x * scale\n    y += 1\n"))
-    assert got.tests == {"t.py::a", "t.py::b"}
+    assert got.tests == {"t_a.py::a", "t_b.py::b"}
 
 
 def test_what_runs_at_definition_or_import_is_not_attributable():
@@ -118,11 +118,11 @@ def test_what_runs_at_definition_or_import_is_not_attributable():
 
 def test_a_literal_default_value_changed_takes_the_tests_of_the_whole_body():
     # Only calls see a default, and a call runs the body: the tests that ran helper's body.
-    assert _att(SRC.replace("scale=2", "scale=3")).tests == {"t.py::a", "t.py::b"}
-    assert _att(SRC.replace("scale=2", "scale=-2")).tests == {"t.py::a", "t.py::b"}
+    assert _att(SRC.replace("scale=2", "scale=3")).tests == {"t_a.py::a", "t_b.py::b"}
+    assert _att(SRC.replace("scale=2", "scale=-2")).tests == {"t_a.py::a", "t_b.py::b"}
     kw_only = SRC.replace("def helper(x, scale=2):", "def helper(x, *, flag, scale=2):")
     got = attribute(_patch(kw_only.replace("scale=2", "scale=5"), kw_only), _map(), lambda p: kw_only)
-    assert got.tests == {"t.py::a", "t.py::b"}
+    assert got.tests == {"t_a.py::a", "t_b.py::b"}
 
 
 def test_an_uncovered_statement_or_file_is_not_attributable():
@@ -137,16 +137,16 @@ def test_an_unexecuted_statement_adds_no_test_to_a_change_some_test_executes():
     # ``return y`` at line 12 never ran in this map, so it adds no one and takes nothing away.
     uncovered = {n: t for n, t in COV.items() if n != 12}
     got = _att(SRC.replace("    else:\n        return y\n", ""), cov=uncovered)
-    assert got.tests == {"t.py::a", "t.py::b"}
+    assert got.tests == {"t_a.py::a", "t_b.py::b"}
     # Two changes, one statement run by b, one run by no test: b alone can see the change.
     got = _att(SRC.replace("return LIMIT", "return -LIMIT").replace("        return y", "        return -y"),
                cov=uncovered)
-    assert got.tests == {"t.py::b"}
+    assert got.tests == {"t_b.py::b"}
 
 
 def test_test_files_new_files_and_other_files_are_not_attributable():
     src = {"tests/t.py": "def test_a():\n    assert 1\n"}
-    cov = CoverageMap.from_entries([CoverageEntry("tests/t.py", 2, ("t.py::a",))])
+    cov = CoverageMap.from_entries([CoverageEntry("tests/t.py", 2, ("t_a.py::a",))])
     got = attribute(_patch("def test_a():\n    assert 0\n", src["tests/t.py"], "tests/t.py"), cov, src.get,
                     lambda p: p.startswith("tests/"))
     assert got.reason == "tests/t.py: changes a test file"
@@ -166,7 +166,7 @@ def test_changed_lines_reads_each_hunk_on_the_old_side():
 
 # -- validation with the rule, through a scripted box -------------------------------------------
 
-TESTS = ("t.py::a", "t.py::b", "t.py::c", "t.py::d", "t.py::e", "t.py::f")
+TESTS = ("t_a.py::a", "t_b.py::b", "t_c.py::c", "t_d.py::d", "t_e.py::e", "t_f.py::f")
 ENV = EnvImage("img:tag", "sha256:x", EnvSpec("repo", "c0ffee", "base", "3.11", (), (), "python -m pytest"), 0.0, True)
 BASELINE = [BaselineEntry(nodeid=t, outcome="passed", duration_s=0.1, flaky=False) for t in TESTS]
 BUG = _patch(SRC.replace("y = x * scale", "y = x + scale"))
@@ -191,54 +191,74 @@ def _world(failing: dict[str, str], selections: list):
 
 def test_selected_runs_the_covering_tests_twice_and_takes_the_rest_from_the_baseline():
     seen: list = []
-    val, inst = _judge_with_retries(FakeBox(_world({"t.py::a": "failed"}, seen)), Candidate(
+    val, inst = _judge_with_retries(FakeBox(_world({"t_a.py::a": "failed"}, seen)), Candidate(
         "c1", "repo", "c0ffee", "mutation", BUG), _ctx())
     assert (val.verdict, val.lists, val.num_runs) == ("accepted", "selected", 2)
-    assert seen == [("t.py::a", "t.py::b"), ("t.py::a", "t.py::b")]
-    assert val.FAIL_TO_PASS == ("t.py::a",)
-    assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t.py::a")
+    assert seen == [("t_a.py::a", "t_b.py::b"), ("t_a.py::a", "t_b.py::b")]
+    assert val.FAIL_TO_PASS == ("t_a.py::a",)
+    assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t_a.py::a")
     assert '"lists": "selected"' in inst.provenance
 
 
 def test_the_full_strategy_and_unattributable_changes_run_the_whole_suite():
     for strategy, patch in (("full", BUG), ("selected", _patch(SRC.replace("LIMIT = 10", "LIMIT = 1")))):
         seen: list = []
-        val, _ = _judge_with_retries(FakeBox(_world({"t.py::a": "failed"}, seen)),
+        val, _ = _judge_with_retries(FakeBox(_world({"t_a.py::a": "failed"}, seen)),
                                      Candidate("c1", "repo", "c0ffee", "mutation", patch), _ctx(strategy))
-        assert (val.verdict, val.lists, seen) == ("accepted", "full", [None, ("t.py::a",)]), strategy
-        assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t.py::a")
+        assert (val.verdict, val.lists, seen) == ("accepted", "full", [None, ("t_a.py::a",)]), strategy
+        assert val.PASS_TO_PASS == tuple(t for t in TESTS if t != "t_a.py::a")
     assert val.detail.startswith("full suite (pkg/m.py:3: not inside a function body")  # why: the rule
 
 
 def test_a_run_of_chosen_tests_has_a_limit_from_their_baseline_durations():
     # The covering tests (0.1 s each in the baseline) get 60 s + 10 x 0.2 s; the full suite, the
     # worker's own limit; a confirmation run, its one test's share. Never above the full limit.
-    box = FakeBox(_world({"t.py::a": "failed"}, []))
+    box = FakeBox(_world({"t_a.py::a": "failed"}, []))
     _judge_with_retries(box, Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx())
     assert box.limits_asked == [62.0, 62.0]
-    box = FakeBox(_world({"t.py::a": "failed"}, []))
+    box = FakeBox(_world({"t_a.py::a": "failed"}, []))
     _judge_with_retries(box, Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx("full"))
     assert box.limits_asked == [None, 61.0]
     ctx = _ctx()
     ctx.cfg = dataclasses.replace(ctx.cfg, limits=SandboxLimits(timeout_s=30.0))
-    assert ctx.limit_for(["t.py::a"]) == 30.0 and ctx.limit_for(None) is None
+    assert ctx.limit_for(["t_a.py::a"]) == 30.0 and ctx.limit_for(None) is None
+
+
+def test_the_covering_tests_files_run_whole_for_class_and_module_scoped_fixtures():
+    # t_a.py::a executed the change while building a class-scoped fixture; its sibling
+    # t_a.py::a2 only reads what the fixture built, and the map does not credit it: it fails too.
+    tests = (*TESTS, "t_a.py::a2")
+    baseline = [*BASELINE, BaselineEntry(nodeid="t_a.py::a2", outcome="passed", duration_s=0.1, flaky=False)]
+    seen: list = []
+
+    def script(applied, sel: Selection, i: int):
+        seen.append(sel.tests)
+        outs = {t: "failed" if applied and t in ("t_a.py::a", "t_a.py::a2") else "passed" for t in tests}
+        return fake_run({t: outs[t] for t in (tests if sel.tests is None else sel.tests)})
+
+    ctx = _ctx()
+    ctx.baseline, ctx.stable = baseline, set(tests)
+    val, _ = _judge_with_retries(FakeBox(script), Candidate("c1", "repo", "c0ffee", "mutation", BUG), ctx)
+    assert ctx.observers({"t_a.py::a", "t_b.py::b"}) == {"t_a.py::a", "t_a.py::a2", "t_b.py::b"}
+    assert seen[0] == ("t_a.py::a", "t_b.py::b", "t_a.py::a2") and val.lists == "selected"  # suite order
+    assert val.FAIL_TO_PASS == ("t_a.py::a", "t_a.py::a2")
 
 
 def test_a_covering_test_that_fails_only_once_is_in_neither_list():
     def script(applied, sel, i):
         outs = {t: "passed" for t in sel.tests}
-        outs["t.py::a"] = "failed"
+        outs["t_a.py::a"] = "failed"
         if i == 0:
-            outs["t.py::b"] = "failed"
+            outs["t_b.py::b"] = "failed"
         return fake_run(outs)
 
     val, _ = _judge_with_retries(FakeBox(script), Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx())
-    assert val.FAIL_TO_PASS == ("t.py::a",) and "t.py::b" not in val.PASS_TO_PASS
+    assert val.FAIL_TO_PASS == ("t_a.py::a",) and "t_b.py::b" not in val.PASS_TO_PASS
 
 
 def test_the_suite_wide_limits_hold_for_the_selected_rule():
     seen: list = []
-    val, _ = _judge_with_retries(FakeBox(_world({"t.py::a": "failed", "t.py::b": "failed"}, seen)),
+    val, _ = _judge_with_retries(FakeBox(_world({"t_a.py::a": "failed", "t_b.py::b": "failed"}, seen)),
                                  Candidate("c1", "repo", "c0ffee", "mutation", BUG),
                                  _ctx(rules=VerdictRules(max_f2p=1)))
     assert (val.verdict, val.reason, val.num_runs) == ("rejected", "too_many_f2p", 1)
@@ -247,7 +267,7 @@ def test_the_suite_wide_limits_hold_for_the_selected_rule():
 def test_a_candidate_that_changes_tests_gets_the_full_suite():
     seen: list = []
     cand = Candidate("c1", "repo", "c0ffee", "mutation", BUG, test_patch="diff --git a/tests/t.py b/tests/t.py\n")
-    val, _ = _judge_with_retries(FakeBox(_world({"t.py::a": "failed"}, seen)), cand, _ctx())
+    val, _ = _judge_with_retries(FakeBox(_world({"t_a.py::a": "failed"}, seen)), cand, _ctx())
     assert val.lists == "full" and seen[0] is None
 
 
@@ -255,16 +275,16 @@ def test_the_audit_keeps_the_full_suites_verdict_and_says_where_they_disagree():
     # t.py::f never runs the changed line, yet fails with the bug (say, through a subprocess):
     # the selected rule cannot see it; the audit's full run does.
     seen: list = []
-    box = FakeBox(_world({"t.py::a": "failed", "t.py::f": "failed"}, seen))
+    box = FakeBox(_world({"t_a.py::a": "failed", "t_f.py::f": "failed"}, seen))
     ctx = _ctx(fraction=1.0)
     cand = Candidate("c1", "repo", "c0ffee", "mutation", BUG)
     val, inst = _judge_with_retries(box, cand, ctx)
-    assert val.lists == "selected" and val.FAIL_TO_PASS == ("t.py::a",)
+    assert val.lists == "selected" and val.FAIL_TO_PASS == ("t_a.py::a",)
     records: list[AuditRecord] = []
     kept, _ = _audit(box, cand, ctx, val, inst, records.append)
     (rec,) = records
-    assert not rec.agrees and "t.py::f" in rec.differences
-    assert kept.lists == "full" and kept.FAIL_TO_PASS == ("t.py::a", "t.py::f")
+    assert not rec.agrees and "t_f.py::f" in rec.differences
+    assert kept.lists == "full" and kept.FAIL_TO_PASS == ("t_a.py::a", "t_f.py::f")
     assert kept.detail.startswith("audit: the selected lists disagreed")
 
 
@@ -280,8 +300,8 @@ def test_a_change_to_a_functions_scope_takes_the_tests_of_its_whole_body():
     # Binding LIMIT inside helper makes the earlier `if y > LIMIT` an UnboundLocalError for every
     # test that runs helper, not only for those that reach the changed statement.
     got = _att(SRC.replace("        return LIMIT", "        LIMIT = 0\n        return LIMIT"))
-    assert got.tests == {"t.py::a", "t.py::b"}
-    assert _att(SRC.replace("        return LIMIT", "        return LIMIT + 0")).tests == {"t.py::b"}
+    assert got.tests == {"t_a.py::a", "t_b.py::b"}
+    assert _att(SRC.replace("        return LIMIT", "        return LIMIT + 0")).tests == {"t_b.py::b"}
 
 
 def test_a_patch_that_does_not_match_the_source_is_not_attributable():
