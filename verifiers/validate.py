@@ -25,6 +25,7 @@ Not for: persistence (the caller's ``on_result`` and ``on_audit`` write what lan
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import queue
@@ -204,9 +205,15 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
                     i, cand = todo.get_nowait()
                 except queue.Empty:
                     return
-                val, inst = _judge_with_retries(worker, cand, ctx)
-                if val.lists == "selected" and val.verdict == "accepted" and ctx.audited(cand):
-                    val, inst = _audit(worker, cand, ctx, val, inst, on_audit)
+                try:
+                    val, inst = _judge_with_retries(worker, cand, ctx)
+                    if val.lists == "selected" and val.verdict == "accepted" and ctx.audited(cand):
+                        val, inst = _audit(worker, cand, ctx, val, inst, on_audit)
+                except Exception as e:  # noqa: BLE001 (a fault no layer below named: this candidate's error, not the run's)
+                    val, inst = Validation(cand.candidate_id, cand.repo, "error", "infra_error", strategy=ctx.cfg.strategy,
+                                           detail=f"{e.__class__.__name__}: {e}"[:1000]), None
+                    with contextlib.suppress(Exception):
+                        worker.restart()
                 with lock:
                     results[i] = val
                 if on_result is not None:

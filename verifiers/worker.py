@@ -232,8 +232,11 @@ class Worker:
             # process; a container that stopped was killed from outside (or the engine failed),
             # which is no fault of the candidate: the caller retries on a fresh worker.
             if not self._alive():
-                self.container.reload()
-                oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+                try:
+                    self.container.reload()
+                    oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+                except Exception:  # removed from outside (docker rm -f): nothing left to ask
+                    oom = False
                 self.restart()
                 if not oom:
                     raise WorkerFault("the worker container was killed from outside during a test run")

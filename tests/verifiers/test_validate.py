@@ -106,7 +106,10 @@ def test_an_accepted_task_starts_broken_and_the_gold_patch_fixes_it(docker_clien
     assert {r.nodeid: r.outcome for r in fixed.results} == {n: "passed" for n in select}
 
 
-def test_a_worker_killed_from_outside_is_retried_never_blamed(docker_client, sample):
+@pytest.mark.parametrize("how", ["kill", "remove"])
+def test_a_worker_killed_from_outside_is_retried_never_blamed(docker_client, sample, how):
+    """``docker kill`` or ``docker rm -f`` of a worker mid-run: the candidate is judged again on a
+    fresh worker (a removed container once crashed the whole run with docker's NotFound)."""
     import threading
     import time
 
@@ -121,7 +124,7 @@ def test_a_worker_killed_from_outside_is_retried_never_blamed(docker_client, sam
         while time.monotonic() < deadline and not killed:
             for c in docker_client.containers.list(filters={"label": "taskfactory.role=worker", "ancestor": env.tag}):
                 time.sleep(0.8)  # let the test run start inside it
-                c.kill()
+                c.kill() if how == "kill" else c.remove(force=True)
                 killed.append(c.id)
                 return
             time.sleep(0.05)
