@@ -450,6 +450,7 @@ def _instance(worker: Box, cand: Candidate, ctx: _Ctx, j: Judgement, gold: str, 
         source=cand.origin, start_files=tuple(FileContent(p, c) for p, c in sorted(start.items())),
         upstream_commit=cand.base_commit, operator=cand.operator, provenance=json.dumps(provenance, sort_keys=True),
         num_f2p=len(j.fail_to_pass), num_p2p=len(j.pass_to_pass), validation_s=val.total_s,
+        language=ctx.env.spec.language,
     )
 
 

@@ -330,3 +330,14 @@ def test_a_timeout_whose_partial_report_already_fails_too_many_tests_is_too_many
     assert judge(BASELINE, slow, rules=VerdictRules(max_f2p=3)).reason == "too_many_f2p"
     hang = TestRun("timeout", None, 99.0, partial[:1], TESTS, reason="killed")
     assert judge(BASELINE, hang, rules=VerdictRules(max_f2p=3)).reason == "timeout"
+
+
+def test_a_task_records_the_language_of_its_environment():
+    ctx = _ctx()
+    ctx.env = dataclasses.replace(ENV, spec=dataclasses.replace(ENV.spec, language="go"))
+    _, inst = _judge_with_retries(FakeBox(_world({"t_a.py::a": "failed"}, [])),
+                                  Candidate("c1", "repo", "c0ffee", "mutation", BUG), ctx)
+    assert inst.language == "go"
+    _, inst = _judge_with_retries(FakeBox(_world({"t_a.py::a": "failed"}, [])),
+                                  Candidate("c1", "repo", "c0ffee", "mutation", BUG), _ctx())
+    assert inst.language == "python"
