@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host-sample", type=int, default=0, help="Candidates replayed on the host (sandbox overhead).")
     ap.add_argument("--json", default=None, help="Write every verdict of both strategies and the comparison here.")
     ap.add_argument("--strategies", default="full,selected", help="Which to run (comma-separated).")
-    ap.add_argument("--verdicts", default=None, help="Append each verdict here (JSON lines) as it lands.")
+    ap.add_argument("--verdicts", default=None, help="Append each verdict here (JSON lines) as it lands; "
+                    "a strategy's candidates already there are not judged again (a run that stopped resumes, "
+                    "its clock going on from the last verdict's elapsed time).")
     ap.add_argument("--compare", nargs=2, metavar=("FULL_JSONL", "SELECTED_JSONL"), default=None,
                     help="Compare two --verdicts files (the candidates both judged) instead of running.")
     ap.add_argument("--timeout", type=float, default=None,
@@ -160,9 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
         cfg = ValidateConfig(strategy=strategy, workers=workers, limits=limits, build_task_images=False,
                              confirm_fraction=0.0)
-        done = [0]
+        judged, offset = _already_judged(args.verdicts, strategy)
+        todo = [c for c in sample if c.candidate_id not in judged]
+        done = [len(sample) - len(todo)]
+        if judged:
+            print(f"  {strategy}: {done[0]} candidates already in {args.verdicts} (resuming at {offset:.0f}s)",
+                  file=sys.stderr, flush=True)
 
-        def _tick(v, _i, s=strategy, d=done, t0=time.perf_counter()):
+        def _tick(v, _i, s=strategy, d=done, t0=time.perf_counter() - offset):
             d[0] += 1
             if args.verdicts:
                 with open(args.verdicts, "a", encoding="utf-8") as fh:
@@ -173,10 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
 
         t0 = time.perf_counter()
-        vals = validate_candidates(client, env, baseline, sample, cfg, on_result=_tick, coverage=cov,
+        vals = validate_candidates(client, env, baseline, todo, cfg, on_result=_tick, coverage=cov,
                                    source_of=source_of)
-        timings[strategy] = time.perf_counter() - t0
-        verdicts[strategy] = {v.candidate_id: v for v in vals}
+        timings[strategy] = time.perf_counter() - t0 + offset
+        verdicts[strategy] = {**judged, **{v.candidate_id: v for v in vals}}
 
     if set(verdicts) != {"full", "selected"}:
         print(json.dumps({s: {"wall_s": timings[s], "candidates": len(verdicts[s])} for s in verdicts}))
@@ -239,17 +246,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _verdict_rows(path: str, strategy: str) -> tuple[dict[str, Validation], float]:
+    """A --verdicts file's verdicts of one strategy, and the last one's elapsed seconds."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.pop("strategy") == strategy]
+    elapsed = max((r.pop("elapsed_s") for r in rows), default=0.0)
+    return ({r["candidate_id"]: Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]),
+                                              "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])}) for r in rows}, elapsed)
+
+
+def _already_judged(path: str | None, strategy: str) -> tuple[dict[str, Validation], float]:
+    if not path or not Path(path).exists():
+        return {}, 0.0
+    return _verdict_rows(path, strategy)
+
+
 def _compare_files(args, key: str, sample: list[Candidate], baseline: list[BaselineEntry]) -> int:
     """The comparison of two side-by-side runs: candidates per minute from each one's own clock
     (its last verdict's elapsed time over the verdicts it gave), lists on the candidates both judged."""
     runs = {}
     for strategy, path in zip(("full", "selected"), args.compare, strict=True):
-        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if r.pop("strategy") == strategy]
-        elapsed = max((r.pop("elapsed_s") for r in rows), default=0.0)
-        runs[strategy] = ({r["candidate_id"]: Validation(**{**r, "FAIL_TO_PASS": tuple(r["FAIL_TO_PASS"]),
-                                                            "PASS_TO_PASS": tuple(r["PASS_TO_PASS"])}) for r in rows},
-                          elapsed)
+        runs[strategy] = _verdict_rows(path, strategy)
     both = [c for c in sample if c.candidate_id in runs["full"][0] and c.candidate_id in runs["selected"][0]]
     cmp = compare(both, runs["full"][0], runs["selected"][0])
     n = len(both)
