@@ -169,17 +169,28 @@ def _pypi_checkout(spec: RepoSpec) -> Path:
     if (dest / ".git").exists():
         return dest
     data, filename = _download_sdist(name, version)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".sdist-", dir=dest.parent))
-    try:
-        _unpack_sdist(data, filename, tmp)
+
+    def _check(tmp: Path) -> None:
         files = [str(p.relative_to(tmp).as_posix()) for p in tmp.rglob("*.py")]
         if not any(is_test_file(f, spec.test_file_patterns) for f in files):
             raise SdistError(f"{name}=={version}: the sdist ships no tests (no test_*.py, *_test.py, tests.py, "
                              "test.py or tests/ folder)", reason="sdist_without_tests")
+
+    return _archive_as_repo(data, filename, dest, _check, f"{name} {version} (sdist {filename})")
+
+
+def _archive_as_repo(data: bytes, filename: str, dest: Path, check, message: str) -> Path:
+    """A published archive (an sdist, an npm tarball) unpacked and committed as a one-commit
+    repository at ``dest``, once ``check`` (which raises to refuse it) accepts the unpacked tree;
+    a fixed author and date, so the same archive is always the same commit."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".archive-", dir=dest.parent))
+    try:
+        _unpack_sdist(data, filename, tmp)  # an archive's one top folder (``pkg-1.0/``, ``package/``) dropped
+        check(tmp)
         git(tmp, "init", "--quiet", "-b", "main")
         git(tmp, "add", "--all", "--force")
-        git(tmp, "commit", "--quiet", "--no-verify", "-m", f"{name} {version} (sdist {filename})", env=_FIXED_ENV)
+        git(tmp, "commit", "--quiet", "--no-verify", "-m", message, env=_FIXED_ENV)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
@@ -230,23 +241,15 @@ def _npm_checkout(spec: RepoSpec) -> Path:
     if (dest / ".git").exists():
         return dest
     data, filename = _download_npm_tarball(name, version)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".npm-", dir=dest.parent))
-    try:
-        _unpack_sdist(data, filename, tmp)  # the tarball's one top folder (``package/``) dropped
+
+    def _check(tmp: Path) -> None:
         files = [str(p.relative_to(tmp).as_posix()) for p in tmp.rglob("*") if p.is_file()]
         code = [f for f in files if PurePosixPath(f).suffix in (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts")]
         if not any(is_test_file(f, spec.test_file_patterns) for f in code):
             raise SdistError(f"{name}@{version}: the package tarball ships no tests (no *.test.*, *.spec.*, "
                              "__tests__/, test/ or tests/ script)", reason="npm_without_tests")
-        git(tmp, "init", "--quiet", "-b", "main")
-        git(tmp, "add", "--all", "--force")
-        git(tmp, "commit", "--quiet", "--no-verify", "-m", f"{name} {version} (npm {filename})", env=_FIXED_ENV)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+
+    return _archive_as_repo(data, filename, dest, _check, f"{name} {version} (npm {filename})")
 
 
 def _download_npm_tarball(name: str, version: str) -> tuple[bytes, str]:
