@@ -11,16 +11,49 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def make_sdist(name: str, version: str, files: dict[str, str]) -> bytes:
+def make_tarball(files: dict[str, str], top: str) -> bytes:
+    """A .tar.gz of ``files`` under one top folder, as sdists (``NAME-VERSION/``) and npm
+    tarballs (``package/``) are published."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         for rel, text in files.items():
             data = text.encode()
-            info = tarfile.TarInfo(f"{name}-{version}/{rel}")
+            info = tarfile.TarInfo(f"{top}/{rel}")
             info.size = len(data)
             info.mtime = 0
             tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def make_sdist(name: str, version: str, files: dict[str, str]) -> bytes:
+    return make_tarball(files, f"{name}-{version}")
+
+
+class StandinHandler(BaseHTTPRequestHandler):
+    """The quiet request handler of a stand-in service; subclasses answer ``do_GET``."""
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, code, body, ctype):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], path: str = ""):
+    """Serve ``handler`` on a free local port; yields the base URL (plus ``path``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}{path}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager
@@ -28,10 +61,7 @@ def package_index(packages: dict[tuple[str, str], bytes | None]):
     """Serve ``{(name, version): sdist bytes or None for wheel-only}``; yields the JSON base URL."""
     blobs = {f"/files/{n}-{v}.tar.gz": b for (n, v), b in packages.items() if b is not None}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # keep test output clean
-            pass
-
+    class Handler(StandinHandler):
         def do_GET(self):
             if self.path in blobs:
                 return self._send(200, blobs[self.path], "application/gzip")
@@ -54,17 +84,5 @@ def package_index(packages: dict[tuple[str, str], bytes | None]):
                     return self._send(200, json.dumps({"releases": releases}).encode(), "application/json")
             self._send(404, b"not found", "text/plain")
 
-        def _send(self, code, body, ctype):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/pypi"
-    finally:
-        server.shutdown()
+    with serving(Handler, "/pypi") as url:
+        yield url

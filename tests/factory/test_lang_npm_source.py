@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import tarfile
-import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 import pytest
@@ -18,18 +14,12 @@ import pytest
 from factory.errors import SdistError
 from factory.repo import checkout, repo_identity
 from factory.schema import RepoSpec
+from tests.factory.pypi_standin import StandinHandler, serving
+from tests.factory.pypi_standin import make_tarball as _tarball
 
 
 def make_tarball(files: dict[str, str], top: str = "package") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for rel, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"{top}/{rel}")
-            info.size = len(data)
-            info.mtime = 0
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return _tarball(files, top)
 
 
 @contextmanager
@@ -37,10 +27,7 @@ def npm_registry(packages: dict[tuple[str, str], bytes], *, corrupt: frozenset[s
     """Serve ``{(name, version): tarball}``; a name in ``corrupt`` gets a wrong integrity digest."""
     blobs = {f"/tarballs/{n.replace('/', '_')}-{v}.tgz": b for (n, v), b in packages.items()}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(StandinHandler):
         def do_GET(self):
             if self.path in blobs:
                 return self._send(200, blobs[self.path], "application/octet-stream")
@@ -54,21 +41,8 @@ def npm_registry(packages: dict[tuple[str, str], bytes], *, corrupt: frozenset[s
                             "integrity": "sha512-" + base64.b64encode(digest).decode()}}
             self._send(200, json.dumps(doc).encode(), "application/json")
 
-        def _send(self, code, body, ctype):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 PKG = {
