@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.ids:
             df = df.filter(pl.col("instance_id").is_in(a.ids.split(",")))
         df = df.head(a.max)
+        if df.is_empty():
+            print(f"{run}: no instance matches (--source {a.source or 'any'}, --ids {a.ids or 'any'})",
+                  file=sys.stderr, flush=True)
+            continue
         checked, preds = [], []
         for row in df.iter_rows(named=True):
             r, p = check_instance(client, row)
