@@ -140,13 +140,15 @@ class _Ctx:
         ``scope="module"``) runs package code once, inside the first test that needs it, and the map
         credits that test alone; its siblings use what it built (networkx's
         ``TestInternetASTopology``: one test builds the graph, four read it). Running whole files
-        costs their tests' time only: pytest collects the whole file either way."""
+        costs their tests' time only: pytest collects the whole file either way. The files come from
+        every covering test, stable or not: when the test that built the fixture is flaky or failed in
+        the baseline, its stable siblings still read what the change built."""
         if self._by_file is None:
             self._by_file = {}
             for t in self.stable:
                 self._by_file.setdefault(t.split("::", 1)[0], set()).add(t)
         out: set[str] = set()
-        for f in {t.split("::", 1)[0] for t in covering if t in self.stable}:
+        for f in {t.split("::", 1)[0] for t in covering}:
             out |= self._by_file.get(f, set())
         return out
 

@@ -244,6 +244,16 @@ def test_the_covering_tests_files_run_whole_for_class_and_module_scoped_fixtures
     assert val.FAIL_TO_PASS == ("t_a.py::a", "t_a.py::a2")
 
 
+def test_a_flaky_covering_test_still_brings_its_files_stable_siblings():
+    # The only test the map credits with the change is flaky (it built a class-scoped fixture);
+    # its stable sibling reads what the fixture built, so it must run, not be taken from the baseline.
+    ctx = _ctx()
+    ctx.baseline = [*BASELINE, BaselineEntry(nodeid="t_a.py::a2", outcome="passed", duration_s=0.1, flaky=False)]
+    ctx.stable = {"t_a.py::a2", "t_b.py::b"}
+    assert ctx.observers({"t_a.py::a"}) == {"t_a.py::a2"}
+    assert ctx.observers({"t_c.py::gone"}) == set()
+
+
 def test_a_covering_test_that_fails_only_once_is_in_neither_list():
     def script(applied, sel, i):
         outs = {t: "passed" for t in sel.tests}
