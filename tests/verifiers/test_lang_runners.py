@@ -13,10 +13,12 @@ from factory.repo import checkout
 from factory.schema import Candidate, RepoSpec
 from tests.conftest import bug_patch, make_repo
 from tests.verifiers.lang_fixtures import ALL
+from tests.verifiers.langs.adversary import cheat_patch
 from verifiers.baseline import run_baseline
-from verifiers.grade import grade_patch
+from verifiers.grade import grade_patch, image_test_cmd
 from verifiers.images import build_env_image
-from verifiers.runner import runner_for
+from verifiers.runner import Selection, runner_for
+from verifiers.sandbox import run_tests
 from verifiers.validate import ValidateConfig, validate_candidates
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -76,13 +78,26 @@ def test_a_bug_validates_into_a_task_that_grades_honestly(docker_client, project
     res = grade_patch(docker_client, task, bug_patch(root, test_file, weakened))
     assert not res.resolved and test_file in res.restored, res.report()
 
-    # Editing the runner's configuration (package.json / go.mod) resolves nothing either.
-    config = "go.mod" if fx["runner"] == "go" else "package.json"
-    if config == "go.mod":
-        hacked = fx["files"][config] + "\nreplace example.com/calc => ./\n"
+    # Editing the runner's configuration resolves nothing either. For jest, mocha and vitest the
+    # edit is a real cheat: the configuration loads a setup module that applies the gold patch while
+    # the tests run, so left in place it passes FAIL_TO_PASS (checked in a fresh container with no
+    # grading); node:test and Go have no configuration that runs code: their edit is inert.
+    if fx["runner"] in ("jest", "mocha", "vitest"):
+        cheat, config = cheat_patch(fx["runner"], task.patch, lambda p: fx["files"].get(p))
+        env = {"TF_CHEAT": cheat}
+        run, _ = run_tests(docker_client, task.image_name,
+                           "printf '%s' \"$TF_CHEAT\" > /tmp/cheat.diff && git apply /tmp/cheat.diff && "
+                           + runner_for(image_test_cmd(docker_client, task.image_name) or "")
+                           .command(Selection.of(list(task.FAIL_TO_PASS))), env=env)
+        assert run.status == "ok" and all(run.outcomes().get(t) == "passed" for t in task.FAIL_TO_PASS), run
     else:
-        hacked = fx["files"][config].replace('"private": true', '"private": true, "jest": {"testMatch": []}')
-    res = grade_patch(docker_client, task, bug_patch(root, config, hacked))
+        config = "go.mod" if fx["runner"] == "go" else "package.json"
+        if config == "go.mod":
+            hacked = fx["files"][config] + "\nreplace example.com/calc => ./\n"
+        else:
+            hacked = fx["files"][config].replace('"private": true', '"private": true, "jest": {"testMatch": []}')
+        cheat = bug_patch(root, config, hacked)
+    res = grade_patch(docker_client, task, cheat)
     assert not res.resolved and config in res.restored, res.report()
 
     # From outside: a fresh container of the task image fails before the gold patch, passes after
