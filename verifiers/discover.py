@@ -44,7 +44,7 @@ _DISTS = {
     "_pytest": "pytest", "py": "py", "hamcrest": "PyHamcrest", "nose": "nose", "mock": "mock", "toml": "toml",
     "freezegun": "freezegun", "responses": "responses", "pytest_mock": "pytest-mock", "xdist": "pytest-xdist",
     "pytest_asyncio": "pytest-asyncio", "pytest_cov": "pytest-cov", "pytest_benchmark": "pytest-benchmark",
-    "pytest_httpserver": "pytest-httpserver", "pytest_timeout": "pytest-timeout", "pytest_lazyfixture":
+    "pytest_httpserver": "pytest-httpserver", "xprocess": "pytest-xprocess", "pytest_timeout": "pytest-timeout", "pytest_lazyfixture":
     "pytest-lazy-fixture", "pytest_lazy_fixtures": "pytest-lazy-fixtures", "pytest_subtests": "pytest-subtests",
     "typing_extensions": "typing-extensions", "importlib_metadata": "importlib-metadata", "importlib_resources":
     "importlib-resources", "msgpack": "msgpack", "jose": "python-jose", "multipart": "python-multipart",
