@@ -8,6 +8,10 @@ obtained its lists (``selected``: only the covering tests ran; ``full``: the map
 attribute the change), and how far the two agree: verdicts, FAIL_TO_PASS and PASS_TO_PASS per
 candidate and per test id. Every disagreement is printed as one JSON line, to be explained.
 
+``--predict`` judges nothing: from the baseline's test durations, its collect-only time and the
+map, it predicts the speed-up on the sample (a screen for which libraries are worth hours of
+judging; it leaves out each candidate's apply and reset, so a suite of a few seconds predicts high).
+
 ``--host-sample N`` also replays the selected strategy's runs of N candidates with pytest on the
 host (``git apply``, a fresh process per run, reset) and compares per-candidate wall time: the
 sandbox's overhead. Task images are not built (the same cost for both strategies).
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                     "its clock going on from the last verdict's elapsed time).")
     ap.add_argument("--compare", nargs=2, metavar=("FULL_JSONL", "SELECTED_JSONL"), default=None,
                     help="Compare two --verdicts files (the candidates both judged) instead of running.")
+    ap.add_argument("--predict", action="store_true",
+                    help="Judge nothing: predict the speed-up from the baseline's durations and the map alone.")
     ap.add_argument("--timeout", type=float, default=None,
                     help="A run's wall-clock limit, seconds (default: the stage's, from the baseline's median run).")
     args = ap.parse_args(argv)
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     cands = [c for c in read_records(rd.candidates, Candidate) if c.origin == "mutation"]
     rng = random.Random(args.seed)
     sample = sorted(rng.sample(cands, min(args.sample, len(cands))), key=lambda c: c.candidate_id)
+    if args.predict:
+        return _predict(args, key, sample, baseline, cov, root, read_json(rd.root / "baseline.json") if (rd.root / "baseline.json").exists() else {},
+                        load_env(store, key))
     limits = SandboxLimits(timeout_s=args.timeout or adaptive_timeout(store, key))
     global HOST_TIMEOUT_S
     HOST_TIMEOUT_S = limits.timeout_s
@@ -243,6 +252,62 @@ def main(argv: list[str] | None = None) -> int:
             "repo": key, "seed": args.seed, "workers": workers, "timings": timings, "cpm": cpm,
             "comparison": cmp, "verdicts": {s: [dataclasses.asdict(v) for v in vs.values()] for s, vs in verdicts.items()}},
             indent=1))
+    return 0
+
+
+def _predict(args, key: str, sample: list[Candidate], baseline: list[BaselineEntry], cov: CoverageMap,
+             root: Path, baseline_json: dict, env) -> int:
+    """What the selected rule can gain on a library, before spending hours judging it.
+
+    Per candidate, test time only, from the baseline: the full strategy runs the suite once (its
+    median wall time); the selected one runs the stable tests of the covering tests' files twice,
+    each run paying its tests' durations and the collection of their files (the baseline's
+    collect-only wall time, in proportion to the test files collected), or the suite once where
+    the map cannot attribute the change. Apply, reset and confirmation runs are left out (about the
+    same in both): the figure says which libraries are worth measuring, not what they measure."""
+    stable = {e.nodeid for e in baseline if e.outcome == "passed" and not e.flaky}
+    dur = {e.nodeid: e.duration_s for e in baseline}
+    walls = sorted(baseline_json.get("run_wall_s") or [])
+    wall = statistics.median(walls) if walls else sum(dur.values())
+    n_files = len({t.split("::", 1)[0] for t in dur}) or 1
+    collect = float(baseline_json.get("collect_wall_s") or 0.0)
+
+    def run_s(tests: set[str]) -> float:
+        files = len({t.split("::", 1)[0] for t in tests})
+        return collect * files / n_files + sum(dur.get(t, 0.0) for t in tests)
+
+    def source_of(path: str) -> str | None:
+        p = root / path
+        return p.read_text(encoding="utf-8") if p.is_file() else None
+
+    ctx = _Ctx(env, baseline, stable, ValidateConfig(), None, "", coverage=cov, source_of=source_of,
+               is_protected=runner_for(env.spec.test_cmd).protected)
+    full_s = sel_s = 0.0
+    sizes, reasons = [], {}
+    for c in sample:
+        att = ctx.attribution(c)
+        full_s += wall
+        if att.attributable:
+            obs = ctx.observers(att.tests)
+            sizes.append(len(obs))
+            sel_s += 2 * run_s(obs) if obs else 0.0
+        else:
+            why = att.reason.split(": ", 1)[-1][:70]
+            reasons[why] = reasons.get(why, 0) + 1
+            sel_s += wall
+    t = Table(title=f"predicted: {key}, {len(sample)} candidates (seed {args.seed}), {len(stable)} stable tests")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("suite run, median wall s (collection s)", f"{wall:.1f} ({collect:.1f})")
+    t.add_row("attributable candidates", f"{len(sizes)}/{len(sample)} = {100 * len(sizes) / max(len(sample), 1):.0f}%")
+    if sizes:
+        t.add_row("tests run per attributable candidate, median (max)",
+                  f"{statistics.median(sizes):.0f} ({max(sizes)})")
+    t.add_row("predicted test time, full / selected s", f"{full_s:.0f} / {sel_s:.0f}")
+    t.add_row("predicted speed-up", f"{full_s / max(sel_s, 1e-9):.2f}x")
+    Console().print(t)
+    for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  full suite: {n} x {r}")
     return 0
 
 
