@@ -212,6 +212,11 @@ def _variants():
         # v14 try (kernels/NOTES.md): v13 with the router's picks, ranks and chosen probabilities by one
         # (max, index) reduction and tl.gather (router_gather); no measured gain, not the default
         "v14rg": C(router_gather=True),
+        # v15 try (kernels/NOTES.md): v13 with gate/up as the ping-pong Gluon kernel (two consumer
+        # warpgroups, a (128, 2 x 64) tile each), 3, 4 or 5 stages
+        "v15pp3": C(gate_up_pp=G(128, 64, 64, 4, 3, 168)),
+        "v15pp": C(gate_up_pp=G(128, 64, 64, 4, 4, 168)),
+        "v15pp5": C(gate_up_pp=G(128, 64, 64, 4, 5, 168)),
     }
 
 
@@ -742,7 +747,13 @@ def main(argv=None) -> int:
                     "(default: the first) and --routings")
     ap.add_argument("--rounds", type=int, default=5, help="with --parts or --ab: interleaved rounds")
     ap.add_argument("--peers", default="", help=f"comma list of {', '.join(PEERS)}: ours against each, same process")
+    ap.add_argument("--ours", default="", help="a variant's config as ours for the whole run (default: CONFIG)")
     args = ap.parse_args(argv)
+    if args.ours:
+        import kernels.moe_triton as mt
+
+        mt.CONFIG = _variants()[args.ours]
+        print(f"ours = variant {args.ours}: {mt.CONFIG}")
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else DEFAULT_SHAPES
     impls = args.impls.split(",")
     norm = not args.no_norm

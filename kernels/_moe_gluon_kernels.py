@@ -223,6 +223,112 @@ def gate_up_ws_kernel(
 
 
 # --------------------------------------------------------------------------------------------
+# Gate/up with a ping-pong schedule (issue 25)
+# --------------------------------------------------------------------------------------------
+@gluon.jit
+def _gate_up_pp_consumer(
+    counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, D, I,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, ROLE: gl.constexpr,
+):  # fmt: skip
+    """One warpgroup of the ping-pong gate/up: every other tile of this program (ROLE 0 the even
+    ones, 1 the odd ones), each a (BM, 2*BN) wgmma accumulator over a stage's [gate; up] box (one
+    N = 2*BN instruction per K slice, so A is read from shared memory once for both halves). The
+    producer fills the stages in tile order, so this warpgroup's next tile is loaded while the other
+    one's runs: its epilogue (GU and h through its own shared buffer) overlaps the other's MMAs."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1],
+                                                  instr_shape=[16, 2 * BN, 16])  # fmt: skip
+    st: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (BN // 8), BN // 8], [NW, 1], [1, 0])
+    table, num_n, num_tiles = _tile_space(counts_ptr, I, E, E_P, BM, BN, NW)
+    k_steps = gl.cdiv(D, BK)
+    e_buf = e_bufs.index(ROLE)
+    t = ROLE  # this program's tile count before this tile (the producer's order)
+    for tile_id in range(gl.program_id(0) + ROLE * NUM_PROGRAMS, num_tiles, 2 * NUM_PROGRAMS):
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
+        it = t * k_steps
+        acc = gl.zeros((BM, 2 * BN), gl.float32, mma)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            fence_async_shared()  # the cp.async writes (generic proxy) before wgmma's reads (async proxy)
+            acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s).permute((1, 0)), acc, is_async=True)
+            # This step's group stays in flight; the previous step's is done: free its stage.
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
+        # Epilogue, as in the Triton kernel: GU rounded to the output dtype, h from the rounded values.
+        gl.thread_barrier()  # this warpgroup has read its previous tile out of e_buf
+        e_buf.store(acc.to(e_buf.dtype))
+        gl.thread_barrier()
+        g = e_buf.slice(0, BN, dim=1).load(st)
+        u = e_buf.slice(BN, BN, dim=1).load(st)
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, st))
+        cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
+        mask = (rows < m_end)[:, None] & (cols < I)[None, :]
+        rows64 = rows.to(gl.int64)
+        gu_off = rows64[:, None] * (2 * I) + cols[None, :]
+        gl.store(gu_ptr + gu_off, g, mask=mask)
+        gl.store(gu_ptr + gu_off + I, u, mask=mask)
+        gf = g.to(gl.float32)
+        h = gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)
+        gl.store(h_ptr + rows64[:, None] * I + cols[None, :], h.to(h_ptr.dtype.element_ty), mask=mask)
+        t += 2
+
+
+PP_CONSUMER_REGS = gl.constexpr(168)
+
+
+@gluon.jit
+def gate_up_pp_kernel(
+    x_ptr,  # (T, D)
+    tok_ptr,  # (S,) int32
+    counts_ptr,  # (E,) int32
+    gu_ptr,  # (S, 2I) out: pre-activation [gate | up]
+    h_ptr,  # (S, I) out: silu(gate) * up
+    w_desc,  # gluon TMA descriptor of gate_up viewed (E*2I, D), block [BN, BK]
+    D,
+    I,
+    E: gl.constexpr,
+    E_P: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent gate/up grouped GEMM with a ping-pong schedule (D % BK == 0; the caller checks):
+    v9's producer (gathered X rows by cp.async, the tile's gate and up weight rows by TMA) and two
+    consumer warpgroups (num_warps = 4 each), each with its own (BM, 2*BN) tile, so that one's
+    epilogue runs under the other's MMAs (gate_up_ws_kernel's two warpgroups share a tile and wait
+    for its epilogue together)."""
+    dtype: gl.constexpr = x_ptr.dtype.element_ty
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], w_desc.layout)
+    b_bufs = gl.allocate_shared_memory(dtype, [STAGES, 2 * BN, BK], w_desc.layout)
+    e_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+    e_bufs = gl.allocate_shared_memory(dtype, [2, BM, 2 * BN], e_layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
+        mbarrier.init(empty.index(i), count=1)
+    gl.warp_specialize(
+        [
+            (_gate_up_pp_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, D, I,
+                                    E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, 0)),
+            (_gate_up_pp_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, D, I,
+                                    E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, 1)),
+            (_stage_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
+                               E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_GATE_UP)),
+        ],
+        [num_warps, PRODUCER_WARPS],
+        [PP_CONSUMER_REGS, PRODUCER_REGS],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
 # Plain M-grouped GEMMs (down, dX, the G GEMM): c[s] = a[row(s)] @ B[e(s)] (* scale[s])
 # --------------------------------------------------------------------------------------------
 @gluon.jit

@@ -102,6 +102,10 @@ class TritonMoEConfig:
     # 4-warp producer gathering X rows with cp.async and loading the weights by TMA, two consumer
     # warpgroups. None = the Triton kernel above. Needs Hopper (9.x) and D % bk == 0; else Triton.
     gate_up_ws: GemmConfig | None = None
+    # Gate/up as the ping-pong Gluon kernel (gate_up_pp_kernel): the same producer, and two consumer
+    # warpgroups (num_warps = 4 each) with a (bm, 2*bn) tile each, so that one's epilogue runs under the
+    # other's MMAs. Taken before gate_up_ws. Needs Hopper and D % bk == 0; else as above.
+    gate_up_pp: GemmConfig | None = None
     # The down-projection backward as one Gluon kernel (Hopper): the G GEMM with its SwiGLU backward in
     # a separate epilogue partition that works on the previous tile while the MMAs run (instead of
     # down_bwd and the _swiglu_bwd_kernel pass). None = down_bwd_split as configured.
@@ -315,6 +319,19 @@ def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig
     _record("gate_up_ws", compiled)
 
 
+def _gate_up_pp_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig) -> None:
+    from kernels import _moe_gluon_kernels as g
+
+    T, D = x_TD.shape
+    E, I2, _ = gate_up_E2IH.shape
+    w_desc = _gluon_desc(gate_up_E2IH.view(E * I2, D), [cfg.bn, cfg.bk])
+    progs = min(_num_sms(x_TD.device), _m_grid(r.tok_S.shape[0], E, I2 // 2, cfg)[0])
+    compiled = g.gate_up_pp_kernel[(progs,)](
+        x_TD, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I2 // 2, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn,
+        BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)
+    _record("gate_up_pp", compiled)
+
+
 def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     k, cfg = _k(), CONFIG.gate_up
     T, D = x_TD.shape
@@ -322,6 +339,9 @@ def _gate_up(x_TD, gate_up_E2IH, r: Routing):
     I, S = I2 // 2, r.tok_S.shape[0]
     gu_S2I = torch.empty((S, I2), dtype=x_TD.dtype, device=x_TD.device)
     h_SI = torch.empty((S, I), dtype=x_TD.dtype, device=x_TD.device)
+    if _gluon_ok(x_TD, CONFIG.gate_up_pp, 2.0 * S * I2 * D, (D, "bk")):
+        _gate_up_pp_gluon(x_TD, gate_up_E2IH, r, gu_S2I, h_SI, CONFIG.gate_up_pp)
+        return gu_S2I, h_SI
     if _gluon_ok(x_TD, CONFIG.gate_up_ws, 2.0 * S * I2 * D, (D, "bk")):
         _gate_up_gluon(x_TD, gate_up_E2IH, r, gu_S2I, h_SI, CONFIG.gate_up_ws)
         return gu_S2I, h_SI

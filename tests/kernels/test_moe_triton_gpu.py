@@ -112,6 +112,8 @@ _CONFIGS = {
     # run), beside the default's Gluon GEMMs: gate/up at 4 stages of BK=64 and at 8 of BK=32, and the
     # fused down-projection backward.
     "gluon_gate_up": dict(gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168)),
+    # gate/up as the ping-pong Gluon kernel (v15): two warpgroups, a (128, 2 x 64) tile each
+    "gluon_gate_up_pp": dict(gate_up_pp=GemmConfig(128, 64, 64, 4, 4, 168)),
     "gluon_gate_up_k32_down_bwd": dict(
         gate_up_ws=GemmConfig(128, 128, 32, 8, 8, 168), down_bwd_ws=GemmConfig(128, 128, 64, 8, 4, 128)
     ),
@@ -290,6 +292,32 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     zero = r.counts_E == 0
     if routing == "empty" and kernel == "wgrad_ws":
         assert zero.any() and (got[0][zero] == 0).all() and (got[1][zero] == 0).all()
+
+
+# The ping-pong Gluon gate/up (gate_up_pp, v15) against the Triton gate/up on the same routing: GU and h,
+# every routing (empty experts, partial M tiles), a partial N tile (I = 96 at BN = 64), 3 to 5 stages.
+@pytest.mark.parametrize("stages", [3, 4, 5])
+@pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
+@pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8), (777, 128, 96, 16, 4)])
+def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, stages, monkeypatch):
+    import kernels.moe_triton as mt
+
+    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
+        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
+    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + E + stages, requires_grad=False)
+    x, rw, gu, dn = m.tensors()
+    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    base = dataclasses.replace(mt.CONFIG, gate_up_pp=None, gate_up_ws=None, gluon_min_flops=0)
+    monkeypatch.setattr(mt, "CONFIG", base)
+    want = mt._gate_up(x, gu, r)
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(base, gate_up_pp=GemmConfig(128, 64, 64, 4, stages, 168)))
+    _poison_allocator()
+    mt.LAUNCH_INFO.clear()
+    got = mt._gate_up(x, gu, r)
+    assert "gate_up_pp" in mt.LAUNCH_INFO, f"the Gluon kernel did not run: {sorted(mt.LAUNCH_INFO)}"
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and torch.isfinite(a).all()
+        torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.parametrize("pf", [1, 2])
