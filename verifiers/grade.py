@@ -405,10 +405,15 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
     output) recorded and put back byte for byte, test files and the runner's, package manager's,
     compiler's and Go module configuration restored (``runner.protected``), new symlinks and
     non-source files removed — then the runner's own session on the selected tests, read from its
-    structured report with the exit code checked against it. There is no in-process guard: the
-    report is written by the runner's process, which the code under test shares (docs/grading.md).
+    structured report with the exit code checked against it, in guard mode
+    (``verifiers.langs.guard``: a preloaded guard in every Node process, a guard test in every Go
+    package, the session's leftover processes killed before the reports are read).
     """
+    from verifiers.langs.guard import LangGuard  # noqa: PLC0415 (this function's alone)
+
     base = task.base_commit
+    guard = LangGuard.new()
+    guard_setup, guard_env = guard.setup()
     touched = patch_paths(model_patch)
     big = len(model_patch.encode()) >= 64_000
     if big:
@@ -416,7 +421,8 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         worker.put(f"{_G}/model.diff", model_patch.encode())
     script = (
         f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_R}; "
-        f"git ls-files -z --others > {_G}/start-untracked; "
+        + guard_setup
+        + f"git ls-files -z --others > {_G}/start-untracked; "
         # Only the untracked files the patch touches are saved (git apply changes nothing else):
         # node_modules holds tens of thousands of them. Put back without their owners (npm keeps the
         # tarballs' uids; the sandbox has no CAP_CHOWN).
@@ -428,7 +434,7 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
         f"echo TF-APPLIED; python -I -S -c \"$TF_INSPECT\""
     )
-    code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **({} if big else {"TF_PATCH": model_patch})})
+    code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **guard_env, **({} if big else {"TF_PATCH": model_patch})})
     if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
         res.error = f"cannot set up the start state: {out.strip()[-300:]}"
         return
@@ -474,9 +480,9 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
                   f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
     env["TF_RESET"] = reset
     command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; unset TF_RESET TF_GOLD TF_TEST_PATCH; "
-               "rm -rf /tmp/tf-* 2>/dev/null; " + runner.command(Selection.of(f2p + p2p)))
+               "rm -rf /tmp/tf-* 2>/dev/null; " + runner.command(Selection.of(f2p + p2p), guard=guard))
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
-    run, rep = worker.run_tests(command, report=report, env=env)
+    run, rep = worker.run_tests(command, report=report, env=env, key=guard.key.encode())
     res.test_output = run.log_tail
     if "TF-TEST-PATCH" in run.log_tail:
         res.error = f"test_patch does not apply: {run.log_tail.strip()[-200:]}"

@@ -24,6 +24,7 @@ from pathlib import PurePosixPath
 
 from factory.repo import is_test_file
 from factory.schema import TestRun
+from verifiers.langs.guard import GO_PREFIX, KILL_THE_REST, LangGuard, check
 from verifiers.sandbox import SessionReport, classify, parse_report
 
 __all__ = ["GoTestRunner", "NODE_RUNNERS", "NodeRunner", "runner_from_cmd", "protected_config"]
@@ -53,8 +54,11 @@ def _printf_file(lines: list[str], path: str) -> str:
     return f"printf '%s\\n' {shlex.quote(chr(10).join(lines))} > {path}"
 
 
-def _wrap(runner: str, native: str, selection, select_ids: list[str] | None, cov_env: str, cov_arg: str) -> str:
-    """The session: the native command, then the converter with the native exit code."""
+def _wrap(runner: str, native: str, selection, select_ids: list[str] | None, cov_env: str, cov_arg: str,
+          guard: LangGuard | None = None) -> str:
+    """The session: the native command, then the converter with the native exit code. Graded
+    (``guard``): every process the session left is killed first, and grading's own copy of the
+    converter carries the guard's records into the report (``verifiers.langs.guard``)."""
     parts = [f"rm -rf {_NATIVE} {_COV}; unset TF_GO_COVER NODE_V8_COVERAGE"]
     select = ""
     if select_ids is not None:
@@ -65,8 +69,14 @@ def _wrap(runner: str, native: str, selection, select_ids: list[str] | None, cov
         run = f"{{ {native}; }} > /tmp/tf-collect.log 2>&1"
     parts.append(f'if [ "$TF_COVERAGE" = 1 ]; then {cov_env}; fi')
     parts.append(f"{run}; tf_rc=$?")
+    converter = f"{TF_DIR}/tf_convert.py"
+    if guard is not None:
+        parts.insert(1, f"rm -f {guard.master}" if runner == "go" else ":")  # Go reads no key: none left
+        parts.append(KILL_THE_REST)
+        converter = guard.converter
+        select += f" --go-guard {GO_PREFIX}" if runner == "go" else f" --guard-dir {guard.streams}"
     cov = f' $( [ "$TF_COVERAGE" = 1 ] && echo "--coverage {cov_arg}" )'
-    parts.append(f"python -I {TF_DIR}/tf_convert.py --runner {runner} --native {_NATIVE} --exit $tf_rc"
+    parts.append(f"python -I {converter} --runner {runner} --native {_NATIVE} --exit $tf_rc"
                  f' --out "$TF_REPORT"{select}{cov}' + (" --collect" if selection.collect_only else ""))
     return "; ".join(parts)
 
@@ -102,18 +112,20 @@ class NodeRunner:
         return (f"{cmd} --test-reporter={TF_DIR}/tf_node_reporter.mjs --test-reporter-destination={_NATIVE}"
                 + (" " + " ".join(args) if args else ""))
 
-    def command(self, selection, *, plugins: tuple[str, ...] | None = None) -> str:
+    def command(self, selection, *, plugins: tuple[str, ...] | None = None, guard: LangGuard | None = None) -> str:
         ids = None if selection.tests is None else list(selection.tests)
         files = _files_of(ids) if ids else list(selection.paths)
         # "localhost" resolves to the loopback (the sandbox's /etc/hosts is empty): tf_localhost.cjs.
+        # Graded, grading's guard is preloaded before it (and before anything else).
         shim = f"{TF_DIR}/tf_localhost.cjs"
-        native = f'NODE_OPTIONS="$([ -f {shim} ] && echo --require {shim})" {self.native(files)}'
-        return _wrap(self.name, native, selection, ids, f"export NODE_V8_COVERAGE={_COV}", _COV)
+        first = f"--require {guard.preload} " if guard is not None else ""
+        env = guard.node_env(_NATIVE) + " " if guard is not None else ""
+        native = f'{env}NODE_OPTIONS="{first}$([ -f {shim} ] && echo --require {shim})" {self.native(files)}'
+        return _wrap(self.name, native, selection, ids, f"export NODE_V8_COVERAGE={_COV}", _COV, guard)
 
     def read(self, exit_code: int | None, wall_s: float, report_text: str, log_tail: str,
              key: bytes | None = None) -> tuple[TestRun, SessionReport]:
-        report = parse_report(report_text)
-        return classify(exit_code, wall_s, report, log_tail), report
+        return _read(self.name, exit_code, wall_s, report_text, log_tail, key)
 
     def protected(self, path: str) -> bool:
         return is_test_file(path, self.test_file_patterns) or protected_config(path)
@@ -129,27 +141,40 @@ class GoTestRunner:
     name: str = "go"
     language: str = "go"
 
-    def command(self, selection, *, plugins: tuple[str, ...] | None = None) -> str:
+    def command(self, selection, *, plugins: tuple[str, ...] | None = None, guard: LangGuard | None = None) -> str:
         ids = None if selection.tests is None else list(selection.tests)
         base = self.test_cmd.split(" ./")[0].strip() if " ./" in self.test_cmd else self.test_cmd
+        prep = ""
         if ids:
             pkgs = " ".join(shlex.quote("./" + d if d != "." else ".") for d in _files_of(ids))
             tops = sorted({re.escape(i.split("::", 1)[1].split("/", 1)[0]) for i in ids})
+            if guard is not None:  # the guard test, by a pattern that does not spell its name
+                tops.append(GO_PREFIX + "[0-9a-f]{16}")
+                prep = f"{guard.go_place(_files_of(ids))} && "
             target = f"{pkgs} -run {shlex.quote('^(' + '|'.join(tops) + ')$')}"
         elif selection.paths:
             target = " ".join(shlex.quote(p) for p in selection.paths)
         else:
             target = self.test_cmd[len(base):].strip() or "./..."
-        native = f"{base} -json -count=1 $TF_GO_COVER {target} > {_NATIVE} 2>/tmp/tf-go-stderr"
-        return _wrap("go", native, selection, ids, f"export TF_GO_COVER=-coverprofile={_COV}", _COV)
+        native = f"{prep}{base} -json -count=1 $TF_GO_COVER {target} > {_NATIVE} 2>/tmp/tf-go-stderr"
+        return _wrap("go", native, selection, ids, f"export TF_GO_COVER=-coverprofile={_COV}", _COV, guard)
 
     def read(self, exit_code: int | None, wall_s: float, report_text: str, log_tail: str,
              key: bytes | None = None) -> tuple[TestRun, SessionReport]:
-        report = parse_report(report_text)
-        return classify(exit_code, wall_s, report, log_tail), report
+        return _read("go", exit_code, wall_s, report_text, log_tail, key)
 
     def protected(self, path: str) -> bool:
         return is_test_file(path, self.test_file_patterns) or protected_config(path) or path.startswith("vendor/")
+
+
+def _read(runner: str, exit_code: int | None, wall_s: float, report_text: str, log_tail: str,
+          key: bytes | None) -> tuple[TestRun, SessionReport]:
+    """The session's report; graded (``key``), with what the guard's records say in ``integrity``."""
+    report = parse_report(report_text)
+    if key is not None:
+        packages = _files_of([*(report.collected or []), *report.results]) if runner == "go" else None
+        report.integrity += check(report_text, key, runner, packages)
+    return classify(exit_code, wall_s, report, log_tail), report
 
 
 # Options whose next word is their value (so that word is not a test path).

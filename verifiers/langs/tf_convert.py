@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import re
@@ -320,6 +321,38 @@ def go_coverage(profile: str, root: str, all_tests: list[str]) -> dict:
     return {f: {str(n): tests for n in sorted(ls)} for f, ls in sorted(out.items())}
 
 
+# -- grading's guard (verifiers/langs/guard.py checks these records with the key) -------------------
+
+def _guard_records(a, results: list) -> list[dict]:
+    """Carry what the guard left into the report, unjudged: the Node guard's signed streams and
+    the key files no Node process took, the SHA-256 of the runner's report as it is now; for Go,
+    every test whose name carries the guard's prefix, with its outcome. Run only after every
+    process of the session is gone, so nothing changes these files while they are read."""
+    out: list[dict] = []
+    if a.guard_dir:
+        streams, keys = {}, {}
+        for path in sorted(glob.glob(os.path.join(a.guard_dir, "*"))):
+            name = os.path.basename(path)
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    body = fh.read()
+            except OSError:
+                continue
+            if name.endswith(".jsonl"):
+                streams[name[:-6]] = body
+            elif name.endswith(".key"):
+                keys[name[:-4]] = body.strip()
+        sha = ""
+        if os.path.isfile(a.native):
+            with open(a.native, "rb") as fh:
+                sha = hashlib.sha256(fh.read()).hexdigest()
+        out.append({"type": "node_guard", "streams": streams, "unused_keys": keys, "native_sha256": sha})
+    if a.go_guard:
+        seen = [[r[0], r[1]] for r in results if r[0].split("::", 1)[-1].startswith(a.go_guard)]
+        out.append({"type": "go_guard", "seen": seen})
+    return out
+
+
 # -- the exit-code check -----------------------------------------------------------------------
 
 def normalised_exit(runner: str, rc: int, failing: int) -> int:
@@ -340,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--collect", action="store_true")
     ap.add_argument("--coverage", default="")
     ap.add_argument("--root", default=ROOT)
+    ap.add_argument("--guard-dir", default="", help="grading: the Node guard's streams and unused key files")
+    ap.add_argument("--go-guard", default="", help="grading: the prefix of the Go guard test's name")
     a = ap.parse_args(argv)
 
     text = ""
@@ -362,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         results, errors = read_go(text, a.root)
 
     collected = [r[0] for r in results]
+    guard_records = _guard_records(a, results)
     if a.select:
         with open(a.select, encoding="utf-8") as fh:
             wanted = [x for x in fh.read().splitlines() if x]
@@ -385,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                 by_file.setdefault(i.split("::", 1)[0], []).append(i)
             files = v8_coverage(a.coverage, a.root, by_file, collected) or source_files(a.root, collected)
         records.append({"type": "coverage", "files": files})
+    records += guard_records
     records.append({"type": "finish", "exitstatus": 1 if failing or errors else 0})
     if a.out:
         with open(a.out, "w", encoding="utf-8") as fh:
