@@ -53,6 +53,8 @@ def test_library_patches_that_fool_the_runner_resolve_nothing(docker_client, tas
     path, buggy = fx["bug"]
     tests = sorted(set(t.FAIL_TO_PASS) | set(t.PASS_TO_PASS))
     attacks = guard_attacks(fx["runner"], path, buggy, tests)
+    if fx["runner"] == "jest":  # the fixture's jest suite asserts with core assert, not expect
+        attacks.pop("expect_extend")
     assert attacks
     runner = runner_for(image_test_cmd(docker_client, t.image_name) or "")
     for name, (patch, seen) in attacks.items():
