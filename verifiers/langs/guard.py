@@ -215,8 +215,9 @@ def _check_node(recs: list[dict], key: bytes, runner: str) -> list[str]:
             found.append(f"the guard stream of {who}: {bad}")
         found += [f"{who}: {r.get('what')}" for r in records if r.get("type") == "finding"]
         fin = next((r for r in records if r.get("type") == "finish"), None)
+        start = next((r for r in records if r.get("type") == "start"), {})
         if fin is None:
-            if not bad:
+            if not bad and start.get("test", True):  # a program the tests started may be killed
                 found.append(f"{who} ended before its guard finished (process.reallyExit, a removed exit "
                              "listener, or a kill)")
             continue

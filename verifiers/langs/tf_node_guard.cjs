@@ -57,6 +57,12 @@
   delete process.env.TF_NG_KEY;
   if (!key) return; // no key: a second Node process under one non-Node child; it signs nothing
   const stream = `${dir}/${token}.jsonl`;
+  // A process that runs tests (a runner, its worker, node:test's per-file child, node --test
+  // itself) is held to its exits; a program the tests start (a CLI under test) may exit as it likes.
+  const script = String(process.argv[1] || "");
+  const isTestProcess = process.execArgv.includes("--test") || token === "root"
+    || /\/node_modules\/(\.bin\/)?(mocha|jest|jest-cli|jest-worker|jest-runner|vitest|tinypool|@vitest\/[^/]+|bnt)(\/|$)/.test(script)
+    || /(\.(test|spec)\.[cm]?[jt]sx?$)|\/(test|tests|__tests__|spec)\//.test(script);
   const findings = [];
   const children = [];
   const native = [];
@@ -172,8 +178,9 @@
   for (const name of ["exit", "reallyExit", "abort", "binding", "_linkedBinding", "dlopen"]) {
     const orig = process[name];
     if (typeof orig !== "function") continue;
+    const exits = name === "exit" || name === "reallyExit" || name === "abort";
     process[name] = function () {
-      const who = projectFrame();
+      const who = exits && !isTestProcess ? null : projectFrame();
       if (who) see(`process.${name}(${name === "binding" ? O.stringify(String(arguments[0])) : (arguments[0] ?? "")}) from ${who}`);
       return orig.apply(this, arguments);
     };
@@ -181,7 +188,7 @@
   const kill = process.kill;
   process.kill = function (pid) {
     const who = projectFrame();
-    if (who && (pid === O.pid || pid === 0 || pid === -1)) see(`process.kill(${pid}) from ${who}`);
+    if (who && isTestProcess && (pid === O.pid || pid === 0 || pid === -1)) see(`process.kill(${pid}) from ${who}`);
     return kill.apply(this, arguments);
   };
   // vm code compiled from project code under a name outside /testbed would hide its frames.
@@ -362,7 +369,7 @@
     for (const f of findings) record({ type: "finding", what: f });
     record({ type: "finish", how, children, native, records: count + 1, pid: O.pid });
   }
-  record({ type: "start", pid: O.pid, argv: process.argv.slice(1, 4).map(String) });
+  record({ type: "start", pid: O.pid, argv: process.argv.slice(1, 4).map(String), test: isTestProcess });
   O.on("exit", () => finish("exit"));
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) {
     const handler = () => {
