@@ -347,7 +347,10 @@
       let file = "";
       try { file = Module._resolveFilename(request, parent); } catch (e) { file = ""; }
       for (const [re, fn] of WATCH) if (re.test(file)) fn(out, file.slice(file.lastIndexOf("node_modules/") + 13));
-      if (/\/node_modules\/jest-circus\/runner\.js$/.test(file)) out = adapters.get(out) || adapters.set(out, wrapAdapter(out)).get(out);
+      // jest's test framework (jest-circus's adapter; jest-jasmine2 before jest 27): same arguments.
+      if (/\/node_modules\/(jest-circus\/runner|jest-jasmine2\/build\/index)\.js$/.test(file)) {
+        out = adapters.get(out) || adapters.set(out, wrapAdapter(out)).get(out);
+      }
     }
     return out;
   };
