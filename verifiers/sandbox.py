@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import shlex
 import tarfile
 import time
@@ -196,13 +197,21 @@ def classify(exit_code: int | None, wall: float, report: SessionReport, log_tail
     """The TestRun of a session that finished on its own, from its exit code and structured report.
 
     One rule for every runner (one-shot containers here, long-lived workers in verifiers.worker):
-    no report is an infrastructure fault; nothing collected is ``no_tests``; collection errors
+    no report is an infrastructure fault, unless the output says a conftest failed to import (then
+    ``collection_error``: the code under test broke the suite's start); nothing collected is
+    ``no_tests``; collection errors
     and no test is ``collection_error``; otherwise ``ok``, with a reason when the exit code and
     the report disagree (the verdict rules reject such runs).
     """
     results = tuple(report.results.values())
     collected = tuple(report.collected or ())
     if report.exitstatus is None and report.collected is None:
+        if m := _CONFTEST_BROKEN.search(log_tail):
+            # pytest loads conftest.py files before the session starts, so a conftest that cannot
+            # import the code under test (a mutant that breaks its import) ends pytest with a usage
+            # error before any report: the suite's collection is broken, not the infrastructure.
+            return TestRun("collection_error", exit_code, wall, results, collected, log_tail,
+                           f"collection failed: {m.group(1).removeprefix('/testbed/')} does not import")
         return TestRun("infra_error", exit_code, wall, results, collected, log_tail,
                        f"no report from the test command (exit {exit_code}); is it pytest?")
     if report.collect_errors and not report.collected:
@@ -218,6 +227,8 @@ def classify(exit_code: int | None, wall: float, report: SessionReport, log_tail
     return TestRun("ok", exit_code, wall, results, collected, log_tail,
                    f"exit code {exit_code} disagrees with the report" if _disagrees(exit_code, report) else "")
 
+
+_CONFTEST_BROKEN = re.compile(r"ImportError while loading conftest '([^']+)'")
 
 # pytest's exit codes for a session that did not run to its end.
 _ABORTED = {2: "interrupted", 3: "pytest's internal error", 4: "a usage error (bad option or config)"}

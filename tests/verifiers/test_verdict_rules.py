@@ -150,3 +150,24 @@ def test_a_report_that_contradicts_its_exit_code_is_not_judged():
     assert run_problem(fake_run({"t.py::a": "passed"}, exit_code=1)) == "exit_code_disagrees"
     assert run_problem(fake_run({"t.py::a": "failed"}, exit_code=0)) == "exit_code_disagrees"
     assert run_problem(fake_run({"t.py::a": "passed"}, exit_code=1, collect_errors=1)) is None
+
+
+def test_a_conftest_the_bug_stops_importing_is_a_broken_collection_not_an_infra_fault(tmp_path):
+    # Removing a @property can make a package fail at import; a conftest that imports it then
+    # ends pytest with a usage error before any session (no report). Real pytest, real output.
+    import subprocess
+    import sys
+
+    from verifiers.sandbox import SessionReport, classify
+
+    (tmp_path / "pkg.py").write_text("class A:\n    def p(self):\n        return 1\n\n    @p.setter\n    def p(self, v):\n        pass\n")
+    (tmp_path / "conftest.py").write_text("import pkg\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    assert True\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    run = classify(proc.returncode, 1.0, SessionReport(), proc.stdout + proc.stderr)
+    assert run.status == "collection_error" and "conftest.py does not import" in run.reason, run.reason
+    assert run_problem(run) == "collection_breaks"
+    # With no such line, no report is still the infrastructure's fault (retried).
+    assert classify(4, 1.0, SessionReport(), "docker: error during connect").status == "infra_error"
