@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
         base_map: dict[str, dict[int, frozenset[str]]] = {}
         for e in read_records(store.repo(key).coverage, CoverageEntry):
-            base_map.setdefault(e.file, {})[e.line] = frozenset(e.nodeids)
+            ids = frozenset(i for i in e.nodeids if i != OUTSIDE)  # set aside as in the tree's (_map)
+            if ids:
+                base_map.setdefault(e.file, {})[e.line] = ids
         maps["image"] = base_map
     try:
         worker.start()
