@@ -9,34 +9,17 @@ import dataclasses
 
 import pytest
 
-from factory.repo import checkout
-from factory.schema import Candidate, RepoSpec
-from tests.conftest import bug_patch, make_repo
-from tests.verifiers.lang_fixtures import ALL
+from tests.conftest import bug_patch
 from tests.verifiers.langs.adversary import cheat_patch
-from verifiers.baseline import run_baseline
 from verifiers.grade import grade_patch, image_test_cmd
-from verifiers.images import build_env_image
 from verifiers.runner import Selection, runner_for
 from verifiers.sandbox import run_tests
-from verifiers.validate import ValidateConfig, validate_candidates
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", params=sorted(ALL))
-def project(request, docker_client, tmp_path_factory):
-    fx = ALL[request.param]
-    root = tmp_path_factory.mktemp(f"lang-{request.param}")
-    make_repo(root, fx["files"])
-    co = checkout(RepoSpec(source=str(root)))
-    env = build_env_image(docker_client, co, log=lambda _m: None)
-    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=2)
-    return fx, root, co, env, base
-
-
-def test_the_baseline_matches_the_runners_own_counts(project):
-    fx, _root, _co, env, base = project
+def test_the_baseline_matches_the_runners_own_counts(lang_project):
+    fx, _root, _co, env, base = lang_project
     assert runner_for(env.spec.test_cmd).name == fx["runner"]
     assert env.spec.language in ("javascript", "typescript", "go")
     assert base.summary().outcomes == fx["counts"], [(e.nodeid, e.outcome) for e in base.entries]
@@ -47,17 +30,9 @@ def test_the_baseline_matches_the_runners_own_counts(project):
     assert fx["bug"][0] in files and not any("node_modules" in f for f in files)
 
 
-def test_a_bug_validates_into_a_task_that_grades_honestly(docker_client, project):
-    fx, root, co, env, base = project
-    path, text = fx["bug"]
-    cov = [c for c in base.coverage if c.file == path]
-    cand = Candidate("bug1", co.key, co.commit, "mutation", bug_patch(root, path, text),
-                     covering_tests=tuple(sorted({n for c in cov for n in c.nodeids})))
-    got = []
-    vals = validate_candidates(docker_client, env, base.entries, [cand], ValidateConfig(workers=1),
-                               on_result=lambda v, i: got.append(i))
-    assert vals[0].verdict == "accepted", vals[0]
-    task = got[0]
+def test_a_bug_validates_into_a_task_that_grades_honestly(docker_client, lang_project, lang_task):
+    _fx, root, _co, _env, _base = lang_project
+    fx, task = lang_task  # validated and accepted (tests/verifiers/conftest.py)
     assert fx["breaks"] in task.FAIL_TO_PASS and task.PASS_TO_PASS
 
     gold = grade_patch(docker_client, task, task.patch)

@@ -7,49 +7,22 @@ from __future__ import annotations
 
 import pytest
 
-from factory.repo import checkout
-from factory.schema import Candidate, RepoSpec
-from tests.conftest import bug_patch, make_repo
-from tests.verifiers.lang_fixtures import ALL
 from tests.verifiers.langs.adversary import guard_attacks
-from verifiers.baseline import run_baseline
 from verifiers.grade import grade_patch, image_test_cmd
-from verifiers.images import build_env_image
 from verifiers.runner import Selection, runner_for
 from verifiers.sandbox import run_tests
-from verifiers.validate import ValidateConfig, validate_candidates
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", params=sorted(ALL))
-def task(request, docker_client, tmp_path_factory):
-    """The fixture's bug, validated into a task (as tests/verifiers/test_lang_runners.py does)."""
-    fx = ALL[request.param]
-    root = tmp_path_factory.mktemp(f"guard-{request.param}")
-    make_repo(root, fx["files"])
-    co = checkout(RepoSpec(source=str(root)))
-    env = build_env_image(docker_client, co, log=lambda _m: None)
-    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
-    path, text = fx["bug"]
-    cov = [c for c in base.coverage if c.file == path]
-    cand = Candidate("bug1", co.key, co.commit, "mutation", bug_patch(root, path, text),
-                     covering_tests=tuple(sorted({n for c in cov for n in c.nodeids})))
-    got = []
-    vals = validate_candidates(docker_client, env, base.entries, [cand], ValidateConfig(workers=1),
-                               on_result=lambda v, i: got.append(i))
-    assert vals[0].verdict == "accepted", vals[0]
-    return fx, got[0]
-
-
-def test_gold_resolves_under_the_guard(docker_client, task):
-    _fx, t = task
+def test_gold_resolves_under_the_guard(docker_client, lang_task):
+    _fx, t = lang_task
     res = grade_patch(docker_client, t, t.patch)
     assert res.resolved and not res.tampered, (res.tampered, res.error, res.test_output[-3000:])
 
 
-def test_library_patches_that_fool_the_runner_resolve_nothing(docker_client, task):
-    fx, t = task
+def test_library_patches_that_fool_the_runner_resolve_nothing(docker_client, lang_task):
+    fx, t = lang_task
     path, buggy = fx["bug"]
     tests = sorted(set(t.FAIL_TO_PASS) | set(t.PASS_TO_PASS))
     attacks = guard_attacks(fx["runner"], path, buggy, tests)
