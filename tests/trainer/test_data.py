@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import _BUGS, task_rows, unified_diff
 
+from tests.trainer.conftest import _BUGS, task_rows, unified_diff, write_dataset
 from trainer.config import DataConfig
 from trainer.data import (
     Task,
@@ -91,8 +91,6 @@ def test_dataset_without_needed_columns_names_them(make_dataset):
 
 
 def test_empty_split_is_refused(tmp_path):
-    from conftest import write_dataset
-
     path = write_dataset(tmp_path / "ds", {"train": task_rows(1)[:2], "test": []})
     with pytest.raises(EmptySplitError, match="'test' has no rows"):
         load_splits(str(path))
