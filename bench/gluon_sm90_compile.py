@@ -24,6 +24,8 @@ CASES = [
     ("gate_up", 128, 128, 64, 3, 168),
     ("gate_up", 128, 128, 64, 4, 168),
     ("gate_up", 128, 128, 32, 8, 168),
+    ("gate_up_pp", 128, 64, 64, 4, 168),  # ping-pong: two 4-warp consumers, (128, 2 x 64) each
+    ("gate_up_pp", 128, 64, 64, 5, 168),
     ("down_bwd", 128, 128, 64, 3, 128),
     ("down_bwd", 128, 128, 64, 4, 128),
     ("wgrad", 128, 256, 64, 3, 168),
@@ -50,11 +52,12 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
     def desc(block):
         return f"tensordesc<bf16[{block[0]},{block[1]}],{gl.NVMMASharedLayout.get_default_for(block, gl.bfloat16)!r}>"
 
-    if kernel == "gate_up":
-        fn = g.gate_up_ws_kernel
+    if kernel.startswith("gate_up"):
+        fn = g.gate_up_pp_kernel if kernel == "gate_up_pp" else g.gate_up_ws_kernel
         ptrs = {"x_ptr": "*bf16", "tok_ptr": "*i32", "counts_ptr": "*i32", "gu_ptr": "*bf16", "h_ptr": "*bf16"}
         sig = {**ptrs, "w_desc": desc([bn, bk]), "D": "i32", "I": "i32"}
-        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, num_warps=8)
+        warps = 4 if kernel == "gate_up_pp" else 8
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, num_warps=warps)
     elif kernel.startswith("wgrad"):
         fn = g.wgrad_ws_kernel
         out_t = kernel == "wgrad_t"
@@ -101,7 +104,7 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
     cc = triton.compile(
         GluonASTSource(fn=fn, signature=sig, constexprs=const, attrs=attrs),
         target=GPUTarget("cuda", 90, 32),
-        options={"num_warps": 8, "maxnreg": maxnreg},
+        options={"num_warps": const["num_warps"], "maxnreg": maxnreg},
     )
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     with tempfile.TemporaryDirectory() as tmp:

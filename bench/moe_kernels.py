@@ -217,6 +217,9 @@ def _variants():
         "v15pp3": C(gate_up_pp=G(128, 64, 64, 4, 3, 168)),
         "v15pp": C(gate_up_pp=G(128, 64, 64, 4, 4, 168)),
         "v15pp5": C(gate_up_pp=G(128, 64, 64, 4, 5, 168)),
+        # the same with a (64, 2 x 128) tile per warpgroup: X rows gathered once per 256 columns, as v13
+        "v15q3": C(gate_up_pp=G(64, 128, 64, 4, 3, 168)),
+        "v15q4": C(gate_up_pp=G(64, 128, 64, 4, 4, 168)),
     }
 
 

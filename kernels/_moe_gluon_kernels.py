@@ -227,7 +227,7 @@ def gate_up_ws_kernel(
 # --------------------------------------------------------------------------------------------
 @gluon.jit
 def _gate_up_pp_consumer(
-    counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, D, I,
+    counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, order, D, I,
     E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
     STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, ROLE: gl.constexpr,
 ):  # fmt: skip
@@ -235,7 +235,13 @@ def _gate_up_pp_consumer(
     ones, 1 the odd ones), each a (BM, 2*BN) wgmma accumulator over a stage's [gate; up] box (one
     N = 2*BN instruction per K slice, so A is read from shared memory once for both halves). The
     producer fills the stages in tile order, so this warpgroup's next tile is loaded while the other
-    one's runs: its epilogue (GU and h through its own shared buffer) overlaps the other's MMAs."""
+    one's runs: its epilogue (GU and h through its own shared buffer) overlaps the other's MMAs.
+
+    The two main loops take turns (``order``: each waits for the other's previous tile to leave its
+    main loop, then hands the turn back): an mbarrier's parity wait tells only the current phase from
+    the one before it, so a warpgroup that waited on a stage two phases ahead of the producer (the
+    odd warpgroup's first tile, k_steps >= STAGES steps ahead of the even one's) would pass at once
+    and read a stage not yet filled. In turn, every wait is at most one phase ahead."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1],
                                                   instr_shape=[16, 2 * BN, 16])  # fmt: skip
     st: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (BN // 8), BN // 8], [NW, 1], [1, 0])
@@ -243,10 +249,13 @@ def _gate_up_pp_consumer(
     k_steps = gl.cdiv(D, BK)
     e_buf = e_bufs.index(ROLE)
     t = ROLE  # this program's tile count before this tile (the producer's order)
+    j = 0  # this warpgroup's tiles before this one
     for tile_id in range(gl.program_id(0) + ROLE * NUM_PROGRAMS, num_tiles, 2 * NUM_PROGRAMS):
         e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
         it = t * k_steps
         acc = gl.zeros((BM, 2 * BN), gl.float32, mma)
+        # Our turn: the other warpgroup's tile t - 1 has left its main loop (its (j - ROLE)-th hand-over).
+        mbarrier.wait(order.index(ROLE), (j - 1 + ROLE) & 1, pred=t > 0)
         for ki in range(k_steps):
             s = it % STAGES
             mbarrier.wait(ready.index(s), (it // STAGES) & 1)
@@ -256,6 +265,7 @@ def _gate_up_pp_consumer(
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
             it += 1
+        mbarrier.arrive(order.index(1 - ROLE))  # every stage of this tile waited on: the other's turn
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
         # Epilogue, as in the Triton kernel: GU rounded to the output dtype, h from the rounded values.
@@ -275,6 +285,7 @@ def _gate_up_pp_consumer(
         h = gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)
         gl.store(h_ptr + rows64[:, None] * I + cols[None, :], h.to(h_ptr.dtype.element_ty), mask=mask)
         t += 2
+        j += 1
 
 
 PP_CONSUMER_REGS = gl.constexpr(168)
@@ -311,14 +322,17 @@ def gate_up_pp_kernel(
     e_bufs = gl.allocate_shared_memory(dtype, [2, BM, 2 * BN], e_layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    order = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(ready.index(i), count=1 + 32 * PRODUCER_WARPS)
         mbarrier.init(empty.index(i), count=1)
+    for i in gl.static_range(2):
+        mbarrier.init(order.index(i), count=1)
     gl.warp_specialize(
         [
-            (_gate_up_pp_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, D, I,
+            (_gate_up_pp_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, order, D, I,
                                     E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, 0)),
-            (_gate_up_pp_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, D, I,
+            (_gate_up_pp_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, e_bufs, order, D, I,
                                     E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, 1)),
             (_stage_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
                                E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_GATE_UP)),

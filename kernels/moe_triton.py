@@ -104,8 +104,9 @@ class TritonMoEConfig:
     gate_up_ws: GemmConfig | None = None
     # Gate/up as the ping-pong Gluon kernel (gate_up_pp_kernel): the same producer, and two consumer
     # warpgroups (num_warps = 4 each) with a (bm, 2*bn) tile each, so that one's epilogue runs under the
-    # other's MMAs. Taken before gate_up_ws. Needs Hopper and D % bk == 0; else as above. Compiled for
-    # sm_90 but not yet run on a GPU (kernels/NOTES.md, v15 try): an option, off.
+    # other's MMAs. Taken before gate_up_ws. Needs Hopper and D % bk == 0; else as above. Correct on an
+    # H100 but 0.45-1.1 ms slower than the Triton gate/up at the main shape (kernels/NOTES.md, v15
+    # try): an option, off.
     gate_up_pp: GemmConfig | None = None
     # The down-projection backward as one Gluon kernel (Hopper): the G GEMM with its SwiGLU backward in
     # a separate epilogue partition that works on the previous tile while the MMAs run (instead of

@@ -295,11 +295,16 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
 
 
 # The ping-pong Gluon gate/up (gate_up_pp, v15) against the Triton gate/up on the same routing: GU and h,
-# every routing (empty experts, partial M tiles), a partial N tile (I = 96 at BN = 64), 3 to 5 stages.
-@pytest.mark.parametrize("stages", [3, 4, 5])
+# every routing (empty experts, partial M tiles), a partial N tile (I = 96), 3 to 5 stages, both tiles
+# ((128, 2 x 64) and (64, 2 x 128) per warpgroup). D = 2048 puts the odd warpgroup's first tile 32 K
+# steps ahead of the even one's: the case that read unfilled stages before the main loops took turns.
+# ((64, 2 x 128) at 5 stages is over sm_90's shared memory: bench/gluon_sm90_compile.py)
+@pytest.mark.parametrize("tile,stages", [((128, 64), 3), ((128, 64), 4), ((128, 64), 5), ((64, 128), 3), ((64, 128), 4)])
 @pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
-@pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8), (777, 128, 96, 16, 4)])
-def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, stages, monkeypatch):
+@pytest.mark.parametrize(
+    "T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8), (777, 128, 96, 16, 4), (1031, 2048, 192, 8, 2)]
+)
+def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, tile, stages, monkeypatch):
     import kernels.moe_triton as mt
 
     if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
@@ -310,7 +315,8 @@ def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, stages, monkeyp
     base = dataclasses.replace(mt.CONFIG, gate_up_pp=None, gate_up_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", base)
     want = mt._gate_up(x, gu, r)
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(base, gate_up_pp=GemmConfig(128, 64, 64, 4, stages, 168)))
+    pp = GemmConfig(tile[0], tile[1], 64, 4, stages, 168)
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(base, gate_up_pp=pp))
     _poison_allocator()
     mt.LAUNCH_INFO.clear()
     got = mt._gate_up(x, gu, r)
