@@ -366,4 +366,7 @@ def _compare_files(args, key: str, sample: list[Candidate], baseline: list[Basel
 
 
 if __name__ == "__main__":
+    from factory.interrupt import terminate_as_interrupt
+
+    terminate_as_interrupt()  # SIGTERM unwinds like Ctrl-C: the worker containers are removed
     sys.exit(main())

@@ -17,6 +17,7 @@ from rich.table import Table
 from factory import defaults
 from factory.config import DEFAULT_CONFIG, SandboxConfig, load_config
 from factory.errors import FactoryError
+from factory.interrupt import terminate_as_interrupt
 from factory.pipeline import StageOutcome, run_pipeline, stage_baseline, stage_env
 from factory.schema import RepoSpec
 from factory.store import RunStore
@@ -28,6 +29,13 @@ err = Console(stderr=True)
 out = Console()
 
 RunDir = typer.Option(Path("runs/default"), "--run-dir", help="The run directory.")
+
+
+@app.callback()
+def _every_command() -> None:
+    # Before any command: SIGTERM unwinds like Ctrl-C (factory/interrupt.py), so a stopped run's
+    # worker containers are closed and its sweep runs. (No docstring: it would become the help.)
+    terminate_as_interrupt()
 
 
 def _fail(msg: str, code: int = 1) -> None:

@@ -139,3 +139,65 @@ def test_a_worker_killed_from_outside_is_retried_never_blamed(docker_client, sam
     assert val.FAIL_TO_PASS == ("tests/test_basic.py::TestClamp::test_high",)
     assert not docker_client.containers.list(all=True, filters={"label": "taskfactory.role=worker",
                                                                 "ancestor": env.tag})
+
+
+_STOPPABLE = """
+import pickle, sys
+import docker
+from factory.interrupt import terminate_as_interrupt
+from verifiers.sandbox import SandboxLimits
+from verifiers.validate import ValidateConfig, validate_candidates
+
+env, entries, cand = pickle.load(open(sys.argv[1], "rb"))
+if sys.argv[2] == "handled":
+    terminate_as_interrupt()
+cfg = ValidateConfig(workers=1, limits=SandboxLimits(timeout_s=120), build_task_images=False)
+validate_candidates(docker.from_env(), env, entries, [cand], cfg)
+"""
+
+
+@pytest.mark.parametrize("mode", ["handled", "default"])
+def test_sigterm_removes_the_worker_containers(docker_client, sample, tmp_path, mode):
+    """SIGTERM to a validating process (``timeout``, ``kill``, a scheduler): with the handler the
+    ``factory`` CLI and bench/validate.py install, it unwinds like Ctrl-C and its worker container is
+    removed; with Python's default it dies at once and the container stays, still running the suite
+    (the control: what the handler exists for)."""
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, co, env, base, cov = sample
+    slow = CLAMP.replace("def clamp(x, lo, hi):\n", "def clamp(x, lo, hi):\n    import time\n    time.sleep(60)\n")
+    cand = _cand(f"slow_{mode}", bug_patch(root, "sample/__init__.py", slow), cov[("sample/__init__.py", 9)])
+    blob = tmp_path / "args.pkl"
+    blob.write_bytes(pickle.dumps((env, base.entries, cand)))
+    script = tmp_path / "stoppable.py"
+    script.write_text(_STOPPABLE)
+    workers = {"label": "taskfactory.role=worker", "ancestor": env.tag}
+    before = {c.id for c in docker_client.containers.list(all=True, filters=workers)}
+    proc = subprocess.Popen([sys.executable, str(script), str(blob), mode], cwd=str(root.parent))
+    try:
+        started = []
+        deadline = time.monotonic() + 60
+        while not started and time.monotonic() < deadline and proc.poll() is None:
+            started = [c for c in docker_client.containers.list(filters=workers) if c.id not in before]
+            time.sleep(0.2)
+        assert started, "no worker container started"
+        time.sleep(2)  # the candidate's test run is under way inside it
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        left = [c for c in docker_client.containers.list(all=True, filters=workers) if c.id not in before]
+        if mode == "handled":
+            assert rc != 0  # interrupted, not a finished run
+            assert left == [], [c.name for c in left]
+        else:
+            assert rc == -signal.SIGTERM
+            assert [c.id for c in left] == [c.id for c in started]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for c in docker_client.containers.list(all=True, filters=workers):
+            if c.id not in before:
+                c.remove(force=True)
