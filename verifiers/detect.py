@@ -26,6 +26,7 @@ Not for: running anything. This module only reads files, so it is cheap and full
 
 from __future__ import annotations
 
+import ast
 import configparser
 import itertools
 import re
@@ -375,17 +376,54 @@ def _conditional_lines(text: str, factors: set[str]) -> list[str]:
 
 
 def _nox_deps(root: Path) -> list[str]:
+    """pip arguments from the ``session.install(...)`` calls of the noxfile's test sessions.
+
+    Read with ``ast``, not a regex, and only from sessions whose name says test (all sessions where
+    none does): a noxfile also installs for lint, docs, typing and release sessions (jsonschema
+    4.23's asks for mypy, twine, ruff, pyperf...), and its arguments are often expressions —
+    ``REQUIREMENTS["docs"]``, ``f"{ROOT}[format]"``, a parametrized name — whose string parts are
+    not requirements (the word ``docs`` went to pip and failed jsonschema's install). Only plain
+    string arguments are taken; ``-r FILE`` is kept where the file exists; the project itself
+    (``.``, ``-e .``) is installed elsewhere."""
     path = root / "noxfile.py"
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    deps: list[str] = []
-    for call in re.findall(r"session\.install\(([^)]*)\)", text):
-        for lit in re.findall(r"['\"]([^'\"]+)['\"]", call):
-            if lit.startswith("-") or lit.startswith(".") or "{" in lit:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError):
+        return []
+
+    def _is_session(dec: ast.expr) -> bool:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        return name == "session"
+
+    sessions = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and any(map(_is_session, f.decorator_list))]
+    chosen = [f for f in sessions if "test" in f.name.lower()] or sessions
+    deps: list[tuple[str, ...]] = []  # ("name",) or ("-r", "file")
+    for fn in chosen:
+        arg0 = fn.args.args[0].arg if fn.args.args else "session"
+        for call in ast.walk(fn):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "install"
+                    and isinstance(call.func.value, ast.Name) and call.func.value.id == arg0):
                 continue
-            deps.append(lit)
-    return list(dict.fromkeys(deps))
+            args = list(call.args)
+            for i, a in enumerate(args):
+                if not (isinstance(a, ast.Constant) and isinstance(a.value, str)):
+                    continue
+                lit = a.value
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                if lit in ("-r", "--requirement") and isinstance(nxt, ast.Constant) and isinstance(nxt.value, str):
+                    if (root / nxt.value).is_file():
+                        deps.append(("-r", nxt.value))
+                    continue
+                prev = args[i - 1] if i else None
+                if isinstance(prev, ast.Constant) and prev.value in ("-r", "--requirement", "-c", "--constraint", "-e"):
+                    continue
+                if lit.startswith(("-", ".")) or "{" in lit or "/" in lit:
+                    continue
+                deps.append((lit,))
+    return [arg for dep in dict.fromkeys(deps) for arg in dep]
 
 
 # ---------------------------------------------------------------------------------------------

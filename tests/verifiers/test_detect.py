@@ -70,3 +70,34 @@ def test_malformed_files_do_not_crash_detection(tmp_path):
     _write(tmp_path, {"pyproject.toml": "[project\nname=", "setup.cfg": "not ini at all [[[", "tox.ini": "[[["})
     r = detect_install(tmp_path)
     assert r.commands == ()
+
+
+def test_nox_takes_the_test_sessions_plain_requirements_only(tmp_path):
+    """jsonschema 4.23's noxfile, cut down: its test session installs ``virtue`` and a parametrized
+    name; other sessions install linters and ``REQUIREMENTS["docs"]``, whose string ``docs`` a
+    regex took for a requirement (pip: no release of docs for this Python, the install failed)."""
+    _write(tmp_path, {
+        "setup.py": "setup()\n",
+        "requirements/tests.txt": "hypothesis\n",
+        "noxfile.py": (
+            "import nox\nROOT = '.'\nREQUIREMENTS = {'docs': 'docs/requirements.txt'}\n"
+            "INSTALLABLE = [nox.param(ROOT, id='plain')]\n\n"
+            "@nox.session(python=['3.11'])\n@nox.parametrize('installable', INSTALLABLE)\n"
+            "def tests(session, installable):\n    session.install('virtue', installable)\n"
+            "    session.install('coverage[toml]')\n    session.install('-r', 'requirements/tests.txt')\n"
+            "    session.install('-r', 'requirements/missing.txt')\n\n"
+            "@nox.session(tags=['style'])\ndef style(session):\n    session.install('ruff')\n\n"
+            "@nox.session()\ndef docs(session):\n    session.install('-r', REQUIREMENTS['docs'])\n"
+            "    session.install(f'{ROOT}[format]', 'pyperf')\n"
+        ),
+    })
+    cmds = detect_install(tmp_path).commands
+    nox = [c for c in cmds if "virtue" in c]
+    assert nox == ["python -m pip install virtue 'coverage[toml]' -r requirements/tests.txt"], cmds
+    assert not any(w in c.split() for c in cmds for w in ("docs", "ruff", "pyperf"))
+
+
+def test_nox_without_a_test_session_reads_every_session(tmp_path):
+    _write(tmp_path, {"noxfile.py": "import nox\n\n@nox.session\ndef check(s):\n    s.install('pytest', 'freezegun')\n",
+                      "setup.py": "setup()\n"})
+    assert "python -m pip install pytest freezegun" in detect_install(tmp_path).commands
