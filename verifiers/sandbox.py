@@ -64,7 +64,9 @@ def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tup
              "--color=no", "--continue-on-collection-errors",
              "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
     if collect_only:
-        parts.append("--collect-only")
+        # --verbosity sets the level outright, after the project's addopts: with Faker's
+        # `addopts = --verbose`, -q only cancelled it and collection printed a tree, not node ids.
+        parts += ["--collect-only", "--verbosity=-1"]
     args = list(select) if select else list(paths)
     cmd = " ".join(parts)
     if args:

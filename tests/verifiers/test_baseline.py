@@ -70,3 +70,23 @@ def test_a_suite_that_cannot_import_is_a_collection_error(docker_client, base_im
         run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
     assert ei.value.reason == "collection_error"
     assert "test_broken.py" in str(ei.value)
+
+
+@pytest.mark.parametrize("addopts", ["", "--verbose", "-vv"])
+def test_collect_only_prints_node_ids_whatever_the_projects_verbosity(tmp_path, addopts):
+    """Faker 30.8's setup.cfg has ``addopts = --verbose``: our ``-q`` only cancelled it, collection
+    printed a tree of ``<Function ...>`` lines, and the baseline refused the suite (node ids from
+    the report differ from collect-only). The collect command sets the verbosity outright."""
+    import subprocess
+    import sys
+
+    from verifiers.baseline import _collect_only_q
+    from verifiers.sandbox import pytest_command
+
+    (tmp_path / "setup.cfg").write_text(f"[tool:pytest]\naddopts = {addopts}\n")
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('n', [1, 2])\ndef test_a(n):\n    pass\n\n"
+        "class TestB:\n    def test_c(self):\n        pass\n")
+    cmd = pytest_command(f"{sys.executable} -m pytest", collect_only=True, plugins=())
+    out = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120).stdout
+    assert _collect_only_q(out) == ["test_x.py::test_a[1]", "test_x.py::test_a[2]", "test_x.py::TestB::test_c"], out
