@@ -5,7 +5,9 @@ In one worker container of a run's environment image, alternating, ``--reps`` ti
 - ``plain``: the suite with the report plugin, no coverage (what a baseline rerun costs);
 - ``image``: the coverage run of the plugin baked into the image (the one before this change,
   when the image was built before it);
-- ``tree``: the coverage run of this working tree's ``verifiers/plugin/tf_report.py``, copied in.
+- ``tree``: the coverage run of this working tree's ``verifiers/plugin/tf_report.py``, copied in;
+- ``treecov``: the same plugin held to coverage.py's tracer (``TF_COVERAGE_CORE=coverage``): on
+  Python 3.12+ ``tree`` maps with ``sys.monitoring``, and this is what it replaced.
 
 Prints the median wall time of each, the ratios to ``plain``, and whether the two maps agree:
 the same files, lines and node ids per line of the package (test files, which the working
@@ -135,14 +137,19 @@ def main(argv: list[str] | None = None) -> int:
             worker.put(f"/tf-out/tf_report_{name}.py", path.read_bytes())
         for rep in range(args.reps):
             for v in variants:
-                own = v in files
-                plugins = (f"tf_report_{v}",) if own else ("tf_report",)
+                # treecov: the tree's plugin on coverage.py's tracer (TF_COVERAGE_CORE=coverage), where the
+                # Python (3.12+) would give it sys.monitoring: the two tracers on one image and one map.
+                pv = "tree" if v == "treecov" else v
+                own = pv in files
+                plugins = (f"tf_report_{pv}",) if own else ("tf_report",)
                 # `times`: the session's CPU seconds (user + system), which a loaded machine inflates
                 # far less than wall time.
                 cmd = runner.command(Selection(), plugins=plugins) + "; times"
                 env_vars = {"PYTHONPATH": "/tf-out"} if own else {}
                 if v != "plain":
                     env_vars["TF_COVERAGE"] = "1"
+                if v == "treecov":
+                    env_vars["TF_COVERAGE_CORE"] = "coverage"
                 t0 = time.perf_counter()
                 run, report = worker.run_tests(cmd, env=env_vars, report="/tf-out/report.jsonl")
                 wall = time.perf_counter() - t0

@@ -45,6 +45,7 @@ class SessionReport:
     results: dict[str, TestResult] = field(default_factory=dict)
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
     coverage: dict[str, dict[int, list[str]]] | None = None
+    tracer: str = ""  # what made the coverage map: "monitoring" (sys.monitoring) or "coverage.py"
     exitstatus: int | None = None
     stdout: str = ""  # the whole console output, only when run_tests(keep_stdout=True)
     guard: list[str] | None = None  # guard mode: what the guard saw (None: no guard record)
@@ -115,6 +116,7 @@ def parse_report(text: str, key: bytes | None = None) -> SessionReport:
             )
         elif kind == "coverage":
             rep.coverage = {f: {int(n): c for n, c in lines.items()} for f, lines in rec["files"].items()}
+            rep.tracer = str(rec.get("tracer", ""))
         elif kind == "finish":
             rep.exitstatus = int(rec["exitstatus"])
     if key is not None:

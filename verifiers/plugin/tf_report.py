@@ -5,7 +5,7 @@ Loaded with ``-p tf_report``. Writes JSON lines to ``$TF_REPORT`` (nothing when 
     {"type": "collected", "nodeids": [...]}                 after collection, exact node ids
     {"type": "collect_error", "nodeid": ..., "message": ...}
     {"type": "test", "nodeid": ..., "outcome": ..., "duration": ..., "message": ...}
-    {"type": "coverage", "files": {path: {line: [nodeid, ...]}}}   when $TF_COVERAGE is set
+    {"type": "coverage", "files": {path: {line: [nodeid, ...]}}, "tracer": ...}   when $TF_COVERAGE is set
                                  (node id "<outside tests>": the line ran at import, collection
                                  or between tests; test files are not measured)
     {"type": "finish", "exitstatus": N}
@@ -129,7 +129,102 @@ class _LinesByContext:
         raise AttributeError(f"coverage.py asked its data for {name!r}, which the map's sink does not keep")
 
 
+class _MonitoringLines:
+    """Python 3.12+: the per-test line sets from ``sys.monitoring`` (PEP 669), not a trace function.
+
+    A map needs each line once per test, not every time it runs. Each LINE event is disabled at its
+    location once it has fired (``DISABLE``) and everything is re-armed at each test switch
+    (``restart_events``), so a test pays once per distinct line it runs, where a tracer (coverage's
+    C tracer; on 3.12+ ``sys.settrace`` itself runs on this machinery) pays on every execution of
+    every line: loops in the package cost nothing after their first pass. coverage.py's own
+    ``sysmon`` core does the disabling but never re-arms, so it cannot keep per-test contexts (a
+    line run by two tests is credited to the first).
+
+    Which files: those under the rootdir and outside the test globs, as coverage.py is told
+    (``source=[root]``, ``omit=_TEST_GLOBS``), decided once per file at a code object's first
+    start. Threads are measured too (monitoring is per interpreter). Uses a free tool id (4 or 3:
+    never coverage.py's 1, which a suite's own pytest-cov may want); ``available()`` says whether
+    one is free."""
+
+    _TOOLS = (4, 3)
+
+    @classmethod
+    def available(cls) -> bool:
+        mon = getattr(sys, "monitoring", None)
+        return mon is not None and any(mon.get_tool(t) is None for t in cls._TOOLS)
+
+    def __init__(self, root: str):
+        import fnmatch
+
+        mon = sys.monitoring
+        self._mon = mon
+        self._tool = next(t for t in self._TOOLS if mon.get_tool(t) is None)
+        self._prefix = root.rstrip("/") + "/"
+        self._omit = lambda path: any(fnmatch.fnmatch(path, g) for g in _TEST_GLOBS)
+        self.context = ""
+        self.lines: dict = {}  # context -> measured file -> set of line numbers (as _LinesByContext)
+        self._now: dict = {}  # this context's lines so far: file -> set
+        self._measured: dict = {}  # file -> whether it is measured
+        self._codes: set = set()  # code objects given LINE events (cleared at stop)
+        self._stopped = False
+        mon.use_tool_id(self._tool, "taskfactory map")
+        mon.register_callback(self._tool, mon.events.PY_START, self._on_start)
+        mon.register_callback(self._tool, mon.events.LINE, self._on_line)
+        mon.set_events(self._tool, mon.events.PY_START)
+
+    def _on_start(self, code, _offset):
+        path = code.co_filename
+        measured = self._measured.get(path)
+        if measured is None:
+            measured = self._measured[path] = path.startswith(self._prefix) and not self._omit(path)
+        if measured and code not in self._codes:
+            self._codes.add(code)
+            self._mon.set_local_events(self._tool, code, self._mon.events.LINE)
+        return self._mon.DISABLE
+
+    def _on_line(self, code, line):
+        got = self._now.get(code.co_filename)
+        if got is None:
+            got = self._now[code.co_filename] = set()
+        got.add(line)
+        return self._mon.DISABLE
+
+    def _flush(self) -> None:
+        if self._now:
+            per_file = self.lines.setdefault(self.context, {})
+            for path, nums in self._now.items():
+                per_file.setdefault(path, set()).update(nums)
+            self._now = {}
+
+    def switch_context(self, context: str) -> None:
+        if self._stopped:
+            return
+        self._flush()
+        self.context = context or ""
+        self._mon.restart_events()  # every line fires again, once, for the next test
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        mon = self._mon
+        mon.set_events(self._tool, 0)
+        for code in self._codes:
+            mon.set_local_events(self._tool, code, 0)
+        mon.register_callback(self._tool, mon.events.PY_START, None)
+        mon.register_callback(self._tool, mon.events.LINE, None)
+        mon.free_tool_id(self._tool)
+        self._flush()
+
+
 def _start_coverage(root: str):
+    # TF_COVERAGE_CORE=coverage keeps coverage.py's tracer on 3.12+ (bench/coverage_run.py compares them).
+    if os.environ.get("TF_COVERAGE_CORE", "monitoring") == "monitoring" and _MonitoringLines.available():
+        return _MonitoringLines(root)
+    return _start_coverage_py(root)
+
+
+def _start_coverage_py(root: str):
     import tempfile
 
     import coverage
@@ -149,7 +244,9 @@ def _coverage_files(cov, root: str) -> dict:
     cov.stop()
     collector = getattr(cov, "_collector", None)
     sink = getattr(collector, "covdata", None)
-    if isinstance(sink, _LinesByContext):
+    if isinstance(cov, _MonitoringLines):
+        rows = ((path, ctx, nums) for ctx, files in cov.lines.items() for path, nums in files.items())
+    elif isinstance(sink, _LinesByContext):
         collector.flush_data()  # what ran since the last switch
         rows = ((path, ctx, nums) for ctx, files in sink.lines.items() for path, nums in files.items())
     else:
@@ -279,7 +376,8 @@ def pytest_sessionfinish(session, exitstatus):
     _state["tests"].clear()
     cov = _state["cov"]
     if cov is not None:
-        _emit({"type": "coverage", "files": _coverage_files(cov, _state["root"])})
+        tracer = "monitoring" if isinstance(cov, _MonitoringLines) else "coverage.py"
+        _emit({"type": "coverage", "files": _coverage_files(cov, _state["root"]), "tracer": tracer})
         _state["cov"] = None
     if _GUARD is not None:
         _GUARD.check("at the end of the session", full=True)
