@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--json", default=None, help="Write the raw timings here.")
     ap.add_argument("--install", action="store_true", help="Make the tree's map the run's coverage.parquet.")
+    ap.add_argument("--hashseed", default=None,
+                    help="PYTHONHASHSEED for every run: set order fixed, so two maps differ only by the tracer "
+                         "(networkx's tests take other code paths from run to run without it).")
+    ap.add_argument("--maps", default=None, help="Write each variant's map here as JSON (VARIANT.json).")
     ap.add_argument("--plugin", action="append", default=[], metavar="NAME=PATH",
                     help="Another variant: the plugin file PATH, run as variant NAME (repeatable; name it in --variants).")
     args = ap.parse_args(argv)
@@ -146,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 # far less than wall time.
                 cmd = runner.command(Selection(), plugins=plugins) + "; times"
                 env_vars = {"PYTHONPATH": "/tf-out"} if own else {}
+                if args.hashseed is not None:
+                    env_vars["PYTHONHASHSEED"] = str(args.hashseed)
                 if v != "plain":
                     env_vars["TF_COVERAGE"] = "1"
                 if v == "treecov":
@@ -198,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                                               for f, n in differ[:5]]}))
     if args.json:
         Path(args.json).write_text(json.dumps({"walls": walls, "median": med, "cpu": cpus, "median_cpu": cmed}))
+    if args.maps:
+        Path(args.maps).mkdir(parents=True, exist_ok=True)
+        for v, m in maps.items():
+            flat = {f: {str(n): sorted(ids) for n, ids in ls.items()} for f, ls in m.items()}
+            (Path(args.maps) / f"{v}.json").write_text(json.dumps(flat, sort_keys=True))
     return 0
 
 
