@@ -62,7 +62,7 @@ def _sweep_node(run_id: str) -> list[str]:
     from verifiers.isolation import RUN_LABEL, sweep_run  # noqa: PLC0415
 
     client = docker_client()
-    ids = [c.id for c in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})]
+    ids = [c.id for c in client.containers.list(all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"})]
     sweep_run(client, run_id)
     return ids
 

@@ -109,12 +109,19 @@ def remove_container(container, tries: int = 3, wait_s: float = 1.0) -> None:
             time.sleep(wait_s)
 
 
-def sweep_run(client, run: str) -> int:
-    """Remove every container of run ``run`` on this engine (a killed worker's, a killed node's
-    leftovers on a shared engine); how many there were. Never raises for one container."""
-    if not run:
-        return 0
-    left = client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run}"})
+def remove_labelled(client, label: str) -> int:
+    """Remove every container with ``label`` (``key=value``) on this engine; how many there were.
+
+    The listing is sparse (no inspect per container): a full one inspects each container it lists
+    and raised NotFound when another thread removed one in between, which ended a stopped run's
+    sweep with its other containers still there. Never raises for one container."""
+    left = client.containers.list(all=True, sparse=True, filters={"label": label})
     for c in left:
         remove_container(c)
     return len(left)
+
+
+def sweep_run(client, run: str) -> int:
+    """Remove every container of run ``run`` on this engine (a killed worker's, a killed node's
+    leftovers on a shared engine); how many there were. Never raises for one container."""
+    return remove_labelled(client, f"{RUN_LABEL}={run}") if run else 0

@@ -203,9 +203,8 @@ def classify(exit_code: int | None, wall: float, report: SessionReport, log_tail
     One rule for every runner (one-shot containers here, long-lived workers in verifiers.worker):
     no report is an infrastructure fault, unless the output says a conftest failed to import (then
     ``collection_error``: the code under test broke the suite's start); nothing collected is
-    ``no_tests``; collection errors
-    and no test is ``collection_error``; otherwise ``ok``, with a reason when the exit code and
-    the report disagree (the verdict rules reject such runs).
+    ``no_tests``; collection errors and no test is ``collection_error``; otherwise ``ok``, with a
+    reason when the exit code and the report disagree (the verdict rules reject such runs).
     """
     results = tuple(report.results.values())
     collected = tuple(report.collected or ())

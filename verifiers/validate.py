@@ -196,13 +196,16 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
         todo.put((i, c))
     results: dict[int, Validation] = {}
     lock = threading.Lock()
+    workers: list[Worker] = []
 
     session = uuid.uuid4().hex[:12]
 
     def _work() -> None:
         worker = Worker(client, env.tag, cfg.limits, session=session, runner=runner)
+        with lock:
+            workers.append(worker)
         try:
-            while True:
+            while not worker.stopped:
                 try:
                     i, cand = todo.get_nowait()
                 except queue.Empty:
@@ -214,8 +217,11 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
                 except Exception as e:  # noqa: BLE001 (a fault no layer below named: this candidate's error, not the run's)
                     val, inst = Validation(cand.candidate_id, cand.repo, "error", "infra_error", strategy=ctx.cfg.strategy,
                                            detail=f"{e.__class__.__name__}: {e}"[:1000]), None
-                    with contextlib.suppress(Exception):
-                        worker.restart()
+                    if not worker.stopped:
+                        with contextlib.suppress(Exception):
+                            worker.restart()
+                if worker.stopped:  # a judgement the shut cut short is not a verdict: not recorded
+                    return
                 with lock:
                     results[i] = val
                 if on_result is not None:
@@ -230,6 +236,16 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
         for t in threads:
             t.join()
     finally:
+        # Interrupted (Ctrl-C, SIGTERM as one) or done: shut every worker, so that a thread whose
+        # test run this cuts short stops instead of starting a new container, let the threads
+        # leave, and remove whatever any of them started meanwhile (a sweep of the session label).
+        with lock:
+            for w in workers:
+                w.shut()
+        sweep(client, session)
+        deadline = time.monotonic() + 15
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
         sweep(client, session)
     return [results[i] for i in range(len(candidates))]
 
@@ -267,6 +283,8 @@ def _judge_with_retries(worker: Box, cand: Candidate, ctx: _Ctx,
             return judge_candidate(worker, cand, ctx, force_full=force_full)
         except WorkerFault as e:
             last = str(e)
+            if getattr(worker, "stopped", False):  # shut: the run is stopping, no retry
+                break
             try:
                 worker.restart()
             except WorkerFault as e2:

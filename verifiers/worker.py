@@ -17,7 +17,7 @@ import time
 
 from factory.errors import FactoryError
 from factory.schema import TestRun
-from verifiers.isolation import container_kwargs, remove_container
+from verifiers.isolation import container_kwargs, remove_container, remove_labelled
 from verifiers.runner import PytestRunner, Selection, TestRunner
 from verifiers.sandbox import SandboxLimits, SessionReport, read_file, tar_file
 
@@ -47,6 +47,7 @@ class Worker:
         self.runner = runner or PytestRunner()
         self.container = None
         self.restarts = 0
+        self.stopped = False  # shut(): no container is started again
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -54,6 +55,8 @@ class Worker:
         import docker  # noqa: PLC0415
 
         self.close()
+        if self.stopped:
+            raise WorkerFault("the worker was shut: the run is stopping")
         try:
             self.container = self.client.containers.run(
                 self.image, command=["sleep", "infinity"], detach=True,
@@ -71,9 +74,14 @@ class Worker:
         self.start()
 
     def close(self) -> None:
-        if self.container is not None:
-            remove_container(self.container)
-            self.container = None
+        container, self.container = self.container, None
+        remove_container(container)  # None: nothing to do
+
+    def shut(self) -> None:
+        """Close for good, from any thread: a run that is stopping (Ctrl-C, SIGTERM) shuts its
+        workers so that a thread whose test run the close cuts short does not start another."""
+        self.stopped = True
+        self.close()
 
     def __enter__(self) -> Worker:
         self.start()
@@ -274,10 +282,7 @@ class Worker:
 
 def sweep(client, session: str) -> int:
     """Remove every container left with ``session``'s label; how many there were."""
-    left = client.containers.list(all=True, filters={"label": f"taskfactory.session={session}"})
-    for c in left:
-        remove_container(c)
-    return len(left)
+    return remove_labelled(client, f"taskfactory.session={session}")
 
 
 class _Timeout(Exception):

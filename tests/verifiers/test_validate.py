@@ -148,20 +148,22 @@ from factory.interrupt import terminate_as_interrupt
 from verifiers.sandbox import SandboxLimits
 from verifiers.validate import ValidateConfig, validate_candidates
 
-env, entries, cand = pickle.load(open(sys.argv[1], "rb"))
+env, entries, cands = pickle.load(open(sys.argv[1], "rb"))
 if sys.argv[2] == "handled":
     terminate_as_interrupt()
-cfg = ValidateConfig(workers=1, limits=SandboxLimits(timeout_s=120), build_task_images=False)
-validate_candidates(docker.from_env(), env, entries, [cand], cfg)
+cfg = ValidateConfig(workers=2, limits=SandboxLimits(timeout_s=120), build_task_images=False)
+validate_candidates(docker.from_env(), env, entries, cands, cfg, on_result=lambda v, i: print("VERDICT", v.candidate_id))
 """
 
 
 @pytest.mark.parametrize("mode", ["handled", "default"])
 def test_sigterm_removes_the_worker_containers(docker_client, sample, tmp_path, mode):
     """SIGTERM to a validating process (``timeout``, ``kill``, a scheduler): with the handler the
-    ``factory`` CLI and bench/validate.py install, it unwinds like Ctrl-C and its worker container is
-    removed; with Python's default it dies at once and the container stays, still running the suite
-    (the control: what the handler exists for)."""
+    ``factory`` CLI and bench/validate.py install, it unwinds like Ctrl-C, its worker containers are
+    removed and no verdict is recorded for the judgements it cut short; with Python's default it
+    dies at once and the containers stay, still running the suite (the control: what the handler
+    exists for). Two workers: on babel, a worker whose run the sweep cut short started a new
+    container after it (left "Created"), before validation shut its workers."""
     import pickle
     import signal
     import subprocess
@@ -170,31 +172,35 @@ def test_sigterm_removes_the_worker_containers(docker_client, sample, tmp_path, 
 
     root, co, env, base, cov = sample
     slow = CLAMP.replace("def clamp(x, lo, hi):\n", "def clamp(x, lo, hi):\n    import time\n    time.sleep(60)\n")
-    cand = _cand(f"slow_{mode}", bug_patch(root, "sample/__init__.py", slow), cov[("sample/__init__.py", 9)])
+    cands = [_cand(f"slow_{mode}_{k}", bug_patch(root, "sample/__init__.py", slow), cov[("sample/__init__.py", 9)])
+             for k in range(3)]
     blob = tmp_path / "args.pkl"
-    blob.write_bytes(pickle.dumps((env, base.entries, cand)))
+    blob.write_bytes(pickle.dumps((env, base.entries, cands)))
     script = tmp_path / "stoppable.py"
     script.write_text(_STOPPABLE)
     workers = {"label": "taskfactory.role=worker", "ancestor": env.tag}
     before = {c.id for c in docker_client.containers.list(all=True, filters=workers)}
-    proc = subprocess.Popen([sys.executable, str(script), str(blob), mode], cwd=str(root.parent))
+    proc = subprocess.Popen([sys.executable, str(script), str(blob), mode], cwd=str(root.parent),
+                            stdout=subprocess.PIPE, text=True)
     try:
         started = []
-        deadline = time.monotonic() + 60
-        while not started and time.monotonic() < deadline and proc.poll() is None:
+        deadline = time.monotonic() + 90
+        while len(started) < 2 and time.monotonic() < deadline and proc.poll() is None:
             started = [c for c in docker_client.containers.list(filters=workers) if c.id not in before]
             time.sleep(0.2)
-        assert started, "no worker container started"
-        time.sleep(2)  # the candidate's test run is under way inside it
+        assert len(started) == 2, "the two worker containers did not start"
+        time.sleep(2)  # the candidates' test runs are under way inside them
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=30)
+        out, _ = proc.communicate(timeout=60)
+        time.sleep(2)  # anything a dying thread was still starting
         left = [c for c in docker_client.containers.list(all=True, filters=workers) if c.id not in before]
         if mode == "handled":
-            assert rc != 0  # interrupted, not a finished run
-            assert left == [], [c.name for c in left]
+            assert proc.returncode != 0  # interrupted, not a finished run
+            assert left == [], [(c.name, c.status) for c in left]
+            assert "VERDICT" not in out  # the cut-short judgements are not verdicts
         else:
-            assert rc == -signal.SIGTERM
-            assert [c.id for c in left] == [c.id for c in started]
+            assert proc.returncode == -signal.SIGTERM
+            assert {c.id for c in started} <= {c.id for c in left}
     finally:
         if proc.poll() is None:
             proc.kill()
