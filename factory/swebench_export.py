@@ -37,6 +37,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from verifiers.sandbox import HASH_SEED
+
 __all__ = ["LOG_PARSER", "EVAL_TYPE", "TaskRepoReport", "eval_script", "harness_image_name", "swebench_fields",
            "write_task_repo"]
 
@@ -86,6 +88,7 @@ def eval_script(row: dict, test_cmd: str = "python -m pytest") -> str:
         lines += [f"git apply --verbose - <<'{_HEREDOC}'", test_patch.rstrip("\n"), _HEREDOC]
     lines += [
         f": '{START}'",
+        f"export PYTHONHASHSEED={HASH_SEED}",  # the seed validation ran with (verifiers.sandbox)
         f"{test_cmd} -p no:cacheprovider -rA --tb=no --color=no " + " ".join(shlex.quote(t) for t in tests),
         f": '{END}'",
     ]

@@ -52,6 +52,9 @@ class SessionReport:
     integrity: list[str] = field(default_factory=list)  # guard mode: why the report cannot be trusted
 
 
+HASH_SEED = 0  # every Python test session runs with this PYTHONHASHSEED (pytest_command)
+
+
 def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tuple[str, ...] = (),
                    collect_only: bool = False, plugins: tuple[str, ...] = ("tf_report",)) -> str:
     """The shell command for one session, always with our report plugin and no cache writes.
@@ -69,7 +72,11 @@ def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tup
         # `addopts = --verbose`, -q only cancelled it and collection printed a tree, not node ids.
         parts += ["--collect-only", "--verbosity=-1"]
     args = list(select) if select else list(paths)
-    cmd = " ".join(parts)
+    # The hash seed is part of the environment: pinned in every session (baseline, validation,
+    # grading), so sets and dicts keyed by str iterate the same way each time. networkx showed why:
+    # under one mutant a FAIL_TO_PASS test failed for 4 of 12 random seeds, so an unfixed tree
+    # could pass grading on a lucky seed, and two validations of one candidate could disagree.
+    cmd = f"export PYTHONHASHSEED={HASH_SEED} && " + " ".join(parts)
     if args:
         # Node ids can hold spaces, brackets and quotes: pass them through a file, not argv parsing.
         listing = "\n".join(args)

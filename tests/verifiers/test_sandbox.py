@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from factory.repo import checkout
@@ -86,3 +88,22 @@ def test_the_root_file_system_is_read_only_and_testbed_is_scratch(docker_client,
     again, _ = run_tests(docker_client, sample_env.tag, "test ! -e /testbed/scratch.txt && " + pytest_command(
         "python -m pytest", select=["tests/test_basic.py::test_add"]))
     assert again.status == "ok", again.log_tail
+
+
+def test_every_session_runs_with_the_pinned_hash_seed(docker_client, sample_env):
+    """A set of strings iterates the same way in every session (validation and grading alike): a
+    test whose outcome hangs on the hash seed cannot pass grading on a lucky draw."""
+    probe = ("import os, sys\n\n"
+             "def test_seed():\n"
+             "    assert os.environ.get('PYTHONHASHSEED') == '0'\n"
+             "    assert sys.flags.hash_randomization == 0\n"
+             "    print('ORDER', ''.join(sorted(set('abcdefgh'), key=hash)))\n")
+    write = f"printf '%s' {shlex.quote(probe)} > tests/test_seed_probe.py && "
+    orders = set()
+    for _ in range(3):
+        run, _ = run_tests(docker_client, sample_env.tag, write + pytest_command(
+            "python -m pytest -s", select=["tests/test_seed_probe.py::test_seed"]))
+        assert run.status == "ok", run.log_tail
+        assert run.by_nodeid()["tests/test_seed_probe.py::test_seed"].outcome == "passed", run.log_tail
+        orders |= {ln for ln in run.log_tail.splitlines() if ln.startswith("ORDER")}
+    assert len(orders) == 1, orders
