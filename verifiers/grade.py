@@ -40,6 +40,7 @@ import re
 import secrets
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -298,25 +299,14 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
            **({} if big else {"TF_PATCH": model_patch}),
            **({"TF_PROBED": json.dumps(cached_probe)} if cached_probe else {"TF_PROBE": _PROBE})}
     code, out = worker.sh(script, env=env)
-    if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
-        res.error = f"cannot set up the start state: {out.strip()[-300:]}"
+    if not _applied(code, out, res, f2p, p2p):
         return
-    if "TF-NOT-APPLIED" in out:
-        message = out.split("TF-NOT-APPLIED", 1)[1].strip()
-        res.error = f"patch does not apply: {message[-500:] or 'git apply failed'}"
-        res.test_output = message
-        res.f2p_failure, res.p2p_failure = f2p, p2p
-        return
-    res.patch_applied = True
     lines = out.split("TF-APPLIED", 1)[1].strip().splitlines()
     probe, after = json.loads(lines[0]), json.loads(lines[-1])
     if env_layers:
         _PROBES.setdefault(env_layers, probe)
 
     # -- 3: everything that is not the fix, reset ------------------------------------------------
-    gold_paths = {p for p in patch_paths(task.patch) if not is_test_file(p)}
-    added = set(patch_paths(model_patch))
-    start_untracked = set(after["start_untracked"])
     roots = {"", *probe.get("roots", [])}
     for t in f2p + p2p:
         parent = PurePosixPath(t.split("::", 1)[0]).parent
@@ -324,40 +314,11 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
             roots.add(str(parent))
             parent = parent.parent
     names = set(probe.get("shadow", []))
-    tracked_links = set(after["tracked_links"])
-    remove = sorted(p for p in after["links"] if p not in tracked_links and p not in start_untracked)
-    restore, gold_configs = [], []
-    for path in _porcelain_paths(after["status"]):
-        if protected(path) or path in tracked_links:
-            restore.append(path)
-            if path in gold_paths and not is_test_file(path):
-                gold_configs.append(path)
-    for path in after["untracked"]:
-        if path in start_untracked or any(path.startswith(link + "/") for link in remove):
-            continue
-        keep = path in added and not protected(path) and not not_source(path) and not shadows(path, roots, names)
-        if not keep:
-            remove.append(path)
-    script = "set -e; cd /testbed; "
-    env: dict[str, str] = {}
-    if remove:
-        script += f"rm -rf -- {_quoted(remove)}; "
-    if restore:
-        script += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
-    if gold_configs:
-        env["TF_GOLD"] = task.patch
-        script += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
-        script += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
-                          for p in gold_configs)
-    script += f"if [ -f {_G}/start-extra.tar ]; then tar -xf {_G}/start-extra.tar; fi; "
-    if task.test_patch:
-        env["TF_TEST_PATCH"] = task.test_patch
-        script += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
-                   f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
-    # ``restored`` (below): protected paths put back to the start state (checked out, or deleted when
-    # new); ``removed``: every path deleted (protected or not source).
-    script += ("find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
-               f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests")
+    reset = _plan_reset(after, task, model_patch, protected, keep=lambda path: not shadows(path, roots, names))
+    # Then the conftest files the session will see, by SHA-256: the guard accepts only these.
+    script = reset.script + ("find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
+                             f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests")
+    env = dict(reset.env)
 
     # -- 4: a pytest nobody else configures ----------------------------------------------------
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
@@ -376,15 +337,8 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
                "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _P, "PYTHONSTARTUP": "",
                "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key", "TF_SELECT": f"{_G}/select"}
     run, rep = worker.run_tests(command, report=report, env=run_env, key=key.encode())
-    res.test_output = run.log_tail
-    if "TF-TEST-PATCH" in run.log_tail:
-        res.error = f"test_patch does not apply: {run.log_tail.strip()[-200:]}"
+    if not reset.took(run, res):
         return
-    if "TF-RESET-FAILED" in run.log_tail:
-        res.error = f"cannot reset the tree to the start state: {run.log_tail.strip()[-300:]}"
-        return
-    res.restored = sorted(set(restore) | {p for p in remove if protected(p)})
-    res.removed = sorted(remove)
     if run.status == "infra_error" and not rep.integrity:
         res.error = f"test run {run.status}: {run.reason}"
     # -- 5: tampering, then the verdict --------------------------------------------------------
@@ -435,63 +389,18 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         f"echo TF-APPLIED; python -I -S -c \"$TF_INSPECT\""
     )
     code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **guard_env, **({} if big else {"TF_PATCH": model_patch})})
-    if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
-        res.error = f"cannot set up the start state: {out.strip()[-300:]}"
+    if not _applied(code, out, res, f2p, p2p):
         return
-    if "TF-NOT-APPLIED" in out:
-        message = out.split("TF-NOT-APPLIED", 1)[1].strip()
-        res.error = f"patch does not apply: {message[-500:] or 'git apply failed'}"
-        res.test_output = message
-        res.f2p_failure, res.p2p_failure = f2p, p2p
-        return
-    res.patch_applied = True
     after = json.loads(out.split("TF-APPLIED", 1)[1].strip().splitlines()[-1])
-    gold_paths = {p for p in patch_paths(task.patch) if not is_test_file(p)}
-    added = set(patch_paths(model_patch))
-    start_untracked = set(after["start_untracked"])
-    tracked_links = set(after["tracked_links"])
-    remove = sorted(p for p in after["links"] if p not in tracked_links and p not in start_untracked)
-    restore, gold_configs = [], []
-    for path in _porcelain_paths(after["status"]):
-        if runner.protected(path) or path in tracked_links:
-            restore.append(path)
-            if path in gold_paths and not is_test_file(path):
-                gold_configs.append(path)
-    for path in after["untracked"]:
-        if path in start_untracked or any(path.startswith(link + "/") for link in remove):
-            continue
-        if not (path in added and not runner.protected(path) and not not_source(path)):
-            remove.append(path)
-    reset = "set -e; cd /testbed; "
-    env: dict[str, str] = {}
-    if remove:
-        reset += f"rm -rf -- {_quoted(remove)}; "
-    if restore:
-        reset += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
-    if gold_configs:
-        env["TF_GOLD"] = task.patch
-        reset += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
-        reset += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
-                         for p in gold_configs)
-    reset += f"if [ -f {_G}/start-extra.tar ]; then tar --no-same-owner -xf {_G}/start-extra.tar; fi; "
-    if task.test_patch:
-        env["TF_TEST_PATCH"] = task.test_patch
-        reset += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
-                  f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
-    env["TF_RESET"] = reset
+    reset = _plan_reset(after, task, model_patch, runner.protected)
+    env = dict(reset.env)
+    env["TF_RESET"] = reset.script
     command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; unset TF_RESET TF_GOLD TF_TEST_PATCH; "
                "rm -rf /tmp/tf-* 2>/dev/null; " + runner.command(Selection.of(f2p + p2p), guard=guard))
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
     run, rep = worker.run_tests(command, report=report, env=env, key=guard.key.encode())
-    res.test_output = run.log_tail
-    if "TF-TEST-PATCH" in run.log_tail:
-        res.error = f"test_patch does not apply: {run.log_tail.strip()[-200:]}"
+    if not reset.took(run, res):
         return
-    if "TF-RESET-FAILED" in run.log_tail:
-        res.error = f"cannot reset the tree to the start state: {run.log_tail.strip()[-300:]}"
-        return
-    res.restored = sorted(set(restore) | {p for p in remove if runner.protected(p)})
-    res.removed = sorted(remove)
     if run.status == "infra_error":
         res.error = f"test run {run.status}: {run.reason}"
     res.tampered = _tampering(run, rep)
@@ -501,6 +410,97 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
             (ok_list if got.get(n) == "passed" else bad_list).append(n)
     clean = run_problem(run) is None and not res.tampered and not res.error
     res.resolved = clean and not res.f2p_failure and not res.p2p_failure
+
+
+def _applied(code: int, out: str, res: GradeResult, f2p: list[str], p2p: list[str]) -> bool:
+    """Steps 1 and 2's outcome from the set-up exec's output: False (with ``res.error``) when the
+    start state could not be set up or the patch does not apply (then every listed test failed)."""
+    if code != 0 or ("TF-APPLIED" not in out and "TF-NOT-APPLIED" not in out):
+        res.error = f"cannot set up the start state: {out.strip()[-300:]}"
+        return False
+    if "TF-NOT-APPLIED" in out:
+        message = out.split("TF-NOT-APPLIED", 1)[1].strip()
+        res.error = f"patch does not apply: {message[-500:] or 'git apply failed'}"
+        res.test_output = message
+        res.f2p_failure, res.p2p_failure = f2p, p2p
+        return False
+    res.patch_applied = True
+    return True
+
+
+@dataclass
+class _Reset:
+    """Step 3 of grading, planned from what the patch changed: the paths to delete, the protected
+    paths to put back, and the script (with its environment) that does both. One plan for every
+    runner, so a defence added to the reset holds for all of them."""
+
+    remove: list[str]
+    restore: list[str]
+    protected: Callable[[str], bool]
+    script: str
+    env: dict[str, str]
+
+    def took(self, run, res: GradeResult) -> bool:
+        """Record the run's log and what the reset did (``restored``: protected paths put back to the
+        start state, checked out or deleted when new; ``removed``: every path deleted, protected or
+        not source); False (with ``res.error``) when the reset or the task's test_patch failed and
+        the session never ran."""
+        res.test_output = run.log_tail
+        if "TF-TEST-PATCH" in run.log_tail:
+            res.error = f"test_patch does not apply: {run.log_tail.strip()[-200:]}"
+            return False
+        if "TF-RESET-FAILED" in run.log_tail:
+            res.error = f"cannot reset the tree to the start state: {run.log_tail.strip()[-300:]}"
+            return False
+        res.restored = sorted(set(self.restore) | {p for p in self.remove if self.protected(p)})
+        res.removed = sorted(self.remove)
+        return True
+
+
+def _plan_reset(after: dict, task: GradingTask, model_patch: str, protected: Callable[[str], bool],
+                keep: Callable[[str], bool] = lambda _path: True) -> _Reset:
+    """What the applied patch changed (``after``: the inspect script's listing) that is not the fix.
+
+    Protected paths (tests, runner and interpreter configuration: ``protected``) and symlinks the
+    start state did not track go back to the base commit — a configuration file the gold patch
+    changes gets the gold patch's version; every untracked file is deleted unless it is a plain
+    source file the patch adds that ``keep`` accepts (pytest: one that shadows no module); then the
+    start state's untracked files come back from their tar, and the task's test_patch is applied."""
+    base = task.base_commit
+    gold_paths = {p for p in patch_paths(task.patch) if not is_test_file(p)}
+    added = set(patch_paths(model_patch))
+    start_untracked = set(after["start_untracked"])
+    tracked_links = set(after["tracked_links"])
+    remove = sorted(p for p in after["links"] if p not in tracked_links and p not in start_untracked)
+    restore, gold_configs = [], []
+    for path in _porcelain_paths(after["status"]):
+        if protected(path) or path in tracked_links:
+            restore.append(path)
+            if path in gold_paths and not is_test_file(path):
+                gold_configs.append(path)
+    for path in after["untracked"]:
+        if path in start_untracked or any(path.startswith(link + "/") for link in remove):
+            continue
+        if not (path in added and not protected(path) and not not_source(path) and keep(path)):
+            remove.append(path)
+    script = "set -e; cd /testbed; "
+    env: dict[str, str] = {}
+    if remove:
+        script += f"rm -rf -- {_quoted(remove)}; "
+    if restore:
+        script += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
+    if gold_configs:
+        env["TF_GOLD"] = task.patch
+        script += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
+        script += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
+                          for p in gold_configs)
+    # Without their owners: npm keeps the tarballs' uids, and the sandbox has no CAP_CHOWN.
+    script += f"if [ -f {_G}/start-extra.tar ]; then tar --no-same-owner -xf {_G}/start-extra.tar; fi; "
+    if task.test_patch:
+        env["TF_TEST_PATCH"] = task.test_patch
+        script += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
+                   f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
+    return _Reset(remove, restore, protected, script, env)
 
 
 def _tampering(run, rep) -> list[str]:
