@@ -58,8 +58,11 @@ def container_kwargs(limits: Limits, *, read_only: bool = True, scratch: tuple[s
     the run's label (``run_labels``) is added to them (a caller that passes its labels to
     ``containers.run`` itself gets none added unless it is inside a run).
     """
+    # No network but the loopback: network_mode "none". Not also network_disabled: with it Docker
+    # writes an empty /etc/hosts, "localhost" does not resolve, and suites that talk to themselves
+    # over it hang or fail (rope's object analysis waited forever on its child's socket).
     kw = {
-        "network_disabled": True, "network_mode": "none",
+        "network_mode": "none",
         "mem_limit": limits.mem, "memswap_limit": limits.mem, "pids_limit": limits.pids,
         "nano_cpus": int(limits.cpus * 1e9),
         "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "working_dir": "/testbed",

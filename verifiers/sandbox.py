@@ -149,7 +149,7 @@ def run_tests(client, image: str, command: str, *, limits: SandboxLimits = Sandb
     try:
         kw = container_kwargs(limits, scratch=("/testbed", _REPORT_DIR))
         if network:  # only for the install checks that need it; never for a candidate's or a model's code
-            kw["network_disabled"], kw["network_mode"] = False, None
+            kw["network_mode"] = None
         container = client.containers.create(image, command=["bash", "-c", script], environment=envs, detach=True, **kw)
         container.start()
     except docker.errors.ImageNotFound:

@@ -107,3 +107,21 @@ def test_every_session_runs_with_the_pinned_hash_seed(docker_client, sample_env)
         assert run.by_nodeid()["tests/test_seed_probe.py::test_seed"].outcome == "passed", run.log_tail
         orders |= {ln for ln in run.log_tail.splitlines() if ln.startswith("ORDER")}
     assert len(orders) == 1, orders
+
+
+def test_localhost_resolves_to_the_loopback_and_nothing_else_is_reachable(docker_client, sample_env):
+    """Suites that talk to themselves over "localhost" (rope's object analysis, dev servers) run;
+    the network beyond the loopback stays shut (test_network_is_disabled_inside_the_sandbox)."""
+    probe = ("import socket, threading\n\n"
+             "def test_loopback():\n"
+             "    assert socket.gethostbyname('localhost') == '127.0.0.1'\n"
+             "    server = socket.create_server(('localhost', 0))\n"
+             "    port = server.getsockname()[1]\n"
+             "    threading.Thread(target=lambda: server.accept()[0].sendall(b'hi'), daemon=True).start()\n"
+             "    with socket.create_connection(('localhost', port), timeout=5) as c:\n"
+             "        assert c.recv(2) == b'hi'\n")
+    write = f"printf '%s' {shlex.quote(probe)} > tests/test_loopback_probe.py && "
+    run, _ = run_tests(docker_client, sample_env.tag, write + pytest_command(
+        "python -m pytest", select=["tests/test_loopback_probe.py::test_loopback"]), limits=SandboxLimits(timeout_s=60))
+    assert run.status == "ok", run.log_tail
+    assert run.by_nodeid()["tests/test_loopback_probe.py::test_loopback"].outcome == "passed", run.log_tail

@@ -115,7 +115,7 @@ class NodeRunner:
     def command(self, selection, *, plugins: tuple[str, ...] | None = None, guard: LangGuard | None = None) -> str:
         ids = None if selection.tests is None else list(selection.tests)
         files = _files_of(ids) if ids else list(selection.paths)
-        # "localhost" resolves to the loopback (the sandbox's /etc/hosts is empty): tf_localhost.cjs.
+        # "localhost" resolves to the IPv4 loopback, whatever /etc/hosts holds: tf_localhost.cjs.
         # Graded, grading's guard is preloaded before it (and before anything else).
         shim = f"{TF_DIR}/tf_localhost.cjs"
         first = f"--require {guard.preload} " if guard is not None else ""

@@ -1,6 +1,7 @@
-// Preloaded (NODE_OPTIONS=--require) in sandboxed Node test sessions. The sandbox has no network,
-// and Docker then leaves /etc/hosts empty, so "localhost" does not resolve; dev servers that test
-// runners start (vitest's vite) bind "localhost". Here it resolves to the loopback, nothing else.
+// Preloaded (NODE_OPTIONS=--require) in sandboxed Node test sessions. The sandbox has no network;
+// dev servers that test runners start (vitest's vite) bind "localhost", which here resolves to the
+// IPv4 loopback and nothing else, whatever the container's /etc/hosts holds (Docker leaves it
+// empty when networking is disabled outright, as sandboxes once were).
 "use strict";
 const dns = require("dns");
 const LOOPBACK = { address: "127.0.0.1", family: 4 };
