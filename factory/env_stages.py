@@ -79,9 +79,13 @@ def stage_baseline(spec: RepoSpec, store: RunStore, *, reruns: int = 3, coverage
         return StageOutcome("baseline", spec.key, ok=False, reason=reason, seconds=time.monotonic() - t0,
                             detail={"reason_key": key})
     verdict = check_baseline(base.entries, base.runs, base.collect_errors, truth)
+    warnings = tuple(verdict.warnings)
+    if base.renamed:
+        warnings += (f"{len(base.renamed)} test ids change from process to process (random parameter ids, e.g. "
+                     f"{base.renamed[0][:120]}): no task can name those tests, so they count as flaky",)
     summary = dataclasses.replace(base.summary(), image=env.tag, reruns=reruns, wall_s=round(time.monotonic() - t0, 3),
-                                  checks=verdict.checks, warnings=verdict.warnings).to_json()
-    for w in verdict.warnings:
+                                  checks=verdict.checks, warnings=warnings).to_json()
+    for w in warnings:
         log(f"{spec.key}: warning: {w}")
     if verdict.refusal is not None:
         write_json(rd.root / "baseline.refused.json", summary)

@@ -370,6 +370,10 @@ class BaselineSummary:
     coverage_lines: int = 0
     collect_errors: tuple[str, ...] = ()
     run_notes: tuple[str, ...] = ()
+    # Ids the runs reported that collection did not list: a parametrized test's random ids (the
+    # first 20, and how many); those tests count as flaky (verifiers.baseline.aggregate).
+    renamed_ids: tuple[str, ...] = ()
+    num_renamed: int = 0
     image: str = ""
     reruns: int = 0
     wall_s: float = 0.0

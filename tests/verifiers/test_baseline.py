@@ -38,6 +38,39 @@ def test_results_for_tests_collection_never_listed_are_refused():
     assert ei.value.reason == "nodeid_mismatch"
 
 
+def test_random_parameter_ids_are_flaky_and_the_rest_of_the_suite_goes_on():
+    collected = ["t.py::test_x[N111]", "t.py::test_x[plain]", "t.py::test_y"]
+    runs = [_run(**{"t.py::test_x[N222]": "passed", "t.py::test_x[plain]": "passed", "t.py::test_y": "passed"}),
+            _run(**{"t.py::test_x[N333]": "passed", "t.py::test_x[plain]": "passed", "t.py::test_y": "failed"})]
+    entries = {e.nodeid: e for e in aggregate(collected, runs)}
+    assert entries["t.py::test_x[N111]"].flaky and entries["t.py::test_x[N111]"].outcome == "flaky"
+    assert entries["t.py::test_x[plain]"].outcome == "passed" and not entries["t.py::test_x[plain]"].flaky
+    assert entries["t.py::test_y"].flaky
+    # An unknown id of a function collection never parametrized is still a disagreement.
+    with pytest.raises(BaselineError):
+        aggregate(["t.py::test_y"], [_run(**{"t.py::test_y[N1]": "passed"})])
+
+
+@pytest.mark.docker
+def test_a_suite_with_random_parameter_ids_gets_a_baseline(docker_client, base_image, tmp_path):
+    """rdflib's case: ids built from uuid4 differ in every process (collection and each run)."""
+    make_repo(tmp_path, {
+        "pkg/__init__.py": "def one():\n    return 1\n",
+        "tests/test_ids.py": ("import uuid\n\nimport pytest\n\nfrom pkg import one\n\n\n"
+                              "@pytest.mark.parametrize('node', [uuid.uuid4().hex, 'fixed'])\n"
+                              "def test_node(node):\n    assert one() == 1\n\n\n"
+                              "def test_one():\n    assert one() == 1\n"),
+    })
+    env = build_env_image(docker_client, checkout(RepoSpec(source=str(tmp_path))), log=lambda _m: None)
+    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=2)
+    by_id = {e.nodeid: e for e in base.entries}
+    assert by_id["tests/test_ids.py::test_one"].outcome == "passed"
+    assert by_id["tests/test_ids.py::test_node[fixed]"].outcome == "passed"
+    random_ids = [n for n in by_id if n.startswith("tests/test_ids.py::test_node[") and not n.endswith("[fixed]")]
+    assert len(random_ids) == 1 and by_id[random_ids[0]].flaky
+    assert len(base.renamed) == 2 and base.summary().num_renamed == 2
+
+
 @pytest.mark.docker
 def test_baseline_lists_every_collected_test_once_with_coverage(docker_client, base_image, tmp_path):
     make_repo(tmp_path, SAMPLE_FILES)
