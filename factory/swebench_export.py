@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from verifiers.sandbox import HASH_SEED
+from verifiers.sandbox import HASH_SEED, PYTEST_CACHE_DIR
 
 __all__ = ["LOG_PARSER", "EVAL_TYPE", "TaskRepoReport", "eval_script", "harness_image_name", "swebench_fields",
            "write_task_repo"]
@@ -89,7 +89,7 @@ def eval_script(row: dict, test_cmd: str = "python -m pytest") -> str:
     lines += [
         f": '{START}'",
         f"export PYTHONHASHSEED={HASH_SEED}",  # the seed validation ran with (verifiers.sandbox)
-        f"{test_cmd} -p no:cacheprovider -rA --tb=no --color=no " + " ".join(shlex.quote(t) for t in tests),
+        f"{test_cmd} -o cache_dir={PYTEST_CACHE_DIR} -rA --tb=no --color=no " + " ".join(shlex.quote(t) for t in tests),
         f": '{END}'",
     ]
     if restore:

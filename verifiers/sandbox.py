@@ -53,18 +53,22 @@ class SessionReport:
 
 
 HASH_SEED = 0  # every Python test session runs with this PYTHONHASHSEED (pytest_command)
+# pytest's cache, outside /testbed and emptied before every session: plugins that keep state in
+# it work (pytest-xprocess: werkzeug's 22 serving tests erred on `config.cache` with the cache
+# plugin off), a patch's diff never shows it, and no session reads what an earlier one left.
+PYTEST_CACHE_DIR = "/tmp/tf-pytest-cache"
 
 
 def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tuple[str, ...] = (),
                    collect_only: bool = False, plugins: tuple[str, ...] = ("tf_report",)) -> str:
-    """The shell command for one session, always with our report plugin and no cache writes.
+    """The shell command for one session, always with our report plugin and a fresh cache.
 
     ``plugins`` are loaded with ``-p`` in order (grading passes its guarded report plugin first,
     then the start state's own pytest plugins, since it turns autoloading off).
     """
     # --continue-on-collection-errors: one module that fails to import must not hide every other
     # test; its tests are simply absent (and so count as failed where they were expected).
-    parts = [test_cmd, *(a for p in plugins for a in ("-p", p)), "-p", "no:cacheprovider", "-q", "-rN", "--tb=short",
+    parts = [test_cmd, *(a for p in plugins for a in ("-p", p)), "-o", f"cache_dir={PYTEST_CACHE_DIR}", "-q", "-rN", "--tb=short",
              "--color=no", "--continue-on-collection-errors",
              "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
     if collect_only:
@@ -76,7 +80,7 @@ def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tup
     # grading), so sets and dicts keyed by str iterate the same way each time. networkx showed why:
     # under one mutant a FAIL_TO_PASS test failed for 4 of 12 random seeds, so an unfixed tree
     # could pass grading on a lucky seed, and two validations of one candidate could disagree.
-    cmd = f"export PYTHONHASHSEED={HASH_SEED} && " + " ".join(parts)
+    cmd = f"rm -rf {PYTEST_CACHE_DIR} && export PYTHONHASHSEED={HASH_SEED} && " + " ".join(parts)
     if args:
         # Node ids can hold spaces, brackets and quotes: pass them through a file, not argv parsing.
         listing = "\n".join(args)

@@ -125,3 +125,24 @@ def test_localhost_resolves_to_the_loopback_and_nothing_else_is_reachable(docker
         "python -m pytest", select=["tests/test_loopback_probe.py::test_loopback"]), limits=SandboxLimits(timeout_s=60))
     assert run.status == "ok", run.log_tail
     assert run.by_nodeid()["tests/test_loopback_probe.py::test_loopback"].outcome == "passed", run.log_tail
+
+
+def test_pytest_cache_works_and_every_session_starts_with_an_empty_one(docker_client, sample_env):
+    """Plugins that keep state in pytest's cache run (pytest-xprocess); the cache lives outside
+    /testbed, so a candidate's diff never shows it, and one session never reads another's."""
+    from verifiers.worker import Worker
+
+    probe = ("def test_cache(request):\n"
+             "    assert request.config.cache.get('tf/probe', None) is None\n"
+             "    request.config.cache.set('tf/probe', 1)\n")
+    worker = Worker(docker_client, sample_env.tag)
+    try:
+        code, out = worker.sh(f"printf '%s' {shlex.quote(probe)} > /testbed/tests/test_cache_probe.py")
+        assert code == 0, out
+        for _ in range(2):  # the second session passes only if the first one's value is gone
+            run, _ = worker.run_tests(pytest_command("python -m pytest", select=["tests/test_cache_probe.py::test_cache"]))
+            assert run.by_nodeid()["tests/test_cache_probe.py::test_cache"].outcome == "passed", run.log_tail
+        code, out = worker.sh("find /testbed -name .pytest_cache; ls /tmp/tf-pytest-cache/v/tf")
+        assert out.split() == ["probe"], out
+    finally:
+        worker.close()
