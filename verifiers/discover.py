@@ -169,9 +169,17 @@ def _matching(root: Path, starts: list[Path], patterns: tuple[str, ...]) -> list
     out = []
     for s in starts:
         for p in _walk(root, s):
-            if any(fnmatch.fnmatch(p.name, pat) for pat in patterns):
+            if any(_matches(p, pat) for pat in patterns):
                 out.append(p.relative_to(root).as_posix())
     return sorted(set(out))
+
+
+def _matches(path: Path, pattern: str) -> bool:
+    """pytest's rule for ``python_files``: a pattern with a path separator matches the end of the
+    whole path (PyGithub 2.5.0: `python_files = "tests/*.py"`), any other the file name."""
+    if "/" not in pattern:
+        return fnmatch.fnmatch(path.name, pattern)
+    return fnmatch.fnmatch(path.as_posix(), pattern if pattern.startswith("/") else f"*/{pattern}")
 
 
 def project_modules(root: Path) -> set[str]:

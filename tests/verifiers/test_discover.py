@@ -46,6 +46,18 @@ def test_testpaths_and_python_files_from_the_config(tmp_path):
     assert any("missing" in n for n in detect_install(tmp_path).notes)
 
 
+def test_a_python_files_pattern_with_a_folder_matches_the_path_as_pytest_does(tmp_path):
+    """PyGithub 2.5.0: `python_files = "tests/*.py"`, no testpaths, and a doc/conf.py that must not
+    be collected (it failed to import and the baseline refused the suite)."""
+    _write(tmp_path, {"pyproject.toml": '[tool.pytest.ini_options]\npython_files = "tests/*.py"\n',
+                      "tests/Repository.py": TEST, "tests/sub/tests/Nested.py": TEST,
+                      "doc/conf.py": "open('../github/MainClass.py')\n", "github/MainClass.py": ""})
+    s = discover_suite(tmp_path)
+    assert s.test_files == ("tests/Repository.py", "tests/sub/tests/Nested.py")
+    assert s.extra_python_files == ()
+    assert detect_install(tmp_path).test_cmd == "python -m pytest"
+
+
 def test_pytest_ini_wins_over_pyproject(tmp_path):
     _write(tmp_path, {"pytest.ini": "[pytest]\naddopts = --timeout=30\n",
                       "pyproject.toml": "[tool.pytest.ini_options]\naddopts = '--cov'\n", "test_a.py": TEST})
