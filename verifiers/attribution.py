@@ -16,7 +16,8 @@ else is *not attributable* and needs the full suite:
 Inside a body the unit is a statement: a changed line belongs to the innermost statement whose
 lines hold it (a ``def`` or ``class`` statement nested in a function starts at its first
 decorator), and the tests that ran any line of that statement are the ones that can see the
-change. A pure insertion between two statements of a body gets the tests of the whole body.
+change. A pure insertion between two statements of a body, or before the first statement of a body
+without a docstring, gets the tests of the whole body.
 A function whose only change is a default value, from one literal to another, is attributed to
 the tests of its whole body: evaluating a literal at definition runs nothing, and a default is
 seen only by a call, which runs the body (the mutators target the same tests for this operator).
@@ -450,8 +451,12 @@ def _statement_tests(line: int, funcs: list[_Func], file_lines, outside) -> set[
 
 
 def _insertion_tests(before: int, funcs: list[_Func], file_lines, outside) -> set[str] | str:
-    """Lines inserted before old line ``before``: both neighbours must lie in one body."""
+    """Lines inserted before old line ``before``: both neighbours must lie in one body, or the
+    insertion opens a body that has no docstring."""
     inside = [f for f in funcs if f.body_start <= before - 1 and before <= f.end]
+    # Right after the signature, before the first statement, is the body too (not where the body
+    # shares the def line, and not before a docstring, which would stop being one).
+    inside += [f for f in funcs if before == f.body_start > f.head and not f.doc]
     inside = [f for f in inside if f.body_start <= before and not (f.doc and f.doc[0] <= before <= f.doc[1])]
     if not inside:
         return "not between two statements of one function body"

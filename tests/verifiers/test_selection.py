@@ -99,8 +99,15 @@ def test_an_insertion_between_statements_takes_the_tests_of_the_whole_body():
     assert got.tests == {"t_a.py::a", "t_b.py::b"}
 
 
+def test_an_insertion_at_the_top_of_a_body_takes_the_tests_of_the_whole_body():
+    # shuffle_statements moving a body's first statement down (rope's patchedast._YieldFrom)
+    got = _att(SRC.replace("    def grow(self, n):\n", "    def grow(self, n):\n        n = -n\n"))
+    assert got.attributable and got.tests == {"t_d.py::d"}, got.reason
+
+
 def test_what_runs_at_definition_or_import_is_not_attributable():
     cases = {
+        "before the docstring (it stops being one)": SRC.replace('    """Scale x."""', '    x = -x\n    """Scale x."""'),
         "module level": SRC.replace("LIMIT = 10", "LIMIT = 11"),
         "class body": SRC.replace("size = 3", "size = 4"),
         "decorator": SRC.replace("@functools.lru_cache\n", "@functools.cache\n"),
