@@ -214,6 +214,21 @@ def protected(path: str) -> bool:
     return is_test_file(path) or name in PROTECTED_NAMES or name.endswith(".pth")
 
 
+def suite_files(task: GradingTask, tests: list[str]) -> Callable[[str], bool]:
+    """``protected``, plus the files the task's tests live in and every file beside them that the
+    gold patch does not change, whatever their names. A suite's own configuration can name its
+    test files anything (rope 1.13.0: `python_files = *test.py` under `ropetest/`, with helpers such
+    as `ropetest/testutils.py`); editing them would otherwise pass for a fix."""
+    files = {t.split("::", 1)[0] for t in tests}
+    folders = {PurePosixPath(f).parent for f in files}
+    gold = set(patch_paths(task.patch))
+
+    def guarded(path: str) -> bool:
+        return protected(path) or path in files or (PurePosixPath(path).parent in folders and path not in gold)
+
+    return guarded
+
+
 def not_source(path: str) -> bool:
     """Bytecode, packaging metadata, shared libraries, caches, build output: never a fix."""
     parts = PurePosixPath(path).parts
@@ -314,7 +329,8 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
             roots.add(str(parent))
             parent = parent.parent
     names = set(probe.get("shadow", []))
-    reset = _plan_reset(after, task, model_patch, protected, keep=lambda path: not shadows(path, roots, names))
+    reset = _plan_reset(after, task, model_patch, suite_files(task, f2p + p2p),
+                        keep=lambda path: not shadows(path, roots, names))
     # Then the conftest files the session will see, by SHA-256: the guard accepts only these.
     script = reset.script + ("find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
                              f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests")

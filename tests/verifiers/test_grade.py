@@ -124,3 +124,48 @@ def test_evaluate_writes_swebench_reports(docker_client, sample, task, tmp_path)
     report = json.loads((store.root / "evaluation" / "gold" / task.instance_id / "report.json").read_text())
     assert report[task.instance_id]["resolved"] is True
     assert (store.root / "evaluation" / "org__forger.json").exists()
+
+
+ODD_FILES = {  # a suite whose test files match none of the usual names (rope's ropetest/*test.py)
+    "pyproject.toml": ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                       '[project]\nname = "calc"\nversion = "0.1"\n\n[tool.setuptools]\npackages = ["calc"]\n\n'
+                       '[tool.pytest.ini_options]\ntestpaths = ["checks"]\npython_files = ["*check.py"]\n'),
+    "calc/__init__.py": "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n",
+    "checks/__init__.py": "",
+    "checks/helpers.py": "def expect(got, want):\n    assert got == want, (got, want)\n",
+    "checks/clampcheck.py": ("from calc import clamp\nfrom checks.helpers import expect\n\n\n"
+                             "def test_high():\n    expect(clamp(50, 0, 10), 10)\n\n\n"
+                             "def test_low():\n    expect(clamp(-5, 0, 10), 0)\n"),
+}
+
+
+def test_test_files_of_any_name_and_their_helpers_cannot_be_edited(docker_client, base_image, tmp_path_factory):
+    """The tests' own files and the modules beside them go back to the start state, whatever
+    their names: with `python_files = *check.py`, editing the check or its helper resolves nothing."""
+    from factory.repo import checkout
+    from factory.schema import RepoSpec
+    from tests.conftest import make_repo
+    from verifiers.baseline import run_baseline
+    from verifiers.images import build_env_image
+
+    root = tmp_path_factory.mktemp("oddnames")
+    make_repo(root, ODD_FILES)
+    co = checkout(RepoSpec(source=str(root)))
+    env = build_env_image(docker_client, co, log=lambda _m: None)
+    base = run_baseline(docker_client, env.tag, env.spec.test_cmd, reruns=1)
+    cand = Candidate("odd_names", "calc", co.commit, "mutation",
+                     bug_patch(root, "calc/__init__.py", "def clamp(x, lo, hi):\n    return max(lo, x)\n"))
+    got = []
+    validate_candidates(docker_client, env, base.entries, [cand], ValidateConfig(workers=1, strategy="full"),
+                        on_result=lambda v, i: got.append(i))
+    task = got[0]
+    assert task is not None and list(task.FAIL_TO_PASS) == ["checks/clampcheck.py::test_high"]
+    inst, limits = asdict(task), SandboxLimits(timeout_s=60)
+    assert grade_patch(docker_client, inst, task.patch, limits).resolved
+    weakened = bug_patch(root, "checks/clampcheck.py", ODD_FILES["checks/clampcheck.py"].replace(
+        "expect(clamp(50, 0, 10), 10)", "pass"))
+    hollow = bug_patch(root, "checks/helpers.py", "def expect(got, want):\n    pass\n")
+    for forged, path in ((weakened, "checks/clampcheck.py"), (hollow, "checks/helpers.py")):
+        res = grade_patch(docker_client, inst, forged, limits)
+        assert res.patch_applied and not res.resolved, (path, res)
+        assert res.restored == [path]
