@@ -81,8 +81,9 @@ def stage_baseline(spec: RepoSpec, store: RunStore, *, reruns: int = 3, coverage
     verdict = check_baseline(base.entries, base.runs, base.collect_errors, truth)
     warnings = tuple(verdict.warnings)
     if base.renamed:
-        warnings += (f"{len(base.renamed)} test ids change from process to process (random parameter ids, e.g. "
-                     f"{base.renamed[0][:120]}): no task can name those tests, so they count as flaky",)
+        warnings += (f"the runs reported {len(base.renamed)} test ids that collection did not list (random "
+                     f"parameter ids, e.g. {base.renamed[0][:120]}): no task can name the tests they belong "
+                     "to, so those count as flaky",)
     summary = dataclasses.replace(base.summary(), image=env.tag, reruns=reruns, wall_s=round(time.monotonic() - t0, 3),
                                   checks=verdict.checks, warnings=warnings).to_json()
     for w in warnings:
