@@ -332,24 +332,24 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
     reset = _plan_reset(after, task, model_patch, suite_files(task, f2p + p2p),
                         keep=lambda path: not shadows(path, roots, names))
     # Then the conftest files the session will see, by SHA-256: the guard accepts only these.
-    script = reset.script + ("find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
-                             f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests")
-    env = dict(reset.env)
+    conftests = ("find /testbed -path /testbed/.git -prune -o -name conftest.py -type f -print0 "
+                 f"| xargs -0 -r sha256sum | cut -d' ' -f1 > {_G}/conftests")
 
     # -- 4: a pytest nobody else configures ----------------------------------------------------
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
     plugins = (module, *[p for p in probe.get("plugins", []) if p != module])
-    # One exec: the reset (its own shell, so its failure is told apart), then the session.
-    env["TF_RESET"] = script
     # The selected tests' files, in the suite's order; the plugin keeps only the selected tests
-    # (``$TF_SELECT``), so they run in the order the suite defines them, as in validation.
+    # (``$TF_SELECT``), so they run in the order the suite defines them, as in validation. Both
+    # lists go in as files (rope's 2,077 ids are 145 KB: over what one variable may hold).
     files = sorted({t.split("::", 1)[0] for t in f2p + p2p})
-    env["TF_SELECTED"] = "\n".join(f2p + p2p) + "\n"
-    command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; "
-               f"printf '%s' \"$TF_SELECTED\" > {_G}/select; unset TF_RESET TF_GOLD TF_TEST_PATCH TF_SELECTED; "
-               f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
-               + pytest_command(res.test_cmd, paths=tuple(files), plugins=plugins))
-    run_env = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
+    worker.put(f"{_G}/select", ("\n".join(f2p + p2p) + "\n").encode())
+    worker.put(f"{_G}/paths", ("\n".join(files) + "\n").encode())
+    # One exec: the reset (its own shell, so its failure is told apart), then the session.
+    command = (reset.put(worker, then=conftests)
+               + f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
+               + f"mapfile -t TF_PATHS < {_G}/paths; rm -f {_G}/paths; "
+               + pytest_command(res.test_cmd, plugins=plugins) + ' "${TF_PATHS[@]}"')
+    run_env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
                "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _P, "PYTHONSTARTUP": "",
                "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key", "TF_SELECT": f"{_G}/select"}
     run, rep = worker.run_tests(command, report=report, env=run_env, key=key.encode())
@@ -409,12 +409,10 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         return
     after = json.loads(out.split("TF-APPLIED", 1)[1].strip().splitlines()[-1])
     reset = _plan_reset(after, task, model_patch, runner.protected)
-    env = dict(reset.env)
-    env["TF_RESET"] = reset.script
-    command = ("bash -c \"$TF_RESET\" || { echo TF-RESET-FAILED; exit 96; }; unset TF_RESET TF_GOLD TF_TEST_PATCH; "
-               "rm -rf /tmp/tf-* 2>/dev/null; " + runner.command(Selection.of(f2p + p2p), guard=guard))
+    command = (reset.put(worker) + "rm -rf /tmp/tf-* 2>/dev/null; "
+               + runner.command(Selection.of(f2p + p2p), guard=guard))
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
-    run, rep = worker.run_tests(command, report=report, env=env, key=guard.key.encode())
+    run, rep = worker.run_tests(command, report=report, env={}, key=guard.key.encode())
     if not reset.took(run, res):
         return
     if run.status == "infra_error":
@@ -454,7 +452,17 @@ class _Reset:
     restore: list[str]
     protected: Callable[[str], bool]
     script: str
-    env: dict[str, str]
+    files: dict[str, bytes]  # the patches the script applies, by container path
+
+    def put(self, worker: Worker, then: str = "") -> str:
+        """Copy the script (with ``then`` after it) and its patches into the worker; the command
+        that runs it. Files, not the exec's environment or command line: Linux refuses a single
+        argument or variable over 128 KiB ("argument list too long"), which a large gold patch or
+        a long list of paths reaches."""
+        for path, data in self.files.items():
+            worker.put(path, data)
+        worker.put(f"{_G}/reset.sh", (self.script + then).encode())
+        return f"bash {_G}/reset.sh || {{ echo TF-RESET-FAILED; exit 96; }}; "
 
     def took(self, run, res: GradeResult) -> bool:
         """Record the run's log and what the reset did (``restored``: protected paths put back to the
@@ -500,23 +508,23 @@ def _plan_reset(after: dict, task: GradingTask, model_patch: str, protected: Cal
         if not (path in added and not protected(path) and not not_source(path) and keep(path)):
             remove.append(path)
     script = "set -e; cd /testbed; "
-    env: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     if remove:
         script += f"rm -rf -- {_quoted(remove)}; "
     if restore:
         script += f"git checkout -q {shlex.quote(base)} -- {_quoted(restore)}; "
     if gold_configs:
-        env["TF_GOLD"] = task.patch
-        script += f"printf '%s' \"$TF_GOLD\" > {_G}/gold.diff; "
+        files[f"{_G}/gold.diff"] = task.patch.encode()
         script += "".join(f"git apply --whitespace=nowarn --include={shlex.quote(p)} {_G}/gold.diff; "
                           for p in gold_configs)
     # Without their owners: npm keeps the tarballs' uids, and the sandbox has no CAP_CHOWN.
     script += f"if [ -f {_G}/start-extra.tar ]; then tar --no-same-owner -xf {_G}/start-extra.tar; fi; "
     if task.test_patch:
-        env["TF_TEST_PATCH"] = task.test_patch
-        script += (f"printf '%s' \"$TF_TEST_PATCH\" > {_G}/test.diff; "
-                   f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; ")
-    return _Reset(remove, restore, protected, script, env)
+        files[f"{_G}/test.diff"] = task.test_patch.encode()
+        script += f"git apply --whitespace=nowarn {_G}/test.diff || {{ echo TF-TEST-PATCH; exit 3; }}; "
+    # Nothing the session could read the gold patch from (it could apply the fix at import).
+    script += f"rm -f {_G}/gold.diff {_G}/test.diff {_G}/reset.sh; "
+    return _Reset(remove, restore, protected, script, files)
 
 
 def _tampering(run, rep) -> list[str]:

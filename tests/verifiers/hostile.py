@@ -141,7 +141,7 @@ LIB_ATTACKS: dict[str, tuple[str, str]] = {
     "writes_report": ("library code writes a report of passes where the grader reads it, then exits 0", '''
         import json as _j, os as _os
         _env = dict(l.split("=", 1) for l in open("/proc/self/environ").read().split("\\0") if "=" in l)
-        _ids = [l for l in open("/tmp/tf-args").read().splitlines() if l]
+        _ids = [l for l in open(_env.get("TF_SELECT") or "/tmp/tf-args").read().splitlines() if l]
         for _path in {_env.get("TF_REPORT", "/tf-out/report.jsonl"), "/tf-out/report.jsonl"}:
             try:
                 with open(_path, "w") as _f:

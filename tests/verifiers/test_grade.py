@@ -136,12 +136,18 @@ ODD_FILES = {  # a suite whose test files match none of the usual names (rope's 
     "checks/clampcheck.py": ("from calc import clamp\nfrom checks.helpers import expect\n\n\n"
                              "def test_high():\n    expect(clamp(50, 0, 10), 10)\n\n\n"
                              "def test_low():\n    expect(clamp(-5, 0, 10), 0)\n"),
+    # 2,500 PASS_TO_PASS ids of ~90 bytes: 225 KB, over the 128 KiB one variable or argument may hold
+    "checks/manycheck.py": ("import pytest\n\nfrom calc import clamp\n\n\n"
+                            "@pytest.mark.parametrize('n', range(2500), ids=lambda n: "
+                            "f'a-case-whose-name-is-long-enough-to-fill-a-command-line-{n:05d}')\n"
+                            "def test_in_range(n):\n    assert clamp(5, 0, 10) == 5\n"),
 }
 
 
 def test_test_files_of_any_name_and_their_helpers_cannot_be_edited(docker_client, base_image, tmp_path_factory):
     """The tests' own files and the modules beside them go back to the start state, whatever
-    their names: with `python_files = *check.py`, editing the check or its helper resolves nothing."""
+    their names: with `python_files = *check.py`, editing the check or its helper resolves nothing.
+    The gold patch resolves with 2,501 PASS_TO_PASS ids, more than one variable may hold."""
     from factory.repo import checkout
     from factory.schema import RepoSpec
     from tests.conftest import make_repo
@@ -160,8 +166,10 @@ def test_test_files_of_any_name_and_their_helpers_cannot_be_edited(docker_client
                         on_result=lambda v, i: got.append(i))
     task = got[0]
     assert task is not None and list(task.FAIL_TO_PASS) == ["checks/clampcheck.py::test_high"]
+    assert len(task.PASS_TO_PASS) == 2501
     inst, limits = asdict(task), SandboxLimits(timeout_s=60)
-    assert grade_patch(docker_client, inst, task.patch, limits).resolved
+    gold = grade_patch(docker_client, inst, task.patch, limits)
+    assert gold.resolved and not gold.tampered and len(gold.p2p_success) == 2501, gold.test_output[-500:]
     weakened = bug_patch(root, "checks/clampcheck.py", ODD_FILES["checks/clampcheck.py"].replace(
         "expect(clamp(50, 0, 10), 10)", "pass"))
     hollow = bug_patch(root, "checks/helpers.py", "def expect(got, want):\n    pass\n")
