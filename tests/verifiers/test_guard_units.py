@@ -105,3 +105,20 @@ def test_node_ids_with_object_addresses_name_the_same_test_in_every_process():
     a = "tests/test_time.py::test_naturaldate[test_input7-<tests.test_time.FakeDate object at 0x7f435e92fed0>]"
     b = "tests/test_time.py::test_naturaldate[test_input7-<tests.test_time.FakeDate object at 0x7f2f24ae9d50>]"
     assert stable_id(a) == stable_id(b) and stable_id("t.py::test_x[0x10]") == "t.py::test_x[0x10]"
+
+
+def test_bytecode_is_guarded_where_imports_look_not_in_a_tests_own_scratch_folder(monkeypatch, tmp_path):
+    """rope compiles a sample project under /tmp during its tests: that bytecode changes nothing
+    the session imports, so the gold patch must not read as tampering; bytecode in /testbed, in
+    grading's folders or in a sys.path folder still does."""
+    from verifiers.plugin.tf_report import _Guard
+
+    on_path = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(on_path))
+    assert not _Guard._guarded_file("/tmp/ropetest-run-x/project-y/sampleproject/src/test.pyc")
+    assert not _Guard._guarded_file("/tmp/scratch/__pycache__/mod.cpython-311.pyc")
+    assert _Guard._guarded_file("/testbed/tests/__pycache__/__init__.cpython-311.pyc")
+    assert _Guard._guarded_file("/tf-out/p/__pycache__/tfg_x.cpython-311.pyc")
+    assert _Guard._guarded_file(str(on_path / "pkg" / "__pycache__" / "mod.cpython-311.pyc"))
+    assert _Guard._guarded_file(str(on_path / "evil.pth"))
+    assert _Guard._guarded_file("/testbed/setup.cfg") and not _Guard._guarded_file("/tmp/setup.cfg")

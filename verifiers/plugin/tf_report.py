@@ -659,10 +659,15 @@ class _Guard:
 
     @staticmethod
     def _guarded_file(path: str) -> bool:
+        """Whether writing ``path`` could change what this session imports: bytecode or a .pth
+        file where imports look (/testbed, /tf-out, a sys.path folder), or source and
+        configuration in /testbed. Bytecode a test writes into a scratch folder of its own (rope
+        compiles a sample project under /tmp) changes nothing the session runs."""
         p = os.path.abspath(path)
         base = os.path.basename(p)
         if p.endswith((".pyc", ".pyo", ".pth")) or "/__pycache__/" in p:
-            return True
+            roots = {"/testbed/", "/tf-out/"} | {os.path.join(os.path.abspath(d or "."), "") for d in sys.path}
+            return any(p.startswith(r) for r in roots if r != "/")
         if not p.startswith("/testbed/"):
             return False
         return base in _CONFIG_NAMES or p.endswith(".py")
