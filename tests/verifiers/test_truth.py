@@ -84,6 +84,18 @@ def test_skips_above_the_share_warn_with_reasons_and_suggestions():
     assert any("gettext" in s for s in v.suggestions)
 
 
+def test_a_mostly_failing_suite_warns_with_the_top_reason():
+    reason = "httpretty.errors.UnmockedError: Failed to socket.shutdown because a real socket does not exist"
+    outcomes = {f"t.py::ok{i}": ("passed", "") for i in range(2)}
+    outcomes |= {f"t.py::f{i}": ("failed", reason) for i in range(8)}
+    entries, runs = _baseline(outcomes)
+    v = check_baseline(entries, runs, [])
+    assert v.refusal is None and v.checks["failed_share"] == 0.8
+    assert v.warnings == (f"8 of 10 tests fail on the clean tree (80% > 20%), mostly: {reason}",)
+    few = {f"t.py::ok{i}": ("passed", "") for i in range(9)} | {"t.py::f": ("failed", reason)}
+    assert check_baseline(*_baseline(few), []).warnings == ()
+
+
 @pytest.mark.docker
 def test_a_package_replaced_from_pypi_is_caught_in_a_real_image(docker_client, base_image, tmp_path):
     """The user's own recipe installs six from PyPI over the editable six in /testbed."""
