@@ -445,8 +445,8 @@ def _applied(code: int, out: str, res: GradeResult, f2p: list[str], p2p: list[st
 @dataclass
 class _Reset:
     """Step 3 of grading, planned from what the patch changed: the paths to delete, the protected
-    paths to put back, and the script (with its environment) that does both. One plan for every
-    runner, so a defence added to the reset holds for all of them."""
+    paths to put back, and the script (with the patches it applies) that does both. One plan for
+    every runner, so a defence added to the reset holds for all of them."""
 
     remove: list[str]
     restore: list[str]
