@@ -124,7 +124,7 @@ def aggregate(collected: list[str], runs: list[TestRun]) -> list[BaselineEntry]:
     that function that a run did not report are ``flaky``: they are never FAIL_TO_PASS or
     PASS_TO_PASS, and the rest of the suite goes on (``renamed_ids`` lists them).
     """
-    unknown = {r.nodeid for run in runs for r in run.results} - set(collected)
+    unknown = renamed_ids(collected, runs)
     parametrized = {_function_of(n) for n in collected if "[" in n}
     mismatched = sorted(n for n in unknown if "[" not in n or _function_of(n) not in parametrized)
     if mismatched:

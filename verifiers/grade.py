@@ -338,20 +338,18 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
     # -- 4: a pytest nobody else configures ----------------------------------------------------
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
     plugins = (module, *[p for p in probe.get("plugins", []) if p != module])
-    # The selected tests' files, in the suite's order; the plugin keeps only the selected tests
-    # (``$TF_SELECT``), so they run in the order the suite defines them, as in validation. Both
-    # lists go in as files (rope's 2,077 ids are 145 KB: over what one variable may hold).
-    files = sorted({t.split("::", 1)[0] for t in f2p + p2p})
-    worker.put(f"{_G}/select", ("\n".join(f2p + p2p) + "\n").encode())
-    worker.put(f"{_G}/paths", ("\n".join(files) + "\n").encode())
+    # The selected tests go in as a file (rope's 2,077 ids are 145 KB: over what one argument or
+    # variable may hold); the session runs their files, sorted as pytest walks a folder, and the
+    # plugin keeps only the selected tests (``$TF_SELECT``) in the order the suite defines them,
+    # as in validation.
+    worker.put(f"{_G}/select", ("\n".join(sorted(f2p + p2p, key=lambda t: t.split("::", 1)[0])) + "\n").encode())
     # One exec: the reset (its own shell, so its failure is told apart), then the session.
     command = (reset.put(worker, then=conftests)
                + f"export TF_GUARD_CONFTESTS=\"$(tr '\\n' ' ' < {_G}/conftests)\"; rm -f {_G}/conftests; "
-               + f"mapfile -t TF_PATHS < {_G}/paths; rm -f {_G}/paths; "
-               + pytest_command(res.test_cmd, plugins=plugins) + ' "${TF_PATHS[@]}"')
+               + pytest_command(res.test_cmd, plugins=plugins, ids_file=f"{_G}/select"))
     run_env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
                "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _P, "PYTHONSTARTUP": "",
-               "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key", "TF_SELECT": f"{_G}/select"}
+               "PYTHONINSPECT": "", "TF_GUARD_KEY": f"{_G}/key"}
     run, rep = worker.run_tests(command, report=report, env=run_env, key=key.encode())
     if not reset.took(run, res):
         return
@@ -409,8 +407,9 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         return
     after = json.loads(out.split("TF-APPLIED", 1)[1].strip().splitlines()[-1])
     reset = _plan_reset(after, task, model_patch, runner.protected)
+    worker.put(f"{_G}/select", ("\n".join(f2p + p2p) + "\n").encode())  # the ids: not on the command line
     command = (reset.put(worker) + "rm -rf /tmp/tf-* 2>/dev/null; "
-               + runner.command(Selection.of(f2p + p2p), guard=guard))
+               + runner.command(Selection(tests=tuple(f2p + p2p), ids_file=f"{_G}/select"), guard=guard))
     report = f"{_R}/{secrets.token_hex(8)}.jsonl"
     run, rep = worker.run_tests(command, report=report, env={}, key=guard.key.encode())
     if not reset.took(run, res):

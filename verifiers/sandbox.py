@@ -60,11 +60,17 @@ PYTEST_CACHE_DIR = "/tmp/tf-pytest-cache"
 
 
 def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tuple[str, ...] = (),
-                   collect_only: bool = False, plugins: tuple[str, ...] = ("tf_report",)) -> str:
+                   collect_only: bool = False, plugins: tuple[str, ...] = ("tf_report",),
+                   ids_file: str | None = None) -> str:
     """The shell command for one session, always with our report plugin and a fresh cache.
 
     ``plugins`` are loaded with ``-p`` in order (grading passes its guarded report plugin first,
     then the start state's own pytest plugins, since it turns autoloading off).
+
+    ``ids_file``: the selected node ids are in that file in the container. The command then names
+    neither them nor their files (it stays a few hundred bytes however many tests run): the files
+    are cut from the ids inside the container, and the report plugin keeps only the listed tests
+    (``$TF_SELECT``), in the order the suite defines them.
     """
     # --continue-on-collection-errors: one module that fails to import must not hide every other
     # test; its tests are simply absent (and so count as failed where they were expected).
@@ -75,17 +81,21 @@ def pytest_command(test_cmd: str, *, select: list[str] | None = None, paths: tup
         # --verbosity sets the level outright, after the project's addopts: with Faker's
         # `addopts = --verbose`, -q only cancelled it and collection printed a tree, not node ids.
         parts += ["--collect-only", "--verbosity=-1"]
-    args = list(select) if select else list(paths)
     # The hash seed is part of the environment: pinned in every session (baseline, validation,
     # grading), so sets and dicts keyed by str iterate the same way each time. networkx showed why:
     # under one mutant a FAIL_TO_PASS test failed for 4 of 12 random seeds, so an unfixed tree
     # could pass grading on a lucky seed, and two validations of one candidate could disagree.
     cmd = f"rm -rf {PYTEST_CACHE_DIR} && export PYTHONHASHSEED={HASH_SEED} && " + " ".join(parts)
-    if args:
-        # Node ids can hold spaces, brackets and quotes: pass them through a file, not argv parsing.
-        listing = "\n".join(args)
-        cmd = f"printf '%s\\n' {shlex.quote(listing)} > /tmp/tf-args && mapfile -t TF_ARGS < /tmp/tf-args && {cmd} \"${{TF_ARGS[@]}}\""
-    return cmd
+    # Node ids can hold spaces, brackets and quotes: arguments go through a file, not argv parsing.
+    if ids_file is not None:
+        q = shlex.quote(ids_file)
+        fill = f"awk -F'::' 'NF && !seen[$1]++ {{print $1}}' {q} > /tmp/tf-args"
+        cmd = f"export TF_SELECT={q} && {cmd}"
+    elif select or paths:
+        fill = f"printf '%s\\n' {shlex.quote(chr(10).join(select or paths))} > /tmp/tf-args"
+    else:
+        return cmd
+    return f"{fill} && mapfile -t TF_ARGS < /tmp/tf-args && {cmd} \"${{TF_ARGS[@]}}\""
 
 
 def parse_report(text: str, key: bytes | None = None) -> SessionReport:

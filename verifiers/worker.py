@@ -12,6 +12,7 @@ the caller can retry them; they are never reported as a candidate's outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -25,7 +26,7 @@ __all__ = ["Worker", "WorkerFault", "sweep"]
 
 _OUT = "/tf-out"
 _SELECT_FILE = f"{_OUT}/select.txt"
-_ARGV_BUDGET = 64 * 1024  # bytes of node ids passed on the command line; more go through a file
+ARGV_BUDGET = 64 * 1024  # bytes of node ids passed on the command line; more go through a file
 
 
 class WorkerFault(FactoryError):
@@ -192,17 +193,13 @@ class Worker:
         """One session of this worker's runner (``timeout_s``: its own wall-clock limit, else the
         worker's); an infrastructure fault raises WorkerFault.
 
-        A pytest selection too long for one command line (Linux takes at most 128 KiB in one
-        argument, and the command is one: 2,000 networkx node ids are 169 KB) goes in as a file:
-        the tests' files on the command line, the node ids in ``$TF_SELECT``, which the report
-        plugin keeps in the suite's order."""
-        env = None
+        A selection too long for one command line goes in as a file (``Selection.ids_file``), for
+        every runner."""
         tests = selection.tests
-        if tests and self.runner.name == "pytest" and sum(len(t) + 1 for t in tests) > _ARGV_BUDGET:
+        if tests and selection.ids_file is None and sum(len(t) + 1 for t in tests) > ARGV_BUDGET:
             self.put(_SELECT_FILE, ("\n".join(tests) + "\n").encode())
-            selection = Selection(paths=tuple(dict.fromkeys(t.split("::", 1)[0] for t in tests)))
-            env = {"TF_SELECT": _SELECT_FILE}
-        run, _ = self.run_tests(self.runner.command(selection), timeout_s=timeout_s, env=env)
+            selection = dataclasses.replace(selection, ids_file=_SELECT_FILE)
+        run, _ = self.run_tests(self.runner.command(selection), timeout_s=timeout_s)
         if run.status == "infra_error":
             raise WorkerFault(run.reason)
         return run
