@@ -17,7 +17,9 @@ Inside a body the unit is a statement: a changed line belongs to the innermost s
 lines hold it (a ``def`` or ``class`` statement nested in a function starts at its first
 decorator), and the tests that ran any line of that statement are the ones that can see the
 change. A pure insertion between two statements of a body, or before the first statement of a body
-without a docstring, gets the tests of the whole body.
+without a docstring, gets the tests of the whole body. Comment and blank lines between a signature
+and the first statement belong to the body (not above a docstring): a change that removes them
+with the statement below is a change to the body, the ``def`` line untouched.
 A function whose only change is a default value, from one literal to another, is attributed to
 the tests of its whole body: evaluating a literal at definition runs nothing, and a default is
 seen only by a call, which runs the body (the mutators target the same tests for this operator).
@@ -38,7 +40,9 @@ Not for: running anything. Pure functions of the patch text, the sources and the
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -194,6 +198,7 @@ class _Func:
     name: str = ""  # qualified: outer names and this one, with an ordinal for repeats
     scope: tuple = ()  # what compiling the function fixes (see _scope)
     head: int = 0  # the ``def`` line (decorators excluded): the signature runs from here to the body
+    lead: int = 0  # the first of the comment and blank lines between the signature and body_start
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
@@ -256,8 +261,20 @@ def _named_functions(tree) -> dict[str, ast.AST]:
     return out
 
 
+def _code_lines(source: str) -> set[int]:
+    """The lines that hold code: any token but a comment or a line break (a line inside a
+    multi-line string holds code, whatever it starts with)."""
+    out: set[int] = set()
+    quiet = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in quiet:
+            out.update(range(tok.start[0], tok.end[0] + 1))
+    return out
+
+
 def _functions(source: str) -> list[_Func]:
     tree = ast.parse(source)
+    code = _code_lines(source)
     out = []
     for name, node in _named_functions(tree).items():
         if not node.body:
@@ -273,8 +290,14 @@ def _functions(source: str) -> list[_Func]:
                     decos = getattr(s, "decorator_list", None) or []
                     start = min([s.lineno, *(d.lineno for d in decos)])
                     stmts.append(_Stmt(start, s.end_lineno or s.lineno))
+        # Comment and blank lines right above the first statement, below the signature, are the
+        # body's too (holidays' "# Epiphany." above a body's only call); not above a docstring,
+        # where code replacing them would stop it being one.
+        lead = first.lineno
+        while doc is None and lead - 1 > node.lineno and lead - 1 not in code:
+            lead -= 1
         out.append(_Func(first.lineno, node.end_lineno or node.lineno, doc, tuple(stmts), name, _scope(node),
-                         node.lineno))
+                         node.lineno, lead))
     return out
 
 
@@ -424,7 +447,7 @@ def _file_problem(ch: _FileChange, cov: CoverageMap, is_test_file: Callable[[str
 
 
 def _innermost(funcs: list[_Func], line: int) -> _Func | None:
-    inside = [f for f in funcs if f.body_start <= line <= f.end]
+    inside = [f for f in funcs if f.lead <= line <= f.end]
     return min(inside, key=lambda f: f.end - f.body_start) if inside else None
 
 
@@ -456,8 +479,8 @@ def _insertion_tests(before: int, funcs: list[_Func], file_lines, outside) -> se
     inside = [f for f in funcs if f.body_start <= before - 1 and before <= f.end]
     # Right after the signature, before the first statement, is the body too (not where the body
     # shares the def line, and not before a docstring, which would stop being one).
-    inside += [f for f in funcs if before == f.body_start > f.head and not f.doc]
-    inside = [f for f in inside if f.body_start <= before and not (f.doc and f.doc[0] <= before <= f.doc[1])]
+    inside += [f for f in funcs if f.lead <= before <= f.body_start and f.body_start > f.head and not f.doc]
+    inside = [f for f in inside if f.lead <= before and not (f.doc and f.doc[0] <= before <= f.doc[1])]
     if not inside:
         return "not between two statements of one function body"
     f = min(inside, key=lambda f: f.end - f.body_start)

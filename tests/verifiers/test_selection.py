@@ -105,6 +105,32 @@ def test_an_insertion_at_the_top_of_a_body_takes_the_tests_of_the_whole_body():
     assert got.attributable and got.tests == {"t_d.py::d"}, got.reason
 
 
+def test_comment_lines_above_a_bodys_first_statement_are_the_body():
+    # holidays' remove_call_statement: "# Epiphany." and the body's only call below it, removed
+    src = SRC.replace("    def grow(self, n):\n", "    def grow(self, n):\n        # Grow by one.\n\n")
+    cov = {(n + 3 if n >= 25 else n): ids for n, ids in COV.items()}
+    outside = tuple(n + 3 if n >= 25 else n for n in OUTSIDE)
+    drop = src.replace("        # Grow by one.\n\n        def inner(k):\n            return k + 1\n", "")
+    got = attribute(_patch(drop, src), _map(cov, outside), lambda p: src)
+    assert got.attributable and got.tests == {"t_d.py::d"}, got.reason
+    got = attribute(_patch(src.replace("        # Grow by one.\n", "        n = -n\n"), src), _map(cov, outside), lambda p: src)
+    assert got.tests == {"t_d.py::d"}, got.reason
+    # An insertion above the comment, right under the signature, is the body's too.
+    got = attribute(_patch(src.replace("    def grow(self, n):\n", "    def grow(self, n):\n        n = -n\n"), src),
+                    _map(cov, outside), lambda p: src)
+    assert got.tests == {"t_d.py::d"}, got.reason
+    # A comment inside a signature that spans lines is the signature, and one above a docstring
+    # is not the body (code there would stop the docstring being one).
+    sig = SRC.replace("def helper(x, scale=2):", "def helper(\n    x,\n    # how much\n    scale=2,\n):")
+    got = attribute(_patch(sig.replace("    # how much\n", ""), sig), _map({n + 4: i for n, i in COV.items()}, ()),
+                    lambda p: sig)
+    assert not got.attributable, got.tests
+    doc = SRC.replace('    """Scale x."""', '    # helper\n    """Scale x."""')
+    got = attribute(_patch(doc.replace("    # helper\n", "    x = -x\n"), doc), _map({n + 1: i for n, i in COV.items()}, ()),
+                    lambda p: doc)
+    assert not got.attributable, got.tests
+
+
 def test_what_runs_at_definition_or_import_is_not_attributable():
     cases = {
         "before the docstring (it stops being one)": SRC.replace('    """Scale x."""', '    x = -x\n    """Scale x."""'),
