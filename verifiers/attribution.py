@@ -400,33 +400,22 @@ def attribute(patch: str, cov: CoverageMap, source_of: Callable[[str], str | Non
         if isinstance(rescoped, str):
             return Attribution(None, f"{ch.path}: {rescoped}")
         rescoped, new_defaults = rescoped
+        found: list[tuple[str, set[str] | str]] = []  # (where, then its tests or why it has none)
         for line in ch.removed:
             sig = [f for f in funcs if f.name in new_defaults and f.head <= line < f.body_start]
             if sig:  # a literal default changed: the calls that can see it run the body
-                got = _tests_of(sig[0].body_start, sig[0].end, file_lines, outside)
+                found.append((f"{ch.path}:{line}: ", _tests_of(sig[0].body_start, sig[0].end, file_lines, outside)))
             else:
-                got = _statement_tests(line, funcs, file_lines, outside)
+                found.append((f"{ch.path}:{line}: ", _statement_tests(line, funcs, file_lines, outside)))
+        found += [(f"{ch.path}: {f.name.split('#')[0]} changes its scope; its body ",  # every test of its body
+                   _tests_of(f.body_start, f.end, file_lines, outside)) for f in funcs if f.name in rescoped]
+        found += [(f"{ch.path}: insertion before line {before}: ", _insertion_tests(before, funcs, file_lines, outside))
+                  for before in ch.inserted_before]
+        for where, got in found:
             if got == _UNEXECUTED:
-                unexecuted = unexecuted or f"{ch.path}:{line}: {got}"
+                unexecuted = unexecuted or where + got
             elif isinstance(got, str):
-                return Attribution(None, f"{ch.path}:{line}: {got}")
-            else:
-                tests |= got
-        for f in funcs:  # a function whose scope changed: every test of its body
-            if f.name in rescoped:
-                got = _tests_of(f.body_start, f.end, file_lines, outside)
-                if got == _UNEXECUTED:
-                    unexecuted = unexecuted or f"{ch.path}: {f.name.split('#')[0]} changes its scope; its body {got}"
-                elif isinstance(got, str):
-                    return Attribution(None, f"{ch.path}: {f.name.split('#')[0]} changes its scope; its body {got}")
-                else:
-                    tests |= got
-        for before in ch.inserted_before:
-            got = _insertion_tests(before, funcs, file_lines, outside)
-            if got == _UNEXECUTED:
-                unexecuted = unexecuted or f"{ch.path}: insertion before line {before}: {got}"
-            elif isinstance(got, str):
-                return Attribution(None, f"{ch.path}: insertion before line {before}: {got}")
+                return Attribution(None, where + got)
             else:
                 tests |= got
     if not tests and unexecuted:
