@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from factory import defaults
@@ -101,10 +102,12 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
     from verifiers.engine import ensure_engine  # noqa: PLC0415
     from verifiers.grade import grade_patch  # noqa: PLC0415
     from verifiers.sandbox import SandboxLimits  # noqa: PLC0415
+    from verifiers.worker import sweep  # noqa: PLC0415
 
     instances = load_instances(dataset)
     preds = load_predictions(predictions)
     client = ensure_engine(quiet=True)
+    session = f"evaluate-{secrets.token_hex(6)}"  # every grading container's label
     root = store.root / "evaluation"
     by_model: dict[str, list[dict]] = {}
     for p in preds:
@@ -128,7 +131,8 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
                 rep = json.loads(cached.read_text())
                 if rep.get(iid, {}).get("patch_sha256") == digest:
                     return iid, rep
-            res = grade_patch(client, instances[iid], p.get("model_patch"), SandboxLimits(timeout_s=timeout_s))
+            res = grade_patch(client, instances[iid], p.get("model_patch"), SandboxLimits(timeout_s=timeout_s),
+                              session=session)
             idir.mkdir(parents=True, exist_ok=True)
             (idir / "patch.diff").write_text(p.get("model_patch") or "")
             (idir / "test_output.txt").write_text(res.test_output)
@@ -143,11 +147,25 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
             return iid, rep
 
         todo = [p for p in plist if p["instance_id"] in instances]
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for iid, rep in pool.map(_one, todo):
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        futures = [pool.submit(_one, p) for p in todo]
+        try:
+            for fut in futures:
+                iid, rep = fut.result()
                 results[iid] = rep[iid]
                 if progress is not None:
                     progress(iid, rep[iid]["resolved"])
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM as one): grade nothing more. The queued grades are
+            # cancelled and the running ones cut short by removing their containers (a cut grade
+            # is an infrastructure error: its report is not cached, a re-run grades it again).
+            # Leaving the pool's block would otherwise grade every queued prediction first.
+            pool.shutdown(wait=False, cancel_futures=True)
+            sweep(client, session)
+            wait(futures, timeout=15)
+            sweep(client, session)
+            raise
+        pool.shutdown()
         submitted = sorted(p["instance_id"] for p in plist)
         empty = sorted(i for i, r in results.items() if not r["patch_exists"])
         errors = sorted(set(i for i, r in results.items() if r.get("error")) | set(unknown))

@@ -252,11 +252,13 @@ def shadows(path: str, roots: set[str], names: set[str]) -> bool:
 
 def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch: str | None,
                 limits: SandboxLimits = SandboxLimits(timeout_s=defaults.GRADE_TIMEOUT_S),
-                test_cmd: str | None = None) -> GradeResult:
+                test_cmd: str | None = None, session: str = "") -> GradeResult:
     """Grade one patch on a task (any record with the TaskInstance columns it needs: ``GradingTask.of``).
     Infra faults land in ``error``.
 
     ``test_cmd`` defaults to the repository's own command, read from the image's label.
+    ``session``: the label of the grading container (``verifiers.worker.sweep`` removes it, which
+    cuts a grade short: how ``factory evaluate`` stops).
     """
     t0 = time.monotonic()
     task = GradingTask.of(instance)
@@ -270,7 +272,7 @@ def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch
     label_cmd, env_layers = _image_facts(client, task.image_name)
     res.test_cmd = test_cmd or label_cmd or _DEFAULT_TEST_CMD
     runner = runner_for(res.test_cmd)
-    worker = Worker(client, task.image_name, limits, runner=runner)
+    worker = Worker(client, task.image_name, limits, session=session, runner=runner)
     try:
         worker.start()
         if runner.language == "python":

@@ -177,3 +177,51 @@ def test_test_files_of_any_name_and_their_helpers_cannot_be_edited(docker_client
         res = grade_patch(docker_client, inst, forged, limits)
         assert res.patch_applied and not res.resolved, (path, res)
         assert res.restored == [path]
+
+
+def test_sigterm_stops_evaluate_without_grading_the_rest(docker_client, sample, task, tmp_path):
+    """``factory evaluate`` stopped by SIGTERM (as Ctrl-C): the grade under way is cut short, the
+    queued ones never start, no grading container is left and nothing is cached, so a re-run
+    grades all three. Before, leaving the thread pool's block graded every queued prediction
+    first: three slow patches kept the process alive for minutes after the signal."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = sample[0]
+    store = RunStore(tmp_path / "run")
+    ids = [f"{task.instance_id}-{k}" for k in range(3)]
+    write_records(store.instances, [TaskInstance(**{**asdict(task), "instance_id": i}) for i in ids], TaskInstance)
+    slow = bug_patch(root, "sample/__init__.py", CLAMP.replace("def clamp(x, lo, hi):\n",
+                                                              "def clamp(x, lo, hi):\n    import time\n    time.sleep(30)\n"))
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"instance_id": i, "model_patch": slow, "model_name_or_path": "m"}) + "\n"
+                             for i in ids))
+    graders = {"label": "taskfactory.role=worker", "ancestor": task.image_name}
+    before = {c.id for c in docker_client.containers.list(all=True, filters=graders)}
+    proc = subprocess.Popen([sys.executable, "-m", "factory.cli", "evaluate", str(store.instances), str(preds),
+                             "--run-dir", str(store.root), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and not [
+                c for c in docker_client.containers.list(filters=graders) if c.id not in before]:
+            time.sleep(0.2)
+        time.sleep(5)  # the first grade's test session is under way (clamp sleeps 30 s a call)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
+        time.sleep(2)
+        left = [c for c in docker_client.containers.list(all=True, filters=graders) if c.id not in before]
+        assert proc.returncode != 0, out[-2000:]
+        assert stopped_in < 30, (stopped_in, out[-2000:])  # not the three grades' minutes
+        assert left == [], [(c.name, c.status) for c in left]
+        assert not list((store.root / "evaluation").rglob("report.json")), out[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for c in docker_client.containers.list(all=True, filters=graders):
+            if c.id not in before:
+                c.remove(force=True)
