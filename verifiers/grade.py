@@ -293,10 +293,7 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
     # -- 1 and 2: the start state recorded, the patch applied, what changed listed (one exec) -----
     cached_probe = _PROBES.get(env_layers) if env_layers else None
     module, key = f"tfg_{secrets.token_hex(8)}", secrets.token_hex(32)
-    big = len(model_patch.encode()) >= 64_000
-    if big:
-        worker.sh(f"mkdir -p {_G}")
-        worker.put(f"{_G}/model.diff", model_patch.encode())
+    write_patch, patch_env = _patch_into(worker, model_patch)
     script = (
         f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_P} {_R}; "
         f"git ls-files -z --others > {_G}/start-untracked; "
@@ -307,13 +304,9 @@ def _grade_in(worker: Worker, task: GradingTask, model_patch: str, res: GradeRes
         # here, by a shell that has exited before any project code runs (an exec's environment is
         # readable through /proc by whatever runs beside it).
         + f"printf '%s' \"$TF_PLUGIN_SRC\" > {_P}/{module}.py; printf '%s' \"$TF_KEY\" > {_G}/key; "
-        + ("" if big else f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ")
-        + f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
-        f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
-        f"echo TF-APPLIED; cat {_G}/probe.json; python -I -S -c \"$TF_INSPECT\""
+        + write_patch + _APPLY + f"cat {_G}/probe.json; python -I -S -c \"$TF_INSPECT\""
     )
-    env = {"TF_INSPECT": _INSPECT, "TF_PLUGIN_SRC": _plugin_source(), "TF_KEY": key,
-           **({} if big else {"TF_PATCH": model_patch}),
+    env = {"TF_INSPECT": _INSPECT, "TF_PLUGIN_SRC": _plugin_source(), "TF_KEY": key, **patch_env,
            **({"TF_PROBED": json.dumps(cached_probe)} if cached_probe else {"TF_PROBE": _PROBE})}
     code, out = worker.sh(script, env=env)
     if not _applied(code, out, res, f2p, p2p):
@@ -385,10 +378,7 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
     guard = LangGuard.new()
     guard_setup, guard_env = guard.setup()
     touched = patch_paths(model_patch)
-    big = len(model_patch.encode()) >= 64_000
-    if big:
-        worker.sh(f"mkdir -p {_G}")
-        worker.put(f"{_G}/model.diff", model_patch.encode())
+    write_patch, patch_env = _patch_into(worker, model_patch)
     script = (
         f"set -e; cd /testbed; git checkout -q -f {shlex.quote(base)}; git clean -qfd; mkdir -p {_G} {_R}; "
         + guard_setup
@@ -399,12 +389,9 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         + (f"git ls-files -z --others -- {_quoted(touched)} > {_G}/start-touched; " if touched else
            f": > {_G}/start-touched; ")
         + f"if [ -s {_G}/start-touched ]; then tar --null -T {_G}/start-touched -cf {_G}/start-extra.tar; fi; "
-        + ("" if big else f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ")
-        + f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
-        f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; "
-        f"echo TF-APPLIED; python -I -S -c \"$TF_INSPECT\""
+        + write_patch + _APPLY + f"python -I -S -c \"$TF_INSPECT\""
     )
-    code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **guard_env, **({} if big else {"TF_PATCH": model_patch})})
+    code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **guard_env, **patch_env})
     if not _applied(code, out, res, f2p, p2p):
         return
     after = json.loads(out.split("TF-APPLIED", 1)[1].strip().splitlines()[-1])
@@ -425,6 +412,22 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
             (ok_list if got.get(n) == "passed" else bad_list).append(n)
     clean = run_problem(run) is None and not res.tampered and not res.error
     res.resolved = clean and not res.f2p_failure and not res.p2p_failure
+
+
+# Step 2 of the set-up exec: the patch applied, or git's reason (``_applied`` reads which).
+_APPLY = (f"if ! git apply --whitespace=nowarn {_G}/model.diff 2> {_G}/apply.err; then "
+          f"echo TF-NOT-APPLIED; cat {_G}/apply.err; exit 0; fi; echo TF-APPLIED; ")
+
+
+def _patch_into(worker: Worker, model_patch: str) -> tuple[str, dict[str, str]]:
+    """How the set-up exec gets the patch to ``{_G}/model.diff``: (its script step, its
+    environment). A small patch rides in the exec's environment; a large one is copied in first
+    (one variable holds at most 128 KiB)."""
+    if len(model_patch.encode()) < 64_000:
+        return f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ", {"TF_PATCH": model_patch}
+    worker.sh(f"mkdir -p {_G}")
+    worker.put(f"{_G}/model.diff", model_patch.encode())
+    return "", {}
 
 
 def _applied(code: int, out: str, res: GradeResult, f2p: list[str], p2p: list[str]) -> bool:
