@@ -37,7 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from factory.errors import FactoryError
-from verifiers.isolation import Limits, container_kwargs, remove_container
+from verifiers.isolation import ExecTimeout, Limits, container_kwargs, exec_in, remove_container
 
 __all__ = ["Observation", "Runtime", "Session", "Submission", "ToolError", "sweep_orphans"]
 
@@ -145,31 +145,16 @@ class Session:
     # -- the primitive ---------------------------------------------------------------------------
 
     def _run(self, argv: list[str], env: dict | None = None, guard_s: float = 120.0) -> tuple[int, str]:
-        api = self.runtime.client.api
         try:
-            eid = api.exec_create(self.container.id, argv, environment=env or {}, workdir="/testbed")["Id"]
+            code, raw = exec_in(self.runtime.client, self.container.id, argv, timeout_s=guard_s, env=env)
+        except ExecTimeout:
+            raise SessionError(f"exec in {self.name} did not return within {guard_s:.0f}s") from None
         except Exception as e:
             raise SessionError(f"exec failed in {self.name}: {e}") from e
-        box: dict = {}
-
-        def go() -> None:
-            try:
-                box["out"] = api.exec_start(eid, stream=False, demux=False)
-            except Exception as e:
-                box["err"] = e
-
-        th = threading.Thread(target=go, daemon=True)
-        th.start()
-        th.join(guard_s)
-        if th.is_alive():
-            raise SessionError(f"exec in {self.name} did not return within {guard_s:.0f}s")
-        if "err" in box:
-            raise SessionError(f"exec failed in {self.name}: {box['err']}")
-        code = api.exec_inspect(eid).get("ExitCode")
         if code is None:
             raise SessionError(f"exec in {self.name} ended without an exit code (container gone?)")
         self.steps += 1
-        return int(code), (box.get("out") or b"").decode("utf-8", errors="replace")
+        return int(code), raw.decode("utf-8", errors="replace")
 
     # -- tools -----------------------------------------------------------------------------------
 

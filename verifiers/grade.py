@@ -389,7 +389,7 @@ def _grade_other(worker: Worker, runner, task: GradingTask, model_patch: str, re
         + (f"git ls-files -z --others -- {_quoted(touched)} > {_G}/start-touched; " if touched else
            f": > {_G}/start-touched; ")
         + f"if [ -s {_G}/start-touched ]; then tar --null -T {_G}/start-touched -cf {_G}/start-extra.tar; fi; "
-        + write_patch + _APPLY + f"python -I -S -c \"$TF_INSPECT\""
+        + write_patch + _APPLY + "python -I -S -c \"$TF_INSPECT\""
     )
     code, out = worker.sh(script, env={"TF_INSPECT": _INSPECT, **guard_env, **patch_env})
     if not _applied(code, out, res, f2p, p2p):

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 
 from factory import defaults
 
-__all__ = ["RUN_ENV", "RUN_LABEL", "Limits", "agent_command", "container_kwargs", "docker_run_flags",
-           "remove_container", "run_labels", "sweep_run"]
+__all__ = ["RUN_ENV", "RUN_LABEL", "ExecTimeout", "Limits", "agent_command", "container_kwargs", "docker_run_flags",
+           "exec_in", "remove_container", "run_labels", "sweep_run"]
 
 RUN_ENV = "TASKFACTORY_RUN"  # the id of the run this process works for (set by the executor)
 RUN_LABEL = "taskfactory.run"
@@ -128,3 +129,33 @@ def sweep_run(client, run: str) -> int:
     """Remove every container of run ``run`` on this engine (a killed worker's, a killed node's
     leftovers on a shared engine); how many there were. Never raises for one container."""
     return remove_labelled(client, f"{RUN_LABEL}={run}") if run else 0
+
+
+class ExecTimeout(Exception):
+    """An exec did not return within its limit (it may still run: the caller removes the container)."""
+
+
+def exec_in(client, container_id: str, argv: list[str], *, timeout_s: float, env: dict[str, str] | None = None,
+            workdir: str = "/testbed") -> tuple[int | None, bytes]:
+    """Run ``argv`` in a running container and wait at most ``timeout_s``: (exit code, output).
+    The code is None when the exec ended without one (the container died under it). The engine's
+    errors are raised as they come; ``ExecTimeout`` past the limit. Workers and agents' sessions
+    both run their commands through this."""
+    api = client.api
+    exec_id = api.exec_create(container_id, argv, environment=env or {}, workdir=workdir)["Id"]
+    box: dict = {}
+
+    def _go() -> None:
+        try:
+            box["out"] = api.exec_start(exec_id, stream=False, demux=False)
+        except Exception as e:  # raised in the caller's thread below
+            box["err"] = e
+
+    th = threading.Thread(target=_go, daemon=True)
+    th.start()
+    th.join(timeout_s)
+    if th.is_alive():
+        raise ExecTimeout(f"exec did not return within {timeout_s:.0f}s")
+    if "err" in box:
+        raise box["err"]
+    return api.exec_inspect(exec_id).get("ExitCode"), box.get("out") or b""

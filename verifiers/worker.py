@@ -13,12 +13,11 @@ the caller can retry them; they are never reported as a candidate's outcome.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 
 from factory.errors import FactoryError
 from factory.schema import TestRun
-from verifiers.isolation import container_kwargs, remove_container, remove_labelled
+from verifiers.isolation import ExecTimeout, container_kwargs, exec_in, remove_container, remove_labelled
 from verifiers.runner import PytestRunner, Selection, TestRunner
 from verifiers.sandbox import SandboxLimits, SessionReport, read_file, tar_file
 
@@ -97,32 +96,15 @@ class Worker:
         """Run a shell script in the container; (exit code, output). WorkerFault on engine faults."""
         if self.container is None:
             self.start()
-        api = self.client.api
         try:
-            exec_id = api.exec_create(self.container.id, ["bash", "-c", script], environment=env or {},
-                                      workdir="/testbed")["Id"]
+            code, raw = exec_in(self.client, self.container.id, ["bash", "-c", script], timeout_s=timeout_s, env=env)
+        except ExecTimeout:
+            raise _Timeout(timeout_s) from None
         except Exception as e:
             raise WorkerFault(f"exec failed: {e.__class__.__name__}: {e}") from e
-        box: dict = {}
-
-        def _go() -> None:
-            try:
-                box["out"] = api.exec_start(exec_id, stream=False, demux=False)
-            except Exception as e:  # surfaced below as a fault
-                box["err"] = e
-
-        th = threading.Thread(target=_go, daemon=True)
-        th.start()
-        th.join(timeout_s)
-        if th.is_alive():
-            raise _Timeout(timeout_s)
-        if "err" in box:
-            raise WorkerFault(f"exec failed: {box['err']}")
-        code = api.exec_inspect(exec_id).get("ExitCode")
-        out = (box.get("out") or b"").decode(errors="replace")
         if code is None:
             raise WorkerFault("exec ended without an exit code (container died?)")
-        return int(code), out
+        return int(code), raw.decode(errors="replace")
 
     def put(self, path: str, data: bytes) -> None:
         """Write one file into the container (a volume path: ``/tf-out`` or ``/testbed``)."""
