@@ -48,6 +48,25 @@ def base_image(docker_client):
     return ensure_base_image(docker_client, "3.11", log=lambda _m: None)
 
 
+class NewContainers:
+    """The containers matching ``filters`` that appear after this is made: what a process under
+    test started (a stopped run must leave none), and what its test removes at the end."""
+
+    def __init__(self, client, filters: dict) -> None:
+        self.client, self.filters = client, filters
+        self.before = {c.id for c in client.containers.list(all=True, filters=filters)}
+
+    def running(self) -> list:
+        return [c for c in self.client.containers.list(filters=self.filters) if c.id not in self.before]
+
+    def left(self) -> list:
+        return [c for c in self.client.containers.list(all=True, filters=self.filters) if c.id not in self.before]
+
+    def remove(self) -> None:
+        for c in self.left():
+            c.remove(force=True)
+
+
 def bug_patch(repo: Path, path: str, new_text: str) -> str:
     """The diff that turns the committed ``path`` into ``new_text`` (the tree is left clean)."""
     p = repo / path

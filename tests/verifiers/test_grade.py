@@ -10,7 +10,7 @@ import pytest
 from factory.evaluate import evaluate
 from factory.schema import Candidate, TaskInstance
 from factory.store import RunStore, write_records
-from tests.conftest import bug_patch
+from tests.conftest import NewContainers, bug_patch
 from tests.verifiers.sample_repo import SAMPLE_FILES
 from verifiers.grade import grade_patch
 from verifiers.sandbox import SandboxLimits
@@ -198,15 +198,13 @@ def test_sigterm_stops_evaluate_without_grading_the_rest(docker_client, sample, 
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"instance_id": i, "model_patch": slow, "model_name_or_path": "m"}) + "\n"
                              for i in ids))
-    graders = {"label": "taskfactory.role=worker", "ancestor": task.image_name}
-    before = {c.id for c in docker_client.containers.list(all=True, filters=graders)}
+    graders = NewContainers(docker_client, {"label": "taskfactory.role=worker", "ancestor": task.image_name})
     proc = subprocess.Popen([sys.executable, "-m", "factory.cli", "evaluate", str(store.instances), str(preds),
                              "--run-dir", str(store.root), "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None and not [
-                c for c in docker_client.containers.list(filters=graders) if c.id not in before]:
+        while time.monotonic() < deadline and proc.poll() is None and not graders.running():
             time.sleep(0.2)
         time.sleep(5)  # the first grade's test session is under way (clamp sleeps 30 s a call)
         t0 = time.monotonic()
@@ -214,7 +212,7 @@ def test_sigterm_stops_evaluate_without_grading_the_rest(docker_client, sample, 
         out, _ = proc.communicate(timeout=60)
         stopped_in = time.monotonic() - t0
         time.sleep(2)
-        left = [c for c in docker_client.containers.list(all=True, filters=graders) if c.id not in before]
+        left = graders.left()
         assert proc.returncode != 0, out[-2000:]
         assert stopped_in < 30, (stopped_in, out[-2000:])  # not the three grades' minutes
         assert left == [], [(c.name, c.status) for c in left]
@@ -222,6 +220,4 @@ def test_sigterm_stops_evaluate_without_grading_the_rest(docker_client, sample, 
     finally:
         if proc.poll() is None:
             proc.kill()
-        for c in docker_client.containers.list(all=True, filters=graders):
-            if c.id not in before:
-                c.remove(force=True)
+        graders.remove()

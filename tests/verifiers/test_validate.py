@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factory.schema import Candidate
-from tests.conftest import bug_patch
+from tests.conftest import NewContainers, bug_patch
 from tests.verifiers.sample_repo import SAMPLE_FILES
 from verifiers.attribution import CoverageMap
 from verifiers.sandbox import SandboxLimits, pytest_command, run_tests
@@ -178,22 +178,21 @@ def test_sigterm_removes_the_worker_containers(docker_client, sample, tmp_path, 
     blob.write_bytes(pickle.dumps((env, base.entries, cands)))
     script = tmp_path / "stoppable.py"
     script.write_text(_STOPPABLE)
-    workers = {"label": "taskfactory.role=worker", "ancestor": env.tag}
-    before = {c.id for c in docker_client.containers.list(all=True, filters=workers)}
+    workers = NewContainers(docker_client, {"label": "taskfactory.role=worker", "ancestor": env.tag})
     proc = subprocess.Popen([sys.executable, str(script), str(blob), mode], cwd=str(root.parent),
                             stdout=subprocess.PIPE, text=True)
     try:
         started = []
         deadline = time.monotonic() + 90
         while len(started) < 2 and time.monotonic() < deadline and proc.poll() is None:
-            started = [c for c in docker_client.containers.list(filters=workers) if c.id not in before]
+            started = workers.running()
             time.sleep(0.2)
         assert len(started) == 2, "the two worker containers did not start"
         time.sleep(2)  # the candidates' test runs are under way inside them
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
         time.sleep(2)  # anything a dying thread was still starting
-        left = [c for c in docker_client.containers.list(all=True, filters=workers) if c.id not in before]
+        left = workers.left()
         if mode == "handled":
             assert proc.returncode != 0  # interrupted, not a finished run
             assert left == [], [(c.name, c.status) for c in left]
@@ -204,6 +203,4 @@ def test_sigterm_removes_the_worker_containers(docker_client, sample, tmp_path, 
     finally:
         if proc.poll() is None:
             proc.kill()
-        for c in docker_client.containers.list(all=True, filters=workers):
-            if c.id not in before:
-                c.remove(force=True)
+        workers.remove()
