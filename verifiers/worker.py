@@ -25,7 +25,7 @@ __all__ = ["Worker", "WorkerFault", "sweep"]
 
 _OUT = "/tf-out"
 _SELECT_FILE = f"{_OUT}/select.txt"
-ARGV_BUDGET = 64 * 1024  # bytes of node ids passed on the command line; more go through a file
+_ARGV_BUDGET = 64 * 1024  # bytes of node ids passed on the command line; more go through a file
 
 
 class WorkerFault(FactoryError):
@@ -108,6 +108,8 @@ class Worker:
 
     def put(self, path: str, data: bytes) -> None:
         """Write one file into the container (a volume path: ``/tf-out`` or ``/testbed``)."""
+        if self.container is None:
+            self.start()
         directory, name = path.rsplit("/", 1)
         try:
             self.container.put_archive(directory, tar_file(name, data))
@@ -178,7 +180,7 @@ class Worker:
         A selection too long for one command line goes in as a file (``Selection.ids_file``), for
         every runner."""
         tests = selection.tests
-        if tests and selection.ids_file is None and sum(len(t) + 1 for t in tests) > ARGV_BUDGET:
+        if tests and selection.ids_file is None and sum(len(t) + 1 for t in tests) > _ARGV_BUDGET:
             self.put(_SELECT_FILE, ("\n".join(tests) + "\n").encode())
             selection = dataclasses.replace(selection, ids_file=_SELECT_FILE)
         run, _ = self.run_tests(self.runner.command(selection), timeout_s=timeout_s)
