@@ -102,12 +102,13 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
     from verifiers.engine import ensure_engine  # noqa: PLC0415
     from verifiers.grade import grade_patch  # noqa: PLC0415
     from verifiers.sandbox import SandboxLimits  # noqa: PLC0415
-    from verifiers.worker import sweep  # noqa: PLC0415
+    from verifiers.worker import LiveWorkers, sweep  # noqa: PLC0415
 
     instances = load_instances(dataset)
     preds = load_predictions(predictions)
     client = ensure_engine(quiet=True)
     session = f"evaluate-{secrets.token_hex(6)}"  # every grading container's label
+    live = LiveWorkers()  # the graders' workers, shut when the run stops
     root = store.root / "evaluation"
     by_model: dict[str, list[dict]] = {}
     for p in preds:
@@ -132,7 +133,7 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
                 if rep.get(iid, {}).get("patch_sha256") == digest:
                     return iid, rep
             res = grade_patch(client, instances[iid], p.get("model_patch"), SandboxLimits(timeout_s=timeout_s),
-                              session=session)
+                              session=session, live=live)
             idir.mkdir(parents=True, exist_ok=True)
             (idir / "patch.diff").write_text(p.get("model_patch") or "")
             (idir / "test_output.txt").write_text(res.test_output)
@@ -157,12 +158,16 @@ def evaluate(dataset: str, predictions: Path, store: RunStore, *, workers: int =
                     progress(iid, rep[iid]["resolved"])
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM as one): grade nothing more. The queued grades are
-            # cancelled and the running ones cut short by removing their containers (a cut grade
-            # is an infrastructure error: its report is not cached, a re-run grades it again).
-            # Leaving the pool's block would otherwise grade every queued prediction first.
+            # cancelled and the running ones cut short: their workers shut (none starts another
+            # container) and their containers removed (a cut grade is an infrastructure error: its
+            # report is not cached, a re-run grades it again). Leaving the pool's block would
+            # otherwise grade every queued prediction first.
             pool.shutdown(wait=False, cancel_futures=True)
+            live.shut_all()
             sweep(client, session)
-            wait(futures, timeout=15)
+            # Only the grades that were running: a future cancelled by the shutdown never notifies
+            # wait(), which would then sit out its whole timeout (it did: 15 s every stop).
+            wait([f for f in futures if not f.cancelled()], timeout=15)
             sweep(client, session)
             raise
         pool.shutdown()

@@ -51,7 +51,7 @@ from verifiers.runner import Selection, runner_for
 from verifiers.sandbox import SandboxLimits, pytest_command, run_problem
 from verifiers.screen import screen_patch
 from verifiers.taskimage import patch_paths
-from verifiers.worker import Worker, WorkerFault
+from verifiers.worker import ARG_BUDGET, LiveWorkers, Worker, WorkerFault
 
 __all__ = ["GradeResult", "GradingTask", "grade_patch", "PROTECTED_NAMES", "image_test_cmd"]
 
@@ -252,13 +252,14 @@ def shadows(path: str, roots: set[str], names: set[str]) -> bool:
 
 def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch: str | None,
                 limits: SandboxLimits = SandboxLimits(timeout_s=defaults.GRADE_TIMEOUT_S),
-                test_cmd: str | None = None, session: str = "") -> GradeResult:
+                test_cmd: str | None = None, session: str = "", live: LiveWorkers | None = None) -> GradeResult:
     """Grade one patch on a task (any record with the TaskInstance columns it needs: ``GradingTask.of``).
     Infra faults land in ``error``.
 
     ``test_cmd`` defaults to the repository's own command, read from the image's label.
     ``session``: the label of the grading container (``verifiers.worker.sweep`` removes it, which
-    cuts a grade short: how ``factory evaluate`` stops).
+    cuts a grade short: how ``factory evaluate`` stops). ``live``: the run's workers, which it shuts
+    when it stops, so that a grade cut short does not go on in a fresh container.
     """
     t0 = time.monotonic()
     task = GradingTask.of(instance)
@@ -273,6 +274,8 @@ def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch
     res.test_cmd = test_cmd or label_cmd or _DEFAULT_TEST_CMD
     runner = runner_for(res.test_cmd)
     worker = Worker(client, task.image_name, limits, session=session, runner=runner)
+    if live is not None:
+        live.join(worker)
     try:
         worker.start()
         if runner.language == "python":
@@ -283,6 +286,8 @@ def grade_patch(client, instance: GradingTask | TaskInstance | dict, model_patch
         res.error = str(e)
     finally:
         worker.close()
+        if live is not None:
+            live.leave(worker)
         res.seconds = time.monotonic() - t0
     return res
 
@@ -423,7 +428,7 @@ def _patch_into(worker: Worker, model_patch: str) -> tuple[str, dict[str, str]]:
     """How the set-up exec gets the patch to ``{_G}/model.diff``: (its script step, its
     environment). A small patch rides in the exec's environment; a large one is copied in first
     (one variable holds at most 128 KiB)."""
-    if len(model_patch.encode()) < 64_000:
+    if len(model_patch.encode()) < ARG_BUDGET:
         return f"printf '%s' \"$TF_PATCH\" > {_G}/model.diff; ", {"TF_PATCH": model_patch}
     worker.sh(f"mkdir -p {_G}")
     worker.put(f"{_G}/model.diff", model_patch.encode())

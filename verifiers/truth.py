@@ -260,9 +260,10 @@ def check_baseline(entries, runs, collect_errors, limits: TruthLimits = TruthLim
     modules = [(where or "(session)", _reason((msg or "").splitlines()[-1] if msg else "")) for where, msg in collect_errors]
     error_share = (counts.get("error", 0)) / n if n else 0.0
     skip_share = counts.get("skipped", 0) / n if n else 0.0
+    fail_share = counts.get("failed", 0) / n if n else 0.0
     checks = {
         "num_tests": n, "error_share": round(error_share, 4), "skip_share": round(skip_share, 4),
-        "failed_share": round(counts.get("failed", 0) / n, 4) if n else 0.0,
+        "failed_share": round(fail_share, 4),
         "top_error_reasons": err_reasons.most_common(3), "top_skip_reasons": skip_reasons.most_common(3),
         "top_fail_reasons": fail_reasons.most_common(3),
         "collect_errors": modules, "max_error_share": limits.max_error_share, "max_skip_share": limits.max_skip_share,
@@ -287,7 +288,6 @@ def check_baseline(entries, runs, collect_errors, limits: TruthLimits = TruthLim
         top = skip_reasons.most_common(1)[0][0] if skip_reasons else "(no message)"
         warnings.append(f"{counts['skipped']} of {n} tests skip ({skip_share:.0%} > {limits.max_skip_share:.0%}), "
                         f"mostly: {top}")
-    fail_share = counts.get("failed", 0) / n if n else 0.0
     if fail_share > limits.max_fail_share:
         # PyGithub 2.5.0: 905 of 966 failed on httpretty's "a real socket does not exist" (urllib3
         # too new for it): the suite stands, but almost nothing in it can become a task.

@@ -43,7 +43,7 @@ from verifiers.runner import Box, Selection, runner_for
 from verifiers.sandbox import SandboxLimits, run_problem
 from verifiers.taskimage import build_task_image, patch_paths
 from verifiers.verdict import Judgement, VerdictRules, judge
-from verifiers.worker import Worker, WorkerFault, sweep
+from verifiers.worker import LiveWorkers, Worker, WorkerFault, sweep
 
 __all__ = ["AuditRecord", "ValidateConfig", "default_workers", "validate_candidates", "judge_candidate"]
 
@@ -196,14 +196,13 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
         todo.put((i, c))
     results: dict[int, Validation] = {}
     lock = threading.Lock()
-    workers: list[Worker] = []
+    live = LiveWorkers()
 
     session = uuid.uuid4().hex[:12]
 
     def _work() -> None:
         worker = Worker(client, env.tag, cfg.limits, session=session, runner=runner)
-        with lock:
-            workers.append(worker)
+        live.join(worker)
         try:
             while not worker.stopped:
                 try:
@@ -228,6 +227,7 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
                     on_result(val, inst)
         finally:
             worker.close()
+            live.leave(worker)
 
     threads = [threading.Thread(target=_work, daemon=True) for _ in range(min(cfg.workers, max(1, len(candidates))))]
     try:
@@ -239,9 +239,7 @@ def validate_candidates(client, env: EnvImage, baseline: list[BaselineEntry], ca
         # Interrupted (Ctrl-C, SIGTERM as one) or done: shut every worker, so that a thread whose
         # test run this cuts short stops instead of starting a new container, let the threads
         # leave, and remove whatever any of them started meanwhile (a sweep of the session label).
-        with lock:
-            for w in workers:
-                w.shut()
+        live.shut_all()
         sweep(client, session)
         deadline = time.monotonic() + 15
         for t in threads:

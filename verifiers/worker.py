@@ -13,6 +13,7 @@ the caller can retry them; they are never reported as a candidate's outcome.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 from factory.errors import FactoryError
@@ -21,11 +22,13 @@ from verifiers.isolation import ExecTimeout, container_kwargs, exec_in, remove_c
 from verifiers.runner import PytestRunner, Selection, TestRunner
 from verifiers.sandbox import SandboxLimits, SessionReport, read_file, tar_file
 
-__all__ = ["Worker", "WorkerFault", "sweep"]
+__all__ = ["ARG_BUDGET", "LiveWorkers", "Worker", "WorkerFault", "sweep"]
 
 _OUT = "/tf-out"
 _SELECT_FILE = f"{_OUT}/select.txt"
-_ARGV_BUDGET = 64 * 1024  # bytes of node ids passed on the command line; more go through a file
+# Bytes that one exec argument or environment variable may carry (a patch, the node ids): Linux
+# refuses any single one over 128 KiB (E2BIG), so past half that, the payload goes through a file.
+ARG_BUDGET = 64 * 1024
 
 
 class WorkerFault(FactoryError):
@@ -143,7 +146,7 @@ class Worker:
         flag = "-R " if reverse else ""
         prefix = f"{{ {self._RESET}; }} || exit 97; " if reset else ""  # 97: the reset itself failed
         env = {}
-        if len(patch.encode()) < 64_000:
+        if len(patch.encode()) < ARG_BUDGET:
             env["TF_PATCH"] = patch
             write = f"printf '%s' \"$TF_PATCH\" > {_OUT}/candidate.diff"
         else:
@@ -180,7 +183,7 @@ class Worker:
         A selection too long for one command line goes in as a file (``Selection.ids_file``), for
         every runner."""
         tests = selection.tests
-        if tests and selection.ids_file is None and sum(len(t) + 1 for t in tests) > _ARGV_BUDGET:
+        if tests and selection.ids_file is None and sum(len(t) + 1 for t in tests) > ARG_BUDGET:
             self.put(_SELECT_FILE, ("\n".join(tests) + "\n").encode())
             selection = dataclasses.replace(selection, ids_file=_SELECT_FILE)
         run, _ = self.run_tests(self.runner.command(selection), timeout_s=timeout_s)
@@ -259,6 +262,34 @@ class Worker:
         return out
 
 
+
+
+class LiveWorkers:
+    """The workers a run's threads hold right now, so that the run's main thread can shut them all
+    when it is stopping (Ctrl-C, SIGTERM). A shut worker starts no container again: a thread whose
+    test run the shut cuts short gets a WorkerFault at once instead of carrying on in a fresh
+    container, so the run lets go in seconds. A worker that joins after ``shut_all`` is shut at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[Worker] = set()
+        self.shutting = False
+
+    def join(self, worker: Worker) -> None:
+        with self._lock:
+            self._live.add(worker)
+            if self.shutting:
+                worker.shut()
+
+    def leave(self, worker: Worker) -> None:
+        with self._lock:
+            self._live.discard(worker)
+
+    def shut_all(self) -> None:
+        with self._lock:
+            self.shutting = True
+            for worker in self._live:
+                worker.shut()
 
 
 def sweep(client, session: str) -> int:

@@ -214,7 +214,9 @@ def test_sigterm_stops_evaluate_without_grading_the_rest(docker_client, sample, 
         time.sleep(2)
         left = graders.left()
         assert proc.returncode != 0, out[-2000:]
-        assert stopped_in < 30, (stopped_in, out[-2000:])  # not the three grades' minutes
+        # Not the three grades' minutes, nor the 15 s that wait() sat out on futures the shutdown had
+        # cancelled (they never notify it): 15.6 s before, 0.6 s now.
+        assert stopped_in < 10, (stopped_in, out[-2000:])
         assert left == [], [(c.name, c.status) for c in left]
         assert not list((store.root / "evaluation").rglob("report.json")), out[-2000:]
     finally:
