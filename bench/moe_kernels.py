@@ -21,6 +21,10 @@ what inputs and weights already held.
     python3 bench/moe_kernels.py --shapes 32768,2048,768,128,8 --ab v8,v10 --rounds 7   # fwd+bwd A/B
     python3 bench/moe_kernels.py --shapes 32768,2048,768,128,8 --parts v8,v10           # per stage
     python3 bench/moe_kernels.py --impls ours --peers sonic,liger                       # against peers
+    python3 bench/moe_kernels.py --ab v13,sonic,dense                                    # and the ceiling
+    python3 bench/moe_kernels.py --parts v13,dense                                       # per stage, too
+The ceiling ("dense" in --ab and --parts): the same nine units of GEMM work as one fwd+bwd, done by
+cuBLAS batched matmuls over E equal, contiguous groups and nothing else (dense_gemms).
 """
 
 # ruff: noqa: E741  (I is the expert width, as in the shape legend)
@@ -52,6 +56,7 @@ DEFAULT_SHAPES = [
 ]
 IMPLS = ("ours", "hf_eager", "hf_grouped", "torch_gmm")
 PEERS = ("sonic", "liger")
+CEILING = "dense"  # --ab / --parts name: the fwd+bwd's GEMMs alone, as cuBLAS batched matmuls
 
 
 def peer_status(name: str) -> tuple[bool, str]:
@@ -450,6 +455,43 @@ def stage_fns(inputs, norm) -> dict:
     }
 
 
+def dense_gemms(shape) -> dict:
+    """The nine units of GEMM work in one fwd+bwd (gate/up 2, down 1, dH 1, dWd 1, dX 2, dWgu 2; a
+    unit is 2*T*K*D*I FLOPs) as six cuBLAS batched matmuls over E groups of exactly T*K/E rows each,
+    on preallocated outputs: no routing, gather, activation, scatter or combine, no ragged groups.
+    No MoE can do its GEMMs faster than cuBLAS does them on perfectly balanced, contiguous groups,
+    so this is a ceiling for a grouped-GEMM MoE's GEMM time on this card: ours and a peer's
+    fwd+bwd are read against it (how much of their time is not GEMM at the dense rate)."""
+    T, D, I, E, K = shape
+    m, dt = T * K // E, torch.bfloat16
+
+    def r(*size):
+        return torch.randn(*size, device="cuda", dtype=dt) * 0.1
+
+    x, wgu, h, wd, do, dgu = r(E, m, D), r(E, D, 2 * I), r(E, m, I), r(E, I, D), r(E, m, D), r(E, m, 2 * I)
+    o_gu, o_dn, o_dh, o_dwd = r(E, m, 2 * I), r(E, m, D), r(E, m, I), r(E, I, D)
+    o_dx, o_dwgu = r(E, m, D), r(E, D, 2 * I)
+    return {
+        "gate_up": lambda: torch.bmm(x, wgu, out=o_gu),
+        "down": lambda: torch.bmm(h, wd, out=o_dn),
+        "dH": lambda: torch.bmm(do, wd.transpose(1, 2), out=o_dh),
+        "dWd": lambda: torch.bmm(h.transpose(1, 2), do, out=o_dwd),
+        "dX": lambda: torch.bmm(dgu, wgu.transpose(1, 2), out=o_dx),
+        "dWgu": lambda: torch.bmm(x.transpose(1, 2), dgu, out=o_dwgu),
+    }
+
+
+def dense_fwd_bwd(shape):
+    """The six dense GEMMs back to back: the ceiling's one "call"."""
+    fns = list(dense_gemms(shape).values())
+
+    def both():
+        for f in fns:
+            f()
+
+    return both
+
+
 def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     """Per-stage A/B of variants: every round times every stage of every variant (the median of
     reps CUDA-event timings), so clock drift within the run hits all variants alike; the table
@@ -457,6 +499,8 @@ def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     import kernels.moe_triton as mt
 
     table, default = _variants(), mt.CONFIG
+    dense = dense_gemms(shape) if CEILING in names else {}
+    names = [n for n in names if n != CEILING]
     inputs = make_moe_inputs(*shape, "uniform", device="cuda", seed=2, requires_grad=False)
     fns = stage_fns(inputs, norm)
     got: dict[tuple[str, str], list[float]] = {}
@@ -467,6 +511,8 @@ def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
                 got.setdefault((name, stage), []).append(cuda_time_ms(fn, 2, reps))
             if i == 0:
                 print(f"  {name} (regs, spills, smem): {mt.LAUNCH_INFO}", flush=True)
+        for gemm, fn in dense.items():
+            got.setdefault((CEILING, gemm), []).append(cuda_time_ms(fn, 2, reps))
     mt.CONFIG = default
     med = {k: statistics.median(v) for k, v in got.items()}
     print(f"per-stage ms at {shape}, median of {rounds} rounds (each the median of {reps} calls)")
@@ -475,23 +521,38 @@ def run_parts(names, shape, norm, rounds: int = 5, reps: int = 10) -> None:
     for stage in fns:
         print(f"| {stage} | " + " | ".join(f"{med[n, stage]:.3f}" for n in names) + " |")
     print("| sum | " + " | ".join(f"{sum(med[n, st] for st in fns):.3f}" for n in names) + " |", flush=True)
+    if dense:
+        T, D, I, E, K = shape
+        units = {"gate_up": 2, "down": 1, "dH": 1, "dWd": 1, "dX": 2, "dWgu": 2}
+        unit_tf = 2 * T * K * D * I / 1e12
+        print(f"the ceiling: each GEMM as a cuBLAS batched matmul over {E} equal groups, same rounds")
+        print("| GEMM | units | ms | ms per unit | TFLOP/s |")
+        print("|---|---:|---:|---:|---:|")
+        for gemm in dense:
+            t, u = med[CEILING, gemm], units[gemm]
+            print(f"| {gemm} | {u} | {t:.3f} | {t / u:.3f} | {u * unit_tf / t * 1e3:.0f} |")
+        total = sum(med[CEILING, g] for g in dense)
+        print(f"| sum | 9 | {total:.3f} | {total / 9:.3f} | {9 * unit_tf / total * 1e3:.0f} |", flush=True)
 
 
 def run_ab(names, shape, norm, rounds: int = 5, reps: int = 10, routing: str = "uniform") -> None:
     """Whole fwd+bwd A/B of variants, interleaved: every round times each variant (the median of reps
     per-call CUDA-event timings, the table's method), so the GPU's clock and power drift over the run
     hits all variants alike; prints every round and the median over rounds. A name from PEERS (sonic,
-    liger) times that peer on the same inputs (--ab v12,sonic)."""
+    liger) times that peer on the same inputs (--ab v12,sonic); "dense" times the ceiling, the same
+    GEMM work as cuBLAS batched matmuls over equal groups (dense_gemms)."""
     import kernels.moe_triton as mt
 
     table, default = _variants(), mt.CONFIG
     inputs = make_moe_inputs(*shape, routing, device="cuda", seed=2, requires_grad=True)
     got: dict[str, list[float]] = {n: [] for n in names}
     fns = {n: peer_fwd_bwd(n, inputs, norm) for n in names if n in PEERS}  # peers: their own kernels
+    if CEILING in names:
+        fns[CEILING] = dense_fwd_bwd(shape)
     try:
         for i in range(rounds):
             for name in names:
-                mt.CONFIG = default if name in PEERS else table[name]
+                mt.CONFIG = table.get(name, default)
                 got[name].append(cuda_time_ms(fns.get(name) or ours_fwd_bwd(inputs, norm), 2, reps))
             print(f"  round {i}: " + ", ".join(f"{n} {got[n][-1]:.2f}" for n in names), flush=True)
     finally:
