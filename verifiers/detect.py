@@ -448,6 +448,8 @@ def _system_needs(root: Path, found: list[str]) -> tuple[list[str], list[str]]:
             line = line.strip().removeprefix("- ").removeprefix("run:").strip()
             if _SETUP.search(line) and "pytest" not in line:
                 steps.append(line)
+            elif m := _MAKE_RUN.match(line):
+                steps += _make_steps_before_pytest(root, m.group(1))
     tox = tox_env_deps(root)
     steps += [c for c in tox.commands if _SETUP.search(c) or c.startswith(("python setup.py", "make"))]
     cp = _tox_config(root)
@@ -462,6 +464,36 @@ def _system_needs(root: Path, found: list[str]) -> tuple[list[str], list[str]]:
     if steps:
         found.append(f"setup steps: {'; '.join(dict.fromkeys(steps))}")
     return list(dict.fromkeys(apt)), list(dict.fromkeys(steps))
+
+
+_MAKE_RUN = re.compile(r"^make\s+([\w.-]+)\s*$")
+# Recipe lines that are not set-up: checks, installs (detection has its own), cleaning, echo.
+_NOT_SETUP = re.compile(r"\b(pip|uv|poetry|pre-commit|ruff|flake8|black|isort|mypy|pylint|echo|rm|make|tox|nox)\b|"
+                        r"\$\(")
+
+
+def _make_steps_before_pytest(root: Path, target: str) -> list[str]:
+    """What CI's ``make TARGET`` runs before pytest, when that target's recipe runs pytest.
+
+    holidays' CI runs ``make test``, whose recipe compiles the translation files
+    (``scripts/l10n/generate_mo_files.py``) and then runs pytest: without that step, 193 of its
+    tests fail on a clean tree. Lines that check, install, clean or print are left out, as are
+    lines with make variables (their values are the Makefile's, not the shell's)."""
+    makefile = root / "Makefile"
+    if not makefile.is_file():
+        return []
+    recipe: list[str] = []
+    inside = False
+    for raw in makefile.read_text(encoding="utf-8", errors="replace").splitlines():
+        if raw.startswith("\t"):
+            if inside:
+                recipe.append(raw.strip().lstrip("@-").strip())
+            continue
+        inside = bool(re.match(rf"^{re.escape(target)}\s*:(?!=)", raw))
+    for i, line in enumerate(recipe):
+        if re.search(r"\bpytest\b", line):
+            return [c for c in recipe[:i] if c and not c.startswith("#") and not _NOT_SETUP.search(c)]
+    return []
 
 
 def _apt_soft(pkgs: list[str]) -> str:
