@@ -29,6 +29,18 @@ err = Console(stderr=True)
 out = Console()
 
 RunDir = typer.Option(Path("runs/default"), "--run-dir", help="The run directory.")
+# validate and publish name the run as their argument; --run-dir, as env, mine and mutate spell it, works too.
+RunArg = typer.Argument(None, help="The run directory (or --run-dir).", show_default=False)
+RunDirToo = typer.Option(None, "--run-dir", help="The run directory, as the stages before this one take it.")
+
+
+def _the_run(run: Path | None, run_dir: Path | None) -> Path:
+    """The run named as the argument or by --run-dir (one of them; both only if they agree)."""
+    if run is not None and run_dir is not None and run.resolve() != run_dir.resolve():
+        raise typer.BadParameter(f"two runs named: {run} and --run-dir {run_dir}")
+    if run is None and run_dir is None:
+        raise typer.BadParameter("name the run directory: RUN or --run-dir RUN")
+    return run if run is not None else run_dir
 
 
 @app.callback()
@@ -281,7 +293,7 @@ def mine(spec: str = typer.Argument(..., help="A path, a git URL, pypi:NAME==VER
 
 
 @app.command("validate")
-def validate(run: Path = typer.Argument(..., help="The run directory."),
+def validate(run: Path | None = RunArg, run_dir: Path | None = RunDirToo,
              workers: int = typer.Option(0, "--workers", help="Containers in parallel (default: CPU cores, one container each)."),
              strategy: str = typer.Option(defaults.STRATEGY, "--strategy", help="selected | full"),
              timeout: float | None = typer.Option(
@@ -294,6 +306,7 @@ def validate(run: Path = typer.Argument(..., help="The run directory."),
              allow_disagreement: bool = typer.Option(
                  False, "--allow-disagreement", help="An audit disagreement is reported but does not fail the stage.")) -> None:
     """Verify every repository's candidates in containers → validations and RUN/instances.parquet."""
+    run = _the_run(run, run_dir)
     import dataclasses  # noqa: PLC0415
     import time  # noqa: PLC0415
 
@@ -406,7 +419,7 @@ def shell(dataset: str = typer.Argument(..., help="instances.parquet, a dataset 
 
 
 @app.command("publish")
-def publish(run: Path = typer.Argument(..., help="The run directory."),
+def publish(run: Path | None = RunArg, run_dir: Path | None = RunDirToo,
             dataset_dir: Path | None = typer.Option(None, "--dataset-dir", help="Default: RUN/dataset."),
             push_to_hub: str | None = typer.Option(None, "--push-to-hub", help="OWNER/NAME on the Hub (HF_TOKEN)."),
             private: bool = typer.Option(False, "--private"),
@@ -428,6 +441,7 @@ def publish(run: Path = typer.Argument(..., help="The run directory."),
             min_f2p: int = typer.Option(1, "--min-f2p", min=1),
             overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset folder that holds another dataset.")) -> None:
     """Curate RUN's instances and write a Hugging Face dataset (or a SWE-bench JSONL)."""
+    run = _the_run(run, run_dir)
     from factory.curate import CurateConfig  # noqa: PLC0415
     from factory.publish import PublishConfig, export_swebench, export_task_repo, publish_run  # noqa: PLC0415
 

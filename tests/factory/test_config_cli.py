@@ -49,6 +49,20 @@ def test_a_bad_config_exits_2_with_one_line(tmp_path):
     assert "not valid YAML" in proc.stderr and proc.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize("command", ["validate", "publish"])
+def test_validate_and_publish_take_the_run_as_argument_or_as_run_dir(tmp_path, command):
+    """env, mine and mutate take --run-dir; a user carrying it on to validate or publish got
+    "No such option". Both spellings now name the same run; neither, or two different runs,
+    is a usage error (exit 2)."""
+    run = tmp_path / "run"
+    by_arg, by_option = _factory(command, str(run)), _factory(command, "--run-dir", str(run))
+    assert by_arg.returncode == by_option.returncode == 1  # the run is empty: the same error both ways
+    assert by_option.stderr.startswith(f"error: {run}") and by_arg.stderr == by_option.stderr
+    neither, two = _factory(command), _factory(command, str(run), "--run-dir", str(tmp_path / "other"))
+    assert neither.returncode == two.returncode == 2
+    assert "name the run directory" in neither.stderr and "two runs named" in two.stderr
+
+
 @pytest.mark.docker
 def test_a_path_that_is_not_a_repository_fails_and_is_recorded(tmp_path, docker_client):
     run = tmp_path / "run"
