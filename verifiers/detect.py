@@ -489,6 +489,8 @@ def _make_steps_before_pytest(root: Path, target: str) -> list[str]:
             if inside:
                 recipe.append(raw.strip().lstrip("@-").strip())
             continue
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue  # blank and comment lines among a recipe's lines do not end it (GNU make)
         inside = bool(re.match(rf"^{re.escape(target)}\s*:(?!=)", raw))
     for i, line in enumerate(recipe):
         if re.search(r"\bpytest\b", line):

@@ -114,15 +114,16 @@ def test_what_ci_s_make_target_runs_before_pytest_is_a_setup_step(tmp_path):
     _write(tmp_path, {
         "setup.py": "setup(name='x')\n",
         "Makefile": "doc:\n\tsphinx-build docs out\n\n"
-                    "test:\n\t@echo testing\n\tscripts/gen_mo.py\n\tpip install -q extra\n\tpre-commit run\n"
-                    "\tpytest --numprocesses auto\n\tscripts/after.py\n",
+                    "test:\n\t@echo testing\n\tscripts/gen_mo.py\n\n# then the checks\n\tpip install -q extra\n"
+                    "\tpre-commit run\n\t-scripts/gen_data.py\n\tpytest --numprocesses auto\n\tscripts/after.py\n",
         ".github/workflows/ci.yml": "jobs:\n  t:\n    steps:\n      - name: Run tests\n        run: |\n"
                                     "          make test\n      - run: make doc\n",
     })
     r = detect_install(tmp_path)
     steps = [c for c in r.commands if "setup step failed" in c]
-    assert steps == ["(scripts/gen_mo.py) || echo 'taskfactory: setup step failed: 'scripts/gen_mo.py"], r.commands
-    assert "setup steps: scripts/gen_mo.py" in r.detected_from
+    assert steps == ["(scripts/gen_mo.py) || echo 'taskfactory: setup step failed: 'scripts/gen_mo.py",
+                     "(scripts/gen_data.py) || echo 'taskfactory: setup step failed: 'scripts/gen_data.py"], r.commands
+    assert "setup steps: scripts/gen_mo.py; scripts/gen_data.py" in r.detected_from
 
 
 def test_a_guessed_distribution_is_installed_only_where_the_project_declares_it(tmp_path):
