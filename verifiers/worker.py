@@ -13,6 +13,7 @@ the caller can retry them; they are never reported as a candidate's outcome.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 
@@ -39,7 +40,9 @@ class WorkerFault(FactoryError):
 
 class Worker:
     """One worker container at a time; every container it ever starts carries ``session``'s label,
-    so ``sweep(client, session)`` can remove whatever an interrupted close left behind."""
+    so ``sweep(client, session)`` can remove whatever an interrupted close left behind, and the
+    starting process's id (``taskfactory.pid``), so that an operator (or a test) can tell which
+    process owned a container a killed worker left."""
 
     def __init__(self, client, image: str, limits: SandboxLimits = SandboxLimits(), session: str = "",
                  runner: TestRunner | None = None) -> None:
@@ -65,7 +68,8 @@ class Worker:
                 self.image, command=["sleep", "infinity"], detach=True,
                 environment={"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"},
                 **container_kwargs(self.limits, scratch=("/testbed", _OUT),
-                                   labels={"taskfactory.role": "worker", "taskfactory.session": self.session}),
+                                   labels={"taskfactory.role": "worker", "taskfactory.session": self.session,
+                                           "taskfactory.pid": str(os.getpid())}),
             )
         except docker.errors.ImageNotFound as e:
             raise WorkerFault(f"environment image {self.image} is missing") from e

@@ -114,11 +114,15 @@ def test_a_worker_killed_mid_validate_loses_and_duplicates_nothing(prepared, doc
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and not killed:
                 pids = _ray_workers("validate:")
-                labelled = docker_client.containers.list(filters={"label": f"{RUN_LABEL}={run_id}"})
-                if pids and labelled:  # mid-validate: a batch's worker container is up
-                    os.kill(pids[0], signal.SIGKILL)
-                    killed.update(pid=pids[0], containers=[c.id for c in labelled])
-                    return
+                for pid in pids:
+                    # This worker's own containers: only the run's sweep can remove them once it dies
+                    # (another worker's are removed by that worker, which said nothing of the sweep).
+                    labelled = docker_client.containers.list(
+                        filters={"label": [f"{RUN_LABEL}={run_id}", f"taskfactory.pid={pid}"]})
+                    if labelled:  # mid-validate: a batch's worker container is up
+                        os.kill(pid, signal.SIGKILL)
+                        killed.update(pid=pid, containers=[c.id for c in labelled])
+                        return
                 time.sleep(0.2)
 
         killer = threading.Thread(target=_kill_one, daemon=True)
