@@ -282,18 +282,23 @@ class LiveWorkers:
     def join(self, worker: Worker) -> None:
         with self._lock:
             self._live.add(worker)
-            if self.shutting:
-                worker.shut()
+            late = self.shutting
+        if late:
+            worker.shut()
 
     def leave(self, worker: Worker) -> None:
         with self._lock:
             self._live.discard(worker)
 
     def shut_all(self) -> None:
+        """Shut every live worker. The lock is held only to take the list: a shut removes its
+        container (up to seconds each), and a thread joining or leaving meanwhile must not wait on
+        that; one that joins after ``shutting`` is set shuts its own worker."""
         with self._lock:
             self.shutting = True
-            for worker in self._live:
-                worker.shut()
+            live = list(self._live)
+        for worker in live:
+            worker.shut()
 
 
 def sweep(client, session: str) -> int:
