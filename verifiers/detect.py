@@ -467,35 +467,73 @@ def _system_needs(root: Path, found: list[str]) -> tuple[list[str], list[str]]:
 
 
 _MAKE_RUN = re.compile(r"^make\s+([\w.-]+)\s*$")
+# A recipe line that runs another target of the same Makefile: `make X`, `$(MAKE) X`, `${MAKE} X`.
+_SUB_MAKE = re.compile(r"^(?:make|\$\(MAKE\)|\$\{MAKE\})\s+([\w.-]+)\s*$")
 # Recipe lines that are not set-up: checks, installs (detection has its own), cleaning, echo.
 _NOT_SETUP = re.compile(r"\b(pip|uv|poetry|pre-commit|ruff|flake8|black|isort|mypy|pylint|echo|rm|make|tox|nox)\b|"
                         r"\$\(")
+_MAKE_DEPTH = 4  # prerequisites and sub-makes followed this deep (and never in a cycle)
+
+
+def _make_rules(text: str) -> dict[str, tuple[list[str], list[str]]]:
+    """target -> (prerequisites, recipe lines) of a Makefile: explicit rules only (no patterns,
+    no variables expanded); blank and comment lines among a recipe's lines do not end it (GNU make)."""
+    rules: dict[str, tuple[list[str], list[str]]] = {}
+    current: list[str] = []
+    for raw in text.splitlines():
+        if raw.startswith("\t"):
+            for t in current:
+                rules[t][1].append(raw.strip().lstrip("@-").strip())
+            continue
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        m = re.match(r"^([\w.\- /]+?)\s*::?(?!=)(.*)$", raw)
+        if m is None or "%" in m.group(1) or m.group(1).startswith("."):
+            current = []  # a variable, a directive, a pattern or special target
+            continue
+        current = m.group(1).split()
+        prereqs = [p for p in m.group(2).split(";")[0].split("|")[0].split() if "$" not in p]
+        for t in current:
+            rules.setdefault(t, ([], []))[0].extend(prereqs)
+    return rules
 
 
 def _make_steps_before_pytest(root: Path, target: str) -> list[str]:
-    """What CI's ``make TARGET`` runs before pytest, when that target's recipe runs pytest.
+    """What CI's ``make TARGET`` runs before pytest, when that target (or one it runs) runs pytest.
 
     holidays' CI runs ``make test``, whose recipe compiles the translation files
     (``scripts/l10n/generate_mo_files.py``) and then runs pytest: without that step, 193 of its
-    tests fail on a clean tree. Lines that check, install, clean or print are left out, as are
-    lines with make variables (their values are the Makefile's, not the shell's)."""
+    tests fail on a clean tree. The walk goes in make's order: a target's prerequisites first, then
+    its recipe, where ``make X`` / ``$(MAKE) X`` runs X's the same way, until the first pytest line.
+    Lines that check, install, clean or print are left out, as are lines with make variables (their
+    values are the Makefile's, not the shell's). A target that never reaches pytest gives nothing."""
     makefile = root / "Makefile"
     if not makefile.is_file():
         return []
-    recipe: list[str] = []
-    inside = False
-    for raw in makefile.read_text(encoding="utf-8", errors="replace").splitlines():
-        if raw.startswith("\t"):
-            if inside:
-                recipe.append(raw.strip().lstrip("@-").strip())
-            continue
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue  # blank and comment lines among a recipe's lines do not end it (GNU make)
-        inside = bool(re.match(rf"^{re.escape(target)}\s*:(?!=)", raw))
-    for i, line in enumerate(recipe):
-        if re.search(r"\bpytest\b", line):
-            return [c for c in recipe[:i] if c and not c.startswith("#") and not _NOT_SETUP.search(c)]
-    return []
+    rules = _make_rules(makefile.read_text(encoding="utf-8", errors="replace"))
+    steps: list[str] = []
+    done: set[str] = set()
+
+    def walk(t: str, depth: int) -> bool:
+        """Collect t's set-up lines into steps; True once a pytest line is reached."""
+        if t in done or t not in rules or depth > _MAKE_DEPTH:
+            return False
+        done.add(t)  # make runs a target once per invocation; this also ends cycles
+        prereqs, recipe = rules[t]
+        for p in prereqs:
+            if walk(p, depth + 1):
+                return True
+        for line in recipe:
+            if re.search(r"\bpytest\b", line):
+                return True
+            if m := _SUB_MAKE.match(line):
+                if walk(m.group(1), depth + 1):
+                    return True
+            elif line and not line.startswith("#") and not _NOT_SETUP.search(line):
+                steps.append(line)
+        return False
+
+    return steps if walk(target, 0) else []
 
 
 def _apt_soft(pkgs: list[str]) -> str:

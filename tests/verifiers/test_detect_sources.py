@@ -126,6 +126,37 @@ def test_what_ci_s_make_target_runs_before_pytest_is_a_setup_step(tmp_path):
     assert "setup steps: scripts/gen_mo.py; scripts/gen_data.py" in r.detected_from
 
 
+def test_a_make_targets_prerequisites_and_sub_makes_run_before_its_pytest(tmp_path):
+    """Makefiles more often put the step before the tests in a prerequisite (``test: l10n``) or a
+    sub-make (``$(MAKE) l10n``) than in the test recipe itself: both are walked in make's order,
+    each target once (a cycle ends), and a step after pytest or in a target CI never reaches is not
+    taken."""
+    _write(tmp_path, {
+        "setup.py": "setup(name='x')\n",
+        "Makefile": "PY ?= python\n.PHONY: test l10n data\n\n"
+                    "l10n: data\n\tscripts/gen_mo.py\n\n"
+                    "data: l10n\n\tscripts/gen_data.py\n\n"
+                    "lint:\n\truff check .\n\n"
+                    "fixtures:\n\tscripts/fixtures.py\n\n"
+                    "docs:\n\tsphinx-build docs out\n\n"
+                    "test: l10n lint\n\t$(MAKE) fixtures\n\tpytest\n\t$(MAKE) docs\n",
+        ".github/workflows/ci.yml": "jobs:\n  t:\n    steps:\n      - run: make test\n",
+    })
+    r = detect_install(tmp_path)
+    steps = [c.split(")")[0].lstrip("(") for c in r.commands if "setup step failed" in c]
+    assert steps == ["scripts/gen_data.py", "scripts/gen_mo.py", "scripts/fixtures.py"], r.commands
+
+
+def test_a_make_target_that_never_reaches_pytest_gives_no_steps(tmp_path):
+    _write(tmp_path, {
+        "setup.py": "setup(name='x')\n",
+        "Makefile": "build:\n\tscripts/build.py\n\nall: build\n\tscripts/package.py\n",
+        ".github/workflows/ci.yml": "jobs:\n  t:\n    steps:\n      - run: make all\n      - run: pytest\n",
+    })
+    r = detect_install(tmp_path)
+    assert not [c for c in r.commands if "setup step failed" in c], r.commands
+
+
 def test_a_guessed_distribution_is_installed_only_where_the_project_declares_it(tmp_path):
     _write(tmp_path, {"setup.py": "setup(name='x')\n", "tox.ini": "[testenv]\ndeps = foo-bar>=1\n",
                       "tests/test_a.py": "from helper import h\nimport foo_bar\n\ndef test_a():\n    pass\n"})
