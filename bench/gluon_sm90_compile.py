@@ -24,6 +24,7 @@ CASES = [
     ("gate_up", 128, 128, 64, 3, 168),
     ("gate_up", 128, 128, 64, 4, 168),
     ("gate_up", 128, 128, 32, 8, 168),
+    ("gate_up_mma", 128, 128, 64, 4, 168),  # GU and h stored from the accumulators' layout
     ("gate_up_pp", 128, 64, 64, 4, 168),  # ping-pong: two 4-warp consumers, (128, 2 x 64) each
     ("gate_up_pp", 128, 64, 64, 5, 168),
     ("down_bwd", 128, 128, 64, 3, 128),
@@ -34,6 +35,11 @@ CASES = [
     ("mm_down", 128, 256, 64, 3, 168),
     ("mm_dx", 128, 256, 64, 3, 168),
     ("mm_g", 128, 256, 64, 3, 168),
+    ("mm_down_early", 128, 256, 64, 3, 168),  # scale and the next tile's coordinates early
+    ("pp_down", 128, 128, 64, 4, 168),  # ping-pong: two 4-warp consumers, a (128, 128) tile each
+    ("pp_down", 128, 128, 64, 5, 168),
+    ("pp_dx", 128, 128, 64, 5, 168),
+    ("mm_dx_early", 128, 256, 64, 3, 168),
     ("g_swiglu", 128, 256, 64, 3, 168),  # SR = 16 (G_SWIGLU_SR)
     ("g_swiglu32", 128, 256, 64, 3, 168),  # SR = 32
     ("g_swiglu_pf2", 128, 256, 64, 3, 168),  # SR = 16, two slices ahead
@@ -58,6 +64,8 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
         sig = {**ptrs, "w_desc": desc([bn, bk]), "D": "i32", "I": "i32"}
         warps = 4 if kernel == "gate_up_pp" else 8
         const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, num_warps=warps)
+        if kernel == "gate_up_mma":
+            const["EPI_MMA"] = True
     elif kernel.startswith("wgrad"):
         fn = g.wgrad_ws_kernel
         out_t = kernel == "wgrad_t"
@@ -69,7 +77,7 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
         sizes = ["M", "N", "stride_a"]
     elif kernel.startswith("mm_"):
         fn = g.grouped_mm_ws_kernel
-        gather, b_nk = kernel == "mm_g", kernel == "mm_down"
+        gather, b_nk = kernel.startswith("mm_g"), kernel.startswith("mm_down")
         ptrs = {"tok_ptr": "*i32", "counts_ptr": "*i32", "c_ptr": "*bf16", "scale_ptr": "*fp32"}
         sig = {"a_src": "*bf16" if gather else desc([bm, bk]), "tok_ptr": "*i32", "counts_ptr": "*i32",
                "b_desc": desc([bn, bk] if b_nk else [bk, bn]), "c_ptr": "*bf16", "c_desc": desc([bm, bn]),
@@ -77,7 +85,17 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
         if gather:
             ptrs["a_src"] = "*bf16"
         const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, GATHER=gather,
-                     B_MODE=int(b_nk), HAS_SCALE=b_nk, num_warps=8)
+                     B_MODE=int(b_nk), HAS_SCALE=b_nk, num_warps=8, EARLY=kernel.endswith("_early"))
+        sizes = ["K", "N"]
+    elif kernel.startswith("pp_"):
+        fn = g.grouped_mm_pp_kernel
+        b_nk = kernel == "pp_down"
+        ptrs = {"tok_ptr": "*i32", "counts_ptr": "*i32", "c_ptr": "*bf16", "scale_ptr": "*fp32"}
+        sig = {"a_desc": desc([bm, bk]), "tok_ptr": "*i32", "counts_ptr": "*i32",
+               "b_desc": desc([bn, bk] if b_nk else [bk, bn]), "c_ptr": "*bf16", "c_desc": desc([bm, bn]),
+               "scale_ptr": "*fp32", "K": "i32", "N": "i32"}
+        const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, B_MODE=int(b_nk),
+                     HAS_SCALE=b_nk, num_warps=4)
         sizes = ["K", "N"]
     elif kernel.startswith("g_swiglu"):
         fn = g.g_swiglu_ws_kernel
@@ -99,7 +117,7 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
     for c in const:
         sig[c] = "constexpr"
     # What the launcher specialises at run time for 16-aligned pointers and sizes (D=2048, I=768).
-    sizes = sizes if kernel.startswith(("wgrad", "mm_")) else ["D", "I"]
+    sizes = sizes if kernel.startswith(("wgrad", "mm_", "pp_")) else ["D", "I"]
     attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in [*ptrs, *sizes]}
     cc = triton.compile(
         GluonASTSource(fn=fn, signature=sig, constexprs=const, attrs=attrs),

@@ -225,6 +225,14 @@ def _variants():
         # the same with a (64, 2 x 128) tile per warpgroup: X rows gathered once per 256 columns, as v13
         "v15q3": C(gate_up_pp=G(64, 128, 64, 4, 3, 168)),
         "v15q4": C(gate_up_pp=G(64, 128, 64, 4, 4, 168)),
+        # v16 try (kernels/NOTES.md): the Gluon grouped GEMM (down, dX) with the row scale and the next
+        # tile's coordinates off the path between two tiles (grouped_mm_epi="early")
+        "v16e": C(grouped_mm_epi="early"),
+        # gate/up as the Gluon kernel (v13g's) storing GU and h from the accumulators' layout
+        "v16g": C(gate_up_ws=G(128, 128, 64, 8, 4, 168), gate_up_ws_epi="mma"),
+        # and down and dX as the ping-pong Gluon kernel, a (128, 128) tile per consumer warpgroup
+        "v16pp4": C(grouped_mm_pp=G(128, 128, 64, 4, 4, 168)),
+        "v16pp5": C(grouped_mm_pp=G(128, 128, 64, 4, 5, 168)),
     }
 
 

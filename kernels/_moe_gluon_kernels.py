@@ -139,11 +139,16 @@ def _stage_producer(
 def _gate_up_consumer(
     counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
     E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
-    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, EPI_MMA: gl.constexpr,
 ):  # fmt: skip
-    """Per tile: two (BM, BN) wgmma accumulators (gate, up) over the stages, then GU and h."""
+    """Per tile: two (BM, BN) wgmma accumulators (gate, up) over the stages, then GU and h: stored
+    from a blocked layout (16-byte runs per thread; the conversion goes through shared memory), or
+    with EPI_MMA straight from the accumulators' layout (no conversion, 4-byte runs)."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
-    st: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
+    if EPI_MMA:
+        st: gl.constexpr = mma
+    else:
+        st: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [NW, 1], [1, 0])
     table, num_n, num_tiles = _tile_space(counts_ptr, I, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(D, BK)
     it = 0
@@ -166,8 +171,12 @@ def _gate_up_consumer(
         acc_g, acc_u = warpgroup_mma_wait(num_outstanding=0, deps=(acc_g, acc_u))
         mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
         # Epilogue, as in the Triton kernel: GU rounded to the output dtype, h from the rounded values.
-        g = gl.convert_layout(acc_g.to(gu_ptr.dtype.element_ty), st)
-        u = gl.convert_layout(acc_u.to(gu_ptr.dtype.element_ty), st)
+        if EPI_MMA:
+            g = acc_g.to(gu_ptr.dtype.element_ty)
+            u = acc_u.to(gu_ptr.dtype.element_ty)
+        else:
+            g = gl.convert_layout(acc_g.to(gu_ptr.dtype.element_ty), st)
+            u = gl.convert_layout(acc_u.to(gu_ptr.dtype.element_ty), st)
         rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, st))
         cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, st))
         mask = (rows < m_end)[:, None] & (cols < I)[None, :]
@@ -198,8 +207,10 @@ def gate_up_ws_kernel(
     STAGES: gl.constexpr,
     NUM_PROGRAMS: gl.constexpr,
     num_warps: gl.constexpr,
+    EPI_MMA: gl.constexpr = False,
 ):
-    """Persistent, warp-specialised gate/up grouped GEMM (D % BK == 0; the caller checks)."""
+    """Persistent, warp-specialised gate/up grouped GEMM (D % BK == 0; the caller checks). EPI_MMA:
+    GU and h stored from the accumulators' own layout (_gate_up_consumer)."""
     dtype: gl.constexpr = x_ptr.dtype.element_ty
     # X rows and weight rows are both [*, BK] K-contiguous tiles: the same swizzled layout.
     a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], w_desc.layout)
@@ -213,7 +224,7 @@ def gate_up_ws_kernel(
     gl.warp_specialize(
         [
             (_gate_up_consumer, (counts_ptr, gu_ptr, h_ptr, a_bufs, b_bufs, ready, empty, D, I,
-                                 E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps)),
+                                 E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, EPI_MMA)),
             (_stage_producer, (x_ptr, tok_ptr, counts_ptr, w_desc, a_bufs, b_bufs, ready, empty, D, I,
                                E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, True, B_GATE_UP)),
         ],
@@ -350,17 +361,27 @@ def _grouped_mm_consumer(
     counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_buf, K, N,
     E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
     STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, B_MODE: gl.constexpr,
-    HAS_SCALE: gl.constexpr,
+    HAS_SCALE: gl.constexpr, EARLY: gl.constexpr,
 ):  # fmt: skip
     """One (BM, BN) accumulator per tile; a whole tile leaves through shared memory by a TMA store
     that drains during the next tile's MMAs, an expert's last, partial tile by a masked store (a
-    TMA store would write the next expert's rows)."""
+    TMA store would write the next expert's rows).
+
+    Between two tiles the tensor cores wait for this partition (the last MMA's drain, the epilogue,
+    the next tile's coordinates): bench/moe_tile_cost.py measured 3.6 us per tile here against 0.9
+    for cuBLAS. EARLY takes two of those off that path: the row scale is loaded before the main
+    loop, and the next tile's coordinates are worked out while the last K step's MMA runs."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
     table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(K, BK)
     it = 0
+    _, m_start, m_end, pid_n = _tile_of(gl.program_id(0), table, num_n, BM)
     for tile_id in range(gl.program_id(0), num_tiles, NUM_PROGRAMS):
-        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
+        if not EARLY:
+            _, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, mma))
+        if HAS_SCALE and EARLY:  # its load's latency hidden under the main loop
+            scale = gl.load(scale_ptr + rows, mask=rows < m_end, other=0.0)
         acc = gl.zeros((BM, BN), gl.float32, mma)
         for ki in range(k_steps):
             s = it % STAGES
@@ -373,11 +394,15 @@ def _grouped_mm_consumer(
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
             it += 1
+        if EARLY:  # under the last K step's MMA, still in flight
+            _, nm_start, nm_end, npid_n = _tile_of(tile_id + NUM_PROGRAMS, table, num_n, BM)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
-        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, mma))
         if HAS_SCALE:
-            acc = acc * gl.load(scale_ptr + rows, mask=rows < m_end, other=0.0)[:, None]
+            if EARLY:
+                acc = acc * scale[:, None]
+            else:
+                acc = acc * gl.load(scale_ptr + rows, mask=rows < m_end, other=0.0)[:, None]
         out = acc.to(c_buf.dtype)
         if m_end - m_start >= BM:
             tma.store_wait(pendings=0)  # the previous tile's store has read c_buf
@@ -390,6 +415,8 @@ def _grouped_mm_consumer(
             cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             mask = (rows < m_end)[:, None] & (cols < N)[None, :]
             gl.store(c_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], out, mask=mask)
+        if EARLY:
+            m_start, m_end, pid_n = nm_start, nm_end, npid_n
     tma.store_wait(pendings=0)
 
 
@@ -415,9 +442,10 @@ def grouped_mm_ws_kernel(
     B_MODE: gl.constexpr,
     HAS_SCALE: gl.constexpr,
     num_warps: gl.constexpr,
+    EARLY: gl.constexpr = False,
 ):
     """Persistent, warp-specialised M-grouped GEMM (K % BK == 0, so B boxes never cross experts;
-    the caller checks)."""
+    the caller checks). EARLY: see _grouped_mm_consumer."""
     dtype: gl.constexpr = c_ptr.dtype.element_ty
     a_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
     a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], a_layout)
@@ -435,12 +463,131 @@ def grouped_mm_ws_kernel(
     gl.warp_specialize(
         [
             (_grouped_mm_consumer, (counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_buf, K, N,
-                                    E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE, HAS_SCALE)),
+                                    E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE, HAS_SCALE,
+                                    EARLY)),
             (_stage_producer, (a_src, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
                                E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, GATHER, B_MODE)),
         ],
         [PRODUCER_WARPS],
         [PRODUCER_REGS],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The same M-grouped GEMMs with a ping-pong schedule (issue 25, v16 try)
+# --------------------------------------------------------------------------------------------
+@gluon.jit
+def _grouped_mm_pp_consumer(
+    counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_bufs, order, K, N,
+    E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+    STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, B_MODE: gl.constexpr,
+    HAS_SCALE: gl.constexpr, ROLE: gl.constexpr,
+):  # fmt: skip
+    """One warpgroup of the ping-pong M-grouped GEMM: every other tile of this program (ROLE 0 the
+    even ones), each its own (BM, BN) accumulator, its epilogue (row scale, then a TMA store through
+    this warpgroup's own buffer, or a masked store for an expert's partial last tile) running while
+    the other warpgroup's main loop keeps the tensor cores busy. The main loops take turns through
+    ``order`` (why: _gate_up_pp_consumer), so the MMAs are never idle between two tiles for the time
+    of an epilogue, as they are in _grouped_mm_consumer where both warpgroups share each tile."""
+    mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
+    table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
+    k_steps = gl.cdiv(K, BK)
+    c_buf = c_bufs.index(ROLE)
+    t = ROLE  # this program's tile count before this tile (the producer's order)
+    j = 0  # this warpgroup's tiles before this one
+    for tile_id in range(gl.program_id(0) + ROLE * NUM_PROGRAMS, num_tiles, 2 * NUM_PROGRAMS):
+        e, m_start, m_end, pid_n = _tile_of(tile_id, table, num_n, BM)
+        rows = m_start + gl.arange(0, BM, layout=gl.SliceLayout(1, mma))
+        if HAS_SCALE:  # loaded before the main loop: its latency is hidden there
+            scale = gl.load(scale_ptr + rows, mask=rows < m_end, other=0.0)
+        it = t * k_steps
+        acc = gl.zeros((BM, BN), gl.float32, mma)
+        mbarrier.wait(order.index(ROLE), (j - 1 + ROLE) & 1, pred=t > 0)
+        for ki in range(k_steps):
+            s = it % STAGES
+            mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+            if B_MODE == B_NK:
+                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s).permute((1, 0)), acc, is_async=True)
+            else:
+                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), pred=ki > 0)
+            it += 1
+        mbarrier.arrive(order.index(1 - ROLE))  # every stage of this tile waited on: the other's turn
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES))
+        if HAS_SCALE:
+            acc = acc * scale[:, None]
+        out = acc.to(c_ptr.dtype.element_ty)
+        if m_end - m_start >= BM:
+            tma.store_wait(pendings=0)  # this warpgroup's previous store has read c_buf
+            gl.thread_barrier()
+            c_buf.store(out)
+            fence_async_shared()
+            gl.thread_barrier()
+            tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
+        else:
+            cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
+            mask = (rows < m_end)[:, None] & (cols < N)[None, :]
+            gl.store(c_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], out, mask=mask)
+        t += 2
+        j += 1
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
+def grouped_mm_pp_kernel(
+    a_desc,  # TMA descriptor of the sorted (S, K) rows, block [BM, BK]
+    tok_ptr,  # (S,) int32 (unused: A is never gathered here)
+    counts_ptr,  # (E,) int32
+    b_desc,  # weights: B_KN (E*K, N) block [BK, BN]; B_NK (E*N, K) block [BN, BK]
+    c_ptr,  # (S, N) out
+    c_desc,  # TMA descriptor of c, block [BM, BN]
+    scale_ptr,  # (S,) float32 row scale (HAS_SCALE)
+    K,
+    N,
+    E: gl.constexpr,
+    E_P: gl.constexpr,
+    BM: gl.constexpr,
+    BN: gl.constexpr,
+    BK: gl.constexpr,
+    STAGES: gl.constexpr,
+    NUM_PROGRAMS: gl.constexpr,
+    B_MODE: gl.constexpr,
+    HAS_SCALE: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    """Persistent M-grouped GEMM with TMA-fed A rows and a ping-pong schedule (K % BK == 0; the
+    caller checks): grouped_mm_ws_kernel's producer and two consumer warpgroups (num_warps = 4 each)
+    with a (BM, BN) tile each (_grouped_mm_pp_consumer)."""
+    dtype: gl.constexpr = c_ptr.dtype.element_ty
+    a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], a_desc.layout)
+    if B_MODE == B_NK:
+        b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, BK], b_desc.layout)
+    else:
+        b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], b_desc.layout)
+    c_bufs = gl.allocate_shared_memory(dtype, [2, BM, BN], c_desc.layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    order = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1)
+        mbarrier.init(empty.index(i), count=1)
+    for i in gl.static_range(2):
+        mbarrier.init(order.index(i), count=1)
+    gl.warp_specialize(
+        [
+            (_grouped_mm_pp_consumer, (counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_bufs,
+                                       order, K, N, E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE,
+                                       HAS_SCALE, 0)),
+            (_grouped_mm_pp_consumer, (counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_bufs,
+                                       order, K, N, E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE,
+                                       HAS_SCALE, 1)),
+            (_stage_producer, (a_desc, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
+                               E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, False, B_MODE)),
+        ],
+        [num_warps, PRODUCER_WARPS],
+        [PP_CONSUMER_REGS, PRODUCER_REGS],
     )  # fmt: skip
 
 

@@ -102,6 +102,9 @@ class TritonMoEConfig:
     # 4-warp producer gathering X rows with cp.async and loading the weights by TMA, two consumer
     # warpgroups. None = the Triton kernel above. Needs Hopper (9.x) and D % bk == 0; else Triton.
     gate_up_ws: GemmConfig | None = None
+    # gate_up_ws's epilogue stores GU and h straight from the accumulators' layout ("mma") instead of
+    # converting them to a blocked layout through shared memory first ("blocked"; kernels/NOTES.md, v16 try).
+    gate_up_ws_epi: str = "blocked"
     # Gate/up as the ping-pong Gluon kernel (gate_up_pp_kernel): the same producer, and two consumer
     # warpgroups (num_warps = 4 each) with a (bm, 2*bn) tile each, so that one's epilogue runs under the
     # other's MMAs. Taken before gate_up_ws. Needs Hopper and D % bk == 0; else as above. Correct on an
@@ -130,6 +133,15 @@ class TritonMoEConfig:
     # Needs K % bk == 0; else Triton. With wgrad_ws: -0.29 to -0.48 ms f+b at (32768, 2048, 768) in
     # three interleaved A/Bs against the Triton kernels alone (v8), kernels/NOTES.md v10.
     grouped_mm_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
+    # grouped_mm_ws between tiles: "early" loads the row scale before the main loop and works out the
+    # next tile's coordinates under the last MMA, off the path where the tensor cores wait for the
+    # epilogue; "tma" does both after the drain (kernels/NOTES.md, v16 try).
+    grouped_mm_epi: str = "tma"
+    # The M-grouped GEMMs with TMA-fed A rows (down, dX) as the ping-pong Gluon kernel
+    # (grouped_mm_pp_kernel): two consumer warpgroups (num_warps = 4 each) with a (bm, bn) tile each,
+    # one's epilogue under the other's MMAs. Taken before grouped_mm_ws where A is not gathered.
+    # Needs Hopper and K % bk == 0 (kernels/NOTES.md, v16 try).
+    grouped_mm_pp: GemmConfig | None = None
     # Smallest GEMM (FLOPs) a Gluon kernel takes. A Gluon launch costs the host 20-140 us more than a
     # Triton one (bench/moe_launch_cost.py on the H200's host: 98-212 against 49-118 us), which only
     # GEMMs that keep the GPU busy longer than that hide; 5e10 is ~90 us at 550 TFLOP/s
@@ -143,6 +155,10 @@ class TritonMoEConfig:
         for name in ("persistent", "gate_up_persistent"):
             if getattr(self, name) not in ("off", "loop", "flat"):
                 raise ValueError(f"{name} must be off, loop or flat; got {getattr(self, name)!r}")
+        if self.gate_up_ws_epi not in ("blocked", "mma"):
+            raise ValueError(f"gate_up_ws_epi must be blocked or mma; got {self.gate_up_ws_epi!r}")
+        if self.grouped_mm_epi not in ("tma", "early"):
+            raise ValueError(f"grouped_mm_epi must be tma or early; got {self.grouped_mm_epi!r}")
         if self.router_bwd not in ("torch", "triton"):
             raise ValueError(f"router_bwd must be torch or triton; got {self.router_bwd!r}")
 
@@ -317,7 +333,8 @@ def _gate_up_gluon(x_TD, gate_up_E2IH, r: Routing, gu_S2I, h_SI, cfg: GemmConfig
     progs = min(_num_sms(x_TD.device), _m_grid(r.tok_S.shape[0], E, I2 // 2, cfg)[0])
     compiled = g.gate_up_ws_kernel[(progs,)](
         x_TD, r.tok_S, r.counts_E, gu_S2I, h_SI, w_desc, D, I2 // 2, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn,
-        BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)
+        BK=cfg.bk, STAGES=cfg.num_stages, NUM_PROGRAMS=progs, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg,
+        EPI_MMA=CONFIG.gate_up_ws_epi == "mma")
     _record("gate_up_ws", compiled)
 
 
@@ -379,8 +396,26 @@ def _grouped_mm_gluon(a_SK, w, c_SN, b_nk: bool, N: int, r: Routing, scale_S, cf
         a_src, a_idx if a_idx is not None else r.tok_S, r.counts_E, b_desc, c_SN, desc(c_SN, [cfg.bm, cfg.bn]),
         scale_S if scale_S is not None else r.w_S, K, N, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
         STAGES=cfg.num_stages, NUM_PROGRAMS=progs, GATHER=a_idx is not None, B_MODE=int(b_nk),
-        HAS_SCALE=scale_S is not None, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
+        HAS_SCALE=scale_S is not None, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg,
+        EARLY=CONFIG.grouped_mm_epi == "early")  # fmt: skip
     _record(f"{name}_ws", compiled)
+
+
+def _grouped_mm_pp_gluon(a_SK, w, c_SN, b_nk: bool, N: int, r: Routing, scale_S, cfg: GemmConfig, name: str):
+    """_grouped_mm (A rows TMA-fed) by the ping-pong Gluon kernel: one tile per consumer warpgroup."""
+    from kernels import _moe_gluon_kernels as g
+
+    S, K = c_SN.shape[0], a_SK.shape[1]
+    E = w.shape[0]
+    desc = _gluon_desc
+    b_desc = desc(w.view(E * N, K), [cfg.bn, cfg.bk]) if b_nk else desc(w.view(E * K, N), [cfg.bk, cfg.bn])
+    progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
+    compiled = g.grouped_mm_pp_kernel[(progs,)](
+        desc(a_SK, [cfg.bm, cfg.bk]), r.tok_S, r.counts_E, b_desc, c_SN, desc(c_SN, [cfg.bm, cfg.bn]),
+        scale_S if scale_S is not None else r.w_S, K, N, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
+        STAGES=cfg.num_stages, NUM_PROGRAMS=progs, B_MODE=int(b_nk), HAS_SCALE=scale_S is not None,
+        num_warps=cfg.num_warps, maxnreg=cfg.maxnreg)  # fmt: skip
+    _record(f"{name}_pp", compiled)
 
 
 def _grouped_mm(
@@ -393,6 +428,9 @@ def _grouped_mm(
     c_SN = torch.empty((S, N), dtype=a_SK.dtype, device=a_SK.device)
     b_nk = stride_bk == 1  # w[e] stored (N, K): the down projection; else (K, N)
     tma_ok = _tma_ok(c_SN, w, *(() if a_idx is not None else (a_SK,)))
+    if tma_ok and a_idx is None and _gluon_ok(a_SK, CONFIG.grouped_mm_pp, 2.0 * S * N * K, (K, "bk")):
+        _grouped_mm_pp_gluon(a_SK, w, c_SN, b_nk, N, r, scale_S, CONFIG.grouped_mm_pp, name)
+        return c_SN
     if tma_ok and _gluon_ok(a_SK, CONFIG.grouped_mm_ws, 2.0 * S * N * K, (K, "bk")):
         _grouped_mm_gluon(a_SK, w, c_SN, b_nk, N, r, scale_S, CONFIG.grouped_mm_ws, a_idx, name)
         return c_SN

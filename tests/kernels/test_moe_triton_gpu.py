@@ -112,6 +112,7 @@ _CONFIGS = {
     # run), beside the default's Gluon GEMMs: gate/up at 4 stages of BK=64 and at 8 of BK=32, and the
     # fused down-projection backward.
     "gluon_gate_up": dict(gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168)),
+    "gluon_gate_up_mma_epi": dict(gate_up_ws=GemmConfig(128, 128, 64, 8, 4, 168), gate_up_ws_epi="mma"),
     # gate/up as the ping-pong Gluon kernel (v15): two warpgroups, a (128, 2 x 64) tile each
     "gluon_gate_up_pp": dict(gate_up_pp=GemmConfig(128, 64, 64, 4, 4, 168)),
     "gluon_gate_up_k32_down_bwd": dict(
@@ -122,6 +123,10 @@ _CONFIGS = {
     "gluon_wgrad_k32": dict(wgrad_ws=GemmConfig(128, 256, 32, 8, 6, 168), grouped_mm_ws=None, g_swiglu_ws=None),
     # down, G and dX in Gluon (where K % 64 == 0) without the Gluon weight-grad kernel.
     "gluon_grouped_mm": dict(wgrad_ws=None, g_swiglu_ws=None),
+    # the same kernels with the scale and the next tile's coordinates off the epilogue's path (v16 try)
+    "gluon_grouped_mm_early": dict(grouped_mm_epi="early"),
+    # down and dX as the ping-pong Gluon kernel (v16 try): a (128, 128) tile per consumer warpgroup
+    "gluon_grouped_mm_pp": dict(grouped_mm_pp=GemmConfig(128, 128, 64, 4, 5, 168)),
     # The G GEMM with the SwiGLU backward in its consumers' epilogue (v13, the default's): without the
     # other Gluon GEMMs, and with 8-row slices two ahead; "v12_split" is the split path it replaced.
     "gluon_g_swiglu": dict(wgrad_ws=None, grouped_mm_ws=None),
@@ -254,7 +259,7 @@ def test_router_gather_matches_reduction_form(T, E, K, norm, ties, monkeypatch):
 # multiples of BK, both weight-grad output layouts, gathered and TMA-fed A rows.
 @pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
 @pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8)])
-@pytest.mark.parametrize("kernel", ["wgrad_ws", "grouped_mm_ws"])
+@pytest.mark.parametrize("kernel", ["wgrad_ws", "grouped_mm_ws", "grouped_mm_ws_early", "grouped_mm_pp4", "grouped_mm_pp5"])
 def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     import kernels.moe_triton as mt
 
@@ -272,6 +277,11 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
 
         def run():
             return mt._dwd(dy, h, r, x.dtype), mt._dwgu(dgu, x, r, x.dtype)
+    elif kernel.startswith("grouped_mm_pp"):  # TMA-fed A only: the G GEMM (gathered) stays Triton's
+        names = ["down_pp", "dx_pp"]
+
+        def run():
+            return mt._down(h, dn, r), mt._dxs(dgu, gu, r), mt._g_gemm(dy, dn, r)
     else:
         names = ["down_ws", "dx_ws", "g_ws"]
 
@@ -281,7 +291,13 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     triton_only = dataclasses.replace(mt.CONFIG, wgrad_ws=None, grouped_mm_ws=None, g_swiglu_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", triton_only)
     want = run()
-    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(triton_only, **{kernel: GemmConfig(128, 256, 64, 8, 3, 168)}))
+    if kernel == "grouped_mm_ws_early":  # the scale and the next tile's coordinates early (v16 try)
+        gluon = dict(grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168), grouped_mm_epi="early")
+    elif kernel.startswith("grouped_mm_pp"):  # the ping-pong kernel, 4 or 5 stages (v16 try)
+        gluon = dict(grouped_mm_pp=GemmConfig(128, 128, 64, 4, int(kernel[-1]), 168))
+    else:
+        gluon = {kernel: GemmConfig(128, 256, 64, 8, 3, 168)}
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(triton_only, **gluon))
     _poison_allocator()
     mt.LAUNCH_INFO.clear()
     got = run()
@@ -321,6 +337,35 @@ def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, tile, stages, m
     mt.LAUNCH_INFO.clear()
     got = mt._gate_up(x, gu, r)
     assert "gate_up_pp" in mt.LAUNCH_INFO, f"the Gluon kernel did not run: {sorted(mt.LAUNCH_INFO)}"
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and torch.isfinite(a).all()
+        torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
+
+
+# The Gluon gate/up (gate_up_ws) against the Triton gate/up, with either epilogue: GU and h converted to a
+# blocked layout before the stores, or stored from the accumulators' layout (v16 try).
+@pytest.mark.parametrize("epi", ["blocked", "mma"])
+@pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
+@pytest.mark.parametrize(
+    "T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8), (777, 128, 96, 16, 4), (1031, 2048, 192, 8, 2)]
+)
+def test_gluon_gate_up_ws_matches_triton(T, D, I, E, K, routing, epi, monkeypatch):
+    import kernels.moe_triton as mt
+
+    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
+        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
+    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + E, requires_grad=False)
+    x, rw, gu, dn = m.tensors()
+    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    base = dataclasses.replace(mt.CONFIG, gate_up_pp=None, gate_up_ws=None, gluon_min_flops=0)
+    monkeypatch.setattr(mt, "CONFIG", base)
+    want = mt._gate_up(x, gu, r)
+    ws = GemmConfig(128, 128, 64, 8, 4, 168)
+    monkeypatch.setattr(mt, "CONFIG", dataclasses.replace(base, gate_up_ws=ws, gate_up_ws_epi=epi))
+    _poison_allocator()
+    mt.LAUNCH_INFO.clear()
+    got = mt._gate_up(x, gu, r)
+    assert "gate_up_ws" in mt.LAUNCH_INFO, f"the Gluon kernel did not run: {sorted(mt.LAUNCH_INFO)}"
     for a, b in zip(got, want, strict=True):
         assert a.shape == b.shape and torch.isfinite(a).all()
         torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
