@@ -40,6 +40,8 @@ CASES = [
     ("pp_down", 128, 128, 64, 5, 168),
     ("pp_dx", 128, 128, 64, 5, 168),
     ("mm_dx_early", 128, 256, 64, 3, 168),
+    ("mm_down_sub", 128, 256, 64, 4, 168),  # and the tile stored in two halves: room for a 4th stage
+    ("mm_dx_sub", 128, 256, 64, 4, 168),
     ("g_swiglu", 128, 256, 64, 3, 168),  # SR = 16 (G_SWIGLU_SR)
     ("g_swiglu32", 128, 256, 64, 3, 168),  # SR = 32
     ("g_swiglu_pf2", 128, 256, 64, 3, 168),  # SR = 16, two slices ahead
@@ -80,12 +82,14 @@ def compile_case(kernel: str, bm: int, bn: int, bk: int, stages: int, maxnreg: i
         gather, b_nk = kernel.startswith("mm_g"), kernel.startswith("mm_down")
         ptrs = {"tok_ptr": "*i32", "counts_ptr": "*i32", "c_ptr": "*bf16", "scale_ptr": "*fp32"}
         sig = {"a_src": "*bf16" if gather else desc([bm, bk]), "tok_ptr": "*i32", "counts_ptr": "*i32",
-               "b_desc": desc([bn, bk] if b_nk else [bk, bn]), "c_ptr": "*bf16", "c_desc": desc([bm, bn]),
+               "b_desc": desc([bn, bk] if b_nk else [bk, bn]), "c_ptr": "*bf16",
+               "c_desc": desc([bm, bn // 2] if kernel.endswith("_sub") else [bm, bn]),
                "scale_ptr": "*fp32", "K": "i32", "N": "i32"}
         if gather:
             ptrs["a_src"] = "*bf16"
         const = dict(E=128, E_P=128, BM=bm, BN=bn, BK=bk, STAGES=stages, NUM_PROGRAMS=132, GATHER=gather,
-                     B_MODE=int(b_nk), HAS_SCALE=b_nk, num_warps=8, EARLY=kernel.endswith("_early"))
+                     B_MODE=int(b_nk), HAS_SCALE=b_nk, num_warps=8, EARLY=kernel.endswith(("_early", "_sub")),
+                     SUB=kernel.endswith("_sub"))
         sizes = ["K", "N"]
     elif kernel.startswith("pp_"):
         fn = g.grouped_mm_pp_kernel

@@ -228,6 +228,8 @@ def _variants():
         # v16 try (kernels/NOTES.md): the Gluon grouped GEMM (down, dX) with the row scale and the next
         # tile's coordinates off the path between two tiles (grouped_mm_epi="early")
         "v16e": C(grouped_mm_epi="early"),
+        # and whole tiles stored in two halves through a half-size buffer, at 4 stages
+        "v16s": C(grouped_mm_epi="sub", grouped_mm_ws=G(128, 256, 64, 8, 4, 168)),
         # gate/up as the Gluon kernel (v13g's) storing GU and h from the accumulators' layout
         "v16g": C(gate_up_ws=G(128, 128, 64, 8, 4, 168), gate_up_ws_epi="mma"),
         # and down and dX as the ping-pong Gluon kernel, a (128, 128) tile per consumer warpgroup

@@ -14,7 +14,8 @@ its "fixed" is per our tile-equivalent: the line's intercept spread over the sam
 
 Variants (kernels/moe_triton.py CONFIG fields): tma3 = the default grouped_mm_ws (TMA-store epilogue,
 3 stages); early = the row scale and the next tile's coordinates off the path between tiles
-(grouped_mm_epi="early"); pp4 / pp5 = the
+(grouped_mm_epi="early"); sub4 = early, with whole tiles stored in two halves through a half-size
+buffer at 4 stages (grouped_mm_epi="sub"); pp4 / pp5 = the
 ping-pong kernel (grouped_mm_pp, a (128, 128) tile per consumer warpgroup), 4 or 5 stages;
 scale = the down GEMM's row scale (routing weight) on, as in the forward's down projection.
 Needs a Hopper GPU (the Gluon kernels); prints a markdown table.
@@ -43,6 +44,7 @@ def variants(default) -> dict:
     return {
         "tma3": default,
         "early": dataclasses.replace(default, grouped_mm_epi="early"),
+        "sub4": dataclasses.replace(default, grouped_mm_epi="sub", grouped_mm_ws=G(128, 256, 64, 8, 4, 168)),
         "pp4": dataclasses.replace(default, grouped_mm_pp=G(128, 128, 64, 4, 4, 168)),
         "pp5": dataclasses.replace(default, grouped_mm_pp=G(128, 128, 64, 4, 5, 168)),
     }
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="32768,2048,128,8", help="T,N,E,k (N: the output width, D)")
     ap.add_argument("--ks", default="256,512,768,1536,3072")
-    ap.add_argument("--variants", default="tma3,early,pp4,pp5")
+    ap.add_argument("--variants", default="tma3,early,sub4,pp4,pp5")
     ap.add_argument("--scale", action="store_true", help="the row scale on (the down GEMM's routing weight)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=10)

@@ -361,7 +361,7 @@ def _grouped_mm_consumer(
     counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_buf, K, N,
     E: gl.constexpr, E_P: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
     STAGES: gl.constexpr, NUM_PROGRAMS: gl.constexpr, NW: gl.constexpr, B_MODE: gl.constexpr,
-    HAS_SCALE: gl.constexpr, EARLY: gl.constexpr,
+    HAS_SCALE: gl.constexpr, EARLY: gl.constexpr, SUB: gl.constexpr,
 ):  # fmt: skip
     """One (BM, BN) accumulator per tile; a whole tile leaves through shared memory by a TMA store
     that drains during the next tile's MMAs, an expert's last, partial tile by a masked store (a
@@ -370,7 +370,9 @@ def _grouped_mm_consumer(
     Between two tiles the tensor cores wait for this partition (the last MMA's drain, the epilogue,
     the next tile's coordinates): bench/moe_tile_cost.py measured 3.6 us per tile here against 0.9
     for cuBLAS. EARLY takes two of those off that path: the row scale is loaded before the main
-    loop, and the next tile's coordinates are worked out while the last K step's MMA runs."""
+    loop, and the next tile's coordinates are worked out while the last K step's MMA runs. SUB
+    stores a whole tile in two (BM, BN / 2) halves through one half-size buffer (c_desc's block),
+    which leaves room for a 4th stage, as CUTLASS's epilogues store sub-tiles."""
     mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[NW, 1], instr_shape=[16, BN, 16])
     table, num_n, num_tiles = _tile_space(counts_ptr, N, E, E_P, BM, BN, NW)
     k_steps = gl.cdiv(K, BK)
@@ -405,12 +407,27 @@ def _grouped_mm_consumer(
                 acc = acc * gl.load(scale_ptr + rows, mask=rows < m_end, other=0.0)[:, None]
         out = acc.to(c_buf.dtype)
         if m_end - m_start >= BM:
-            tma.store_wait(pendings=0)  # the previous tile's store has read c_buf
-            gl.thread_barrier()
-            c_buf.store(out)
-            fence_async_shared()
-            gl.thread_barrier()
-            tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
+            if SUB:
+                lo, hi = gl.split(gl.permute(gl.reshape(out, (BM, 2, BN // 2)), (0, 2, 1)))
+                tma.store_wait(pendings=0)  # the previous store has read c_buf
+                gl.thread_barrier()
+                c_buf.store(lo)
+                fence_async_shared()
+                gl.thread_barrier()
+                tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
+                tma.store_wait(pendings=0)
+                gl.thread_barrier()
+                c_buf.store(hi)
+                fence_async_shared()
+                gl.thread_barrier()
+                tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN + BN // 2], c_buf)
+            else:
+                tma.store_wait(pendings=0)  # the previous tile's store has read c_buf
+                gl.thread_barrier()
+                c_buf.store(out)
+                fence_async_shared()
+                gl.thread_barrier()
+                tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
         else:
             cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             mask = (rows < m_end)[:, None] & (cols < N)[None, :]
@@ -427,7 +444,7 @@ def grouped_mm_ws_kernel(
     counts_ptr,  # (E,) int32
     b_desc,  # weights: B_KN (E*K, N) block [BK, BN]; B_NK (E*N, K) block [BN, BK]
     c_ptr,  # (S, N) out
-    c_desc,  # TMA descriptor of c, block [BM, BN]
+    c_desc,  # TMA descriptor of c, block [BM, BN] ([BM, BN // 2] with SUB)
     scale_ptr,  # (S,) float32 row scale (HAS_SCALE)
     K,
     N,
@@ -443,9 +460,10 @@ def grouped_mm_ws_kernel(
     HAS_SCALE: gl.constexpr,
     num_warps: gl.constexpr,
     EARLY: gl.constexpr = False,
+    SUB: gl.constexpr = False,
 ):
     """Persistent, warp-specialised M-grouped GEMM (K % BK == 0, so B boxes never cross experts;
-    the caller checks). EARLY: see _grouped_mm_consumer."""
+    the caller checks). EARLY, SUB: see _grouped_mm_consumer."""
     dtype: gl.constexpr = c_ptr.dtype.element_ty
     a_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
     a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], a_layout)
@@ -453,7 +471,7 @@ def grouped_mm_ws_kernel(
         b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, BK], b_desc.layout)
     else:
         b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], b_desc.layout)
-    c_buf = gl.allocate_shared_memory(dtype, [BM, BN], c_desc.layout)
+    c_buf = gl.allocate_shared_memory(dtype, c_desc.block_type.shape, c_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
@@ -464,7 +482,7 @@ def grouped_mm_ws_kernel(
         [
             (_grouped_mm_consumer, (counts_ptr, c_ptr, c_desc, scale_ptr, a_bufs, b_bufs, ready, empty, c_buf, K, N,
                                     E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, num_warps, B_MODE, HAS_SCALE,
-                                    EARLY)),
+                                    EARLY, SUB)),
             (_stage_producer, (a_src, tok_ptr, counts_ptr, b_desc, a_bufs, b_bufs, ready, empty, K, N,
                                E, E_P, BM, BN, BK, STAGES, NUM_PROGRAMS, GATHER, B_MODE)),
         ],

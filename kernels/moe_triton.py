@@ -135,7 +135,8 @@ class TritonMoEConfig:
     grouped_mm_ws: GemmConfig | None = GemmConfig(128, 256, 64, 8, 3, 168)
     # grouped_mm_ws between tiles: "early" loads the row scale before the main loop and works out the
     # next tile's coordinates under the last MMA, off the path where the tensor cores wait for the
-    # epilogue; "tma" does both after the drain (kernels/NOTES.md, v16 try).
+    # epilogue; "tma" does both after the drain; "sub" is "early" with whole tiles stored in two
+    # halves through a half-size buffer, which leaves room for a 4th stage (kernels/NOTES.md, v16 try).
     grouped_mm_epi: str = "tma"
     # The M-grouped GEMMs with TMA-fed A rows (down, dX) as the ping-pong Gluon kernel
     # (grouped_mm_pp_kernel): two consumer warpgroups (num_warps = 4 each) with a (bm, bn) tile each,
@@ -157,8 +158,8 @@ class TritonMoEConfig:
                 raise ValueError(f"{name} must be off, loop or flat; got {getattr(self, name)!r}")
         if self.gate_up_ws_epi not in ("blocked", "mma"):
             raise ValueError(f"gate_up_ws_epi must be blocked or mma; got {self.gate_up_ws_epi!r}")
-        if self.grouped_mm_epi not in ("tma", "early"):
-            raise ValueError(f"grouped_mm_epi must be tma or early; got {self.grouped_mm_epi!r}")
+        if self.grouped_mm_epi not in ("tma", "early", "sub"):
+            raise ValueError(f"grouped_mm_epi must be tma, early or sub; got {self.grouped_mm_epi!r}")
         if self.router_bwd not in ("torch", "triton"):
             raise ValueError(f"router_bwd must be torch or triton; got {self.router_bwd!r}")
 
@@ -392,12 +393,14 @@ def _grouped_mm_gluon(a_SK, w, c_SN, b_nk: bool, N: int, r: Routing, scale_S, cf
     b_desc = desc(w.view(E * N, K), [cfg.bn, cfg.bk]) if b_nk else desc(w.view(E * K, N), [cfg.bk, cfg.bn])
     a_src = a_SK if a_idx is not None else desc(a_SK, [cfg.bm, cfg.bk])
     progs = min(_num_sms(a_SK.device), _m_grid(S, E, N, cfg)[0])
+    epi = CONFIG.grouped_mm_epi
+    c_desc = desc(c_SN, [cfg.bm, cfg.bn // 2 if epi == "sub" else cfg.bn])
     compiled = g.grouped_mm_ws_kernel[(progs,)](
-        a_src, a_idx if a_idx is not None else r.tok_S, r.counts_E, b_desc, c_SN, desc(c_SN, [cfg.bm, cfg.bn]),
+        a_src, a_idx if a_idx is not None else r.tok_S, r.counts_E, b_desc, c_SN, c_desc,
         scale_S if scale_S is not None else r.w_S, K, N, E=E, E_P=_pow2(E), BM=cfg.bm, BN=cfg.bn, BK=cfg.bk,
         STAGES=cfg.num_stages, NUM_PROGRAMS=progs, GATHER=a_idx is not None, B_MODE=int(b_nk),
         HAS_SCALE=scale_S is not None, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg,
-        EARLY=CONFIG.grouped_mm_epi == "early")  # fmt: skip
+        EARLY=epi in ("early", "sub"), SUB=epi == "sub")  # fmt: skip
     _record(f"{name}_ws", compiled)
 
 

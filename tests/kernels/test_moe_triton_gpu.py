@@ -125,6 +125,7 @@ _CONFIGS = {
     "gluon_grouped_mm": dict(wgrad_ws=None, g_swiglu_ws=None),
     # the same kernels with the scale and the next tile's coordinates off the epilogue's path (v16 try)
     "gluon_grouped_mm_early": dict(grouped_mm_epi="early"),
+    "gluon_grouped_mm_sub": dict(grouped_mm_epi="sub", grouped_mm_ws=GemmConfig(128, 256, 64, 8, 4, 168)),
     # down and dX as the ping-pong Gluon kernel (v16 try): a (128, 128) tile per consumer warpgroup
     "gluon_grouped_mm_pp": dict(grouped_mm_pp=GemmConfig(128, 128, 64, 4, 5, 168)),
     # The G GEMM with the SwiGLU backward in its consumers' epilogue (v13, the default's): without the
@@ -259,7 +260,7 @@ def test_router_gather_matches_reduction_form(T, E, K, norm, ties, monkeypatch):
 # multiples of BK, both weight-grad output layouts, gathered and TMA-fed A rows.
 @pytest.mark.parametrize("routing", ["uniform", "skewed", "empty"])
 @pytest.mark.parametrize("T,D,I,E,K", [(515, 128, 256, 24, 4), (4099, 256, 512, 16, 8)])
-@pytest.mark.parametrize("kernel", ["wgrad_ws", "grouped_mm_ws", "grouped_mm_ws_early", "grouped_mm_pp4", "grouped_mm_pp5"])
+@pytest.mark.parametrize("kernel", ["wgrad_ws", "grouped_mm_ws", "grouped_mm_ws_early", "grouped_mm_ws_sub", "grouped_mm_pp4", "grouped_mm_pp5"])
 def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     import kernels.moe_triton as mt
 
@@ -293,6 +294,8 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     want = run()
     if kernel == "grouped_mm_ws_early":  # the scale and the next tile's coordinates early (v16 try)
         gluon = dict(grouped_mm_ws=GemmConfig(128, 256, 64, 8, 3, 168), grouped_mm_epi="early")
+    elif kernel == "grouped_mm_ws_sub":  # and whole tiles stored in two halves, 4 stages (v16 try)
+        gluon = dict(grouped_mm_ws=GemmConfig(128, 256, 64, 8, 4, 168), grouped_mm_epi="sub")
     elif kernel.startswith("grouped_mm_pp"):  # the ping-pong kernel, 4 or 5 stages (v16 try)
         gluon = dict(grouped_mm_pp=GemmConfig(128, 128, 64, 4, int(kernel[-1]), 168))
     else:
