@@ -353,6 +353,18 @@ def gate_up_pp_kernel(
     )  # fmt: skip
 
 
+@gluon.jit
+def _tma_store_tile(out, c_desc, c_buf, row0, col0):
+    """A finished tile (registers) to global memory through c_buf by a TMA store, once the previous
+    store from c_buf has read it; the store drains while the caller goes on."""
+    tma.store_wait(pendings=0)
+    gl.thread_barrier()
+    c_buf.store(out)
+    fence_async_shared()
+    gl.thread_barrier()
+    tma.async_copy_shared_to_global(c_desc, [row0, col0], c_buf)
+
+
 # --------------------------------------------------------------------------------------------
 # Plain M-grouped GEMMs (down, dX, the G GEMM): c[s] = a[row(s)] @ B[e(s)] (* scale[s])
 # --------------------------------------------------------------------------------------------
@@ -409,25 +421,10 @@ def _grouped_mm_consumer(
         if m_end - m_start >= BM:
             if SUB:
                 lo, hi = gl.split(gl.permute(gl.reshape(out, (BM, 2, BN // 2)), (0, 2, 1)))
-                tma.store_wait(pendings=0)  # the previous store has read c_buf
-                gl.thread_barrier()
-                c_buf.store(lo)
-                fence_async_shared()
-                gl.thread_barrier()
-                tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
-                tma.store_wait(pendings=0)
-                gl.thread_barrier()
-                c_buf.store(hi)
-                fence_async_shared()
-                gl.thread_barrier()
-                tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN + BN // 2], c_buf)
+                _tma_store_tile(lo, c_desc, c_buf, m_start, pid_n * BN)
+                _tma_store_tile(hi, c_desc, c_buf, m_start, pid_n * BN + BN // 2)
             else:
-                tma.store_wait(pendings=0)  # the previous tile's store has read c_buf
-                gl.thread_barrier()
-                c_buf.store(out)
-                fence_async_shared()
-                gl.thread_barrier()
-                tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
+                _tma_store_tile(out, c_desc, c_buf, m_start, pid_n * BN)
         else:
             cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             mask = (rows < m_end)[:, None] & (cols < N)[None, :]
@@ -538,12 +535,7 @@ def _grouped_mm_pp_consumer(
             acc = acc * scale[:, None]
         out = acc.to(c_ptr.dtype.element_ty)
         if m_end - m_start >= BM:
-            tma.store_wait(pendings=0)  # this warpgroup's previous store has read c_buf
-            gl.thread_barrier()
-            c_buf.store(out)
-            fence_async_shared()
-            gl.thread_barrier()
-            tma.async_copy_shared_to_global(c_desc, [m_start, pid_n * BN], c_buf)
+            _tma_store_tile(out, c_desc, c_buf, m_start, pid_n * BN)  # c_buf: this warpgroup's own
         else:
             cols = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, mma))
             mask = (rows < m_end)[:, None] & (cols < N)[None, :]

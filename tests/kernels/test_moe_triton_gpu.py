@@ -255,6 +255,15 @@ def test_router_gather_matches_reduction_form(T, E, K, norm, ties, monkeypatch):
         torch.testing.assert_close(b.float(), a.float(), rtol=1e-2, atol=1e-5)
 
 
+def _gluon_routed(mt, T, D, I, E, K, routing, seed):
+    """Inputs and their routing for a Gluon-against-Triton parity test; skips where Gluon cannot run."""
+    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
+        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
+    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=seed, requires_grad=False)
+    x, rw, gu, dn = m.tensors()
+    return x, rw, gu, dn, mt.route(torch.nn.functional.linear(x, rw), K, True)
+
+
 # The Gluon GEMMs against the Triton ones on the same operands: every routing (experts with no rows
 # get zero weight-grad tiles, partial M tiles take the masked store), row counts that are not
 # multiples of BK, both weight-grad output layouts, gathered and TMA-fed A rows.
@@ -264,11 +273,7 @@ def test_router_gather_matches_reduction_form(T, E, K, norm, ties, monkeypatch):
 def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
     import kernels.moe_triton as mt
 
-    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
-        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
-    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + E, requires_grad=False)
-    x, rw, gu, dn = m.tensors()
-    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    x, rw, gu, dn, r = _gluon_routed(mt, T, D, I, E, K, routing, seed=T + E)
     g = torch.Generator(device="cpu").manual_seed(T)
     dy = torch.randn(T, D, generator=g).to("cuda", x.dtype)
     h = torch.randn(T * K, I, generator=g).to("cuda", x.dtype)
@@ -326,11 +331,7 @@ def test_gluon_gemms_match_triton(kernel, T, D, I, E, K, routing, monkeypatch):
 def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, tile, stages, monkeypatch):
     import kernels.moe_triton as mt
 
-    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
-        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
-    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + E + stages, requires_grad=False)
-    x, rw, gu, dn = m.tensors()
-    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    x, rw, gu, dn, r = _gluon_routed(mt, T, D, I, E, K, routing, seed=T + E + stages)
     base = dataclasses.replace(mt.CONFIG, gate_up_pp=None, gate_up_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", base)
     want = mt._gate_up(x, gu, r)
@@ -355,11 +356,7 @@ def test_gluon_gate_up_pp_matches_triton(T, D, I, E, K, routing, tile, stages, m
 def test_gluon_gate_up_ws_matches_triton(T, D, I, E, K, routing, epi, monkeypatch):
     import kernels.moe_triton as mt
 
-    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
-        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
-    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + E, requires_grad=False)
-    x, rw, gu, dn = m.tensors()
-    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    x, rw, gu, dn, r = _gluon_routed(mt, T, D, I, E, K, routing, seed=T + E)
     base = dataclasses.replace(mt.CONFIG, gate_up_pp=None, gate_up_ws=None, gluon_min_flops=0)
     monkeypatch.setattr(mt, "CONFIG", base)
     want = mt._gate_up(x, gu, r)
@@ -383,11 +380,7 @@ def test_gluon_g_swiglu_matches_split_path(T, D, I, E, K, routing, pf, monkeypat
     summation order. I = 320 leaves a partial N-tile (masked columns)."""
     import kernels.moe_triton as mt
 
-    if torch.cuda.get_device_capability()[0] != 9 or importlib.util.find_spec("triton.experimental.gluon") is None:
-        pytest.skip("the Gluon kernels need a Hopper GPU and Triton's Gluon")
-    m = make_moe_inputs(T, D, I, E, K, routing, device="cuda", seed=T + I, requires_grad=False)
-    x, rw, gu, dn = m.tensors()
-    r = mt.route(torch.nn.functional.linear(x, rw), K, True)
+    x, rw, gu, dn, r = _gluon_routed(mt, T, D, I, E, K, routing, seed=T + I)
     g = torch.Generator(device="cpu").manual_seed(T + 1)
     dy = torch.randn(T, D, generator=g).to("cuda", x.dtype)
     gu_S2I = torch.randn(T * K, 2 * I, generator=g).to("cuda", x.dtype)
