@@ -103,7 +103,8 @@ class TritonMoEConfig:
     # warpgroups. None = the Triton kernel above. Needs Hopper (9.x) and D % bk == 0; else Triton.
     gate_up_ws: GemmConfig | None = None
     # gate_up_ws's epilogue stores GU and h straight from the accumulators' layout ("mma") instead of
-    # converting them to a blocked layout through shared memory first ("blocked"; kernels/NOTES.md, v16 try).
+    # converting them to a blocked layout through shared memory first ("blocked"). Correct; gate/up
+    # 3.53 ms against the Triton kernel's 3.30 on an H100 (kernels/NOTES.md, v16 tries).
     gate_up_ws_epi: str = "blocked"
     # Gate/up as the ping-pong Gluon kernel (gate_up_pp_kernel): the same producer, and two consumer
     # warpgroups (num_warps = 4 each) with a (bm, 2*bn) tile each, so that one's epilogue runs under the
@@ -136,12 +137,14 @@ class TritonMoEConfig:
     # grouped_mm_ws between tiles: "early" loads the row scale before the main loop and works out the
     # next tile's coordinates under the last MMA, off the path where the tensor cores wait for the
     # epilogue; "tma" does both after the drain; "sub" is "early" with whole tiles stored in two
-    # halves through a half-size buffer, which leaves room for a 4th stage (kernels/NOTES.md, v16 try).
+    # halves through a half-size buffer, which leaves room for a 4th stage. Both correct on an H100 and
+    # no faster: less fixed cost per tile, more per K step (kernels/NOTES.md, v16 tries).
     grouped_mm_epi: str = "tma"
     # The M-grouped GEMMs with TMA-fed A rows (down, dX) as the ping-pong Gluon kernel
     # (grouped_mm_pp_kernel): two consumer warpgroups (num_warps = 4 each) with a (bm, bn) tile each,
     # one's epilogue under the other's MMAs. Taken before grouped_mm_ws where A is not gathered.
-    # Needs Hopper and K % bk == 0 (kernels/NOTES.md, v16 try).
+    # Needs Hopper and K % bk == 0. Correct on an H100; its main loop is ~40% slower per K step, so it
+    # is ahead only at K <= 512 (kernels/NOTES.md, v16 tries): an option, off.
     grouped_mm_pp: GemmConfig | None = None
     # Smallest GEMM (FLOPs) a Gluon kernel takes. A Gluon launch costs the host 20-140 us more than a
     # Triton one (bench/moe_launch_cost.py on the H200's host: 98-212 against 49-118 us), which only
