@@ -115,8 +115,8 @@ def test_a_worker_killed_mid_validate_loses_and_duplicates_nothing(prepared, doc
             while time.monotonic() < deadline and not killed:
                 pids = _ray_workers("validate:")
                 for pid in pids:
-                    # This worker's own containers: only the run's sweep can remove them once it dies
-                    # (another worker's are removed by that worker, which said nothing of the sweep).
+                    # This worker's own containers: once it dies only the run's sweep can remove them
+                    # (another worker's containers are removed by that worker itself, unseen by the sweep).
                     labelled = docker_client.containers.list(
                         filters={"label": [f"{RUN_LABEL}={run_id}", f"taskfactory.pid={pid}"]})
                     if labelled:  # mid-validate: a batch's worker container is up
