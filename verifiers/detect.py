@@ -466,19 +466,26 @@ def _system_needs(root: Path, found: list[str]) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(apt)), list(dict.fromkeys(steps))
 
 
-_MAKE_RUN = re.compile(r"^make\s+([\w.-]+)\s*$")
-# A recipe line that runs another target of the same Makefile: `make X`, `$(MAKE) X`, `${MAKE} X`.
-_SUB_MAKE = re.compile(r"^(?:make|\$\(MAKE\)|\$\{MAKE\})\s+([\w.-]+)\s*$")
-# Recipe lines that are not set-up: checks, installs (detection has its own), cleaning, echo.
+# A CI line or recipe line that runs one target of the Makefile: `make X`, `$(MAKE) X`, `${MAKE} X`.
+_MAKE_RUN = re.compile(r"^(?:make|\$\(MAKE\)|\$\{MAKE\})\s+([\w.-]+)\s*$")
+# Recipe lines that are not set-up: checks, installs (detection has its own), cleaning, echo, and
+# lines with make variables left after expansion.
 _NOT_SETUP = re.compile(r"\b(pip|uv|poetry|pre-commit|ruff|flake8|black|isort|mypy|pylint|echo|rm|make|tox|nox)\b|"
-                        r"\$\(")
+                        r"\s-delete\b|\bgit\s+clean\b|\$[({]")
+# A project's own environment runner before a command (holidays: `UV_RUN_CMD = uv run --no-sync`):
+# the image's environment is the project's, so the command runs without it.
+_RUNNER = re.compile(r"^(?:uv|poetry|pdm|hatch|pipenv|rye)\s+run(?:\s+--?[\w-]+(?:=\S+)?)*\s+")
+_MAKE_VAR = re.compile(r"^([A-Za-z_][\w]*)\s*(?::=|::=|\?=|=)\s*(.*)$")
 _MAKE_DEPTH = 4  # prerequisites and sub-makes followed this deep (and never in a cycle)
 
 
 def _make_rules(text: str) -> dict[str, tuple[list[str], list[str]]]:
-    """target -> (prerequisites, recipe lines) of a Makefile: explicit rules only (no patterns,
-    no variables expanded); blank and comment lines among a recipe's lines do not end it (GNU make)."""
+    """target -> (prerequisites, recipe lines) of a Makefile: explicit rules only (no patterns);
+    blank and comment lines among a recipe's lines do not end it (GNU make). Simple variables the
+    Makefile sets (``NAME = value``) are expanded in recipe lines, once, and a leading environment
+    runner (``uv run``, ``poetry run``...) is dropped."""
     rules: dict[str, tuple[list[str], list[str]]] = {}
+    variables: dict[str, str] = {}
     current: list[str] = []
     for raw in text.splitlines():
         if raw.startswith("\t"):
@@ -486,6 +493,10 @@ def _make_rules(text: str) -> dict[str, tuple[list[str], list[str]]]:
                 rules[t][1].append(raw.strip().lstrip("@-").strip())
             continue
         if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if v := _MAKE_VAR.match(raw):
+            variables.setdefault(v.group(1), v.group(2).strip())  # the first setting; ?= keeps it too
+            current = []
             continue
         m = re.match(r"^([\w.\- /]+?)\s*::?(?!=)(.*)$", raw)
         if m is None or "%" in m.group(1) or m.group(1).startswith("."):
@@ -495,7 +506,12 @@ def _make_rules(text: str) -> dict[str, tuple[list[str], list[str]]]:
         prereqs = [p for p in m.group(2).split(";")[0].split("|")[0].split() if "$" not in p]
         for t in current:
             rules.setdefault(t, ([], []))[0].extend(prereqs)
-    return rules
+
+    def expand(line: str) -> str:
+        line = re.sub(r"\$[({](\w+)[)}]", lambda m: variables.get(m.group(1), m.group(0)), line)
+        return _RUNNER.sub("", line)
+
+    return {t: (prereqs, [expand(line) for line in recipe]) for t, (prereqs, recipe) in rules.items()}
 
 
 def _make_steps_before_pytest(root: Path, target: str) -> list[str]:
@@ -526,7 +542,7 @@ def _make_steps_before_pytest(root: Path, target: str) -> list[str]:
         for line in recipe:
             if re.search(r"\bpytest\b", line):
                 return True
-            if m := _SUB_MAKE.match(line):
+            if m := _MAKE_RUN.match(line):
                 if walk(m.group(1), depth + 1):
                     return True
             elif line and not line.startswith("#") and not _NOT_SETUP.search(line):

@@ -147,6 +147,23 @@ def test_a_make_targets_prerequisites_and_sub_makes_run_before_its_pytest(tmp_pa
     assert steps == ["scripts/gen_data.py", "scripts/gen_mo.py", "scripts/fixtures.py"], r.commands
 
 
+def test_a_make_recipe_s_variables_are_expanded_and_its_runner_dropped(tmp_path):
+    """holidays' current Makefile runs each command through ``$(UV_RUN_CMD)`` (``uv run --no-sync``):
+    the variable is expanded and the runner dropped, since the image's environment is the project's.
+    Cleaning (``find ... -delete``) and lines whose variables stay unknown are not set-up."""
+    _write(tmp_path, {
+        "setup.py": "setup(name='x')\n",
+        "Makefile": "UV_RUN_CMD = uv run --no-sync\n\n"
+                    "l10n:\n\tfind . -type f -name '*.pot' -delete\n\t$(UV_RUN_CMD) scripts/gen_po.py\n"
+                    "\t$(OTHER) scripts/unknown.py\n\n"
+                    "test: l10n\n\t$(UV_RUN_CMD) scripts/gen_mo.py\n\t$(UV_RUN_CMD) pytest -q\n",
+        ".github/workflows/ci.yml": "jobs:\n  t:\n    steps:\n      - run: make test\n",
+    })
+    r = detect_install(tmp_path)
+    steps = [c.split(")")[0].lstrip("(") for c in r.commands if "setup step failed" in c]
+    assert steps == ["scripts/gen_po.py", "scripts/gen_mo.py"], r.commands
+
+
 def test_a_make_target_that_never_reaches_pytest_gives_no_steps(tmp_path):
     _write(tmp_path, {
         "setup.py": "setup(name='x')\n",
